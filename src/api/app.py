@@ -1,0 +1,71 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from evalledger.api import datasets, models, problems
+from evalledger.api.encoding import JSONBody
+from evalledger.api.limits import BodySizeLimit
+from evalledger.bootstrap import Ledger, build_ledger
+from evalledger.settings import Settings
+
+DESCRIPTION = """
+Versioned evaluation datasets on an event store.
+
+Every change is an immutable event. A dataset starts at version 0 and every command
+that changes items (add, update, delete; one item or a batch) makes exactly one new
+version, so any version can be read back exactly (`?version=N` or `?asOf=TIMESTAMP`),
+any two versions diffed field by field, and every change traced in `/events`.
+
+Errors are RFC 9457 problem details (`application/problem+json`). Lists page with
+`?page=0&perPage=10` and answer `{"<things>": [...], "pagination": {...}}`.
+Send `X-Actor` (and optionally `X-Change-Reason`) with writes to name who made them.
+"""
+
+
+def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -> FastAPI:
+    """An app over `ledger`; without one, the app builds and owns its own on startup."""
+    settings = ledger.settings if ledger is not None else (settings or Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = None
+        if getattr(app.state, "ledger", None) is None:
+            owned = build_ledger(settings)
+            owned.start()
+            app.state.ledger = owned
+        try:
+            yield
+        finally:
+            if owned is not None:
+                owned.close()
+                app.state.ledger = None
+
+    app = FastAPI(
+        title="evalledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JSONBody,
+    )
+    app.state.ledger = ledger
+    problems.install(app)
+    app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))
+
+    @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag")
+    def health(request: Request) -> JSONBody:
+        current: Ledger = request.app.state.ledger
+        return JSONBody(
+            {
+                "status": "ok",
+                "database": current.connection.describe(),
+                "projections": [f.status() for f in current.followers],
+            }
+        )
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,295 @@
+"""Routes for datasets, their items, versions, diffs and event streams."""
+
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic.alias_generators import to_camel
+
+from evalledger.api import models
+from evalledger.api.encoding import JSONBody
+from evalledger.bootstrap import Ledger
+from evalledger.domain.content import ItemContent, decode_content
+from evalledger.domain.datasets import ItemChange, NewItem
+from evalledger.domain.errors import InvalidRequestError
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.Problem, "description": description}
+    for status, description in (
+        (400, "Malformed JSON or invalid query parameters"),
+        (404, "Unknown dataset, item or version"),
+        (409, "Conflict (externalId already used)"),
+        (413, "Body over the size limit"),
+        (422, "Body fails validation or the dataset's JSON Schemas"),
+    )
+}
+
+
+def ledger(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+LedgerDep = Annotated[Ledger, Depends(ledger)]
+Actor = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who makes the change (audit trail).")]
+Reason = Annotated[
+    str | None, Header(alias="X-Change-Reason", max_length=2000, description="Why (audit trail).")
+]
+
+
+def _pagination(total: int, page: int, per_page: int) -> dict[str, Any]:
+    return {"total": total, "page": page, "perPage": per_page, "hasMore": (page + 1) * per_page < total}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
+    router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=PROBLEMS)
+    Page = Annotated[int, Query(ge=0, le=10_000_000, description="0-based page number")]
+    PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
+    Version = Annotated[int | None, Query(ge=0, description="Dataset version (default: current)")]
+    AsOf = Annotated[
+        datetime | None, Query(alias="asOf", description="ISO timestamp: the version current at that instant")
+    ]
+
+    def check_batch(count: int) -> None:
+        if count > max_batch_items:
+            raise InvalidRequestError(f"a batch may hold at most {max_batch_items} items; got {count}")
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    @router.get("", response_model=models.DatasetList, summary="List datasets (newest first)")
+    def list_datasets(ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
+        rows, total = ledger.dataset_queries.list_datasets(page, per_page)
+        return JSONBody({"datasets": rows, "pagination": _pagination(total, page, per_page)})
+
+    @router.post("", status_code=201, response_model=models.DatasetWritten, summary="Create a dataset (version 0)")
+    def create_dataset(body: models.DatasetCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+                       reason: Reason = None) -> JSONBody:
+        written = ledger.datasets.create_dataset(
+            name=body.name,
+            description=body.description,
+            metadata=body.metadata,
+            input_schema=body.input_schema,
+            expected_output_schema=body.expected_output_schema,
+            actor=actor,
+            reason=reason,
+        )
+        ledger.read_your_writes(written)
+        return JSONBody(ledger.dataset_queries.get_dataset(written.aggregate_id), status_code=201)
+
+    @router.get("/{dataset_id}", response_model=models.Dataset, summary="Get a dataset")
+    def get_dataset(dataset_id: UUID, ledger: LedgerDep) -> JSONBody:
+        return JSONBody(ledger.dataset_queries.get_dataset(dataset_id))
+
+    def change_details(ledger: Ledger, dataset_id: UUID, changes: dict[str, Any], actor: str,
+                       reason: str | None) -> JSONBody:
+        written = ledger.datasets.change_details(dataset_id, changes, actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody(ledger.dataset_queries.get_dataset(dataset_id))
+
+    @router.put("/{dataset_id}", response_model=models.DatasetWritten,
+                summary="Replace a dataset's details (does not change its version)")
+    def replace_dataset(dataset_id: UUID, body: models.DatasetReplace, ledger: LedgerDep,
+                        actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        return change_details(ledger, dataset_id, body.model_dump(by_alias=True), actor, reason)
+
+    @router.patch("/{dataset_id}", response_model=models.DatasetWritten,
+                  summary="Change some of a dataset's details (does not change its version)")
+    def patch_dataset(dataset_id: UUID, body: models.DatasetPatch, ledger: LedgerDep,
+                      actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        changes = body.model_dump(by_alias=True, include=body.model_fields_set)
+        return change_details(ledger, dataset_id, changes, actor, reason)
+
+    @router.delete("/{dataset_id}", response_model=models.DatasetDeleted,
+                   summary="Delete a dataset (its events stay in the store)")
+    def delete_dataset(dataset_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+                       reason: Reason = None) -> JSONBody:
+        written = ledger.datasets.delete_dataset(dataset_id, actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody({"datasetId": dataset_id, "version": written.dataset_version, "deleted": True})
+
+    # -- items ------------------------------------------------------------------------------
+
+    @router.get("/{dataset_id}/items", response_model=models.ItemList,
+                summary="List items at a version (default current), in creation order")
+    def list_items(
+        dataset_id: UUID,
+        ledger: LedgerDep,
+        page: Page = 0,
+        per_page: PerPage = 10,
+        version: Version = None,
+        as_of: AsOf = None,
+        search: Annotated[str | None, Query(max_length=500, description="Case-insensitive substring of input or expectedOutput")] = None,
+    ) -> JSONBody:
+        queries = ledger.dataset_queries
+        at = queries.resolve_version(dataset_id, version, _utc(as_of))
+        rows, total = queries.list_items(dataset_id, at, page, per_page, search or None)
+        return JSONBody({"items": rows, "version": at, "pagination": _pagination(total, page, per_page)})
+
+    def new_item(body: models.ItemCreate) -> NewItem:
+        return NewItem(
+            content=ItemContent(input=body.input, expected_output=body.expected_output, metadata=body.metadata),
+            external_id=body.external_id,
+        )
+
+    @router.post("/{dataset_id}/items", status_code=201, response_model=models.ItemWritten,
+                 summary="Add one item (one new version)")
+    def add_item(dataset_id: UUID, body: models.ItemCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+                 reason: Reason = None) -> JSONBody:
+        written = ledger.datasets.add_items(dataset_id, [new_item(body)], actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        item = ledger.dataset_queries.get_item(dataset_id, UUID(written.items[0].id), written.dataset_version)
+        return JSONBody(
+            {"datasetId": dataset_id, "version": written.dataset_version, "changed": True, "item": item},
+            status_code=201,
+        )
+
+    @router.post("/{dataset_id}/items/batch", status_code=201, response_model=models.ItemsWritten,
+                 summary="Add many items (one new version for the whole batch)")
+    def add_items(dataset_id: UUID, body: models.ItemsBatchCreate, ledger: LedgerDep,
+                  actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        check_batch(len(body.items))
+        written = ledger.datasets.add_items(
+            dataset_id, [new_item(item) for item in body.items], actor=actor, reason=reason
+        )
+        ledger.read_your_writes(written)
+        return JSONBody(
+            {
+                "datasetId": dataset_id,
+                "version": written.dataset_version,
+                "count": len(written.items),
+                "items": [{"id": item.id, "externalId": item.external_id} for item in written.items],
+            },
+            status_code=201,
+        )
+
+    @router.delete("/{dataset_id}/items/batch", response_model=models.ItemsDeleted,
+                   summary="Delete many items (one new version)")
+    def delete_items(dataset_id: UUID, body: models.ItemsBatchDelete, ledger: LedgerDep,
+                     actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        check_batch(len(body.item_ids))
+        ids = [str(item_id) for item_id in body.item_ids]
+        written = ledger.datasets.delete_items(dataset_id, ids, actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        unique = list(dict.fromkeys(ids))
+        return JSONBody(
+            {"datasetId": dataset_id, "version": written.dataset_version, "count": len(unique), "itemIds": unique}
+        )
+
+    @router.get("/{dataset_id}/items/{item_id}", response_model=models.Item, summary="Get an item at a version")
+    def get_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, version: Version = None,
+                 as_of: AsOf = None) -> JSONBody:
+        queries = ledger.dataset_queries
+        at = queries.resolve_version(dataset_id, version, _utc(as_of))
+        return JSONBody(queries.get_item(dataset_id, item_id, at))
+
+    @router.patch("/{dataset_id}/items/{item_id}", response_model=models.ItemWritten,
+                  summary="Change some fields of an item (one new version, none if nothing changes)")
+    def patch_item(dataset_id: UUID, item_id: UUID, body: models.ItemPatch, ledger: LedgerDep,
+                   actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        given = {models.ItemPatch.model_fields[name].alias for name in body.model_fields_set}
+        change = ItemChange(
+            item_id=str(item_id),
+            input=body.input,
+            expected_output=body.expected_output,
+            metadata=body.metadata,
+            external_id=body.external_id,
+            fields=frozenset(given),
+        )
+        written = ledger.datasets.update_items(dataset_id, [change], actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        item = ledger.dataset_queries.get_item(dataset_id, item_id, written.dataset_version)
+        return JSONBody(
+            {"datasetId": dataset_id, "version": written.dataset_version, "changed": written.changed, "item": item}
+        )
+
+    @router.delete("/{dataset_id}/items/{item_id}", response_model=models.ItemsDeleted,
+                   summary="Delete an item (one new version)")
+    def delete_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+                    reason: Reason = None) -> JSONBody:
+        written = ledger.datasets.delete_items(dataset_id, [str(item_id)], actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody(
+            {"datasetId": dataset_id, "version": written.dataset_version, "count": 1, "itemIds": [item_id]}
+        )
+
+    @router.get("/{dataset_id}/items/{item_id}/history", response_model=models.ItemHistory,
+                summary="Every revision of an item, newest first, deletions included")
+    def item_history(dataset_id: UUID, item_id: UUID, ledger: LedgerDep) -> JSONBody:
+        ledger.dataset_queries.dataset_row(dataset_id)
+        return JSONBody({"itemId": item_id, "history": ledger.dataset_queries.item_history(dataset_id, item_id)})
+
+    # -- versions, diffs, events ----------------------------------------------------------
+
+    @router.get("/{dataset_id}/versions", response_model=models.VersionList,
+                summary="Versions, newest first, with what each changed")
+    def list_versions(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
+        rows, total = ledger.dataset_queries.list_versions(dataset_id, page, per_page)
+        return JSONBody({"versions": rows, "pagination": _pagination(total, page, per_page)})
+
+    @router.get("/{dataset_id}/diff", response_model=models.Diff,
+                summary="Items added, removed and changed between two versions, field by field")
+    def diff(
+        dataset_id: UUID,
+        ledger: LedgerDep,
+        from_version: Annotated[int | None, Query(alias="from", ge=0)] = None,
+        to_version: Annotated[int | None, Query(alias="to", ge=0)] = None,
+        from_as_of: Annotated[datetime | None, Query(alias="fromAsOf")] = None,
+        to_as_of: Annotated[datetime | None, Query(alias="toAsOf")] = None,
+        page: Page = 0,
+        per_page: PerPage = 100,
+    ) -> JSONBody:
+        queries = ledger.dataset_queries
+        if from_version is None and from_as_of is None:
+            raise InvalidRequestError("give `from` (a version) or `fromAsOf` (a timestamp)")
+        a = queries.resolve_version(dataset_id, from_version, _utc(from_as_of))
+        b = queries.resolve_version(dataset_id, to_version, _utc(to_as_of))
+        return JSONBody(queries.diff(dataset_id, a, b, page, per_page))
+
+    @router.get("/{dataset_id}/events", response_model=models.EventList,
+                summary="The dataset's own event stream, oldest first: the audit trail")
+    def list_events(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 50) -> JSONBody:
+        total = ledger.dataset_queries.dataset_row(dataset_id)["aggregate_version"]
+        events = ledger.datasets.events.get(dataset_id, gt=page * per_page, lte=(page + 1) * per_page)
+        return JSONBody({"events": [event_wire(e) for e in events], "pagination": _pagination(total, page, per_page)})
+
+    return router
+
+
+_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "reason"}
+
+
+def event_wire(event: Any) -> dict[str, Any]:
+    state = vars(event)
+    payload: dict[str, Any] = {}
+    for key, value in state.items():
+        if key in _BASE_FIELDS or key == "dataset_version":
+            continue
+        if key == "items":
+            value = [
+                {"id": entry["id"], "externalId": entry.get("externalId"), **_content_wire(entry["content"])}
+                for entry in value
+            ]
+        payload[to_camel(key)] = value
+    return {
+        "type": type(event).__qualname__.split(".")[-1],
+        "aggregateVersion": event.originator_version,
+        "version": state.get("dataset_version", 0 if type(event).__name__ == "Created" else None),
+        "timestamp": event.timestamp,
+        "actor": state.get("actor", "anonymous"),
+        "reason": state.get("reason"),
+        "payload": payload,
+    }
+
+
+def _content_wire(encoded: dict[str, Any]) -> dict[str, Any]:
+    content = decode_content(encoded)
+    return {"input": content.input, "expectedOutput": content.expected_output, "metadata": content.metadata}
+
+

@@ -1,0 +1,195 @@
+"""A Python client for the evalledger HTTP API, over httpx, typed with the API's models.
+
+    from evalledger import Client
+    with Client("http://127.0.0.1:8000") as client:
+        dataset = client.create_dataset(name="qa")
+        client.add_item(dataset.id, input={"question": "2+2?"}, expected_output={"answer": "4"})
+
+Every failed call raises `ApiError` carrying the problem details the server sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import orjson
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+
+from evalledger.api import models
+
+M = TypeVar("M", bound=BaseModel)
+_UNSET: Any = object()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.type = str(problem.get("type", "")).rsplit("/", 1)[-1]
+        self.detail = problem.get("detail", "")
+        super().__init__(f"{status} {self.type}: {self.detail}")
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        actor: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"X-Actor": actor} if actor else {}
+        self.http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = _UNSET, params: dict[str, Any] | None = None,
+                reason: str | None = None) -> Any:
+        headers = {"X-Change-Reason": reason} if reason else {}
+        content = None
+        if json is not _UNSET:
+            content = orjson.dumps(json)
+            headers["Content-Type"] = "application/json"
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        response = self.http.request(method, path, content=content, params=clean, headers=headers)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text}
+            raise ApiError(response.status_code, problem)
+        return response.json() if response.content else None
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        return model.model_validate(self.request("GET", path, params=params))
+
+    # -- datasets -------------------------------------------------------------------------
+
+    def health(self) -> models.Health:
+        return self._get(models.Health, "/health")
+
+    def list_datasets(self, page: int = 0, per_page: int = 10) -> models.DatasetList:
+        return self._get(models.DatasetList, "/api/datasets", page=page, perPage=per_page)
+
+    def create_dataset(self, name: str, *, description: str = "", metadata: dict[str, Any] | None = None,
+                       input_schema: dict[str, Any] | None = None,
+                       expected_output_schema: dict[str, Any] | None = None,
+                       reason: str | None = None) -> models.DatasetWritten:
+        body = {"name": name, "description": description, "metadata": metadata or {},
+                "inputSchema": input_schema, "expectedOutputSchema": expected_output_schema}
+        return models.DatasetWritten.model_validate(self.request("POST", "/api/datasets", json=body, reason=reason))
+
+    def get_dataset(self, dataset_id: UUID | str) -> models.Dataset:
+        return self._get(models.Dataset, f"/api/datasets/{dataset_id}")
+
+    def update_dataset(self, dataset_id: UUID | str, *, reason: str | None = None,
+                       **changes: Any) -> models.DatasetWritten:
+        """PATCH the given details (snake_case keyword arguments)."""
+        body = {to_camel(k): v for k, v in changes.items()}
+        return models.DatasetWritten.model_validate(
+            self.request("PATCH", f"/api/datasets/{dataset_id}", json=body, reason=reason)
+        )
+
+    def delete_dataset(self, dataset_id: UUID | str, *, reason: str | None = None) -> models.DatasetDeleted:
+        return models.DatasetDeleted.model_validate(
+            self.request("DELETE", f"/api/datasets/{dataset_id}", reason=reason)
+        )
+
+    # -- items ----------------------------------------------------------------------------
+
+    def add_item(self, dataset_id: UUID | str, *, input: Any, expected_output: Any = None,
+                 metadata: dict[str, Any] | None = None, external_id: str | None = None,
+                 reason: str | None = None) -> models.ItemWritten:
+        body = {"input": input, "expectedOutput": expected_output, "metadata": metadata or {},
+                "externalId": external_id}
+        return models.ItemWritten.model_validate(
+            self.request("POST", f"/api/datasets/{dataset_id}/items", json=body, reason=reason)
+        )
+
+    def add_items(self, dataset_id: UUID | str, items: list[dict[str, Any]], *,
+                  reason: str | None = None) -> models.ItemsWritten:
+        """Add a batch (one version). Items are wire dicts: input, expectedOutput, metadata, externalId."""
+        return models.ItemsWritten.model_validate(
+            self.request("POST", f"/api/datasets/{dataset_id}/items/batch", json={"items": items}, reason=reason)
+        )
+
+    def update_item(self, dataset_id: UUID | str, item_id: UUID | str, *, reason: str | None = None,
+                    **changes: Any) -> models.ItemWritten:
+        """PATCH the given fields (input, expected_output, metadata, external_id)."""
+        body = {to_camel(k): v for k, v in changes.items()}
+        return models.ItemWritten.model_validate(
+            self.request("PATCH", f"/api/datasets/{dataset_id}/items/{item_id}", json=body, reason=reason)
+        )
+
+    def delete_item(self, dataset_id: UUID | str, item_id: UUID | str, *,
+                    reason: str | None = None) -> models.ItemsDeleted:
+        return models.ItemsDeleted.model_validate(
+            self.request("DELETE", f"/api/datasets/{dataset_id}/items/{item_id}", reason=reason)
+        )
+
+    def delete_items(self, dataset_id: UUID | str, item_ids: list[UUID | str], *,
+                     reason: str | None = None) -> models.ItemsDeleted:
+        body = {"itemIds": [str(i) for i in item_ids]}
+        return models.ItemsDeleted.model_validate(
+            self.request("DELETE", f"/api/datasets/{dataset_id}/items/batch", json=body, reason=reason)
+        )
+
+    def list_items(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10,
+                   version: int | None = None, as_of: datetime | None = None,
+                   search: str | None = None) -> models.ItemList:
+        return self._get(models.ItemList, f"/api/datasets/{dataset_id}/items", page=page, perPage=per_page,
+                         version=version, asOf=as_of, search=search)
+
+    def iter_items(self, dataset_id: UUID | str, *, version: int | None = None,
+                   per_page: int = 1000) -> Iterator[models.Item]:
+        """Every item at a version (pinned on the first page, so later writes don't shift it)."""
+        page = 0
+        while True:
+            listing = self.list_items(dataset_id, page=page, per_page=per_page, version=version)
+            version = listing.version
+            yield from listing.items
+            if not listing.pagination.has_more:
+                return
+            page += 1
+
+    def get_item(self, dataset_id: UUID | str, item_id: UUID | str, *, version: int | None = None,
+                 as_of: datetime | None = None) -> models.Item:
+        return self._get(models.Item, f"/api/datasets/{dataset_id}/items/{item_id}", version=version, asOf=as_of)
+
+    def item_history(self, dataset_id: UUID | str, item_id: UUID | str) -> models.ItemHistory:
+        return self._get(models.ItemHistory, f"/api/datasets/{dataset_id}/items/{item_id}/history")
+
+    # -- versions, diffs, events ------------------------------------------------------------
+
+    def list_versions(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10) -> models.VersionList:
+        return self._get(models.VersionList, f"/api/datasets/{dataset_id}/versions", page=page, perPage=per_page)
+
+    def diff(self, dataset_id: UUID | str, from_version: int, to_version: int | None = None, *,
+             page: int = 0, per_page: int = 100) -> models.Diff:
+        return self._get(models.Diff, f"/api/datasets/{dataset_id}/diff", page=page, perPage=per_page,
+                         **{"from": from_version, "to": to_version})
+
+    def list_events(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 50) -> models.EventList:
+        return self._get(models.EventList, f"/api/datasets/{dataset_id}/events", page=page, perPage=per_page)
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+

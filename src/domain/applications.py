@@ -1,0 +1,321 @@
+"""Applications: their methods are the commands. They load an aggregate, ask it to
+decide, and save the events it produced.
+
+All applications share one event store (`evalledger_events`), so the notification log
+orders dataset and run events in one sequence: one subscription feeds every projection,
+and the audit feed is one ordered log.
+
+Aggregates are cached in memory (a 100,000-item dataset takes a while to replay) and
+are *not* deep-copied out of the cache: a command holds the dataset's lock, decides
+before it changes anything, and evicts the cached copy whenever something goes wrong
+after a change, so the cache never holds state that was not saved. A write from
+another process is picked up by the repository's fast-forward (one indexed query).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+from weakref import WeakValueDictionary
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+
+from evalledger.domain import schemas
+from evalledger.domain.datasets import Dataset, Item, ItemChange, NewItem
+from evalledger.domain.errors import (
+    DatasetNotFoundError,
+    DomainError,
+    SchemaViolationError,
+)
+from evalledger.domain.transcoding import OrjsonTranscoder
+
+T = TypeVar("T")
+
+EVENT_STORE_NAME = "evalledger"
+# How often a command is retried when another process wrote the same aggregate first.
+CONFLICT_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a command tells its caller: the versions it produced and where its events are
+    in the notification log (for read-your-writes)."""
+
+    aggregate_id: UUID
+    aggregate_version: int
+    notification_id: int | None
+    recordings: list[Recording[UUID]] = field(repr=False)
+    dataset_version: int = 0
+    changed: bool = True
+    items: list[Item] = field(default_factory=list, repr=False)
+
+
+class LedgerApplication(Application[UUID]):
+    name = EVENT_STORE_NAME
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "32",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._locks_guard = threading.Lock()
+        self._locks: WeakValueDictionary[UUID, threading.RLock] = WeakValueDictionary()
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    def _lock_for(self, aggregate_id: UUID) -> threading.RLock:
+        with self._locks_guard:
+            lock = self._locks.get(aggregate_id)
+            if lock is None:
+                lock = threading.RLock()
+                self._locks[aggregate_id] = lock
+            return lock
+
+    def _evict(self, aggregate_id: UUID) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cache.get(aggregate_id, evict=True)
+            except KeyError:
+                pass
+
+    def _load(self, aggregate_id: UUID) -> Any:
+        raise NotImplementedError
+
+    def _command(self, aggregate_id: UUID, decide: Callable[[Any], T]) -> tuple[Any, T, list[Recording[UUID]]]:
+        """Run `decide` on the current aggregate and save what it triggered, retrying when
+        another process saved the same aggregate in between."""
+        lock = self._lock_for(aggregate_id)
+        with lock:
+            for attempt in range(CONFLICT_RETRIES):
+                aggregate = self._load(aggregate_id)
+                try:
+                    outcome = decide(aggregate)
+                    recordings = self.save(aggregate) if aggregate.pending_events else []
+                except IntegrityError:
+                    self._evict(aggregate_id)
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    continue
+                except DomainError:
+                    if aggregate.pending_events:
+                        self._evict(aggregate_id)
+                    raise
+                except BaseException:
+                    self._evict(aggregate_id)
+                    raise
+                return aggregate, outcome, recordings
+        raise AssertionError("unreachable")
+
+
+def _last_notification_id(recordings: list[Recording[UUID]]) -> int | None:
+    return recordings[-1].notification.id if recordings else None
+
+
+class Datasets(LedgerApplication):
+    """Commands on datasets and their items."""
+
+    def _load(self, dataset_id: UUID) -> Dataset:
+        try:
+            dataset = self.repository.get(dataset_id)
+        except AggregateNotFoundError:
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found") from None
+        if not isinstance(dataset, Dataset) or dataset.is_deleted:
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
+        return dataset
+
+    def get_dataset(self, dataset_id: UUID, *, aggregate_version: int | None = None) -> Dataset:
+        """The aggregate, replayed from its events (to `aggregate_version` if given).
+        Callers must not change it."""
+        if aggregate_version is None:
+            return self._load(dataset_id)
+        try:
+            dataset = self.repository.get(dataset_id, version=aggregate_version)
+        except AggregateNotFoundError:
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found") from None
+        if not isinstance(dataset, Dataset):
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
+        return dataset
+
+    def _written(self, dataset: Dataset, recordings: list[Recording[UUID]], **extra: Any) -> Written:
+        return Written(
+            aggregate_id=dataset.id,
+            aggregate_version=dataset.version,
+            notification_id=_last_notification_id(recordings),
+            recordings=recordings,
+            dataset_version=dataset.dataset_version,
+            changed=bool(recordings),
+            **extra,
+        )
+
+    # -- commands -------------------------------------------------------------------
+
+    def create_dataset(
+        self,
+        *,
+        name: str,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+        input_schema: dict[str, Any] | None = None,
+        expected_output_schema: dict[str, Any] | None = None,
+        dataset_id: UUID | None = None,
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> Written:
+        schemas.check_schema("inputSchema", input_schema)
+        schemas.check_schema("expectedOutputSchema", expected_output_schema)
+        dataset = Dataset.create(
+            name=name,
+            description=description,
+            metadata=metadata,
+            input_schema=input_schema,
+            expected_output_schema=expected_output_schema,
+            dataset_id=dataset_id,
+            actor=actor,
+            reason=reason,
+        )
+        recordings = self.save(dataset)
+        return self._written(dataset, recordings)
+
+    def change_details(
+        self,
+        dataset_id: UUID,
+        changes: dict[str, Any],
+        *,
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> Written:
+        for wire_name in ("inputSchema", "expectedOutputSchema"):
+            if wire_name in changes:
+                schemas.check_schema(wire_name, changes[wire_name])
+
+        def decide(dataset: Dataset) -> bool:
+            input_schema = changes.get("inputSchema", dataset.input_schema)
+            output_schema = changes.get("expectedOutputSchema", dataset.expected_output_schema)
+            if input_schema != dataset.input_schema or output_schema != dataset.expected_output_schema:
+                _check_current_items(dataset, input_schema, output_schema)
+            return dataset.change_details(changes, actor=actor, reason=reason)
+
+        dataset, _, recordings = self._command(dataset_id, decide)
+        return self._written(dataset, recordings)
+
+    def add_items(
+        self,
+        dataset_id: UUID,
+        new_items: list[NewItem],
+        *,
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> Written:
+        def decide(dataset: Dataset) -> list[Item]:
+            _check_items_against_schemas(
+                dataset, ((index, new.content) for index, new in enumerate(new_items))
+            )
+            return dataset.add_items(new_items, actor=actor, reason=reason)
+
+        dataset, items, recordings = self._command(dataset_id, decide)
+        return self._written(dataset, recordings, items=items)
+
+    def update_items(
+        self,
+        dataset_id: UUID,
+        changes: list[ItemChange],
+        *,
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> Written:
+        """Partial updates of one or more items: one version, or none when nothing changes."""
+
+        def decide(dataset: Dataset) -> list[Item]:
+            new_states = dataset.changed_items(changes)
+            positions = {change.item_id: index for index, change in enumerate(changes)}
+            _check_items_against_schemas(
+                dataset, ((positions[item.id], item.content) for item in new_states)
+            )
+            if new_states:
+                dataset.update_items(new_states, actor=actor, reason=reason)
+            # The caller gets every item it named, changed or not.
+            return [dataset.items[change.item_id] for change in changes]
+
+        dataset, items, recordings = self._command(dataset_id, decide)
+        return self._written(dataset, recordings, items=items)
+
+    def delete_items(
+        self,
+        dataset_id: UUID,
+        item_ids: list[str],
+        *,
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> Written:
+        dataset, _, recordings = self._command(
+            dataset_id, lambda dataset: dataset.delete_items(item_ids, actor=actor, reason=reason)
+        )
+        return self._written(dataset, recordings)
+
+    def delete_dataset(self, dataset_id: UUID, *, actor: str = "anonymous", reason: str | None = None) -> Written:
+        dataset, _, recordings = self._command(
+            dataset_id, lambda dataset: dataset.delete(actor=actor, reason=reason)
+        )
+        self._evict(dataset_id)
+        return self._written(dataset, recordings)
+
+
+def _item_violations(
+    dataset_input_schema: dict[str, Any] | None,
+    dataset_output_schema: dict[str, Any] | None,
+    content: Any,
+    prefix: str,
+) -> list[dict[str, str]]:
+    found = schemas.violations(f"{prefix}input", dataset_input_schema, content.input)
+    if dataset_output_schema is not None and content.expected_output is not None:
+        found += schemas.violations(f"{prefix}expectedOutput", dataset_output_schema, content.expected_output)
+    return found
+
+
+def _check_items_against_schemas(dataset: Dataset, indexed_contents: Any) -> None:
+    if dataset.input_schema is None and dataset.expected_output_schema is None:
+        return
+    errors: list[dict[str, str]] = []
+    for index, content in indexed_contents:
+        errors += _item_violations(
+            dataset.input_schema, dataset.expected_output_schema, content, f"items/{index}/"
+        )
+        if len(errors) >= 100:
+            break
+    if errors:
+        raise SchemaViolationError(
+            f"{len(errors)} schema violation(s); first: {errors[0]['field']}: {errors[0]['message']}",
+            errors=errors,
+        )
+
+
+def _check_current_items(
+    dataset: Dataset,
+    input_schema: dict[str, Any] | None,
+    output_schema: dict[str, Any] | None,
+) -> None:
+    """Refuse a schema change that current items would violate, naming up to 10 of them."""
+    failing = []
+    for item in dataset.items.values():
+        found = _item_violations(input_schema, output_schema, item.content, "")
+        if found:
+            failing.append({"itemId": item.id, "externalId": item.external_id, "errors": found[:5]})
+            if len(failing) >= 10:
+                break
+    if failing:
+        raise SchemaViolationError(
+            f"the new schema would be violated by current items (showing {len(failing)})",
+            errors=[
+                {"field": f"items/{f['itemId']}/{e['field']}", "message": e["message"]}
+                for f in failing
+                for e in f["errors"]
+            ],
+            failingItems=failing,
+        )

@@ -1,0 +1,308 @@
+"""The Dataset aggregate: a named, versioned collection of test cases ("items").
+
+Versioning (DESIGN.md): a dataset is created at version 0; every command that changes
+items (add, update, delete, in ones or in batches) produces exactly one new version,
+however many items it touches; changes to details (name, description, metadata,
+schemas) are events too but do not bump the version. Each item-changing event carries
+the `dataset_version` it produced, so the aggregate can be replayed to any version.
+
+Event payloads hold only JSON-native values (ids as strings) and item content only in
+the form `content.encode_content` gives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+
+from evalledger.domain.content import ItemContent, decode_content, encode_content
+from evalledger.domain.errors import (
+    DatasetNotFoundError,
+    ExternalIdTakenError,
+    InvalidRequestError,
+    ItemNotFoundError,
+)
+
+JSON = Any
+
+# The details a dataset has besides its items, by wire name.
+DETAIL_FIELDS = ("name", "description", "metadata", "inputSchema", "expectedOutputSchema")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    external_id: str | None
+    content: ItemContent
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item as a command asks for it, before it has an id."""
+
+    content: ItemContent
+    external_id: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """A partial update: only the wire fields named in `fields` change."""
+
+    item_id: str
+    input: JSON = None
+    expected_output: JSON = None
+    metadata: dict[str, JSON] | None = None
+    external_id: str | None = None
+    fields: frozenset[str] = frozenset()  # which of the above were given
+
+
+def _item_entry(item: Item) -> dict[str, JSON]:
+    return {"id": item.id, "externalId": item.external_id, "content": encode_content(item.content)}
+
+
+def _item_from_entry(entry: dict[str, JSON]) -> Item:
+    return Item(id=entry["id"], external_id=entry.get("externalId"), content=decode_content(entry["content"]))
+
+
+class Dataset(Aggregate):
+    class Event(Aggregate.Event):
+        actor: str
+        reason: str | None
+
+    class Created(Event, Aggregate.Created):
+        name: str
+        description: str
+        metadata: dict[str, JSON]
+        input_schema: dict[str, JSON] | None
+        expected_output_schema: dict[str, JSON] | None
+
+
+    class DetailsChanged(Event):
+        # Only the changed details, by wire name (see DETAIL_FIELDS).
+        changes: dict[str, JSON]
+
+        def apply(self, dataset: Dataset) -> None:
+            for wire_name, value in self.changes.items():
+                setattr(dataset, _DETAIL_ATTRIBUTES[wire_name], value)
+
+    class ItemsAdded(Event):
+        dataset_version: int
+        items: list[dict[str, JSON]]
+
+        def apply(self, dataset: Dataset) -> None:
+            for entry in self.items:
+                item = _item_from_entry(entry)
+                dataset.items[item.id] = item
+                if item.external_id is not None:
+                    dataset.external_ids[item.external_id] = item.id
+            dataset.dataset_version = self.dataset_version
+
+    class ItemsUpdated(Event):
+        dataset_version: int
+        # Each entry is the item's whole new state, not a patch.
+        items: list[dict[str, JSON]]
+
+        def apply(self, dataset: Dataset) -> None:
+            for entry in self.items:
+                item = _item_from_entry(entry)
+                old = dataset.items[item.id]
+                if old.external_id is not None and old.external_id != item.external_id:
+                    del dataset.external_ids[old.external_id]
+                if item.external_id is not None:
+                    dataset.external_ids[item.external_id] = item.id
+                dataset.items[item.id] = item
+            dataset.dataset_version = self.dataset_version
+
+    class ItemsDeleted(Event):
+        dataset_version: int
+        item_ids: list[str]
+
+        def apply(self, dataset: Dataset) -> None:
+            for item_id in self.item_ids:
+                item = dataset.items.pop(item_id)
+                if item.external_id is not None:
+                    dataset.external_ids.pop(item.external_id, None)
+            dataset.dataset_version = self.dataset_version
+
+    class Deleted(Event):
+        def apply(self, dataset: Dataset) -> None:
+            dataset.is_deleted = True
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        metadata: dict[str, JSON],
+        input_schema: dict[str, JSON] | None,
+        expected_output_schema: dict[str, JSON] | None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.metadata = metadata
+        self.input_schema = input_schema
+        self.expected_output_schema = expected_output_schema
+        self.dataset_version = 0
+        self.items: dict[str, Item] = {}
+        self.external_ids: dict[str, str] = {}  # externalId -> item id
+        self.is_deleted = False
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        name: str,
+        description: str = "",
+        metadata: dict[str, JSON] | None = None,
+        input_schema: dict[str, JSON] | None = None,
+        expected_output_schema: dict[str, JSON] | None = None,
+        dataset_id: UUID | None = None,
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> Dataset:
+        return cls._create(
+            cls.Created,
+            id=dataset_id or uuid4(),
+            name=name,
+            description=description,
+            metadata=metadata or {},
+            input_schema=input_schema,
+            expected_output_schema=expected_output_schema,
+            actor=actor,
+            reason=reason,
+        )
+
+    # -- commands -------------------------------------------------------------------
+
+    def change_details(self, changes: dict[str, JSON], *, actor: str, reason: str | None) -> bool:
+        """Record the details that differ from the current ones. Returns whether any did."""
+        self._check_not_deleted()
+        unknown = set(changes) - set(DETAIL_FIELDS)
+        if unknown:
+            raise InvalidRequestError(f"unknown dataset fields: {sorted(unknown)}")
+        effective = {
+            key: value
+            for key, value in changes.items()
+            if getattr(self, _DETAIL_ATTRIBUTES[key]) != value
+        }
+        if not effective:
+            return False
+        self.trigger_event(self.DetailsChanged, changes=effective, actor=actor, reason=reason)
+        return True
+
+    def add_items(self, new_items: list[NewItem], *, actor: str, reason: str | None) -> list[Item]:
+        self._check_not_deleted()
+        if not new_items:
+            raise InvalidRequestError("no items given")
+        seen: dict[str, int] = {}
+        items = []
+        for index, new in enumerate(new_items):
+            if new.external_id is not None:
+                if new.external_id in self.external_ids:
+                    raise ExternalIdTakenError(
+                        f"externalId {new.external_id!r} is already used by item "
+                        f"{self.external_ids[new.external_id]}",
+                        errors=[{"field": f"items/{index}/externalId", "message": "already used in this dataset"}],
+                    )
+                if new.external_id in seen:
+                    raise ExternalIdTakenError(
+                        f"externalId {new.external_id!r} appears twice in the batch "
+                        f"(items {seen[new.external_id]} and {index})",
+                        errors=[{"field": f"items/{index}/externalId", "message": "repeated in this batch"}],
+                    )
+                seen[new.external_id] = index
+            item_id = new.id or str(uuid4())
+            if new.id is not None and new.id in self.items:
+                raise ExternalIdTakenError(f"item id {new.id} already exists")
+            items.append(Item(id=item_id, external_id=new.external_id, content=new.content))
+        self.trigger_event(
+            self.ItemsAdded,
+            dataset_version=self.dataset_version + 1,
+            items=[_item_entry(item) for item in items],
+            actor=actor,
+            reason=reason,
+        )
+        return items
+
+    def changed_items(self, changes: list[ItemChange]) -> list[Item]:
+        """The new state of each item a batch of partial updates would change (no-ops left
+        out). Raises when an item is unknown or an externalId would clash."""
+        self._check_not_deleted()
+        if not changes:
+            raise InvalidRequestError("no item changes given")
+        claimed: dict[str, str] = {}
+        result: dict[str, Item] = {}
+        for change in changes:
+            if change.item_id in result:
+                raise InvalidRequestError(f"item {change.item_id} appears twice in the batch")
+            old = self.items.get(change.item_id)
+            if old is None:
+                raise ItemNotFoundError(f"item {change.item_id} not found in dataset {self.id}")
+            fields = change.fields
+            content = ItemContent(
+                input=change.input if "input" in fields else old.content.input,
+                expected_output=(
+                    change.expected_output if "expectedOutput" in fields else old.content.expected_output
+                ),
+                metadata=change.metadata if "metadata" in fields else old.content.metadata,
+            )
+            external_id = change.external_id if "externalId" in fields else old.external_id
+            if external_id is not None and external_id != old.external_id:
+                owner = self.external_ids.get(external_id) or claimed.get(external_id)
+                if owner is not None and owner != change.item_id:
+                    raise ExternalIdTakenError(f"externalId {external_id!r} is already used by item {owner}")
+                claimed[external_id] = change.item_id
+            new = Item(id=old.id, external_id=external_id, content=content)
+            if new != old:
+                result[new.id] = new
+        return list(result.values())
+
+    def update_items(self, items: list[Item], *, actor: str, reason: str | None) -> None:
+        """Record the new states computed by `changed_items`."""
+        self._check_not_deleted()
+        self.trigger_event(
+            self.ItemsUpdated,
+            dataset_version=self.dataset_version + 1,
+            items=[_item_entry(item) for item in items],
+            actor=actor,
+            reason=reason,
+        )
+
+    def delete_items(self, item_ids: list[str], *, actor: str, reason: str | None) -> None:
+        self._check_not_deleted()
+        if not item_ids:
+            raise InvalidRequestError("no item ids given")
+        unique = list(dict.fromkeys(item_ids))
+        missing = [item_id for item_id in unique if item_id not in self.items]
+        if missing:
+            raise ItemNotFoundError(
+                f"{len(missing)} item(s) not found in dataset {self.id}: {', '.join(missing[:10])}",
+                missing=missing[:100],
+            )
+        self.trigger_event(
+            self.ItemsDeleted,
+            dataset_version=self.dataset_version + 1,
+            item_ids=unique,
+            actor=actor,
+            reason=reason,
+        )
+
+    def delete(self, *, actor: str, reason: str | None) -> None:
+        self._check_not_deleted()
+        self.trigger_event(self.Deleted, actor=actor, reason=reason)
+
+    def _check_not_deleted(self) -> None:
+        if self.is_deleted:
+            raise DatasetNotFoundError(f"dataset {self.id} not found")
+
+
+_DETAIL_ATTRIBUTES = {
+    "name": "name",
+    "description": "description",
+    "metadata": "metadata",
+    "inputSchema": "input_schema",
+    "expectedOutputSchema": "expected_output_schema",
+}

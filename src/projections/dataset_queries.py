@@ -1,0 +1,374 @@
+"""Reads over the datasets projection's tables (see projections/datasets.py).
+
+Answers are plain dicts in the wire format (camelCase keys, ISO timestamps are left as
+datetimes for the encoder).
+
+Listing items "as of version V" pages by ranges of `seq`, not by OFFSET: the items of a
+version never change once the version exists, so the ordered `seq`s of (dataset, V) are
+read once (an index-only scan) and cached; each page is then one range scan, as fast
+for the last page of an old version as for the first page of the current one.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Composed, Identifier
+
+from evalledger.domain.errors import DatasetNotFoundError, ItemNotFoundError, VersionNotFoundError
+
+_VALID_AT = "valid_from <= %(v)s AND (valid_to IS NULL OR valid_to > %(v)s) AND NOT deleted"
+
+_ITEM_COLUMNS = (
+    "item_id, dataset_id, external_id, input, expected_output, metadata, valid_from, valid_to,"
+    " deleted, seq, created_at, updated_at"
+)
+
+
+def dataset_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["dataset_id"],
+        "name": row["name"],
+        "description": row["description"],
+        "metadata": row["metadata"],
+        "inputSchema": row["input_schema"],
+        "expectedOutputSchema": row["expected_output_schema"],
+        "version": row["version"],
+        "itemCount": row["item_count"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def item_wire(row: dict[str, Any], *, with_history_fields: bool = False) -> dict[str, Any]:
+    wire = {
+        "id": row["item_id"],
+        "datasetId": row["dataset_id"],
+        "externalId": row["external_id"],
+        "input": row["input"],
+        "expectedOutput": row["expected_output"],
+        "metadata": row["metadata"],
+        "version": row["valid_from"],
+        "validFrom": row["valid_from"],
+        "validTo": row["valid_to"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+    if with_history_fields:
+        wire["deleted"] = row["deleted"]
+    return wire
+
+
+def version_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": row["version"],
+        "createdAt": row["created_at"],
+        "added": row["added"],
+        "updated": row["updated"],
+        "removed": row["removed"],
+        "itemCount": row["item_count"],
+        "actor": row["actor"],
+        "reason": row["reason"],
+    }
+
+
+def field_changes(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
+    """Field-level differences between two JSON values: objects are compared key by key
+    (recursively, paths joined with '.'); anything else is compared whole."""
+    if before == after:
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes = []
+        for key in list(before) + [k for k in after if k not in before]:
+            changes += field_changes(before.get(key, _ABSENT), after.get(key, _ABSENT), f"{path}.{key}")
+        return changes
+    return [
+        {
+            "field": path,
+            "before": None if before is _ABSENT else before,
+            "after": None if after is _ABSENT else after,
+            **({"kind": "added"} if before is _ABSENT else {}),
+            **({"kind": "removed"} if after is _ABSENT else {}),
+        }
+    ]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
+
+
+class DatasetQueries:
+    SEQ_CACHE_SIZE = 32
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+        schema = Identifier(datastore.schema)
+        self._datasets = SQL("{}.datasets").format(schema)
+        self._items = SQL("{}.dataset_items").format(schema)
+        self._versions = SQL("{}.dataset_versions").format(schema)
+        self._seq_cache: OrderedDict[tuple[UUID, int], array[int]] = OrderedDict()
+        self._seq_cache_lock = threading.Lock()
+
+    def _fetch(self, query: Composed | str, params: Any = None) -> list[dict[str, Any]]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=dict_row) as curs:
+            curs.execute(query, params, prepare=True)
+            return curs.fetchall()
+
+    # -- datasets -------------------------------------------------------------------------
+
+    def list_datasets(self, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+        rows = self._fetch(
+            SQL(
+                "SELECT *, count(*) OVER () AS total FROM {} WHERE deleted_at IS NULL"
+                " ORDER BY created_at DESC, dataset_id LIMIT %s OFFSET %s"
+            ).format(self._datasets),
+            (per_page, page * per_page),
+        )
+        if rows:
+            return [dataset_wire(r) for r in rows], rows[0]["total"]
+        return [], self.count_datasets()
+
+    def count_datasets(self) -> int:
+        return self._fetch(
+            SQL("SELECT count(*) AS n FROM {} WHERE deleted_at IS NULL").format(self._datasets)
+        )[0]["n"]
+
+    def dataset_row(self, dataset_id: UUID) -> dict[str, Any]:
+        rows = self._fetch(
+            SQL("SELECT * FROM {} WHERE dataset_id = %s AND deleted_at IS NULL").format(self._datasets),
+            (dataset_id,),
+        )
+        if not rows:
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
+        return rows[0]
+
+    def get_dataset(self, dataset_id: UUID) -> dict[str, Any]:
+        return dataset_wire(self.dataset_row(dataset_id))
+
+    def resolve_version(self, dataset_id: UUID, version: int | None = None, as_of: datetime | None = None) -> int:
+        """The dataset version a read is about: `version`, the version current at `as_of`,
+        or the current one. Raises when the dataset or the version does not exist."""
+        current = self.dataset_row(dataset_id)["version"]
+        if version is not None:
+            if version < 0 or version > current:
+                raise VersionNotFoundError(
+                    f"dataset {dataset_id} has no version {version} (current version is {current})"
+                )
+            return version
+        if as_of is not None:
+            rows = self._fetch(
+                SQL(
+                    "SELECT max(version) AS v FROM {} WHERE dataset_id = %s AND created_at <= %s"
+                ).format(self._versions),
+                (dataset_id, as_of),
+            )
+            if rows[0]["v"] is None:
+                raise VersionNotFoundError(f"dataset {dataset_id} did not exist at {as_of.isoformat()}")
+            return rows[0]["v"]
+        return current
+
+    # -- items ----------------------------------------------------------------------------
+
+    def _seqs_at(self, dataset_id: UUID, version: int) -> array[int]:
+        key = (dataset_id, version)
+        with self._seq_cache_lock:
+            seqs = self._seq_cache.get(key)
+            if seqs is not None:
+                self._seq_cache.move_to_end(key)
+                return seqs
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT seq FROM {} WHERE dataset_id = %(d)s AND " + _VALID_AT + " ORDER BY seq").format(
+                    self._items
+                ),
+                {"d": dataset_id, "v": version},
+                prepare=True,
+            )
+            seqs = array("q", (row["seq"] for row in curs))
+        with self._seq_cache_lock:
+            self._seq_cache[key] = seqs
+            while len(self._seq_cache) > self.SEQ_CACHE_SIZE:
+                self._seq_cache.popitem(last=False)
+        return seqs
+
+    def list_items(
+        self,
+        dataset_id: UUID,
+        version: int,
+        page: int,
+        per_page: int,
+        search: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._fetch(
+                SQL(
+                    "SELECT " + _ITEM_COLUMNS + ", count(*) OVER () AS total FROM {}"
+                    " WHERE dataset_id = %(d)s AND " + _VALID_AT + " AND"
+                    " (input::text ILIKE %(p)s OR coalesce(expected_output::text, '') ILIKE %(p)s)"
+                    " ORDER BY seq LIMIT %(limit)s OFFSET %(offset)s"
+                ).format(self._items),
+                {"d": dataset_id, "v": version, "p": pattern, "limit": per_page, "offset": page * per_page},
+            )
+            if rows:
+                return [item_wire(r) for r in rows], rows[0]["total"]
+            if page == 0:
+                return [], 0
+            count = self._fetch(
+                SQL(
+                    "SELECT count(*) AS n FROM {} WHERE dataset_id = %(d)s AND " + _VALID_AT + " AND"
+                    " (input::text ILIKE %(p)s OR coalesce(expected_output::text, '') ILIKE %(p)s)"
+                ).format(self._items),
+                {"d": dataset_id, "v": version, "p": pattern},
+            )
+            return [], count[0]["n"]
+        seqs = self._seqs_at(dataset_id, version)
+        start = page * per_page
+        chunk = seqs[start : start + per_page]
+        if not chunk:
+            return [], len(seqs)
+        rows = self._fetch(
+            SQL(
+                "SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %(d)s"
+                " AND seq BETWEEN %(lo)s AND %(hi)s AND " + _VALID_AT + " ORDER BY seq"
+            ).format(self._items),
+            {"d": dataset_id, "v": version, "lo": chunk[0], "hi": chunk[-1]},
+        )
+        return [item_wire(r) for r in rows], len(seqs)
+
+    def get_item(self, dataset_id: UUID, item_id: UUID, version: int) -> dict[str, Any]:
+        rows = self._fetch(
+            SQL(
+                "SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %(d)s AND item_id = %(i)s AND "
+                + _VALID_AT
+            ).format(self._items),
+            {"d": dataset_id, "i": item_id, "v": version},
+        )
+        if not rows:
+            raise ItemNotFoundError(f"item {item_id} not found in dataset {dataset_id} at version {version}")
+        return item_wire(rows[0])
+
+    def item_history(self, dataset_id: UUID, item_id: UUID) -> list[dict[str, Any]]:
+        rows = self._fetch(
+            SQL(
+                "SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %s AND item_id = %s"
+                " ORDER BY valid_from DESC"
+            ).format(self._items),
+            (dataset_id, item_id),
+        )
+        if not rows:
+            raise ItemNotFoundError(f"item {item_id} not found in dataset {dataset_id}")
+        return [item_wire(r, with_history_fields=True) for r in rows]
+
+    # -- versions and diffs ---------------------------------------------------------------
+
+    def list_versions(self, dataset_id: UUID, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+        current = self.dataset_row(dataset_id)["version"]
+        # Versions are 0..current without gaps: page by range, newest first.
+        high = current - page * per_page
+        low = max(0, high - per_page + 1)
+        if high < 0:
+            return [], current + 1
+        rows = self._fetch(
+            SQL(
+                "SELECT * FROM {} WHERE dataset_id = %s AND version BETWEEN %s AND %s ORDER BY version DESC"
+            ).format(self._versions),
+            (dataset_id, low, high),
+        )
+        return [version_wire(r) for r in rows], current + 1
+
+    def version_row(self, dataset_id: UUID, version: int) -> dict[str, Any]:
+        rows = self._fetch(
+            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version = %s").format(self._versions),
+            (dataset_id, version),
+        )
+        if not rows:
+            raise VersionNotFoundError(f"dataset {dataset_id} has no version {version}")
+        return rows[0]
+
+    def diff(
+        self, dataset_id: UUID, from_version: int, to_version: int, page: int, per_page: int
+    ) -> dict[str, Any]:
+        """Items added, removed and changed between two versions (either order), with the
+        changed fields' before and after values."""
+        params = {"d": dataset_id, "a": from_version, "b": to_version, "limit": per_page, "offset": page * per_page}
+        valid_a = _VALID_AT.replace("%(v)s", "%(a)s")
+        valid_b = _VALID_AT.replace("%(v)s", "%(b)s")
+        classified = SQL(
+            "WITH a AS (SELECT * FROM {items} WHERE dataset_id = %(d)s AND " + valid_a + "),"
+            " b AS (SELECT * FROM {items} WHERE dataset_id = %(d)s AND " + valid_b + "),"
+            " j AS (SELECT coalesce(a.item_id, b.item_id) AS item_id, coalesce(b.seq, a.seq) AS seq,"
+            "  CASE WHEN a.item_id IS NULL THEN 'added' WHEN b.item_id IS NULL THEN 'removed'"
+            "   ELSE 'changed' END AS change,"
+            "  a.valid_from AS a_rev, b.valid_from AS b_rev"
+            "  FROM a FULL JOIN b ON a.item_id = b.item_id"
+            "  WHERE a.valid_from IS DISTINCT FROM b.valid_from AND (a.item_id IS NULL OR b.item_id IS NULL"
+            "   OR a.input IS DISTINCT FROM b.input OR a.expected_output IS DISTINCT FROM b.expected_output"
+            "   OR a.metadata IS DISTINCT FROM b.metadata OR a.external_id IS DISTINCT FROM b.external_id))"
+        ).format(items=self._items)
+        counts = {"added": 0, "removed": 0, "changed": 0}
+        for row in self._fetch(classified + SQL(" SELECT change, count(*) AS n FROM j GROUP BY change"), params):
+            counts[row["change"]] = row["n"]
+        page_rows = self._fetch(
+            classified
+            + SQL(" SELECT * FROM j ORDER BY seq LIMIT %(limit)s OFFSET %(offset)s"),
+            params,
+        )
+        revisions: dict[tuple[Any, int], dict[str, Any]] = {}
+        wanted = [(r["item_id"], rev) for r in page_rows for rev in (r["a_rev"], r["b_rev"]) if rev is not None]
+        if wanted:
+            for row in self._fetch(
+                SQL(
+                    "SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %s AND (item_id, valid_from)"
+                    " IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))"
+                ).format(self._items),
+                (dataset_id, [w[0] for w in wanted], [w[1] for w in wanted]),
+            ):
+                revisions[(row["item_id"], row["valid_from"])] = row
+        entries = []
+        for r in page_rows:
+            before = revisions.get((r["item_id"], r["a_rev"])) if r["a_rev"] is not None else None
+            after = revisions.get((r["item_id"], r["b_rev"])) if r["b_rev"] is not None else None
+            entry: dict[str, Any] = {"itemId": r["item_id"], "change": r["change"]}
+            if r["change"] == "added":
+                entry["after"] = item_wire(after)
+            elif r["change"] == "removed":
+                entry["before"] = item_wire(before)
+            else:
+                changes = []
+                for wire_name, column in (
+                    ("externalId", "external_id"),
+                    ("input", "input"),
+                    ("expectedOutput", "expected_output"),
+                    ("metadata", "metadata"),
+                ):
+                    changes += field_changes(before[column], after[column], wire_name)
+                entry["changes"] = changes
+                entry["before"] = item_wire(before)
+                entry["after"] = item_wire(after)
+            entries.append(entry)
+        total = sum(counts.values())
+        return {
+            "datasetId": dataset_id,
+            "fromVersion": from_version,
+            "toVersion": to_version,
+            "summary": counts,
+            "changes": entries,
+            "pagination": {
+                "total": total,
+                "page": page,
+                "perPage": per_page,
+                "hasMore": (page + 1) * per_page < total,
+            },
+        }

@@ -1,0 +1,155 @@
+"""Follows the application's notification log into a view, in batches.
+
+Two ways in:
+- `catch_up(until=N, recordings=...)` runs in the caller's thread. A command calls it
+  right after saving, so the read model holds the write before the HTTP answer goes out
+  (read-your-writes without polling). When the command's own recordings are exactly the
+  next notifications, they are applied as they are, without reading them back.
+- A background thread LISTENs on the event table's channel and catches up whenever any
+  process writes (and once a second regardless), so writes from other processes, and
+  events written before a crash, reach the read model by themselves.
+
+The library's own runner applies one event per transaction (about 1.4k events/s here);
+this one applies up to `batch_size` events per transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import Recording, Tracking
+from psycopg.sql import SQL, Identifier
+
+from evalledger.projections.view import BatchingView
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionFollower:
+    def __init__(
+        self,
+        *,
+        name: str,
+        app: Application[UUID],
+        view: BatchingView,
+        topics: Sequence[str],
+        conninfo: str,
+        batch_size: int = 500,
+    ) -> None:
+        self.name = name
+        self.app = app
+        self.view = view
+        self.topics = list(topics)
+        self.conninfo = conninfo
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._position: int | None = None  # last notification id known to be applied
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    # -- position ---------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The last notification id the view has applied (0 for none), from the database."""
+        return self.view.max_tracking_id(self.app.name) or 0
+
+    # -- catching up --------------------------------------------------------------------
+
+    def catch_up(self, until: int | None = None, recordings: Sequence[Recording[UUID]] = ()) -> int:
+        """Apply everything after the view's position (up to `until`, when that is already
+        reached nothing is read). Returns the position afterwards."""
+        with self._lock:
+            if self._position is None:
+                self._position = self.position()
+            if until is not None and self._position >= until:
+                return self._position
+            if recordings and recordings[0].notification.id == self._position + 1:
+                events = [(r.domain_event, r.notification.id) for r in recordings]
+                self._apply(events, recordings[-1].notification.id)
+                if until is not None and self._position >= until:
+                    return self._position
+            while True:
+                head = self.app.recorder.max_notification_id() or 0
+                if head <= self._position:
+                    return self._position
+                notifications = self.app.recorder.select_notifications(
+                    start=self._position,
+                    limit=self.batch_size,
+                    stop=head,
+                    topics=self.topics,
+                    inclusive_of_start=False,
+                )
+                events = [(self.app.mapper.to_domain_event(n), n.id) for n in notifications]
+                # Fewer than asked for: everything up to `head` has been seen.
+                last = head if len(notifications) < self.batch_size else notifications[-1].id
+                self._apply(events, last)
+                if until is not None and self._position >= until:
+                    return self._position
+
+    def _apply(self, events: list[tuple[Any, int]], last: int) -> None:
+        try:
+            self.view.process(events, Tracking(self.app.name, last))
+        except BaseException:
+            # Another process may have moved on, or the transaction failed: re-read.
+            self._position = None
+            raise
+        self._position = last
+
+    def reset(self) -> None:
+        """Forget the cached position (after the view's tables were rebuilt)."""
+        with self._lock:
+            self._position = None
+
+    # -- the background follower -------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._follow, name=f"follow-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _follow(self) -> None:
+        channel = getattr(self.app.recorder, "channel_name", None)
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    if channel:
+                        conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+                    while not self._stopping.is_set():
+                        self.catch_up()
+                        self.last_error = None
+                        backoff = 0.1
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            pass
+            except Exception as error:  # noqa: BLE001 - keep following; report via status
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("projection %s failed; retrying in %.1fs", self.name, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        log.debug("projection %s stopped", self.name)
+
+    def status(self) -> dict[str, Any]:
+        head = self.app.recorder.max_notification_id() or 0
+        position = self.position()
+        return {
+            "name": self.name,
+            "position": position,
+            "head": head,
+            "lag": max(0, head - position),
+            "running": self._thread is not None and self._thread.is_alive(),
+            "lastError": self.last_error,
+        }
+

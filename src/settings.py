@@ -1,0 +1,61 @@
+"""Settings read from the environment, in one place.
+
+Every entry point (the HTTP service, the CLI, the tests, the benchmark) builds a
+`Settings` and hands it to `bootstrap.build_ledger`, so they all run the same wiring.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # A libpq URL (postgresql://user:pass@host:port/db). None: start the embedded server.
+    database_url: str | None = None
+    # Where the embedded PostgreSQL keeps its data. Keep it short: the server's Unix
+    # socket lives in it and socket paths are limited to about 100 characters.
+    embedded_data_dir: Path = field(default_factory=lambda: Path(".evalledger/pg"))
+    # PostgreSQL schema that holds every table (events, tracking and read models).
+    schema: str = "public"
+    # Create missing tables on start. Set it off where several processes start together
+    # and run `evalledger migrate` once instead.
+    create_tables: bool = True
+    # Largest accepted request body, in bytes (413 above it).
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Largest page a list endpoint serves.
+    max_per_page: int = 1000
+    # Largest batch of items in one command.
+    max_batch_items: int = 10_000
+    # How long a write waits for the read model before answering anyway (seconds).
+    read_your_writes_timeout: float = 10.0
+    # Connection pool size for reads and projections.
+    pool_size: int = 8
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        url = os.environ.get("DATABASE_URL") or None
+        data_dir = os.environ.get("EVALLEDGER_DATA_DIR")
+        return cls(
+            database_url=url,
+            embedded_data_dir=Path(data_dir) if data_dir else Path(".evalledger/pg"),
+            schema=os.environ.get("EVALLEDGER_SCHEMA", "public"),
+            create_tables=os.environ.get("EVALLEDGER_CREATE_TABLES", "y").lower()
+            not in ("n", "no", "0", "false", "off"),
+            max_body_bytes=_int_env("EVALLEDGER_MAX_BODY_BYTES", 32 * 1024 * 1024),
+            max_per_page=_int_env("EVALLEDGER_MAX_PER_PAGE", 1000),
+            max_batch_items=_int_env("EVALLEDGER_MAX_BATCH_ITEMS", 10_000),
+            pool_size=_int_env("EVALLEDGER_POOL_SIZE", 8),
+        )

@@ -1,0 +1,117 @@
+"""Test fixtures: a real PostgreSQL (DATABASE_URL, else an embedded one), and the real
+service over HTTP (uvicorn on a local port) in a schema of its own per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import uuid4
+
+import psycopg
+import pytest
+import uvicorn
+from psycopg.sql import SQL, Identifier
+
+from evalledger import Client, database
+from evalledger.api.app import create_app
+from evalledger.bootstrap import Ledger, build_ledger
+from evalledger.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    import pgserver
+
+    data_dir = Path(tempfile.mkdtemp(prefix="elt", dir="/tmp")) / "pg"
+    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    yield database.parse_database_url(server.get_uri()).url
+    server.cleanup()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn serving an app on a free local port, in a thread of this process."""
+
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    ledger: Ledger
+    url: str
+    client: Client
+
+    def new_client(self, **kwargs: object) -> Client:
+        return Client(self.url, **kwargs)  # type: ignore[arg-type]
+
+
+def fresh_settings(database_url: str, **overrides: object) -> Settings:
+    return Settings(database_url=database_url, schema=f"t_{uuid4().hex[:12]}", **overrides)  # type: ignore[arg-type]
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    params = database.parse_database_url(database_url)
+    with psycopg.connect(params.conninfo, autocommit=True) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Iterator[Settings]:
+    """Settings for a schema of this test's own, dropped afterwards."""
+    settings = fresh_settings(database_url)
+    yield settings
+    drop_schema(database_url, settings.schema)
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Service]:
+    ledger = build_ledger(settings)
+    ledger.start()
+    server = ServerThread(create_app(ledger))
+    server.start()
+    client = Client(server.url)
+    try:
+        yield Service(settings=settings, ledger=ledger, url=server.url, client=client)
+    finally:
+        client.close()
+        server.stop()
+        ledger.close()
