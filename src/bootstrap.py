@@ -11,7 +11,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_dumps, set_json_loads
 
-from evalledger import database
+from evalledger import database, persistence
 from evalledger.domain.applications import Datasets, Written
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
@@ -72,6 +72,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 2),
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": persistence.RECORDER_TOPIC,
     }
     datasets = Datasets(env=env)
     datastore = datasets.factory.datastore

@@ -39,8 +39,6 @@ class Settings:
     max_per_page: int = 1000
     # Largest batch of items in one command.
     max_batch_items: int = 10_000
-    # How long a write waits for the read model before answering anyway (seconds).
-    read_your_writes_timeout: float = 10.0
     # Connection pool size for reads and projections.
     pool_size: int = 8
 

@@ -61,6 +61,11 @@ class LedgerApplication(Application[UUID]):
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Keep one name (so one events table and one notification log) for all subclasses.
+        cls.name = EVENT_STORE_NAME
+        super().__init_subclass__(**kwargs)
+
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self._locks_guard = threading.Lock()

@@ -208,10 +208,10 @@ class DatasetsView(BatchingView):
             SQL(
                 "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS (item_id uuid,"
                 "  external_id text, input jsonb, expected_output jsonb, metadata jsonb)),"
-                " closed AS (UPDATE {items} i SET valid_to = %(v)s FROM r"
-                "  WHERE i.dataset_id = %(id)s AND i.item_id = r.item_id"
-                "  AND i.valid_to IS NULL AND NOT i.deleted"
-                "  RETURNING i.item_id, i.seq, i.created_at),"
+                " closed AS (UPDATE {items} SET valid_to = %(v)s"
+                "  WHERE dataset_id = %(id)s AND item_id = ANY(%(ids)s::uuid[])"
+                "  AND valid_to IS NULL AND NOT deleted"
+                "  RETURNING item_id, seq, created_at),"
                 " d AS (UPDATE {datasets} SET version = %(v)s, aggregate_version = %(av)s,"
                 "  updated_at = %(ts)s WHERE dataset_id = %(id)s RETURNING item_count),"
                 " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
@@ -236,6 +236,7 @@ class DatasetsView(BatchingView):
                 "actor": e.actor,
                 "reason": e.reason,
                 "rows": _rows_json(e.items),
+                "ids": [entry["id"] for entry in e.items],
             },
             prepare=True,
         )
