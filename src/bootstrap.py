@@ -1,10 +1,12 @@
 """The composition root: settings -> database -> event store and applications ->
-projections -> the `Ledger` every entry point (HTTP, CLI, tests, benchmark) uses."""
+projections -> runs execution -> the `Ledger` every entry point (HTTP, CLI, tests,
+benchmark) uses."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 import psycopg
@@ -12,11 +14,18 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from evalledger import database, persistence
-from evalledger.domain.applications import Datasets, Written
+from evalledger.domain.applications import Datasets, Runs, Written
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
 from evalledger.projections.follower import ProjectionFollower
+from evalledger.projections.run_queries import RunQueries
+from evalledger.projections.runs import RUN_TOPICS, RunsView
 from evalledger.settings import Settings
+
+if TYPE_CHECKING:
+    from evalledger.execution.registry import Registry
+    from evalledger.execution.scheduler import RunScheduler
+    from evalledger.execution.service import RunService
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +38,46 @@ class Ledger:
     settings: Settings
     connection: database.ConnectionParams
     datasets: Datasets
+    runs: Runs
     dataset_queries: DatasetQueries
+    run_queries: RunQueries
+    registry: Registry
+    scheduler: RunScheduler
+    run_service: RunService
     followers: list[ProjectionFollower] = field(default_factory=list)
 
     def read_your_writes(self, written: Written) -> None:
-        """Bring every projection up to the write before its answer goes out."""
+        """Bring every projection that handles the write's events up to it before its
+        answer goes out."""
         if written.notification_id is None:
             return
+        topics = {recording.notification.topic for recording in written.recordings}
         for follower in self.followers:
+            if not topics.intersection(follower.topics):
+                continue
             try:
                 follower.catch_up(until=written.notification_id, recordings=written.recordings)
             except Exception:  # noqa: BLE001 - the write is durable; the follower retries
                 log.exception("projection %s could not catch up with a write", follower.name)
 
     def start(self) -> None:
+        """Catch the read models up, follow the log, and resume unfinished runs."""
         for follower in self.followers:
             follower.catch_up()
             follower.start()
+        self.scheduler.start()
+        if self.settings.resume_runs:
+            resumed = self.scheduler.resume_unfinished()
+            if resumed:
+                log.info("resuming %d unfinished run(s)", len(resumed))
 
     def close(self) -> None:
+        self.scheduler.stop()
         for follower in self.followers:
             follower.stop()
-        self.datasets.close()
-        self.datasets.factory.close()
+        for app in (self.runs, self.datasets):
+            app.close()
+            app.factory.close()
 
 
 def _ensure_schema(params: database.ConnectionParams, schema: str) -> None:
@@ -61,6 +87,13 @@ def _ensure_schema(params: database.ConnectionParams, schema: str) -> None:
 
 def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Ledger:
     """Wire everything. Nothing runs in the background until `Ledger.start()`."""
+    from evalledger.execution.registry import registry
+    from evalledger.execution.scheduler import RunScheduler
+    from evalledger.execution.service import RunService
+
+    for module in settings.app_modules:
+        registry.load(module)
+
     params = database.resolve(settings.database_url, settings.embedded_data_dir)
     create = settings.create_tables if create_tables is None else create_tables
     if create and settings.schema != "public":
@@ -75,21 +108,55 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         "APPLICATION_RECORDER_TOPIC": persistence.RECORDER_TOPIC,
     }
     datasets = Datasets(env=env)
+    runs = Runs(env=env)
     datastore = datasets.factory.datastore
-    view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
+    datasets_view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
+    runs_view = RunsView(datastore, tracking_table_name="runs_projection_tracking")
     if create:
-        view.create_table()
-    follower = ProjectionFollower(
-        name="datasets",
-        app=datasets,
-        view=view,
-        topics=DATASET_TOPICS,
+        datasets_view.create_table()
+        runs_view.create_table()
+    followers = [
+        ProjectionFollower(
+            name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=params.conninfo
+        ),
+        ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUN_TOPICS, conninfo=params.conninfo),
+    ]
+    dataset_queries = DatasetQueries(datastore)
+    run_queries = RunQueries(datastore)
+
+    ledger: Ledger
+
+    def read_your_writes(written: Written) -> None:
+        ledger.read_your_writes(written)
+
+    scheduler = RunScheduler(
+        runs=runs,
+        run_queries=run_queries,
+        dataset_queries=dataset_queries,
+        registry=registry,
+        http_allowlist=settings.http_allowlist,
         conninfo=params.conninfo,
+        on_written=read_your_writes,
     )
-    return Ledger(
+    run_service = RunService(
+        runs=runs,
+        run_queries=run_queries,
+        dataset_queries=dataset_queries,
+        scheduler=scheduler,
+        registry=registry,
+        http_allowlist=list(settings.http_allowlist),
+        read_your_writes=read_your_writes,
+    )
+    ledger = Ledger(
         settings=settings,
         connection=params,
         datasets=datasets,
-        dataset_queries=DatasetQueries(datastore),
-        followers=[follower],
+        runs=runs,
+        dataset_queries=dataset_queries,
+        run_queries=run_queries,
+        registry=registry,
+        scheduler=scheduler,
+        run_service=run_service,
+        followers=followers,
     )
+    return ledger

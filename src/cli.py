@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,6 +45,16 @@ def serve(
     database_url: DatabaseUrl = None,
     data_dir: DataDir = Path(".evalledger/pg"),
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    app: Annotated[
+        list[str] | None,
+        typer.Option("--app", help="Python module whose @target/@scorer functions to load (repeatable; "
+                     "also EVALLEDGER_APP, comma-separated)."),
+    ] = None,
+    allow_http: Annotated[
+        list[str] | None,
+        typer.Option("--allow-http", help="URL prefix HTTP/LLM targets and judges may call (repeatable; "
+                     "also EVALLEDGER_HTTP_ALLOWLIST)."),
+    ] = None,
 ) -> None:
     """Start the HTTP API (on the embedded PostgreSQL unless DATABASE_URL is set)."""
     import uvicorn
@@ -52,11 +63,20 @@ def serve(
     from evalledger.bootstrap import build_ledger
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(database_url, data_dir)
+    base = Settings.from_env()
+    settings = _settings(
+        database_url,
+        data_dir,
+        app_modules=base.app_modules + tuple(app or ()),
+        http_allowlist=base.http_allowlist + tuple(allow_http or ()),
+    )
     try:
         ledger = build_ledger(settings)
     except DatabaseUnavailableError as error:
         _fail(error)
+    except ImportError as error:
+        console.print(f"[bold red]Cannot load your app module:[/] {error}")
+        raise typer.Exit(code=2) from None
     ledger.start()
     console.print(f"evalledger on http://{host}:{port} (database {ledger.connection.describe()}); "
                   f"API docs at http://{host}:{port}/docs")
@@ -77,6 +97,62 @@ def migrate(database_url: DatabaseUrl = None, data_dir: DataDir = Path(".evalled
         _fail(error)
     ledger.close()
     console.print(f"tables ready in {ledger.connection.describe()} (schema {ledger.settings.schema})")
+
+
+ServiceUrl = Annotated[str, typer.Option("--url", envvar="EVALLEDGER_URL", help="The evalledger service.")]
+
+
+def _spec(value: str, *, kind: str) -> dict[str, Any] | str:
+    """A target or scorer given on the command line: JSON, a URL (targets), or a name."""
+    if value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"{kind} is not valid JSON: {error}") from None
+    if kind == "target" and value.startswith(("http://", "https://")):
+        return {"type": "http", "url": value}
+    return {"type": "registered", "name": value} if kind == "target" else value
+
+
+@cli.command()
+def run(
+    dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+    target: Annotated[str, typer.Option(help="Registered target name, an http(s) URL, or a JSON target spec.")],
+    scorer: Annotated[list[str] | None, typer.Option(help="Scorer name or JSON spec; repeat for several.")] = None,
+    version: Annotated[int | None, typer.Option(help="Dataset version (default: current).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 8,
+    timeout_ms: Annotated[int, typer.Option(help="Per-item timeout.")] = 60_000,
+    retries: Annotated[int, typer.Option(help="Retries for transient errors.")] = 2,
+    repetitions: Annotated[int, typer.Option(help="Times each item runs.")] = 1,
+    name: Annotated[str, typer.Option(help="Run name.")] = "",
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Start a run, show its progress live, then a summary. Exits 1 if the run failed."""
+    from evalledger.client import ApiError, Client
+    from evalledger.cli_progress import follow_run, summarise_run
+
+    with Client(url) as client:
+        try:
+            started = client.create_run(
+                dataset,
+                target=_spec(target, kind="target"),  # type: ignore[arg-type]
+                scorers=[_spec(s, kind="scorer") for s in scorer or []],
+                version=version,
+                max_concurrency=concurrency,
+                item_timeout_ms=timeout_ms,
+                max_retries=retries,
+                repetitions=repetitions,
+                name=name,
+            )
+        except ApiError as error:
+            console.print(f"[bold red]Run refused:[/] {error.detail}")
+            raise typer.Exit(code=2) from None
+        console.print(f"run {started.id} on dataset {dataset} version {started.dataset_version}: "
+                      f"{started.expected_results} result(s) to produce")
+        finished = follow_run(client, started.id, console)
+        summarise_run(client, finished, console)
+        if finished.status != "completed":
+            raise typer.Exit(code=1)
 
 
 def main() -> None:

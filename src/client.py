@@ -187,9 +187,56 @@ class Client:
     def list_events(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 50) -> models.EventList:
         return self._get(models.EventList, f"/api/datasets/{dataset_id}/events", page=page, perPage=per_page)
 
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, dataset_id: UUID | str, *, target: dict[str, Any] | None = None,
+                   scorers: list[str | dict[str, Any]] | None = None, version: int | None = None,
+                   max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2,
+                   repetitions: int = 1, name: str = "", metadata: dict[str, Any] | None = None,
+                   run_id: UUID | str | None = None, reason: str | None = None) -> models.Run:
+        """Start a run (without a target: a caller-driven run you submit results to)."""
+        body = {"target": target, "scorers": scorers or [], "version": version, "maxConcurrency": max_concurrency,
+                "itemTimeoutMs": item_timeout_ms, "maxRetries": max_retries, "repetitions": repetitions,
+                "name": name, "metadata": metadata or {}, "runId": str(run_id) if run_id else None}
+        return models.Run.model_validate(
+            self.request("POST", f"/api/datasets/{dataset_id}/runs", json=body, reason=reason)
+        )
+
+    def get_run(self, run_id: UUID | str) -> models.Run:
+        return self._get(models.Run, f"/api/datasets/runs/{run_id}")
+
+    def list_runs(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10) -> models.RunList:
+        return self._get(models.RunList, f"/api/datasets/{dataset_id}/runs", page=page, perPage=per_page)
+
+    def list_results(self, run_id: UUID | str, *, page: int = 0, per_page: int = 50,
+                     status: str | None = None) -> models.RunResultList:
+        return self._get(models.RunResultList, f"/api/datasets/runs/{run_id}/results", page=page,
+                         perPage=per_page, status=status)
+
+    def cancel_run(self, run_id: UUID | str, *, reason: str | None = None) -> models.Run:
+        return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/cancel", reason=reason))
+
+    def submit_results(self, run_id: UUID | str, results: list[dict[str, Any]]) -> models.ResultsAccepted:
+        """Caller-driven runs: results are wire dicts (itemId, repetition, output, error, scores...)."""
+        return models.ResultsAccepted.model_validate(
+            self.request("POST", f"/api/datasets/runs/{run_id}/results", json={"results": results})
+        )
+
+    def finalize_run(self, run_id: UUID | str) -> models.Run:
+        return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/finalize"))
+
+    def watch_run(self, run_id: UUID | str) -> Iterator[dict[str, Any]]:
+        """The run's progress as the server streams it (server-sent events), until it ends."""
+        with self.http.stream("GET", f"/api/datasets/runs/{run_id}/stream", timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json())
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    yield orjson.loads(line[6:])
+
 
 def _param(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
-

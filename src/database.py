@@ -81,6 +81,15 @@ def parse_database_url(url: str) -> ConnectionParams:
     )
 
 
+def ensure_runtime_dir() -> None:
+    """pgserver keeps a lock file in the user's runtime directory; headless machines often
+    have none set."""
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = Path(tempfile.gettempdir()) / f"evalledger-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
 def start_embedded(data_dir: Path) -> ConnectionParams:
     """Start (or find running) the embedded PostgreSQL whose data lives in `data_dir`."""
     data_dir = data_dir.expanduser().absolute()
@@ -92,9 +101,7 @@ def start_embedded(data_dir: Path) -> ConnectionParams:
             f"({len(str(data_dir))} characters): {data_dir}. Set EVALLEDGER_DATA_DIR to a "
             f"shorter path, or set DATABASE_URL to use a PostgreSQL server."
         )
-    # pgserver keeps a lock file in the user's runtime directory; headless machines often
-    # have none set.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    ensure_runtime_dir()
     try:
         import pgserver
 

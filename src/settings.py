@@ -21,6 +21,10 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _list_env(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     # A libpq URL (postgresql://user:pass@host:port/db). None: start the embedded server.
@@ -41,6 +45,12 @@ class Settings:
     max_batch_items: int = 10_000
     # Connection pool size for reads and projections.
     pool_size: int = 8
+    # URL prefixes HTTP and OpenAI-compatible targets and judges may call.
+    http_allowlist: tuple[str, ...] = ()
+    # Python modules whose @target / @scorer functions are registered at start.
+    app_modules: tuple[str, ...] = ()
+    # Resume unfinished runs (with a target) when the service starts.
+    resume_runs: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,4 +66,6 @@ class Settings:
             max_per_page=_int_env("EVALLEDGER_MAX_PER_PAGE", 1000),
             max_batch_items=_int_env("EVALLEDGER_MAX_BATCH_ITEMS", 10_000),
             pool_size=_int_env("EVALLEDGER_POOL_SIZE", 8),
+            http_allowlist=_list_env("EVALLEDGER_HTTP_ALLOWLIST"),
+            app_modules=_list_env("EVALLEDGER_APP"),
         )

@@ -31,7 +31,7 @@ def database_url() -> Iterator[str]:
     if url:
         yield url
         return
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    database.ensure_runtime_dir()
     import pgserver
 
     data_dir = Path(tempfile.mkdtemp(prefix="elt", dir="/tmp")) / "pg"

@@ -38,7 +38,7 @@ Reason = Annotated[
 ]
 
 
-def _pagination(total: int, page: int, per_page: int) -> dict[str, Any]:
+def pagination(total: int, page: int, per_page: int) -> dict[str, Any]:
     return {"total": total, "page": page, "perPage": per_page, "hasMore": (page + 1) * per_page < total}
 
 
@@ -66,7 +66,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     @router.get("", response_model=models.DatasetList, summary="List datasets (newest first)")
     def list_datasets(ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
         rows, total = ledger.dataset_queries.list_datasets(page, per_page)
-        return JSONBody({"datasets": rows, "pagination": _pagination(total, page, per_page)})
+        return JSONBody({"datasets": rows, "pagination": pagination(total, page, per_page)})
 
     @router.post("", status_code=201, response_model=models.DatasetWritten, summary="Create a dataset (version 0)")
     def create_dataset(body: models.DatasetCreate, ledger: LedgerDep, actor: Actor = "anonymous",
@@ -130,7 +130,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         queries = ledger.dataset_queries
         at = queries.resolve_version(dataset_id, version, _utc(as_of))
         rows, total = queries.list_items(dataset_id, at, page, per_page, search or None)
-        return JSONBody({"items": rows, "version": at, "pagination": _pagination(total, page, per_page)})
+        return JSONBody({"items": rows, "version": at, "pagination": pagination(total, page, per_page)})
 
     def new_item(body: models.ItemCreate) -> NewItem:
         return NewItem(
@@ -231,7 +231,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                 summary="Versions, newest first, with what each changed")
     def list_versions(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
         rows, total = ledger.dataset_queries.list_versions(dataset_id, page, per_page)
-        return JSONBody({"versions": rows, "pagination": _pagination(total, page, per_page)})
+        return JSONBody({"versions": rows, "pagination": pagination(total, page, per_page)})
 
     @router.get("/{dataset_id}/diff", response_model=models.Diff,
                 summary="Items added, removed and changed between two versions, field by field")
@@ -257,7 +257,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     def list_events(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 50) -> JSONBody:
         total = ledger.dataset_queries.dataset_row(dataset_id)["aggregate_version"]
         events = ledger.datasets.events.get(dataset_id, gt=page * per_page, lte=(page + 1) * per_page)
-        return JSONBody({"events": [event_wire(e) for e in events], "pagination": _pagination(total, page, per_page)})
+        return JSONBody({"events": [event_wire(e) for e in events], "pagination": pagination(total, page, per_page)})
 
     return router
 

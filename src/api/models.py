@@ -269,3 +269,127 @@ class Health(ResponseModel):
     status: str
     database: str
     projections: list[dict[str, JSONValue]]
+
+
+# -- runs --------------------------------------------------------------------------------
+
+
+class RunCreate(WireModel):
+    target: dict[str, JSONValue] | None = Field(
+        default=None,
+        description='What to run: {"type": "registered", "name": ...}, {"type": "http", "url": ...} or '
+        '{"type": "openai", "baseUrl": ..., "model": ..., "promptTemplate": ...}. Leave out for a '
+        "caller-driven run (you submit the results).",
+    )
+    scorers: list[str | dict[str, JSONValue]] = Field(
+        default_factory=list, description='Scorer names or {"name", "id", "options"} objects.'
+    )
+    version: int | None = Field(default=None, ge=0, description="Dataset version to pin (default: current).")
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    item_timeout_ms: int = Field(default=60_000, ge=1, le=3_600_000)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    repetitions: int = Field(default=1, ge=1, le=100)
+    name: str = Field(default="", max_length=200)
+    metadata: dict[str, JSONValue] = Field(default_factory=dict)
+    run_id: UUID | None = Field(
+        default=None, description="Your own id: creating the same run again is then a no-op (409 if it differs)."
+    )
+
+
+class ScoreSubmission(WireModel):
+    scorer_id: str = Field(min_length=1, max_length=200)
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    reason: str | None = None
+    error: str | None = None
+
+
+class ResultSubmission(WireModel):
+    item_id: UUID
+    repetition: int = Field(default=0, ge=0)
+    output: JSONValue = None
+    error: str | None = None
+    latency_ms: float | None = Field(default=None, ge=0)
+    attempt: int = Field(default=1, ge=1)
+    trace_id: str | None = Field(default=None, max_length=500)
+    scores: list[ScoreSubmission] = Field(default_factory=list)
+
+
+class ResultsSubmission(WireModel):
+    results: list[ResultSubmission] = Field(min_length=1)
+
+
+class RunProgress(ResponseModel):
+    done: int
+    total: int
+    fraction: float
+
+
+class Run(ResponseModel):
+    id: UUID
+    dataset_id: UUID
+    dataset_version: int
+    name: str
+    status: Literal["pending", "running", "completed", "failed", "cancelled"]
+    caller_driven: bool
+    target: dict[str, JSONValue] | None
+    scorers: list[JSONValue]
+    settings: dict[str, int]
+    metadata: dict[str, JSONValue]
+    total_items: int
+    repetitions: int
+    expected_results: int
+    succeeded_count: int
+    failed_count: int
+    pending_count: int
+    skipped_count: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: RunProgress
+
+
+class RunList(ResponseModel):
+    runs: list[Run]
+    pagination: Pagination
+
+
+class Score(ResponseModel):
+    scorer_id: str
+    score: float | None
+    reason: str | None
+    error: str | None
+
+
+class RunResult(ResponseModel):
+    item_id: UUID
+    repetition: int
+    status: Literal["succeeded", "failed"]
+    input: JSONValue
+    expected_output: JSONValue
+    item_metadata: dict[str, JSONValue] | None
+    output: JSONValue
+    error: str | None
+    latency_ms: float | None
+    attempt: int = Field(description="Attempts made (1 + retries).")
+    retry_errors: list[str]
+    trace_id: str | None
+    scores: list[Score]
+    started_at: datetime | None
+    recorded_at: datetime
+
+
+class RunResultList(ResponseModel):
+    results: list[RunResult]
+    pagination: Pagination
+
+
+class ResultsAccepted(ResponseModel):
+    run_id: UUID
+    accepted: int
+    aggregate_version: int
+
+
+class Catalog(ResponseModel):
+    builtin: list[dict[str, JSONValue]]
+    registered: list[dict[str, JSONValue]]

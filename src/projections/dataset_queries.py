@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -246,6 +247,30 @@ class DatasetQueries:
             {"d": dataset_id, "v": version, "lo": chunk[0], "hi": chunk[-1]},
         )
         return [item_wire(r) for r in rows], len(seqs)
+
+    def count_items(self, dataset_id: UUID, version: int) -> int:
+        return len(self._seqs_at(dataset_id, version))
+
+    def iter_item_pages(self, dataset_id: UUID, version: int, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every item at a version, a page at a time (memory stays flat)."""
+        page = 0
+        while True:
+            rows, total = self.list_items(dataset_id, version, page, page_size)
+            if rows:
+                yield rows
+            if (page + 1) * page_size >= total:
+                return
+            page += 1
+
+    def existing_item_ids(self, dataset_id: UUID, version: int, item_ids: list[UUID]) -> set[UUID]:
+        """Which of `item_ids` are items of the dataset at `version`."""
+        rows = self._fetch(
+            SQL(
+                "SELECT item_id FROM {} WHERE dataset_id = %(d)s AND item_id = ANY(%(ids)s) AND " + _VALID_AT
+            ).format(self._items),
+            {"d": dataset_id, "ids": item_ids, "v": version},
+        )
+        return {row["item_id"] for row in rows}
 
     def get_item(self, dataset_id: UUID, item_id: UUID, version: int) -> dict[str, Any]:
         rows = self._fetch(

@@ -1,0 +1,114 @@
+"""Routes for runs: create and list per dataset; read, results, cancel, progress stream,
+and caller-driven submission and finalize per run; the catalog of targets and scorers."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from evalledger.api import models
+from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason, pagination
+from evalledger.api.encoding import JSONBody, dumps
+from evalledger.domain.runs import FINISHED, RunSettings
+from evalledger.execution.scorers import describe_builtin_scorers
+from evalledger.execution.targets import describe_builtin_targets
+
+
+def build_router(max_per_page: int) -> APIRouter:
+    router = APIRouter(tags=["runs"], responses=PROBLEMS)
+    Page = Annotated[int, Query(ge=0, le=10_000_000)]
+    PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
+
+    @router.get("/api/datasets/runs/{run_id}", response_model=models.Run, summary="A run: status, counts, progress")
+    def get_run(run_id: UUID, ledger: LedgerDep) -> JSONBody:
+        return JSONBody(ledger.run_service.get_run(run_id))
+
+    @router.get("/api/datasets/runs/{run_id}/results", response_model=models.RunResultList,
+                summary="A run's results in dataset order, with each item's input and expected output")
+    def list_results(
+        run_id: UUID,
+        ledger: LedgerDep,
+        page: Page = 0,
+        per_page: PerPage = 50,
+        status: Annotated[str | None, Query(pattern="^(succeeded|failed)$")] = None,
+    ) -> JSONBody:
+        rows, total = ledger.run_queries.list_results(run_id, page, per_page, status)
+        return JSONBody({"results": rows, "pagination": pagination(total, page, per_page)})
+
+    @router.post("/api/datasets/runs/{run_id}/cancel", response_model=models.Run,
+                 summary="Cancel: stop new work now, keep what finished")
+    def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        return JSONBody(ledger.run_service.cancel_run(run_id, actor=actor, reason=reason))
+
+    @router.get("/api/datasets/runs/{run_id}/stream", summary="Server-sent events: the run's progress until it ends",
+                response_class=StreamingResponse)
+    async def stream_run(run_id: UUID, request: Request) -> StreamingResponse:
+        service = request.app.state.ledger.run_service
+        first = await asyncio.to_thread(service.get_run, run_id)  # 404 before the stream starts
+
+        async def events() -> AsyncIterator[bytes]:
+            run = first
+            while True:
+                kind = "finished" if run["status"] in FINISHED else "progress"
+                yield b"event: " + kind.encode() + b"\ndata: " + dumps(run) + b"\n\n"
+                if kind == "finished" or await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.5)
+                run = await asyncio.to_thread(service.get_run, run_id)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @router.post("/api/datasets/runs/{run_id}/results", response_model=models.ResultsAccepted,
+                 summary="Caller-driven runs: submit results (upsert per item and repetition)")
+    def submit_results(run_id: UUID, body: models.ResultsSubmission, ledger: LedgerDep) -> JSONBody:
+        results = [r.model_dump(by_alias=True, mode="json") for r in body.results]
+        for result in results:
+            result["attempts"] = result.pop("attempt")
+        return JSONBody(ledger.run_service.submit_results(run_id, results))
+
+    @router.post("/api/datasets/runs/{run_id}/finalize", response_model=models.Run,
+                 summary="Caller-driven runs: finish, counting succeeded / failed / skipped")
+    def finalize_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous") -> JSONBody:
+        return JSONBody(ledger.run_service.finalize_run(run_id, actor=actor))
+
+    @router.get("/api/datasets/{dataset_id}/runs", response_model=models.RunList, summary="A dataset's runs, newest first")
+    def list_runs(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
+        ledger.dataset_queries.dataset_row(dataset_id)
+        rows, total = ledger.run_queries.list_runs(dataset_id, page, per_page)
+        return JSONBody({"runs": rows, "pagination": pagination(total, page, per_page)})
+
+    @router.post("/api/datasets/{dataset_id}/runs", status_code=202, response_model=models.Run,
+                 summary="Start a run on a pinned dataset version (without a target: caller-driven)")
+    def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+                   reason: Reason = None) -> JSONBody:
+        run = ledger.run_service.create_run(
+            dataset_id,
+            target=body.target,
+            scorers=body.scorers,
+            settings=RunSettings(
+                max_concurrency=body.max_concurrency,
+                item_timeout_ms=body.item_timeout_ms,
+                max_retries=body.max_retries,
+                repetitions=body.repetitions,
+            ),
+            version=body.version,
+            name=body.name,
+            metadata=body.metadata,
+            run_id=body.run_id,
+            actor=actor,
+            reason=reason,
+        )
+        return JSONBody(run, status_code=202)
+
+    @router.get("/api/targets", response_model=models.Catalog, summary="Target types and registered targets")
+    def list_targets(ledger: LedgerDep) -> JSONBody:
+        return JSONBody({"builtin": describe_builtin_targets(), "registered": ledger.registry.describe_targets()})
+
+    @router.get("/api/scorers", response_model=models.Catalog, summary="Built-in and registered scorers")
+    def list_scorers(ledger: LedgerDep) -> JSONBody:
+        return JSONBody({"builtin": describe_builtin_scorers(), "registered": ledger.registry.describe_scorers()})
+
+    return router

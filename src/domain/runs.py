@@ -1,0 +1,243 @@
+"""The Run aggregate: one execution of a pinned dataset version against a target, scored.
+
+Life: created (pending) -> started (running) -> results recorded, in batches ->
+completed | failed | cancelled. A run without a target is caller-driven: the caller
+submits results itself (as upserts per item and repetition) and finalizes.
+
+The aggregate keeps only what its decisions need: the status, and for each recorded
+(item, repetition) whether it succeeded. Results themselves live in the events (and the
+read model), never in memory, so a 100,000-item run stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from evalledger.domain.errors import ConflictError, DomainError, NotFoundError
+
+JSON = Any
+
+PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = "pending", "running", "completed", "failed", "cancelled"
+FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+class RunFinishedError(ConflictError):
+    problem_type = "run-finished"
+
+
+class RunNotCallerDrivenError(DomainError):
+    """Results can only be submitted to runs without a target (400)."""
+
+    problem_type = "run-has-target"
+
+
+class RunNotFoundError(NotFoundError):
+    problem_type = "run-not-found"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    max_concurrency: int = 8
+    item_timeout_ms: int = 60_000
+    max_retries: int = 2
+    repetitions: int = 1
+
+    def as_wire(self) -> dict[str, int]:
+        return {
+            "maxConcurrency": self.max_concurrency,
+            "itemTimeoutMs": self.item_timeout_ms,
+            "maxRetries": self.max_retries,
+            "repetitions": self.repetitions,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, int]) -> RunSettings:
+        return cls(
+            max_concurrency=wire["maxConcurrency"],
+            item_timeout_ms=wire["itemTimeoutMs"],
+            max_retries=wire["maxRetries"],
+            repetitions=wire["repetitions"],
+        )
+
+
+def result_key(result: dict[str, JSON]) -> str:
+    return f"{result['itemId']}#{result.get('repetition', 0)}"
+
+
+class Run(Aggregate):
+    class Event(Aggregate.Event):
+        actor: str
+        reason: str | None
+
+    class Created(Event, Aggregate.Created):
+        dataset_id: str
+        dataset_version: int
+        target: dict[str, JSON] | None
+        scorers: list[JSON]
+        settings: dict[str, int]
+        name: str
+        metadata: dict[str, JSON]
+        total_items: int
+
+    class Started(Event):
+        def apply(self, run: Run) -> None:
+            run.status = RUNNING
+
+    class ResultsRecorded(Event):
+        # Each: itemId, repetition, output, error, latencyMs, attempts, traceId,
+        # startedAt, scores: [{scorerId, score, reason, error}]
+        results: list[dict[str, JSON]]
+
+        def apply(self, run: Run) -> None:
+            if run.status == PENDING:
+                run.status = RUNNING
+            for result in self.results:
+                run.outcomes[result_key(result)] = result.get("error") is None
+
+    class Completed(Event):
+        succeeded: int
+        failed: int
+        skipped: int
+
+        def apply(self, run: Run) -> None:
+            run.status = COMPLETED
+
+    class Failed(Event):
+        succeeded: int
+        failed: int
+        skipped: int
+        error: str | None
+
+        def apply(self, run: Run) -> None:
+            run.status = FAILED
+
+    class Cancelled(Event):
+        succeeded: int
+        failed: int
+        skipped: int
+
+        def apply(self, run: Run) -> None:
+            run.status = CANCELLED
+
+    def __init__(
+        self,
+        dataset_id: str,
+        dataset_version: int,
+        target: dict[str, JSON] | None,
+        scorers: list[JSON],
+        settings: dict[str, int],
+        name: str,
+        metadata: dict[str, JSON],
+        total_items: int,
+    ) -> None:
+        self.dataset_id = dataset_id
+        self.dataset_version = dataset_version
+        self.target = target
+        self.scorers = scorers
+        self.settings = settings
+        self.name = name
+        self.metadata = metadata
+        self.total_items = total_items
+        self.status = PENDING
+        self.outcomes: dict[str, bool] = {}  # "itemId#repetition" -> succeeded
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        run_id: UUID,
+        dataset_id: UUID,
+        dataset_version: int,
+        target: dict[str, JSON] | None,
+        scorers: list[JSON],
+        settings: RunSettings,
+        name: str,
+        metadata: dict[str, JSON],
+        total_items: int,
+        actor: str,
+        reason: str | None,
+    ) -> Run:
+        return cls._create(
+            cls.Created,
+            id=run_id,
+            dataset_id=str(dataset_id),
+            dataset_version=dataset_version,
+            target=target,
+            scorers=scorers,
+            settings=settings.as_wire(),
+            name=name,
+            metadata=metadata,
+            total_items=total_items,
+            actor=actor,
+            reason=reason,
+        )
+
+    # -- what it is ---------------------------------------------------------------------
+
+    @property
+    def caller_driven(self) -> bool:
+        return self.target is None
+
+    @property
+    def run_settings(self) -> RunSettings:
+        return RunSettings.from_wire(self.settings)
+
+    @property
+    def expected_results(self) -> int:
+        return self.total_items * self.run_settings.repetitions
+
+    def counts(self) -> tuple[int, int, int]:
+        succeeded = sum(1 for ok in self.outcomes.values() if ok)
+        failed = len(self.outcomes) - succeeded
+        return succeeded, failed, max(0, self.expected_results - len(self.outcomes))
+
+    def is_recorded(self, item_id: str, repetition: int) -> bool:
+        return f"{item_id}#{repetition}" in self.outcomes
+
+    # -- commands -------------------------------------------------------------------------
+
+    def start(self, *, actor: str) -> None:
+        self.check_open()
+        if self.status == PENDING:
+            self.trigger_event(self.Started, actor=actor, reason=None)
+
+    def record_results(self, results: list[dict[str, JSON]], *, upsert: bool, actor: str) -> int:
+        """Record a batch. Target-driven runs keep the first result for a key (so a resumed
+        run never records twice); caller-driven runs replace it (upsert). Returns how many
+        results were recorded."""
+        self.check_open()
+        if not upsert:
+            results = [r for r in results if result_key(r) not in self.outcomes]
+        if results:
+            self.trigger_event(self.ResultsRecorded, results=results, actor=actor, reason=None)
+        return len(results)
+
+    def finish(self, *, actor: str, error: str | None = None) -> None:
+        """Completed, unless every result failed or the run could not go on (`error`)."""
+        self.check_open()
+        succeeded, failed, skipped = self.counts()
+        if error is not None or (succeeded == 0 and failed > 0):
+            self.trigger_event(
+                self.Failed, succeeded=succeeded, failed=failed, skipped=skipped, error=error, actor=actor,
+                reason=None,
+            )
+        else:
+            self.trigger_event(
+                self.Completed, succeeded=succeeded, failed=failed, skipped=skipped, actor=actor, reason=None
+            )
+
+    def cancel(self, *, actor: str, reason: str | None) -> None:
+        self.check_open()
+        succeeded, failed, skipped = self.counts()
+        self.trigger_event(
+            self.Cancelled, succeeded=succeeded, failed=failed, skipped=skipped, actor=actor, reason=reason
+        )
+
+    def check_open(self) -> None:
+        """Refuse (409) once the run has finished."""
+        if self.status in FINISHED:
+            raise RunFinishedError(f"run {self.id} is {self.status}; it accepts no more changes")

@@ -1,0 +1,134 @@
+"""Users' own targets and scorers, registered with decorators in a module of theirs:
+
+    # mypkg/evals.py
+    from evalledger.execution.registry import scorer, target
+
+    @target(kind="agent")
+    async def support_bot(input, context):
+        return await my_agent.answer(input["question"])
+
+    @scorer
+    def polite(input, output, expected_output, metadata):
+        return "please" in str(output).lower()
+
+and loaded by `evalledger serve --app mypkg.evals` (or `EVALLEDGER_APP=mypkg.evals`, or
+an entry point in the group `evalledger.apps`). Target functions take `(input, context)`
+and scorer functions `(input, output, expected_output, metadata)`; either may be sync or
+async.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+Kind = Literal["agent", "workflow", "processor", "scorer"]
+TARGET_KINDS: tuple[str, ...] = ("agent", "workflow", "processor", "scorer")
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target learns about the call besides the item's input."""
+
+    run_id: str
+    dataset_id: str
+    dataset_version: int
+    item_id: str
+    repetition: int
+    attempt: int
+    expected_output: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    kind: str
+    func: Callable[..., Any]
+    is_async: bool
+    description: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "description": self.description, "async": self.is_async}
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.targets: dict[str, Registered] = {}
+        self.scorers: dict[str, Registered] = {}
+
+    def _register(self, table: dict[str, Registered], func: Callable[..., Any], name: str | None, kind: str,
+                  description: str) -> Callable[..., Any]:
+        entry = Registered(
+            name=name or func.__name__,
+            kind=kind,
+            func=func,
+            is_async=inspect.iscoroutinefunction(func),
+            description=description or (inspect.getdoc(func) or "").split("\n")[0],
+        )
+        existing = table.get(entry.name)
+        if existing is not None and existing.func is not func and _qualified(existing.func) != _qualified(func):
+            raise ValueError(f"{entry.kind} {entry.name!r} is already registered (by {_qualified(existing.func)})")
+        table[entry.name] = entry
+        return func
+
+    def target(self, name: str | Callable[..., Any] | None = None, *, kind: str = "agent",
+               description: str = "") -> Any:
+        """Register a target function: `@target`, `@target("name")` or `@target(kind="workflow")`."""
+        if kind not in TARGET_KINDS:
+            raise ValueError(f"target kind must be one of {TARGET_KINDS}, not {kind!r}")
+        if callable(name):
+            return self._register(self.targets, name, None, kind, description)
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            return self._register(self.targets, func, name, kind, description)
+
+        return decorate
+
+    def scorer(self, name: str | Callable[..., Any] | None = None, *, description: str = "") -> Any:
+        """Register a scorer function: `@scorer` or `@scorer("name")`."""
+        if callable(name):
+            return self._register(self.scorers, name, None, "scorer", description)
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            return self._register(self.scorers, func, name, "scorer", description)
+
+        return decorate
+
+    def describe_targets(self) -> list[dict[str, Any]]:
+        return [entry.describe() for entry in sorted(self.targets.values(), key=lambda e: e.name)]
+
+    def describe_scorers(self) -> list[dict[str, Any]]:
+        return [entry.describe() for entry in sorted(self.scorers.values(), key=lambda e: e.name)]
+
+    def load(self, module_path: str) -> None:
+        """Import a user module so its decorators register (importing twice is harmless)."""
+        if module_path in sys.modules:
+            return
+        try:
+            importlib.import_module(module_path)
+        except Exception as error:
+            raise ImportError(f"cannot import app module {module_path!r}: {error}") from error
+
+    def load_from_environment(self) -> list[str]:
+        """Load the modules named in EVALLEDGER_APP and the `evalledger.apps` entry points."""
+        modules = [m.strip() for m in os.environ.get("EVALLEDGER_APP", "").split(",") if m.strip()]
+        modules += [ep.value for ep in entry_points(group="evalledger.apps")]
+        for module in modules:
+            self.load(module)
+        return modules
+
+
+def _qualified(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+registry = Registry()
+target = registry.target
+scorer = registry.scorer

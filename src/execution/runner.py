@@ -1,0 +1,326 @@
+"""Drives one run: items -> target -> scorers -> batched result events.
+
+Shape (all in one asyncio loop):
+- a producer pages through the pinned version's items and queues (item, repetition)
+  pairs not yet recorded — a bounded queue, so memory stays flat however many items;
+- `maxConcurrency` workers each take a pair, call the target (per-item timeout enforced
+  by not waiting any longer — a target that ignores cancellation cannot hold the run;
+  retries with exponential backoff and jitter for transient errors only), then run every
+  scorer concurrently (a failing scorer gives `score: null` with its error);
+- one writer batches finished results into `ResultsRecorded` events (one writer per
+  run: no optimistic-concurrency conflicts; one save per batch, not per item).
+
+Cancelling stops the producer, abandons in-flight calls, records what finished, then
+records the cancellation. A run that was interrupted (the process died) is started
+again by the scheduler; the aggregate knows which (item, repetition) are recorded, so
+none is executed again once recorded, and none is recorded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from evalledger.domain.applications import Runs, Written
+from evalledger.domain.runs import RunSettings
+from evalledger.execution.registry import TargetContext
+from evalledger.execution.scorers import ScoreInput, Scorer
+from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, TransientError
+
+log = logging.getLogger(__name__)
+
+# Results per event, and the longest a finished result waits before it is written.
+FLUSH_SIZE = 500
+FLUSH_INTERVAL = 0.2
+BACKOFF_BASE = 0.1
+BACKOFF_CAP = 5.0
+
+ItemPages = Callable[[], Iterator[list[dict[str, Any]]]]
+
+
+@dataclass
+class Progress:
+    """Live counters of a running executor (the read model lags by a flush)."""
+
+    done: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def as_wire(self, total: int) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done / elapsed
+        remaining = max(0, total - self.done)
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "total": total,
+            "itemsPerSecond": round(rate, 2),
+            "etaSeconds": round(remaining / rate, 1) if rate > 0 else None,
+        }
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: up to base * 2**attempt, capped."""
+    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+
+
+def error_text(error: BaseException) -> str:
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+class ScorerTimeoutError(Exception):
+    pass
+
+
+async def within(seconds: float, awaitable: Any, timeout_error: type[Exception], what: str) -> Any:
+    """Await `awaitable` for at most `seconds`; past that, cancel it and stop waiting even
+    if it refuses to stop."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:  # the run was cancelled: abandon the call too
+        task.cancel()
+        task.add_done_callback(_consume_result)
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_consume_result)
+        raise timeout_error(f"{what} timed out after {int(seconds * 1000)} ms")
+    return task.result()
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        *,
+        run_id: UUID,
+        dataset_id: UUID,
+        dataset_version: int,
+        settings: RunSettings,
+        target: Target,
+        scorers: list[Scorer],
+        runs: Runs,
+        item_pages: ItemPages,
+        expected_results: int,
+        on_written: Callable[[Written], None],
+    ) -> None:
+        self.run_id = run_id
+        self.dataset_id = dataset_id
+        self.dataset_version = dataset_version
+        self.settings = settings
+        self.target = target
+        self.scorers = scorers
+        self.runs = runs
+        self.item_pages = item_pages
+        self.expected_results = expected_results
+        self.on_written = on_written
+        self.progress = Progress()
+        self.cancel_requested = asyncio.Event()
+        self.cancel_reason: str | None = None
+        self.cancel_actor = "anonymous"
+        self.finished = asyncio.Event()
+
+    # -- the whole run ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as error:  # noqa: BLE001 - record the failure on the run itself
+            log.exception("run %s crashed", self.run_id)
+            try:
+                await asyncio.to_thread(self._write, lambda: self.runs.finish_run(self.run_id, error=error_text(error)))
+            except Exception:  # noqa: BLE001
+                log.exception("run %s: could not record the failure", self.run_id)
+        finally:
+            await self._close()
+            self.finished.set()
+
+    async def _run(self) -> None:
+        run = await asyncio.to_thread(self.runs.get_run, self.run_id)
+        recorded = {key for key in run.outcomes}
+        self.progress.done = len(recorded)
+        self.progress.failed = sum(1 for ok in run.outcomes.values() if not ok)
+        await asyncio.to_thread(self._write, lambda: self.runs.start_run(self.run_id))
+
+        pairs: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(
+            maxsize=self.settings.max_concurrency * 4
+        )
+        results: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(pairs, recorded))
+        workers = [asyncio.create_task(self._work(pairs, results)) for _ in range(self.settings.max_concurrency)]
+        writer = asyncio.create_task(self._write_results(results))
+        cancel_wait = asyncio.create_task(self.cancel_requested.wait())
+
+        everything = asyncio.gather(producer, *workers)
+        await asyncio.wait({everything, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if self.cancel_requested.is_set():
+            producer.cancel()
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(everything, return_exceptions=True)
+        else:
+            cancel_wait.cancel()
+            everything.result()
+        await results.put(None)
+        await writer
+        if self.cancel_requested.is_set():
+            await asyncio.to_thread(
+                self._write,
+                lambda: self.runs.cancel_run(self.run_id, actor=self.cancel_actor, reason=self.cancel_reason),
+            )
+        else:
+            await asyncio.to_thread(self._write, lambda: self.runs.finish_run(self.run_id))
+
+    def cancel(self, *, actor: str, reason: str | None) -> None:
+        """Ask the run to stop (call in the executor's loop)."""
+        self.cancel_actor = actor
+        self.cancel_reason = reason
+        self.cancel_requested.set()
+
+    def _write(self, command: Callable[[], Written]) -> Written:
+        written = command()
+        self.on_written(written)
+        return written
+
+    async def _close(self) -> None:
+        for resource in (self.target, *self.scorers):
+            close = getattr(resource, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # noqa: BLE001
+                    log.exception("run %s: closing %s failed", self.run_id, resource)
+
+    # -- producer, workers, writer -------------------------------------------------------------
+
+    async def _produce(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None], recorded: set[str]) -> None:
+        pages = self.item_pages()
+        while True:
+            page = await asyncio.to_thread(next, pages, None)
+            if page is None:
+                break
+            for repetition in range(self.settings.repetitions):
+                for item in page:
+                    if f"{item['id']}#{repetition}" not in recorded:
+                        await pairs.put((item, repetition))
+        for _ in range(self.settings.max_concurrency):
+            await pairs.put(None)
+
+    async def _work(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
+                    results: asyncio.Queue[dict[str, Any] | None]) -> None:
+        while True:
+            pair = await pairs.get()
+            if pair is None:
+                return
+            item, repetition = pair
+            result = await self.execute(item, repetition)
+            await results.put(result)
+
+    async def _write_results(self, results: asyncio.Queue[dict[str, Any] | None]) -> None:
+        batch: list[dict[str, Any]] = []
+        deadline = time.monotonic() + FLUSH_INTERVAL
+        closing = False
+        while not closing:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                result = await asyncio.wait_for(results.get(), timeout=timeout)
+            except TimeoutError:
+                result = ...
+            if result is None:
+                closing = True
+            elif result is not ...:
+                batch.append(result)
+            if batch and (closing or len(batch) >= FLUSH_SIZE or time.monotonic() >= deadline):
+                chunk, batch = batch, []
+                await asyncio.to_thread(
+                    self._write, lambda chunk=chunk: self.runs.record_results(self.run_id, chunk, upsert=False)
+                )
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + FLUSH_INTERVAL
+
+    # -- one item ----------------------------------------------------------------------------------
+
+    async def execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        timeout = self.settings.item_timeout_ms / 1000
+        output: TargetOutput | None = None
+        error: str | None = None
+        retry_errors: list[str] = []
+        attempts = 0
+        for attempt in range(self.settings.max_retries + 1):
+            attempts = attempt + 1
+            context = TargetContext(
+                run_id=str(self.run_id),
+                dataset_id=str(self.dataset_id),
+                dataset_version=self.dataset_version,
+                item_id=str(item["id"]),
+                repetition=repetition,
+                attempt=attempts,
+                expected_output=item["expectedOutput"],
+                metadata=item["metadata"] or {},
+            )
+            try:
+                output = await within(timeout, self.target.invoke(item["input"], context), TargetTimeoutError, "target")
+                error = None
+                break
+            except TransientError as failure:
+                error = error_text(failure)
+                if attempt < self.settings.max_retries:
+                    retry_errors.append(error)
+                    await asyncio.sleep(backoff_delay(attempt))
+            except Exception as failure:  # noqa: BLE001 - a target's own error, not retried
+                error = error_text(failure)
+                break
+        latency_ms = (time.perf_counter() - started) * 1000
+        scores = await self._score(item, output.output if output is not None else None, error, timeout)
+        self.progress.done += 1
+        if error is not None:
+            self.progress.failed += 1
+        return {
+            "itemId": str(item["id"]),
+            "repetition": repetition,
+            "output": output.output if output is not None else None,
+            "error": error,
+            "latencyMs": round(latency_ms, 3),
+            "attempts": attempts,
+            "retryErrors": retry_errors,
+            "traceId": output.trace_id if output is not None else None,
+            "startedAt": started_at.isoformat(),
+            "scores": scores,
+        }
+
+    async def _score(self, item: dict[str, Any], output: Any, error: str | None, timeout: float) -> list[dict[str, Any]]:
+        if not self.scorers:
+            return []
+        question = ScoreInput(
+            input=item["input"],
+            output=output,
+            expected_output=item["expectedOutput"],
+            metadata=item["metadata"] or {},
+            error=error,
+        )
+
+        async def one(scorer: Scorer) -> dict[str, Any]:
+            try:
+                answer = await within(timeout, scorer.score(question), ScorerTimeoutError, f"scorer {scorer.id}")
+            except Exception as failure:  # noqa: BLE001 - a failing scorer only affects itself
+                return {"scorerId": scorer.id, "score": None, "reason": None, "error": error_text(failure)}
+            return {"scorerId": scorer.id, "score": answer.score, "reason": answer.reason, "error": None}
+
+        if len(self.scorers) == 1:
+            return [await one(self.scorers[0])]
+        return list(await asyncio.gather(*(one(scorer) for scorer in self.scorers)))

@@ -1,0 +1,174 @@
+"""Runs executors in the background: one asyncio loop in a thread of the service.
+
+Each executing run holds a PostgreSQL advisory lock on a connection of its own for as
+long as it runs, so that when several service processes resume unfinished runs after a
+restart, each run is executed by exactly one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from evalledger.domain.applications import Runs, Written
+from evalledger.domain.runs import FINISHED, Run
+from evalledger.execution.registry import Registry
+from evalledger.execution.runner import RunExecutor, error_text
+from evalledger.execution.scorers import build_scorer
+from evalledger.execution.targets import build_target
+from evalledger.projections.dataset_queries import DatasetQueries
+from evalledger.projections.run_queries import RunQueries
+
+log = logging.getLogger(__name__)
+
+
+def _lock_key(run_id: UUID) -> int:
+    return zlib.crc32(b"evalledger-run:" + run_id.bytes) - 2**31
+
+
+class RunScheduler:
+    def __init__(
+        self,
+        *,
+        runs: Runs,
+        run_queries: RunQueries,
+        dataset_queries: DatasetQueries,
+        registry: Registry,
+        http_allowlist: Sequence[str],
+        conninfo: str,
+        on_written: Callable[[Written], None],
+    ) -> None:
+        self.runs = runs
+        self.run_queries = run_queries
+        self.dataset_queries = dataset_queries
+        self.registry = registry
+        self.http_allowlist = list(http_allowlist)
+        self.conninfo = conninfo
+        self.on_written = on_written
+        self.executors: dict[UUID, RunExecutor] = {}
+        self.futures: dict[UUID, Future[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._serve, name="run-scheduler", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._ready.set()
+        loop.run_forever()
+        loop.close()
+
+    def stop(self) -> None:
+        """Stop executing (unfinished runs stay unfinished and resume on the next start)."""
+        loop = self._loop
+        if loop is None:
+            return
+        for future in list(self.futures.values()):
+            future.cancel()
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._loop = None
+        self._thread = None
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def launch(self, run_id: UUID) -> None:
+        if self._loop is None:
+            self.start()
+        assert self._loop is not None
+        if run_id in self.futures and not self.futures[run_id].done():
+            return
+        self.futures[run_id] = asyncio.run_coroutine_threadsafe(self._execute(run_id), self._loop)
+
+    def resume_unfinished(self) -> list[UUID]:
+        run_ids = self.run_queries.unfinished_target_runs()
+        for run_id in run_ids:
+            self.launch(run_id)
+        return run_ids
+
+    async def _execute(self, run_id: UUID) -> None:
+        lock_conn = await asyncio.to_thread(psycopg.connect, self.conninfo, autocommit=True)
+        try:
+            got = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(run_id),)).fetchone()
+            if not got or not got[0]:
+                log.info("run %s is executed by another process", run_id)
+                return
+            run = await asyncio.to_thread(self.runs.get_run, run_id)
+            if run.status in FINISHED or run.target is None:
+                return
+            try:
+                executor = self._executor(run_id, run)
+            except Exception as error:  # noqa: BLE001 - e.g. its target is no longer registered
+                log.exception("run %s cannot start", run_id)
+                written = await asyncio.to_thread(self.runs.finish_run, run_id, error=error_text(error))
+                self.on_written(written)
+                return
+            self.executors[run_id] = executor
+            try:
+                await executor.run()
+            finally:
+                self.executors.pop(run_id, None)
+        finally:
+            await asyncio.to_thread(lock_conn.close)
+
+    def _executor(self, run_id: UUID, run: Run) -> RunExecutor:
+        dataset_id = UUID(run.dataset_id)
+        return RunExecutor(
+            run_id=run_id,
+            dataset_id=dataset_id,
+            dataset_version=run.dataset_version,
+            settings=run.run_settings,
+            target=build_target(run.target or {}, self.registry, http_allowlist=self.http_allowlist),
+            scorers=[build_scorer(spec, self.registry, http_allowlist=self.http_allowlist) for spec in run.scorers],
+            runs=self.runs,
+            item_pages=lambda: self.dataset_queries.iter_item_pages(dataset_id, run.dataset_version),
+            expected_results=run.expected_results,
+            on_written=self.on_written,
+        )
+
+    def cancel(self, run_id: UUID, *, actor: str, reason: str | None, timeout: float = 30.0) -> bool:
+        """Cancel a run executing here and wait until the cancellation is recorded.
+        Returns False when the run is not executing in this process."""
+        executor = self.executors.get(run_id)
+        if executor is None or self._loop is None:
+            return False
+        done = threading.Event()
+
+        def request() -> None:
+            executor.cancel(actor=actor, reason=reason)
+            asyncio.ensure_future(executor.finished.wait()).add_done_callback(lambda _: done.set())
+
+        self._loop.call_soon_threadsafe(request)
+        done.wait(timeout)
+        return True
+
+    def progress(self, run_id: UUID) -> dict[str, Any] | None:
+        executor = self.executors.get(run_id)
+        if executor is None:
+            return None
+        return executor.progress.as_wire(executor.expected_results)
+
+    def wait(self, run_id: UUID, timeout: float | None = None) -> None:
+        """Block until the run's executor in this process has stopped (tests, CLI)."""
+        future = self.futures.get(run_id)
+        if future is not None:
+            future.result(timeout)
