@@ -25,7 +25,7 @@ test: install
 
 ## The benchmark workloads of DESIGN.md (W1-W3) against a fresh server; see benchmarks/README.md.
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/workloads.py
 
 clean:
 	rm -rf $(VENV) .evalledger *.egg-info

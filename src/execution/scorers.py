@@ -1,39 +1,68 @@
-"""Scorers: how an output is judged. A score is a number in 0..1 (or null with an error).
+"""Scorers: how a run judges each output. A score is a number from 0 to 1.
 
 A scorer is built once per run from its spec — a name (`"exact-match"`) or
-`{"name": ..., "id": ..., "options": {...}}` — so regexes, schemas and HTTP clients are
-prepared once, not per item. A scorer raises when it cannot score (misconfiguration,
-an expected output it cannot use); the runner records `score: null` with that error.
-Where a scorer compares with the expected output, the `field` option (a dot path such
-as `answer` or `a.b.0`) is applied to both sides first; an output without that path
-scores 0, an expected output without it cannot be scored.
+`{"name": "exact-match", "id": "answer-exact", "options": {"field": "answer"}}` — so
+options are checked, regexes compiled and JSON Schemas prepared once, not per item; a
+bad spec is refused at build time with an `InvalidRequestError` (a 422) that names the
+scorer and the option. The `id` (default: the name) keys the scores in results, so one
+scorer can be used twice with different options.
+
+At score time a scorer answers a `ScoreOutput`, or raises when the item cannot be scored
+(the expected output lacks what the scorer compares with, the LLM judge is unreachable,
+a user scorer returned 1.5); the runner records `score: null` with the error text.
+
+Rules shared by the built-ins:
+
+- `field` (a dot path like `answer` or `a.b.0`) is applied to both the output and the
+  expected output before comparing. A string holding a JSON object or array (optionally
+  in a ```json fence, as LLMs write it) is parsed on the way down. An output without the
+  path scores 0 with a reason; an expected output without it (or null) raises.
+- When the target failed (`ScoreInput.error` is set) there is no output to judge: every
+  built-in scores 0 with the target's error as the reason, without calling anything.
+- Built-ins that do no I/O are plain computations: no thread hop, no per-call set-up.
+
+User scorers come from the registry (`registry.scorers[name]`): functions of
+`(input, output, expected_output, metadata)`, sync (run in a worker thread) or async,
+answering a float, a bool, a `ScoreOutput` or `{"score": ..., "reason": ...}`.
+
+Every scorer has `async def aclose()`; only the LLM judge holds a resource (its HTTP
+client), the others' is a no-op, so the runner can close them all alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import math
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from numbers import Real
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.execution.targets import check_allowed
+from evalledger.execution.targets import TransientError, check_allowed
 
 if TYPE_CHECKING:
     from evalledger.execution.registry import Registered, Registry
 
 
+# -- the contract ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ScoreInput:
+    """What a scorer sees of one item's execution. `error` is the target's error when it
+    failed; `output` is then None."""
+
     input: Any
     output: Any
     expected_output: Any
@@ -43,369 +72,697 @@ class ScoreInput:
 
 @dataclass(frozen=True)
 class ScoreOutput:
+    """A score from 0 to 1 (None: no score) and, optionally, why."""
+
     score: float | None
     reason: str | None = None
 
 
 class Scorer(Protocol):
+    """A built scorer. `id` keys its scores in results; `name` says which scorer it is.
+    Every scorer built here also has `async def aclose()`."""
+
     id: str
     name: str
 
     async def score(self, x: ScoreInput) -> ScoreOutput: ...
 
 
-def as_score(value: Any) -> ScoreOutput:
-    """A scorer function's answer as a ScoreOutput: float, bool, ScoreOutput or {score, reason}."""
-    reason = None
-    if isinstance(value, ScoreOutput):
-        value, reason = value.score, value.reason
-    elif isinstance(value, dict):
-        value, reason = value.get("score"), value.get("reason")
-    if isinstance(value, bool):
-        return ScoreOutput(1.0 if value else 0.0, reason)
+def to_score_output(answer: Any, who: str) -> ScoreOutput:
+    """A scorer's answer as a ScoreOutput: a number from 0 to 1, a bool (1.0 / 0.0), a
+    ScoreOutput, or a dict with "score" and optionally "reason". A ScoreOutput or dict may
+    say `score: None` (no score); a bare None is refused, as it is usually a forgotten
+    `return`. Anything else raises ValueError."""
+    if isinstance(answer, ScoreOutput):
+        value, reason = answer.score, answer.reason
+    elif isinstance(answer, dict):
+        if "score" not in answer:
+            raise ValueError(f"{who} returned a dict without 'score': {_show(answer)}")
+        value, reason = answer["score"], answer.get("reason")
+    elif answer is None:
+        raise ValueError(f"{who} returned None; return a number from 0 to 1, a bool, a ScoreOutput "
+                         f"or {{'score': ..., 'reason': ...}}")
+    else:
+        value, reason = answer, None
+    reason = None if reason is None else str(reason)
     if value is None:
         return ScoreOutput(None, reason)
-    if not isinstance(value, int | float) or math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"a score must be a number from 0 to 1, got {value!r}")
-    return ScoreOutput(float(value), reason)
+    return ScoreOutput(_unit_interval(value, who), reason)
 
 
-# -- paths and values -----------------------------------------------------------------------------
-
-_MISSING = object()
-
-
-def at_path(value: Any, path: str | None) -> Any:
-    if not path:
-        return value
-    if isinstance(value, str):
-        value = _maybe_json(value)
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
+def _unit_interval(value: Any, who: str) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if not isinstance(value, Real) or math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{who} returned {_show(value)}; a score must be a number from 0 to 1")
+    return float(value)
 
 
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "[", '"') or value in ("true", "false", "null"):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
+# -- options --------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+@dataclass(frozen=True)
+class Option:
+    """One option of a built-in scorer: checked at build time and listed by `GET /api/scorers`."""
 
+    name: str
+    type: str  # "string", "boolean", "number" or "object"
+    default: Any
+    meaning: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
 
-class Comparison:
-    """The output and expected value at `field`, or why there is nothing to compare."""
+    def describe(self) -> dict[str, Any]:
+        described = {"name": self.name, "type": self.type, "default": self.default, "meaning": self.meaning,
+                     "required": self.required}
+        if self.choices:
+            described["choices"] = list(self.choices)
+        return described
 
-    def __init__(self, x: ScoreInput, field: str | None, *, needs_expected: bool = True) -> None:
-        self.output = at_path(x.output, field)
-        self.expected = at_path(x.expected_output, field) if needs_expected else None
-        if needs_expected and (self.expected is _MISSING or self.expected is None):
-            where = f" at '{field}'" if field else ""
-            raise ValueError(f"the expected output has no value{where} to compare with")
-        self.missing_output = self.output is _MISSING
-        self.field = field
-
-
-def _no_output(comparison: Comparison) -> ScoreOutput:
-    where = f" at '{comparison.field}'" if comparison.field else ""
-    return ScoreOutput(0.0, f"the output has no value{where}")
-
-
-# -- built-ins ------------------------------------------------------------------------------------
-
-
-class BuiltinScorer:
-    name = ""
-    description = ""
-    options_help: dict[str, str] = {}
-
-    def __init__(self, scorer_id: str, options: dict[str, Any]) -> None:
-        self.id = scorer_id
-        unknown = set(options) - set(self.options_help)
-        if unknown:
-            raise InvalidRequestError(f"scorer {self.name!r} has no option(s) {sorted(unknown)}; "
-                                      f"options: {sorted(self.options_help)}")
-        self.options = options
-        self.field = options.get("field")
-
-    async def score(self, x: ScoreInput) -> ScoreOutput:
-        return self.judge(x)
-
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value` for this option, or None."""
+        if self.type == "string" and not (isinstance(value, str) and value):
+            return "must be a non-empty string"
+        if self.type == "boolean" and not isinstance(value, bool):
+            return "must be true or false"
+        if self.type == "object" and not isinstance(value, dict):
+            return "must be a JSON object"
+        if self.type == "number":
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+                return "must be a number"
+            if self.minimum is not None and value < self.minimum:
+                return f"must be at least {self.minimum:g}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be at most {self.maximum:g}"
+            if self.positive and value <= 0:
+                return "must be greater than 0"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(repr(c) for c in self.choices)}"
         return None
 
 
-def _fold(value: Any, *, case_sensitive: bool, trim: bool) -> Any:
-    if isinstance(value, str):
-        if trim:
-            value = value.strip()
-        if not case_sensitive:
-            value = value.casefold()
+FIELD = Option("field", "string", None, "dot path (e.g. 'answer' or 'a.b.0') applied to the output and "
+               "the expected output before comparing")
+
+
+def read_options(scorer: str, declared: Sequence[Option], given: dict[str, Any]) -> dict[str, Any]:
+    """The options of `scorer` with defaults filled in; InvalidRequestError naming the scorer and
+    the option for unknown, missing or ill-typed options."""
+    known = {option.name: option for option in declared}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InvalidRequestError(f"scorer {scorer!r} has no option {', '.join(repr(u) for u in unknown)}; "
+                                  f"its options are: {', '.join(known) or 'none'}")
+    values: dict[str, Any] = {}
+    for option in declared:
+        value = given.get(option.name)
+        if value is None:
+            if option.required:
+                raise InvalidRequestError(f"scorer {scorer!r} needs the option {option.name!r} ({option.meaning})")
+            values[option.name] = option.default
+            continue
+        problem = option.problem(value)
+        if problem:
+            raise InvalidRequestError(f"scorer {scorer!r}: option {option.name!r} {problem}, not {_show(value)}")
+        values[option.name] = value
+    return values
+
+
+def parse_path(scorer: str, path: str | None) -> tuple[str, ...]:
+    """A dot path split once at build time: 'a.b.0' -> ('a', 'b', '0')."""
+    if path is None:
+        return ()
+    parts = tuple(path.split("."))
+    if not all(parts):
+        raise InvalidRequestError(f"scorer {scorer!r}: option 'field' is not a dot path like 'a.b.0': {path!r}")
+    return parts
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+MISSING: Any = object()
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
+
+
+def parse_json_text(value: Any) -> Any:
+    """A string holding a JSON object or array (optionally in a ``` fence) parsed; any other
+    value as it is. Scalars in strings stay strings: "42" is text, not a number."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("```"):
+        fenced = _FENCE.match(text)
+        text = fenced.group(1).strip() if fenced else text
+    if text[:1] not in ("{", "["):
+        return value
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def pick(value: Any, path: tuple[str, ...]) -> Any:
+    """The value at `path` (dict keys, list indexes), or MISSING."""
+    for part in path:
+        value = parse_json_text(value)
+        if isinstance(value, dict):
+            value = value.get(part, MISSING)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+        if value is MISSING:
+            return MISSING
     return value
 
 
-class ExactMatch(BuiltinScorer):
-    name = "exact-match"
-    description = "1 if the output equals the expected output (at `field`)."
-    options_help = {"field": "dot path applied to both sides", "caseSensitive": "default true",
-                    "trim": "strip surrounding whitespace, default true"}
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: unlike Python's ==, true is not 1 and 1.0 is 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(json_equal, a, b))
+    if isinstance(a, Real) and isinstance(b, Real):
+        return a == b
+    return type(a) is type(b) and a == b
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field)
-        if c.missing_output:
-            return _no_output(c)
-        case, trim = self.options.get("caseSensitive", True), self.options.get("trim", True)
-        equal = _fold(c.output, case_sensitive=case, trim=trim) == _fold(c.expected, case_sensitive=case, trim=trim)
-        return ScoreOutput(1.0 if equal else 0.0, None if equal else f"expected {_text(c.expected)[:200]}")
+
+def first_difference(expected: Any, output: Any, path: str = "") -> str | None:
+    """The dot path of the first place where `output` differs from `expected`, or None."""
+    if isinstance(expected, dict) and isinstance(output, dict):
+        for key in [*expected, *(k for k in output if k not in expected)]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in expected or key not in output:
+                return where
+            found = first_difference(expected[key], output[key], where)
+            if found is not None:
+                return found
+        return None
+    if isinstance(expected, list) and isinstance(output, list) and len(expected) == len(output):
+        for index, (e, o) in enumerate(zip(expected, output)):
+            found = first_difference(e, o, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+        return None
+    return None if json_equal(expected, output) else (path or "(the whole value)")
+
+
+def as_text(value: Any) -> str:
+    """A value as text for string scorers: strings as they are, anything else as its JSON."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value shortened for a reason or an error message."""
+    text = repr(value) if isinstance(value, str) else as_text(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the built-ins --------------------------------------------------------------------------------
+
+
+class BuiltinScorer:
+    """A built-in: options read at build time; `score` finds the values to compare (see the
+    module docstring) and hands them to `judge`, a plain function of the subclass."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    needs_expected: bool = True
+
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
+        self.id = scorer_id
+        self.options = read_options(self.name, self.OPTIONS, options)
+        self.field: str | None = self.options.get("field")
+        self.path = parse_path(self.name, self.field)
+
+    async def score(self, x: ScoreInput) -> ScoreOutput:
+        expected = self.expected_value(x) if self.needs_expected else None
+        if x.error is not None:
+            return ScoreOutput(0.0, f"no output to score: the target failed ({x.error[:200]})")
+        output = pick(x.output, self.path) if self.path else x.output
+        if output is MISSING:
+            return ScoreOutput(0.0, f"the output has no value at '{self.field}'")
+        return self.judge(output, expected)
+
+    def expected_value(self, x: ScoreInput) -> Any:
+        """The expected value at `field`; ValueError when there is none (the item is unscorable)."""
+        expected = pick(x.expected_output, self.path) if self.path else x.expected_output
+        if expected is MISSING or expected is None:
+            where = f" at '{self.field}'" if self.field else ""
+            raise ValueError(f"{self.name}: the item's expected output has no value{where} to compare with")
+        return expected
+
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "description": cls.description, "options": [o.describe() for o in cls.OPTIONS]}
+
+
+_YES, _NO = ScoreOutput(1.0), ScoreOutput(0.0)
+
+
+def _text_folder(*, case_sensitive: bool, trim: bool) -> Callable[[str], str]:
+    if trim and not case_sensitive:
+        return lambda s: s.strip().casefold()
+    if trim:
+        return str.strip
+    if not case_sensitive:
+        return str.casefold
+    return lambda s: s
+
+
+class ExactMatch(BuiltinScorer):
+    """1 when the output equals the expected output. Two strings are compared after the
+    `trim` and `caseSensitive` options; anything else is compared as JSON values (a string
+    output is not parsed here: use json-equals for JSON held in a string)."""
+
+    name = "exact-match"
+    description = "1 if the output equals the expected output (strings after trim/case options; else as JSON)."
+    OPTIONS = (
+        FIELD,
+        Option("caseSensitive", "boolean", True, "compare strings case-sensitively"),
+        Option("trim", "boolean", True, "ignore whitespace around strings"),
+    )
+
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
+        super().__init__(scorer_id, options)
+        self.fold = _text_folder(case_sensitive=self.options["caseSensitive"], trim=self.options["trim"])
+
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        if isinstance(output, str) and isinstance(expected, str):
+            equal = self.fold(output) == self.fold(expected)
+        else:
+            equal = json_equal(output, expected)
+        return _YES if equal else ScoreOutput(0.0, f"expected {_show(expected)}, got {_show(output)}")
 
 
 class Contains(BuiltinScorer):
-    name = "contains"
-    description = "1 if the output contains `value` (default: the expected output)."
-    options_help = {"field": "dot path", "value": "text to look for (default: the expected output)",
-                    "caseSensitive": "default false"}
+    """1 when the output, as text, contains `value` — or, without `value`, the expected
+    output as text. Case-insensitive unless `caseSensitive`."""
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        given = self.options.get("value")
-        c = Comparison(x, self.field, needs_expected=given is None)
-        if c.missing_output:
-            return _no_output(c)
-        needle, hay = _text(given if given is not None else c.expected), _text(c.output)
-        if not self.options.get("caseSensitive", False):
-            needle, hay = needle.casefold(), hay.casefold()
-        return ScoreOutput(1.0 if needle in hay else 0.0)
+    name = "contains"
+    description = "1 if the output (as text) contains `value`, or else the expected output (as text)."
+    OPTIONS = (
+        FIELD,
+        Option("value", "string", None, "the text to look for; default: the expected output"),
+        Option("caseSensitive", "boolean", False, "compare case-sensitively"),
+    )
+
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
+        super().__init__(scorer_id, options)
+        self.fold = _text_folder(case_sensitive=self.options["caseSensitive"], trim=False)
+        value = self.options["value"]
+        self.needle = None if value is None else self.fold(value)
+        self.needs_expected = value is None
+
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        needle = self.needle if self.needle is not None else self.fold(as_text(expected))
+        if needle in self.fold(as_text(output)):
+            return _YES
+        return ScoreOutput(0.0, f"{_show(needle)} not found in the output")
+
+
+_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
 
 
 class Regex(BuiltinScorer):
-    name = "regex"
-    description = "1 if the output matches `pattern` (re.search)."
-    options_help = {"pattern": "required", "field": "dot path", "flags": "any of i, m, s"}
+    """1 when `pattern` matches somewhere in the output as text (re.search). Compiled once."""
 
-    def __init__(self, scorer_id: str, options: dict[str, Any]) -> None:
+    name = "regex"
+    description = "1 if the output (as text) matches the regular expression `pattern` (re.search)."
+    OPTIONS = (
+        Option("pattern", "string", None, "Python regular expression", required=True),
+        FIELD,
+        Option("flags", "string", "", "any of i (ignore case), m (multiline), s (dot matches newline)"),
+    )
+    needs_expected = False
+
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
         flags = 0
-        for letter in options.get("flags", ""):
-            flags |= {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}.get(letter, 0)
+        for letter in self.options["flags"]:
+            if letter not in _REGEX_FLAGS:
+                raise InvalidRequestError(f"scorer 'regex': option 'flags' takes i, m and s, not {letter!r}")
+            flags |= _REGEX_FLAGS[letter]
         try:
-            self.pattern = re.compile(options["pattern"], flags)
-        except KeyError:
-            raise InvalidRequestError("scorer 'regex' needs the option 'pattern'") from None
+            self.pattern = re.compile(self.options["pattern"], flags)
         except re.error as error:
-            raise InvalidRequestError(f"scorer 'regex': bad pattern: {error}") from None
+            raise InvalidRequestError(f"scorer 'regex': option 'pattern' is not a valid regular expression: "
+                                      f"{error}") from None
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field, needs_expected=False)
-        if c.missing_output:
-            return _no_output(c)
-        return ScoreOutput(1.0 if self.pattern.search(_text(c.output)) else 0.0)
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        if self.pattern.search(as_text(output)):
+            return _YES
+        return ScoreOutput(0.0, f"no match for /{self.pattern.pattern}/")
 
 
 class JsonEquals(BuiltinScorer):
+    """1 when output and expected output are equal JSON values (true is not 1; key order
+    does not matter). A string output holding JSON is parsed when the string itself is not
+    already equal to the expected output."""
+
     name = "json-equals"
-    description = "1 if the output and the expected output are equal JSON values (strings holding JSON are parsed)."
-    options_help = {"field": "dot path"}
+    description = "1 if the output and the expected output are equal JSON values (JSON in a string is parsed)."
+    OPTIONS = (FIELD,)
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field)
-        if c.missing_output:
-            return _no_output(c)
-        equal = _maybe_json(c.output) == _maybe_json(c.expected)
-        return ScoreOutput(1.0 if equal else 0.0)
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        if json_equal(output, expected):
+            return _YES
+        parsed = _parse_any_json(output)
+        if parsed is not MISSING and json_equal(parsed, expected):
+            return _YES
+        seen = parsed if parsed is not MISSING else output
+        where = first_difference(expected, seen)
+        if where is None or where == "(the whole value)":
+            return ScoreOutput(0.0, f"expected {_show(expected)}, got {_show(seen)}")
+        return ScoreOutput(0.0, f"differs at {where}")
 
 
-def _subset_leaves(expected: Any, output: Any, path: str, misses: list[str]) -> tuple[int, int]:
-    """(matched, total) leaf values of `expected` found in `output`; lists element-wise in order."""
-    if isinstance(expected, dict):
+def _parse_any_json(value: Any) -> Any:
+    """A string holding any JSON value (fenced or not) parsed, else MISSING."""
+    if not isinstance(value, str):
+        return MISSING
+    parsed = parse_json_text(value)
+    if parsed is not value:
+        return parsed
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return MISSING
+
+
+def subset_score(expected: Any, output: Any, path: str, misses: list[str]) -> tuple[int, int]:
+    """(matched, total) leaf values of `expected` found at the same path in `output`.
+    Objects may have extra keys; lists are matched element by element, in order, and may
+    be longer. An empty object or list in `expected` is one leaf: it matches a value of
+    the same kind."""
+    if isinstance(expected, dict) and expected:
         matched = total = 0
         for key, value in expected.items():
-            sub = output.get(key, _MISSING) if isinstance(output, dict) else _MISSING
-            m, t = _subset_leaves(value, sub, f"{path}.{key}" if path else key, misses)
+            inner = output.get(key, MISSING) if isinstance(output, dict) else MISSING
+            m, t = subset_score(value, inner, f"{path}.{key}" if path else str(key), misses)
             matched, total = matched + m, total + t
         return matched, total
-    if isinstance(expected, list):
+    if isinstance(expected, list) and expected:
         matched = total = 0
         for index, value in enumerate(expected):
-            sub = output[index] if isinstance(output, list) and index < len(output) else _MISSING
-            m, t = _subset_leaves(value, sub, f"{path}.{index}" if path else str(index), misses)
+            inner = output[index] if isinstance(output, list) and index < len(output) else MISSING
+            m, t = subset_score(value, inner, f"{path}.{index}" if path else str(index), misses)
             matched, total = matched + m, total + t
         return matched, total
-    if output is not _MISSING and output == expected:
-        return 1, 1
-    misses.append(path or "(value)")
-    return 0, 1
+    if isinstance(expected, dict | list):
+        same = type(output) is type(expected)
+    else:
+        same = output is not MISSING and json_equal(output, expected)
+    if not same:
+        misses.append(path or "(the whole value)")
+    return int(same), 1
 
 
 class JsonSubset(BuiltinScorer):
-    name = "json-subset"
-    description = "Fraction of the expected output's leaf values found at the same paths in the output."
-    options_help = {"field": "dot path"}
+    """The fraction of the expected output's leaf values present at the same paths in the
+    output: extra keys in the output are fine; lists are matched element by element in
+    order (extra trailing elements are fine). The reason names the first mismatched paths."""
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field)
-        if c.missing_output:
-            return _no_output(c)
+    name = "json-subset"
+    description = ("Fraction of the expected output's leaf values found at the same paths in the output "
+                   "(extra keys allowed; lists element-wise in order).")
+    OPTIONS = (FIELD,)
+
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
         misses: list[str] = []
-        matched, total = _subset_leaves(_maybe_json(c.expected), _maybe_json(c.output), "", misses)
-        score = matched / total if total else 1.0
-        return ScoreOutput(score, f"missing or different: {', '.join(misses[:5])}" if misses else None)
+        matched, total = subset_score(expected, parse_json_text(output), "", misses)
+        if not misses:
+            return _YES
+        more = f" and {len(misses) - 5} more" if len(misses) > 5 else ""
+        return ScoreOutput(matched / total, f"missing or different: {', '.join(misses[:5])}{more}")
 
 
 class JsonSchemaValid(BuiltinScorer):
+    """1 when the output validates against `schema` (JSON Schema draft 2020-12), checked
+    and prepared at build time. A string output holding a JSON object or array is parsed."""
+
     name = "json-schema"
-    description = "1 if the output validates against `schema` (JSON Schema 2020-12)."
-    options_help = {"schema": "required JSON Schema", "field": "dot path into the output"}
+    description = "1 if the output validates against the JSON Schema `schema` (draft 2020-12)."
+    OPTIONS = (
+        Option("schema", "object", None, "a JSON Schema (draft 2020-12)", required=True),
+        Option("field", "string", None, "dot path into the output to validate instead of the whole output"),
+    )
+    needs_expected = False
 
-    def __init__(self, scorer_id: str, options: dict[str, Any]) -> None:
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
-        schema = options.get("schema")
-        if not isinstance(schema, dict):
-            raise InvalidRequestError("scorer 'json-schema' needs the option 'schema' (a JSON Schema object)")
         try:
-            Draft202012Validator.check_schema(schema)
+            Draft202012Validator.check_schema(self.options["schema"])
         except SchemaError as error:
-            raise InvalidRequestError(f"scorer 'json-schema': invalid schema: {error.message}") from None
-        self.validator = Draft202012Validator(schema)
+            where = "/".join(str(p) for p in error.path) or "(root)"
+            raise InvalidRequestError(f"scorer 'json-schema': option 'schema' is not a valid JSON Schema at "
+                                      f"{where}: {error.message}") from None
+        self.validator = Draft202012Validator(self.options["schema"])
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field, needs_expected=False)
-        if c.missing_output:
-            return _no_output(c)
-        errors = [e.message for e in self.validator.iter_errors(_maybe_json(c.output))]
-        return ScoreOutput(0.0 if errors else 1.0, "; ".join(errors[:3]) or None)
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        value = parse_json_text(output)
+        if self.validator.is_valid(value):
+            return _YES
+        errors = sorted(self.validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+        shown = "; ".join(f"{e.json_path}: {e.message[:120]}" for e in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        return ScoreOutput(0.0, shown + more)
 
 
 class Similarity(BuiltinScorer):
+    """String similarity of output and expected output (as text) with rapidfuzz, / 100.
+    With `threshold`, the score is 1 at or above it and 0 below, and the reason says the
+    similarity."""
+
     name = "similarity"
-    description = "String similarity (rapidfuzz) between output and expected output, 0..1."
-    options_help = {"field": "dot path", "method": "ratio | partial-ratio | token-sort-ratio | token-set-ratio",
-                    "threshold": "if given, score 1 at or above it, else 0"}
-    METHODS = {"ratio": fuzz.ratio, "partial-ratio": fuzz.partial_ratio,
-               "token-sort-ratio": fuzz.token_sort_ratio, "token-set-ratio": fuzz.token_set_ratio}
+    description = "rapidfuzz string similarity of the output and the expected output, from 0 to 1."
+    METHODS: ClassVar[dict[str, Callable[..., float]]] = {
+        "ratio": fuzz.ratio,
+        "partial-ratio": fuzz.partial_ratio,
+        "token-sort-ratio": fuzz.token_sort_ratio,
+        "token-set-ratio": fuzz.token_set_ratio,
+    }
+    OPTIONS = (
+        FIELD,
+        Option("method", "string", "ratio", "the rapidfuzz measure", choices=tuple(METHODS)),
+        Option("threshold", "number", None, "if given, score 1 when the similarity is at least this, else 0",
+               minimum=0.0, maximum=1.0),
+    )
 
-    def __init__(self, scorer_id: str, options: dict[str, Any]) -> None:
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
-        method = options.get("method", "ratio")
-        if method not in self.METHODS:
-            raise InvalidRequestError(f"scorer 'similarity': method must be one of {sorted(self.METHODS)}")
-        self.compare = self.METHODS[method]
-        self.threshold = options.get("threshold")
+        self.measure = self.METHODS[self.options["method"]]
+        self.threshold: float | None = self.options["threshold"]
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field)
-        if c.missing_output:
-            return _no_output(c)
-        similarity = self.compare(_text(c.output), _text(c.expected)) / 100
-        if self.threshold is not None:
-            return ScoreOutput(1.0 if similarity >= self.threshold else 0.0, f"similarity {similarity:.3f}")
-        return ScoreOutput(similarity)
+    def judge(self, output: Any, expected: Any) -> ScoreOutput:
+        similarity = self.measure(as_text(output), as_text(expected)) / 100.0
+        if self.threshold is None:
+            return ScoreOutput(similarity)
+        passed = similarity >= self.threshold
+        return ScoreOutput(1.0 if passed else 0.0, f"similarity {similarity:.3f} (threshold {self.threshold:g})")
 
 
-def _number(value: Any, side: str) -> float:
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def read_number(value: Any) -> tuple[float | None, str]:
+    """(number, how it was read) from a number or a string. A string that is a number is
+    parsed; otherwise the last number in the text is taken (as in worked answers ending
+    in "... so the answer is 42"). (None, why) when there is none."""
+    if isinstance(value, bool) or value is None:
+        return None, f"{_show(value)} is not a number"
+    if isinstance(value, Real):
+        number = float(value)
+        return (number, "") if math.isfinite(number) else (None, f"{_show(value)} is not a finite number")
+    if not isinstance(value, str):
+        return None, f"{_show(value)} is not a number"
     try:
-        return float(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the {side} is not a number: {_text(value)[:100]}") from None
+        number = float(value.strip().replace(",", ""))
+    except ValueError:
+        found = [m.group(0) for m in _NUMBER.finditer(value) if any(c.isdigit() for c in m.group(0))]
+        if not found:
+            return None, f"no number in {_show(value)}"
+        number = float(found[-1].replace(",", ""))
+        return number, f"read {found[-1]} from the text"
+    return (number, "") if math.isfinite(number) else (None, f"{_show(value)} is not a finite number")
 
 
 class NumericCloseness(BuiltinScorer):
+    """How close a number in the output is to the expected number. Allowed distance:
+    max(tolerance, relativeTolerance × |expected|). Mode "binary": 1 within it, else 0.
+    Mode "smooth": 1 within it, then falling linearly to 0 at `scale` beyond it.
+    An output without a number scores 0; an expected output that is not a number raises."""
+
     name = "numeric-closeness"
-    description = "How close a numeric output is to the expected number."
-    options_help = {"field": "dot path", "tolerance": "absolute, default 0", "relativeTolerance": "default 0",
-                    "mode": "binary (default) or smooth", "scale": "for smooth: the distance that scores 0"}
+    description = "How close a numeric output is to the expected number (binary within tolerance, or smooth)."
+    OPTIONS = (
+        FIELD,
+        Option("tolerance", "number", 0.0, "allowed absolute difference", minimum=0.0),
+        Option("relativeTolerance", "number", 0.0, "allowed difference as a fraction of |expected|", minimum=0.0),
+        Option("mode", "string", "binary", "binary: 1 within tolerance else 0; smooth: 1 - distance/scale",
+               choices=("binary", "smooth")),
+        Option("scale", "number", None, "smooth mode (required there): the distance beyond tolerance that scores 0",
+               positive=True),
+    )
 
-    def __init__(self, scorer_id: str, options: dict[str, Any]) -> None:
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
-        self.mode = options.get("mode", "binary")
-        if self.mode not in ("binary", "smooth"):
-            raise InvalidRequestError("scorer 'numeric-closeness': mode must be 'binary' or 'smooth'")
-        if self.mode == "smooth" and not options.get("scale"):
-            raise InvalidRequestError("scorer 'numeric-closeness': mode 'smooth' needs a positive 'scale'")
+        self.smooth = self.options["mode"] == "smooth"
+        if self.smooth and self.options["scale"] is None:
+            raise InvalidRequestError("scorer 'numeric-closeness': mode 'smooth' needs the option 'scale' "
+                                      "(the distance that scores 0)")
+        if not self.smooth and self.options["scale"] is not None:
+            raise InvalidRequestError("scorer 'numeric-closeness': option 'scale' applies only to mode 'smooth'")
+        self.tolerance = float(self.options["tolerance"])
+        self.relative = float(self.options["relativeTolerance"])
 
-    def judge(self, x: ScoreInput) -> ScoreOutput:
-        c = Comparison(x, self.field)
-        if c.missing_output:
-            return _no_output(c)
-        expected = _number(c.expected, "expected output")
+    def judge(self, output: Any, expected_value: Any) -> ScoreOutput:
+        expected, why = read_number(expected_value)
+        if expected is None or why:
+            raise ValueError(f"numeric-closeness: the expected output is not a number: {_show(expected_value)}")
+        actual, how = read_number(output)
+        if actual is None:
+            return ScoreOutput(0.0, f"the output has no number: {how}")
+        distance = abs(actual - expected)
+        beyond = distance - max(self.tolerance, self.relative * abs(expected))
+        reason = f"{actual:g} vs expected {expected:g}" + (f"; {how}" if how else "")
+        if self.smooth:
+            return ScoreOutput(min(1.0, max(0.0, 1.0 - beyond / self.options["scale"])), reason)
+        return ScoreOutput(1.0 if beyond <= 0 else 0.0, reason)
+
+
+JUDGE_INSTRUCTIONS = """You are a strict evaluator of an AI system's output.
+You receive, as JSON, the INPUT given to the system, the EXPECTED OUTPUT (a reference answer; it may be null)
+and the OUTPUT to judge. Judge the OUTPUT by this rubric:
+
+<rubric>
+{rubric}
+</rubric>
+
+Answer with only a JSON object, no other text: {{"score": <a number from 0 to 1, 1 = fully meets the rubric>,
+"reason": "<one or two sentences>"}}"""
+
+
+def first_json_object(text: str) -> dict[str, Any] | None:
+    """The first {...} JSON object in text that may wrap it in ```json fences or prose."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
         try:
-            output = _number(c.output, "output")
-        except ValueError as error:
-            return ScoreOutput(0.0, str(error))
-        distance = abs(output - expected)
-        if self.mode == "smooth":
-            return ScoreOutput(max(0.0, 1.0 - distance / float(self.options["scale"])), f"off by {distance:g}")
-        allowed = max(float(self.options.get("tolerance", 0.0)),
-                      float(self.options.get("relativeTolerance", 0.0)) * abs(expected))
-        return ScoreOutput(1.0 if distance <= allowed else 0.0, f"off by {distance:g}")
+            found, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            found = None
+        if isinstance(found, dict):
+            return found
+        start = text.find("{", start + 1)
+    return None
 
 
-JUDGE_SYSTEM = (
-    "You are an evaluator. Judge the OUTPUT against the RUBRIC, using the INPUT and the EXPECTED "
-    "OUTPUT as reference. Answer with only a JSON object: {\"score\": <number from 0 to 1>, "
-    "\"reason\": \"<one or two sentences>\"}.\n\nRUBRIC:\n"
-)
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+class JudgeUnavailableError(TransientError):
+    """The judge's endpoint answered 429 or 5xx, or could not be reached: worth retrying."""
 
 
 class LlmJudge(BuiltinScorer):
-    name = "llm-judge"
-    description = "An LLM (OpenAI-compatible chat completions) scores the output against a rubric."
-    options_help = {"baseUrl": "required", "model": "required", "rubric": "required", "apiKeyEnv":
-                    "environment variable holding the API key", "temperature": "default 0"}
+    """An LLM scores the output by a rubric over an OpenAI-compatible chat-completions
+    endpoint (POST {baseUrl}/chat/completions). The answer must hold a JSON object
+    {"score": 0..1, "reason": "..."}, possibly in a fence or among prose. HTTP 429/5xx and
+    connection failures raise `JudgeUnavailableError` (a TransientError); other failures
+    raise ValueError. One HTTP client per scorer, created on first use in the running
+    event loop; `aclose()` closes it."""
 
-    def __init__(self, scorer_id: str, options: dict[str, Any], allowlist: Sequence[str]) -> None:
+    name = "llm-judge"
+    description = "An LLM (OpenAI-compatible chat completions) scores the output against a rubric, 0 to 1."
+    OPTIONS = (
+        Option("baseUrl", "string", None, "API base URL, e.g. https://api.openai.com/v1 (must be on the HTTP "
+               "allowlist)", required=True),
+        Option("model", "string", None, "model name", required=True),
+        Option("rubric", "string", None, "what a good output is; the judge scores against it", required=True),
+        Option("apiKeyEnv", "string", None, "environment variable holding the API key (sent as a Bearer token)"),
+        Option("temperature", "number", 0.0, "sampling temperature", minimum=0.0, maximum=2.0),
+        Option("timeoutSeconds", "number", 60.0, "how long to wait for the judge's answer", positive=True),
+    )
+    needs_expected = False
+
+    def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
-        for key in ("baseUrl", "model", "rubric"):
-            if not options.get(key):
-                raise InvalidRequestError(f"scorer 'llm-judge' needs the option '{key}'")
-        self.base_url = str(options["baseUrl"]).rstrip("/")
-        check_allowed(self.base_url, allowlist, "llm-judge")
+        self.url = self.options["baseUrl"].rstrip("/") + "/chat/completions"
+        check_allowed(self.options["baseUrl"], http_allowlist, "scorer 'llm-judge': option 'baseUrl'")
+        key_env = self.options["apiKeyEnv"]
+        if key_env is not None and not os.environ.get(key_env):
+            raise InvalidRequestError(f"scorer 'llm-judge': option 'apiKeyEnv' names {key_env!r}, "
+                                      f"which is not set in the service's environment")
+        self.system_prompt = JUDGE_INSTRUCTIONS.format(rubric=self.options["rubric"])
         self._client: httpx.AsyncClient | None = None
 
     async def score(self, x: ScoreInput) -> ScoreOutput:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(None))
-        headers = {"Content-Type": "application/json"}
-        key_env = self.options.get("apiKeyEnv")
-        if key_env and os.environ.get(key_env):
-            headers["Authorization"] = f"Bearer {os.environ[key_env]}"
-        user = orjson.dumps({"input": x.input, "expectedOutput": x.expected_output, "output": x.output,
-                             "targetError": x.error}).decode()
-        body = {"model": self.options["model"], "temperature": self.options.get("temperature", 0),
-                "messages": [{"role": "system", "content": JUDGE_SYSTEM + self.options["rubric"]},
-                             {"role": "user", "content": user}]}
-        response = await self._client.post(f"{self.base_url}/chat/completions", content=orjson.dumps(body),
-                                           headers=headers)
-        if response.status_code >= 400:
-            raise RuntimeError(f"judge answered HTTP {response.status_code}: {response.text[:200]}")
-        content = response.json()["choices"][0]["message"]["content"]
-        found = _JSON_OBJECT.search(content or "")
-        if found is None:
-            raise ValueError(f"the judge did not answer a JSON object: {str(content)[:200]}")
+        if x.error is not None:
+            return ScoreOutput(0.0, f"no output to judge: the target failed ({x.error[:200]})")
+        content = await self._ask(self._messages(x))
+        verdict = first_json_object(content)
+        if verdict is None:
+            raise ValueError(f"llm-judge: the judge's answer holds no JSON object: {_show(content, 200)}")
+        if verdict.get("score") is None:
+            raise ValueError(f"llm-judge: the judge's answer has no score: {_show(verdict, 200)}")
+        return to_score_output({"score": verdict["score"], "reason": verdict.get("reason")}, "llm-judge: the judge")
+
+    def _messages(self, x: ScoreInput) -> list[dict[str, str]]:
+        case = {"input": x.input, "expectedOutput": x.expected_output, "output": x.output}
+        user = orjson.dumps(case, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2, default=str).decode()
+        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
+
+    async def _ask(self, messages: list[dict[str, str]]) -> str:
+        """POST the chat request; the assistant message's text."""
+        body = {"model": self.options["model"], "temperature": self.options["temperature"], "messages": messages}
         try:
-            verdict = orjson.loads(found.group(0))
-        except orjson.JSONDecodeError:
-            raise ValueError(f"the judge's answer is not valid JSON: {found.group(0)[:200]}") from None
-        if not isinstance(verdict, dict) or "score" not in verdict:
-            raise ValueError(f"the judge's answer has no score: {found.group(0)[:200]}")
-        return as_score({"score": verdict["score"], "reason": verdict.get("reason")})
+            response = await self.client().post(self.url, json=body)
+        except httpx.TransportError as error:
+            raise JudgeUnavailableError(f"llm-judge: cannot reach {self.url}: "
+                                        f"{type(error).__name__}: {error}") from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise JudgeUnavailableError(f"llm-judge: HTTP {response.status_code} from {self.url}: "
+                                        f"{response.text[:200]}")
+        if response.status_code >= 400:
+            raise ValueError(f"llm-judge: HTTP {response.status_code} from {self.url}: {response.text[:200]}")
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, LookupError, TypeError):
+            raise ValueError(f"llm-judge: not a chat completion: {response.text[:200]}") from None
+        if not isinstance(content, str):
+            raise ValueError(f"llm-judge: the judge's message has no text: {_show(content)}")
+        return content
+
+    def client(self) -> httpx.AsyncClient:
+        """The scorer's one HTTP client, created on first use."""
+        if self._client is None:
+            headers = {}
+            key_env = self.options["apiKeyEnv"]
+            if key_env is not None:
+                key = os.environ.get(key_env)
+                if not key:
+                    raise ValueError(f"llm-judge: the environment variable {key_env!r} (apiKeyEnv) is not set")
+                headers["Authorization"] = f"Bearer {key}"
+            timeout = httpx.Timeout(self.options["timeoutSeconds"], connect=min(10.0, self.options["timeoutSeconds"]))
+            self._client = httpx.AsyncClient(headers=headers, timeout=timeout)
+        return self._client
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 BUILTINS: dict[str, type[BuiltinScorer]] = {
@@ -415,43 +772,87 @@ BUILTINS: dict[str, type[BuiltinScorer]] = {
 }
 
 
+# -- user scorers ---------------------------------------------------------------------------------
+
+
 class RegisteredScorer:
+    """A user's scorer function from the registry. Sync functions run in a worker thread so
+    they cannot stall the event loop; the answer goes through `to_score_output`."""
+
     def __init__(self, scorer_id: str, entry: Registered) -> None:
         self.id = scorer_id
         self.name = entry.name
         self.entry = entry
 
     async def score(self, x: ScoreInput) -> ScoreOutput:
-        call: Callable[..., Any] = self.entry.func
+        func = self.entry.func
         if self.entry.is_async:
-            answer = await call(x.input, x.output, x.expected_output, x.metadata)
+            answer = await func(x.input, x.output, x.expected_output, x.metadata)
         else:
-            answer = await asyncio.to_thread(call, x.input, x.output, x.expected_output, x.metadata)
-        return as_score(answer)
+            answer = await asyncio.to_thread(func, x.input, x.output, x.expected_output, x.metadata)
+            if inspect.isawaitable(answer):  # a sync wrapper around a coroutine function
+                answer = await answer
+        return to_score_output(answer, f"scorer {self.name!r}")
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+# -- building -------------------------------------------------------------------------------------
+
+_SPEC_KEYS = {"name", "id", "options"}
 
 
 def build_scorer(spec: str | dict[str, Any], registry: Registry | None, *,
                  http_allowlist: Sequence[str] = ()) -> Scorer:
+    """The scorer a spec describes: a name, or {"name", "id"?, "options"?}. Built-ins first,
+    then the registry's scorers. InvalidRequestError (422) for an unknown name, a malformed
+    spec or bad options; `http_allowlist` holds the URL prefixes the LLM judge may call."""
+    name, scorer_id, options = _read_spec(spec)
+    builtin = BUILTINS.get(name)
+    if builtin is not None:
+        return builtin(scorer_id, options, http_allowlist)
+    entry = registry.scorers.get(name) if registry is not None else None
+    if entry is None:
+        raise InvalidRequestError(_unknown_scorer(name, registry))
+    if options:
+        raise InvalidRequestError(f"scorer {name!r} is a registered function and takes no options, "
+                                  f"got {', '.join(repr(k) for k in options)}")
+    return RegisteredScorer(scorer_id, entry)
+
+
+def _read_spec(spec: Any) -> tuple[str, str, dict[str, Any]]:
+    """(name, id, options) of a spec, checked."""
     if isinstance(spec, str):
         spec = {"name": spec}
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise InvalidRequestError("a scorer is a name or an object with a 'name'")
-    name = spec["name"]
-    scorer_id = str(spec.get("id") or name)
-    options = spec.get("options") or {}
+    if not isinstance(spec, dict):
+        raise InvalidRequestError(f"a scorer is a name or an object with 'name', 'id' and 'options', not {_show(spec)}")
+    name, scorer_id, options = spec.get("name"), spec.get("id"), spec.get("options")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError(f"a scorer needs a 'name' (e.g. 'exact-match'): {_show(spec)}")
+    unknown = sorted(set(spec) - _SPEC_KEYS)
+    if unknown:
+        raise InvalidRequestError(f"scorer {name!r}: unknown key(s) {', '.join(repr(u) for u in unknown)}; "
+                                  f"a scorer has 'name', 'id' and 'options' (put settings in 'options')")
+    if scorer_id is None:
+        scorer_id = name
+    if not isinstance(scorer_id, str) or not scorer_id or len(scorer_id) > 200:
+        raise InvalidRequestError(f"scorer {name!r}: 'id' must be a string of 1 to 200 characters")
+    if options is None:
+        options = {}
     if not isinstance(options, dict):
-        raise InvalidRequestError(f"scorer {name!r}: options must be an object")
-    if name in BUILTINS:
-        if name == "llm-judge":
-            return LlmJudge(scorer_id, options, http_allowlist)
-        return BUILTINS[name](scorer_id, options)
-    if registry is not None and name in registry.scorers:
-        return RegisteredScorer(scorer_id, registry.scorers[name])
-    known = sorted(BUILTINS) + sorted(registry.scorers if registry else [])
-    raise InvalidRequestError(f"unknown scorer {name!r}; available: {', '.join(known)}")
+        raise InvalidRequestError(f"scorer {name!r}: 'options' must be an object, not {_show(options)}")
+    return name, scorer_id, options
+
+
+def _unknown_scorer(name: str, registry: Registry | None) -> str:
+    available = list(BUILTINS) + sorted(registry.scorers if registry is not None else ())
+    guess = process.extractOne(name, available, scorer=fuzz.ratio, score_cutoff=75)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    return f"unknown scorer {name!r}{hint}; available: {', '.join(available)}"
 
 
 def describe_builtin_scorers() -> list[dict[str, Any]]:
-    return [{"name": cls.name, "description": cls.description, "options": cls.options_help}
-            for cls in BUILTINS.values()]
-
+    """Each built-in's name, description and options (name, type, default, meaning,
+    required, choices), for `GET /api/scorers`."""
+    return [cls.describe() for cls in BUILTINS.values()]

@@ -1,0 +1,288 @@
+"""The DESIGN.md benchmark workloads, against a real service process over HTTP.
+
+    .venv/bin/python benchmarks/workloads.py --n 1000 10000 [--keep]
+
+Starts `evalledger serve` on a fresh schema (DATABASE_URL if set, else the embedded
+PostgreSQL), then per N:
+  W1 ingest   create a dataset, add N items in batches of 1,000; items/s until listable
+  W2 edits    200 distinct items updated one at a time: median / p95 over HTTP, and the
+              in-process command (write acknowledged and visible to reads)
+  W3 travel   list every item as of the version right after W1, pages of 100: total,
+              median, p95 and last-page latency; one item as of that version; one history
+  W4 run      run all N items against the W4 target (in-process, registered), exact-match
+              on `answer`, concurrency 16: items/s until completed and all results readable
+  W5 compare  (not yet: the comparison endpoint is a later issue)
+plus the service's peak RSS and the database size afterwards. Results go to stdout and to
+benchmarks/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+import psycopg
+from psycopg.sql import SQL, Identifier
+
+ROOT = Path(__file__).resolve().parent
+CONTEXT = "c" * 200
+
+
+def item(i: int) -> dict[str, Any]:
+    return {
+        "input": {"question": f"q{i}", "context": CONTEXT},
+        "expectedOutput": {"answer": f"a{i}"},
+        "metadata": {"i": i, "split": "test" if i % 5 == 0 else "train"},
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+class Service:
+    """`evalledger serve` in a child process, with its peak RSS sampled."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        command = [sys.executable, "-m", "evalledger.cli", "serve", "--port", str(self.port), "--log-level", "warning",
+                   "--app", "benchmarks.w4_target"]
+        self.process = subprocess.Popen(command, env=env, cwd=ROOT.parent)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.peak_rss = 0
+        self._sampling = True
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the service did not start")
+            time.sleep(0.1)
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        proc = psutil.Process(self.process.pid)
+        while self._sampling:
+            try:
+                self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._sampling = False
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def w1_ingest(http: httpx.Client, n: int) -> tuple[str, dict[str, Any]]:
+    started = time.perf_counter()
+    dataset = http.post("/api/datasets", json={"name": f"bench-{n}"}).json()
+    batches = []
+    for first in range(0, n, 1000):
+        body = orjson.dumps({"items": [item(i) for i in range(first, min(n, first + 1000))]})
+        t = time.perf_counter()
+        response = http.post(f"/api/datasets/{dataset['id']}/items/batch", content=body,
+                             headers={"Content-Type": "application/json"})
+        response.raise_for_status()
+        batches.append(time.perf_counter() - t)
+    listed = http.get(f"/api/datasets/{dataset['id']}/items", params={"perPage": 1}).json()
+    elapsed = time.perf_counter() - started
+    assert listed["pagination"]["total"] == n, listed["pagination"]
+    return dataset["id"], {"items": n, "seconds": round(elapsed, 3), "itemsPerSecond": round(n / elapsed),
+                           "batchMedianMs": ms(statistics.median(batches))}
+
+
+def all_item_ids(http: httpx.Client, dataset_id: str, version: int, count: int) -> list[str]:
+    ids: list[str] = []
+    for page in range(0, (count + 999) // 1000):
+        listing = http.get(f"/api/datasets/{dataset_id}/items",
+                           params={"version": version, "page": page, "perPage": 1000}).json()
+        ids += [i["id"] for i in listing["items"]]
+    return ids
+
+
+def w2_edits(http: httpx.Client, dataset_id: str, item_ids: list[str]) -> dict[str, Any]:
+    latencies = []
+    for k, item_id in enumerate(item_ids[:200]):
+        body = orjson.dumps({"input": {"question": f"edited {k}", "context": CONTEXT}})
+        t = time.perf_counter()
+        response = http.patch(f"/api/datasets/{dataset_id}/items/{item_id}", content=body,
+                              headers={"Content-Type": "application/json"})
+        latencies.append(time.perf_counter() - t)
+        response.raise_for_status()
+    return {"edits": len(latencies), "medianMs": ms(statistics.median(latencies)),
+            "p95Ms": ms(percentile(latencies, 0.95))}
+
+
+def w2_in_process(settings_env: dict[str, str], n: int) -> dict[str, Any]:
+    """The command in this process: write acknowledged and visible to reads."""
+    os.environ.update(settings_env)
+    from evalledger.bootstrap import build_ledger
+    from evalledger.domain.content import ItemContent
+    from evalledger.domain.datasets import ItemChange, NewItem
+    from evalledger.settings import Settings
+
+    ledger = build_ledger(Settings.from_env())
+    try:
+        written = ledger.datasets.create_dataset(name=f"in-process-{n}")
+        ledger.read_your_writes(written)
+        dataset_id = written.aggregate_id
+        ids: list[str] = []
+        for first in range(0, n, 1000):
+            batch = [NewItem(content=ItemContent(x["input"], x["expectedOutput"], x["metadata"]))
+                     for x in (item(i) for i in range(first, min(n, first + 1000)))]
+            written = ledger.datasets.add_items(dataset_id, batch)
+            ledger.read_your_writes(written)
+            ids += [i.id for i in written.items]
+        latencies = []
+        for k, item_id in enumerate(ids[:200]):
+            change = ItemChange(item_id=item_id, input={"question": f"edited {k}", "context": CONTEXT},
+                                fields=frozenset({"input"}))
+            t = time.perf_counter()
+            written = ledger.datasets.update_items(dataset_id, [change])
+            ledger.read_your_writes(written)
+            latencies.append(time.perf_counter() - t)
+        visible = ledger.dataset_queries.get_item(dataset_id, uuid.UUID(ids[199]), written.dataset_version)
+        assert visible["input"]["question"] == "edited 199"
+        return {"edits": len(latencies), "medianMs": ms(statistics.median(latencies)),
+                "p95Ms": ms(percentile(latencies, 0.95))}
+    finally:
+        ledger.close()
+
+
+def w3_time_travel(http: httpx.Client, dataset_id: str, version: int, n: int, item_id: str) -> dict[str, Any]:
+    pages = (n + 99) // 100
+    latencies = []
+    seen = 0
+    started = time.perf_counter()
+    for page in range(pages):
+        t = time.perf_counter()
+        listing = http.get(f"/api/datasets/{dataset_id}/items",
+                           params={"version": version, "page": page, "perPage": 100}).json()
+        latencies.append(time.perf_counter() - t)
+        seen += len(listing["items"])
+    total = time.perf_counter() - started
+    assert seen == n, (seen, n)
+    t = time.perf_counter()
+    one = http.get(f"/api/datasets/{dataset_id}/items/{item_id}", params={"version": version})
+    one_ms = ms(time.perf_counter() - t)
+    one.raise_for_status()
+    t = time.perf_counter()
+    history = http.get(f"/api/datasets/{dataset_id}/items/{item_id}/history")
+    history_ms = ms(time.perf_counter() - t)
+    history.raise_for_status()
+    return {"pages": pages, "totalSeconds": round(total, 3), "firstPageMs": ms(latencies[0]),
+            "medianPageMs": ms(statistics.median(latencies)), "p95PageMs": ms(percentile(latencies, 0.95)),
+            "lastPagesMedianMs": ms(statistics.median(latencies[-10:])), "oneItemMs": one_ms,
+            "historyMs": history_ms}
+
+
+def w4_run(http: httpx.Client, dataset_id: str, n: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    run = http.post(f"/api/datasets/{dataset_id}/runs", json={
+        "target": {"type": "registered", "name": "w4-target"},
+        "scorers": [{"name": "exact-match", "options": {"field": "answer"}}],
+        "maxConcurrency": 16, "version": n // 1000,
+    }).json()
+    while True:
+        state = http.get(f"/api/datasets/runs/{run['id']}").json()
+        if state["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.02)
+    readable = 0
+    page = 0
+    while True:
+        listing = http.get(f"/api/datasets/runs/{run['id']}/results", params={"page": page, "perPage": 1000}).json()
+        readable += sum(1 for r in listing["results"] if r["scores"])
+        if not listing["pagination"]["hasMore"]:
+            break
+        page += 1
+    elapsed = time.perf_counter() - started
+    assert state["status"] == "completed" and readable == n, (state["status"], readable)
+    return {"items": n, "seconds": round(elapsed, 3), "itemsPerSecond": round(n / elapsed),
+            "succeeded": state["succeededCount"]}
+
+
+def database_size(conninfo: str, schema: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = %s AND c.relkind = 'r'",
+            (schema,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark schema")
+    parser.add_argument("--skip-run", action="store_true", help="skip W4")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT.parent))
+    from evalledger import database
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    url = os.environ.get("DATABASE_URL")
+    params = database.resolve(url, Path(os.environ.get("EVALLEDGER_DATA_DIR", ".evalledger/pg")))
+    env = {**os.environ, "DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema,
+           "PYTHONPATH": str(ROOT.parent)}
+    service = Service(env)
+    report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(), "database": params.describe(),
+                              "cpus": os.cpu_count(), "results": {}}
+    try:
+        with httpx.Client(base_url=service.url, timeout=600) as http:
+            for n in args.n:
+                dataset_id, w1 = w1_ingest(http, n)
+                version = n // 1000
+                ids = all_item_ids(http, dataset_id, version, n)
+                w2 = w2_edits(http, dataset_id, ids)
+                w3 = w3_time_travel(http, dataset_id, version, n, ids[0])
+                w4 = None if args.skip_run else w4_run(http, dataset_id, n)
+                w2_local = w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, min(n, 10_000))
+                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4}
+                print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
+        report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)
+        report["databaseSizeMB"] = round(database_size(params.conninfo, schema) / 2**20, 1)
+    finally:
+        service.stop()
+        if not args.keep:
+            with psycopg.connect(params.conninfo, autocommit=True) as conn:
+                conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+    print(f"service peak RSS {report['servicePeakRssMB']} MB, database {report['databaseSizeMB']} MB")
+    out = ROOT / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()
