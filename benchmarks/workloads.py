@@ -11,6 +11,8 @@ PostgreSQL), then per N:
               median, p95 and last-page latency; one item as of that version; one history
   W4 run      run all N items against the W4 target (in-process, registered), exact-match
               on `answer`, concurrency 16: items/s until completed and all results readable
+  W4c submit  caller-driven run: 16 clients in flight, one result per request; results/s
+              acknowledged (each acknowledged only once durable and readable)
   W5 compare  (not yet: the comparison endpoint is a later issue)
 plus the service's peak RSS and the database size afterwards. Results go to stdout and to
 benchmarks/results/<timestamp>.json.
@@ -19,6 +21,7 @@ benchmarks/results/<timestamp>.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -229,6 +232,42 @@ def w4_run(http: httpx.Client, dataset_id: str, n: int) -> dict[str, Any]:
             "succeeded": state["succeededCount"]}
 
 
+def w4_caller_driven(url: str, dataset_id: str, item_ids: list[str], clients: int = 16) -> dict[str, Any]:
+    """16 requests in flight (one asyncio client, so the load generator itself stays light),
+    one result per request."""
+    with httpx.Client(base_url=url) as http:
+        run = http.post(f"/api/datasets/{dataset_id}/runs", json={"version": len(item_ids) // 1000}).json()
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    async def submit_all() -> None:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+            async def submit(chunk: list[str]) -> None:
+                for item_id in chunk:
+                    body = orjson.dumps({"results": [{"itemId": item_id, "output": {"answer": "x"},
+                                                      "scores": [{"scorerId": "exact", "score": 1.0}]}]})
+                    t = time.perf_counter()
+                    response = await http.post(f"/api/datasets/runs/{run['id']}/results", content=body,
+                                               headers={"Content-Type": "application/json"})
+                    latencies.append(time.perf_counter() - t)
+                    if response.status_code != 200:
+                        failures.append(response.text)
+
+            await asyncio.gather(*(submit(item_ids[k::clients]) for k in range(clients)))
+
+    started = time.perf_counter()
+    asyncio.run(submit_all())
+    elapsed = time.perf_counter() - started
+    assert not failures, failures[:3]
+    with httpx.Client(base_url=url) as http:
+        final = http.post(f"/api/datasets/runs/{run['id']}/finalize").json()
+    assert final["succeededCount"] == len(item_ids), final
+    return {"results": len(item_ids), "clients": clients, "seconds": round(elapsed, 3),
+            "resultsPerSecond": round(len(item_ids) / elapsed), "medianMs": ms(statistics.median(latencies)),
+            "p95Ms": ms(percentile(latencies, 0.95))}
+
+
 def database_size(conninfo: str, schema: str) -> int:
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
@@ -266,8 +305,9 @@ def main() -> None:
                 w2 = w2_edits(http, dataset_id, ids)
                 w3 = w3_time_travel(http, dataset_id, version, n, ids[0])
                 w4 = None if args.skip_run else w4_run(http, dataset_id, n)
+                w4c = None if args.skip_run else w4_caller_driven(service.url, dataset_id, ids[: min(n, 10_000)])
                 w2_local = w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, min(n, 10_000))
-                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4}
+                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c}
                 print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
         report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)
         report["databaseSizeMB"] = round(database_size(params.conninfo, schema) / 2**20, 1)

@@ -63,11 +63,11 @@ def build_router(max_per_page: int) -> APIRouter:
 
     @router.post("/api/datasets/runs/{run_id}/results", response_model=models.ResultsAccepted,
                  summary="Caller-driven runs: submit results (upsert per item and repetition)")
-    def submit_results(run_id: UUID, body: models.ResultsSubmission, ledger: LedgerDep) -> JSONBody:
+    async def submit_results(run_id: UUID, body: models.ResultsSubmission, ledger: LedgerDep) -> JSONBody:
         results = [r.model_dump(by_alias=True, mode="json") for r in body.results]
         for result in results:
             result["attempts"] = result.pop("attempt")
-        return JSONBody(ledger.run_service.submit_results(run_id, results))
+        return JSONBody(await ledger.run_service.submit_results_grouped(run_id, results))
 
     @router.post("/api/datasets/runs/{run_id}/finalize", response_model=models.Run,
                  summary="Caller-driven runs: finish, counting succeeded / failed / skipped")

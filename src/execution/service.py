@@ -7,9 +7,8 @@ version) is safe here: a version's items never change once the version exists.
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,65 +23,43 @@ from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.run_queries import RunQueries
 
 
-@dataclass
-class _Submission:
-    results: list[dict[str, Any]]
-    wake: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
-    written: Written | None = None
-    error: BaseException | None = None
+class SubmissionQueue:
+    """Groups concurrent result submissions to the same run into one save.
 
+    Requests wait on the event loop (no thread each); while one group is being saved, the
+    next one gathers, and is then validated with one query and saved as one event. Each
+    caller's answer comes only once its results are durable and visible to reads."""
 
-class GroupCommitter:
-    """Saves concurrent submissions to the same run together: one event, one save.
+    def __init__(self, process: Callable[[UUID, list[list[dict[str, Any]]]], list[Any]]) -> None:
+        self._process = process
+        self._pending: dict[UUID, list[tuple[list[dict[str, Any]], asyncio.Future[Any]]]] = {}
+        self._draining: set[UUID] = set()
 
-    The first submitter becomes the leader and saves everything pending; submissions
-    arriving meanwhile wait and go in the next save, led by the first of them. Each caller
-    returns only once its results are durable (and visible to reads)."""
+    async def submit(self, run_id: UUID, results: list[dict[str, Any]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(run_id, []).append((results, future))
+        if run_id not in self._draining:
+            self._draining.add(run_id)
+            asyncio.create_task(self._drain(run_id))
+        return await future
 
-    def __init__(self, save: Callable[[UUID, list[dict[str, Any]]], Written]) -> None:
-        self._save = save
-        self._lock = threading.Lock()
-        self._pending: dict[UUID, list[_Submission]] = {}
-        self._saving: set[UUID] = set()
-
-    def submit(self, run_id: UUID, results: list[dict[str, Any]]) -> Written:
-        mine = _Submission(results)
-        with self._lock:
-            self._pending.setdefault(run_id, []).append(mine)
-            if run_id not in self._saving:
-                self._saving.add(run_id)
-                mine.lead = True
-        if not mine.lead:
-            mine.wake.wait()
-        if mine.lead:
-            self._save_pending(run_id)
-        if mine.error is not None:
-            raise mine.error
-        assert mine.written is not None
-        return mine.written
-
-    def _save_pending(self, run_id: UUID) -> None:
-        with self._lock:
-            batch = self._pending.pop(run_id, [])
+    async def _drain(self, run_id: UUID) -> None:
         try:
-            written = self._save(run_id, [result for submission in batch for result in submission.results])
-        except BaseException as error:  # noqa: BLE001 - every waiter gets the same answer
-            for submission in batch:
-                submission.error = error
-        else:
-            for submission in batch:
-                submission.written = written
-        with self._lock:
-            waiting = self._pending.get(run_id)
-            if waiting:
-                waiting[0].lead = True
-                waiting[0].wake.set()
-            else:
-                self._saving.discard(run_id)
-        for submission in batch:
-            if not submission.lead:
-                submission.wake.set()
+            while self._pending.get(run_id):
+                group = self._pending.pop(run_id)
+                try:
+                    outcomes = await asyncio.to_thread(self._process, run_id, [results for results, _ in group])
+                except BaseException as error:  # noqa: BLE001 - every caller gets the answer
+                    outcomes = [error] * len(group)
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._draining.discard(run_id)
 
 
 class RunService:
@@ -106,7 +83,7 @@ class RunService:
         self.http_allowlist = http_allowlist
         self.read_your_writes = read_your_writes
         self.max_results_per_submission = max_results_per_submission
-        self.committer = GroupCommitter(self._save_submissions)
+        self.submissions = SubmissionQueue(self.record_submissions)
 
     # -- create -----------------------------------------------------------------------------
 
@@ -180,34 +157,63 @@ class RunService:
     # -- caller-driven ---------------------------------------------------------------------------
 
     def submit_results(self, run_id: UUID, results: list[dict[str, Any]]) -> dict[str, Any]:
-        if len(results) > self.max_results_per_submission:
-            raise InvalidRequestError(
-                f"at most {self.max_results_per_submission} results per submission; got {len(results)}"
-            )
+        """Record one submission (in this thread; the HTTP API groups concurrent ones)."""
+        [outcome] = self.record_submissions(run_id, [results])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def submit_results_grouped(self, run_id: UUID, results: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self.submissions.submit(run_id, results)
+
+    def record_submissions(self, run_id: UUID, submissions: list[list[dict[str, Any]]]) -> list[Any]:
+        """Validate each submission and save the valid ones together (one event). Returns,
+        per submission, its answer or the error that refused it."""
         run = self.runs.get_run(run_id)
         if not run.caller_driven:
             raise RunNotCallerDrivenError(f"run {run_id} has a target; results are recorded by its executor")
         run.check_open()
         repetitions = run.run_settings.repetitions
+        wanted = list({UUID(r["itemId"]) for results in submissions for r in results})
+        known = self.dataset_queries.existing_item_ids(UUID(run.dataset_id), run.dataset_version, wanted)
+        outcomes: list[Any] = []
+        accepted: list[dict[str, Any]] = []
+        for results in submissions:
+            problem = self._problem(results, known, repetitions, run.dataset_id, run.dataset_version)
+            outcomes.append(problem)
+            if problem is None:
+                accepted += results
+        if accepted:
+            written = self.runs.record_results(run_id, accepted, upsert=True, actor="caller")
+            self.read_your_writes(written)
+            version = written.aggregate_version
+        else:
+            version = run.version
+        return [
+            outcome if outcome is not None
+            else {"runId": run_id, "accepted": len(results), "aggregateVersion": version}
+            for outcome, results in zip(outcomes, submissions, strict=True)
+        ]
+
+    def _problem(self, results: list[dict[str, Any]], known: set[UUID], repetitions: int, dataset_id: str,
+                 version: int) -> InvalidRequestError | None:
+        if len(results) > self.max_results_per_submission:
+            return InvalidRequestError(
+                f"at most {self.max_results_per_submission} results per submission; got {len(results)}"
+            )
         bad = [r["repetition"] for r in results if r["repetition"] >= repetitions]
         if bad:
-            raise InvalidRequestError(f"repetition {bad[0]} is out of range: the run has {repetitions} repetition(s)")
-        wanted = list({UUID(r["itemId"]) for r in results})
-        known = self.dataset_queries.existing_item_ids(UUID(run.dataset_id), run.dataset_version, wanted)
-        unknown = [str(item_id) for item_id in wanted if item_id not in known]
+            return InvalidRequestError(
+                f"repetition {bad[0]} is out of range: the run has {repetitions} repetition(s)"
+            )
+        unknown = sorted({r["itemId"] for r in results if UUID(r["itemId"]) not in known})
         if unknown:
-            raise InvalidRequestError(
-                f"{len(unknown)} item id(s) are not items of dataset {run.dataset_id} at version "
-                f"{run.dataset_version}: {', '.join(unknown[:10])}",
+            return InvalidRequestError(
+                f"{len(unknown)} item id(s) are not items of dataset {dataset_id} at version {version}: "
+                f"{', '.join(unknown[:10])}",
                 unknownItemIds=unknown[:100],
             )
-        written = self.committer.submit(run_id, results)
-        return {"runId": run_id, "accepted": len(results), "aggregateVersion": written.aggregate_version}
-
-    def _save_submissions(self, run_id: UUID, results: list[dict[str, Any]]) -> Written:
-        written = self.runs.record_results(run_id, results, upsert=True, actor="caller")
-        self.read_your_writes(written)
-        return written
+        return None
 
     def finalize_run(self, run_id: UUID, *, actor: str) -> dict[str, Any]:
         run = self.runs.get_run(run_id)

@@ -1,0 +1,111 @@
+"""A run survives the death of the service: after a SIGKILL mid-run and a restart, the
+run completes, every (item, repetition) has exactly one result, and nothing recorded
+before the crash is executed again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+from conftest import free_port
+
+from evalledger.bootstrap import build_ledger
+from evalledger.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+
+
+def serve(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "EVALLEDGER_SCHEMA": settings.schema,
+        "CRASH_APP_LOG": str(log),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalledger.cli", "serve", "--port", str(port), "--app", "crash_app",
+         "--log-level", "warning"],
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, "the service exited"
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("the service did not start")
+
+
+def recorded_keys(settings: Settings, run_id: str) -> set[str]:
+    """What the event store says was recorded (the truth, whatever the read model holds)."""
+    ledger = build_ledger(settings)
+    try:
+        return set(ledger.runs.get_run(UUID(run_id)).outcomes)
+    finally:
+        ledger.close()
+
+
+def calls_by(log: Path, pid: int) -> list[str]:
+    return [line.split()[1] for line in log.read_text().splitlines() if line.split()[0] == str(pid)]
+
+
+def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Settings, tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    log.touch()
+    first, url = serve(settings, log)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            dataset = http.post("/api/datasets", json={"name": "crash"}).json()
+            for start in range(0, 2000, 1000):
+                http.post(f"/api/datasets/{dataset['id']}/items/batch",
+                          json={"items": [{"input": {"n": i}} for i in range(start, start + 1000)]}).raise_for_status()
+            run = http.post(f"/api/datasets/{dataset['id']}/runs", json={
+                "target": {"type": "registered", "name": "crash-noted-echo"},
+                "scorers": ["exact-match"], "repetitions": 2, "maxConcurrency": 4,
+            }).json()
+            deadline = time.monotonic() + 30
+            while http.get(f"/api/datasets/runs/{run['id']}").json()["progress"]["done"] < 800:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+
+    before = recorded_keys(settings, run["id"])
+    assert 0 < len(before) < 4000
+
+    second, url = serve(settings, log)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while (state := http.get(f"/api/datasets/runs/{run['id']}").json())["status"] not in ("completed", "failed"):
+                assert time.monotonic() < deadline, state
+                time.sleep(0.05)
+            assert state["status"] == "completed"
+            assert (state["succeededCount"], state["failedCount"]) == (4000, 0)
+            keys = []
+            for page in range(4):
+                listing = http.get(f"/api/datasets/runs/{run['id']}/results",
+                                   params={"page": page, "perPage": 1000}).json()
+                keys += [f"{r['itemId']}#{r['repetition']}" for r in listing["results"]]
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+
+    assert len(keys) == len(set(keys)) == 4000
+    repeated = before.intersection(calls_by(log, second.pid))
+    assert not repeated, f"{len(repeated)} recorded results were executed again after the restart"
+    assert len(calls_by(log, second.pid)) >= 4000 - len(before)
