@@ -101,7 +101,7 @@ class RunQueries:
         if rows:
             return [run_wire(r) for r in rows], rows[0]["total"]
         count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE dataset_id = %s").format(self._runs), (dataset_id,))
-        return [], count[0]["n"]
+        return [result_wire(r) for r in rows], count[0]["n"]
 
     def unfinished_target_runs(self) -> list[UUID]:
         rows = self._fetch(
@@ -120,12 +120,13 @@ class RunQueries:
         run = self.run_row(run_id)
         rows = self._fetch(
             SQL(
-                "SELECT r.*, i.input, i.expected_output, i.metadata AS item_metadata,"
-                " count(*) OVER () AS total"
-                " FROM {results} r JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id"
+                "WITH page AS (SELECT * FROM {results} WHERE run_id = %(run)s"
+                "  AND (%(status)s::text IS NULL OR status = %(status)s)"
+                "  ORDER BY seq, repetition LIMIT %(limit)s OFFSET %(offset)s)"
+                " SELECT r.*, i.input, i.expected_output, i.metadata AS item_metadata"
+                " FROM page r JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id"
                 "  AND i.valid_from <= %(v)s AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
-                " WHERE r.run_id = %(run)s AND (%(status)s::text IS NULL OR r.status = %(status)s)"
-                " ORDER BY i.seq, r.repetition LIMIT %(limit)s OFFSET %(offset)s"
+                " ORDER BY r.seq, r.repetition"
             ).format(results=self._results, items=self._items),
             {
                 "d": run["dataset_id"],
@@ -136,12 +137,12 @@ class RunQueries:
                 "offset": page * per_page,
             },
         )
-        if rows:
-            return [result_wire(r) for r in rows], rows[0]["total"]
+        if status is None:
+            return [result_wire(r) for r in rows], run["recorded"]
         count = self._fetch(
             SQL(
-                "SELECT count(*) AS n FROM {} WHERE run_id = %(run)s AND (%(status)s::text IS NULL OR status = %(status)s)"
+                "SELECT count(*) AS n FROM {} WHERE run_id = %(run)s AND status = %(status)s"
             ).format(self._results),
             {"run": run_id, "status": status},
         )
-        return [], count[0]["n"]
+        return [result_wire(r) for r in rows], count[0]["n"]

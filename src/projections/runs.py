@@ -3,7 +3,8 @@
 Tables
 - `runs`: one row per run with its definition, status, counts and timings.
 - `run_results`: one row per (run, item, repetition): output, error, latency, attempts,
-  trace id and scores (a JSON array). Caller-driven runs upsert; counts on `runs` are kept
+  trace id and scores (a JSON array), and the item's `seq` in its dataset, so results list
+  in dataset order from an index. Caller-driven runs upsert; counts on `runs` are kept
   by difference, so a replaced result is counted once.
 """
 
@@ -95,8 +96,12 @@ class RunsView(BatchingView):
                 " scores jsonb NOT NULL,"
                 " started_at timestamptz,"
                 " recorded_at timestamptz NOT NULL,"
+                " seq bigint NOT NULL,"
                 " PRIMARY KEY (run_id, item_id, repetition))"
             ).format(t("run_results")),
+            SQL("CREATE INDEX IF NOT EXISTS run_results_order_idx ON {} (run_id, seq, repetition)").format(
+                t("run_results")
+            ),
         ]
 
     def apply(self, curs: Cursor[Any], event: Any) -> None:
@@ -147,9 +152,14 @@ class RunsView(BatchingView):
                 " old AS (SELECT x.status FROM {results} x JOIN r USING (item_id, repetition)"
                 "  WHERE x.run_id = %(id)s),"
                 " up AS (INSERT INTO {results} (run_id, item_id, repetition, status, output, error, latency_ms,"
-                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at)"
-                "  SELECT %(id)s, item_id, repetition, status, output, error, latency_ms, attempts, retry_errors,"
-                "  trace_id, scores, started_at, %(ts)s FROM r"
+                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, seq)"
+                "  SELECT %(id)s, r.item_id, r.repetition, r.status, r.output, r.error, r.latency_ms, r.attempts,"
+                "  r.retry_errors, r.trace_id, r.scores, r.started_at, %(ts)s,"
+                "  coalesce(i.seq, 9223372036854775807)"
+                "  FROM r JOIN {runs} run ON run.run_id = %(id)s"
+                "  LEFT JOIN {items} i ON i.dataset_id = run.dataset_id AND i.item_id = r.item_id"
+                "   AND i.valid_from <= run.dataset_version"
+                "   AND (i.valid_to IS NULL OR i.valid_to > run.dataset_version) AND NOT i.deleted"
                 "  ON CONFLICT (run_id, item_id, repetition) DO UPDATE SET status = excluded.status,"
                 "  output = excluded.output, error = excluded.error, latency_ms = excluded.latency_ms,"
                 "  attempts = excluded.attempts, retry_errors = excluded.retry_errors,"
@@ -164,7 +174,7 @@ class RunsView(BatchingView):
                 "  status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,"
                 "  started_at = coalesce(started_at, %(ts)s), updated_at = %(ts)s"
                 " WHERE run_id = %(id)s"
-            ).format(results=self.table("run_results"), runs=self.table("runs")),
+            ).format(results=self.table("run_results"), runs=self.table("runs"), items=self.table("dataset_items")),
             {"id": e.originator_id, "ts": e.timestamp, "rows": _result_rows(e.results)},
             prepare=True,
         )
