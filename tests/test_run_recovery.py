@@ -7,46 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from uuid import UUID
 
 import httpx
-from conftest import free_port
+import service_process
 
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 
-TESTS = Path(__file__).resolve().parent
-
-
 def serve(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "EVALLEDGER_SCHEMA": settings.schema,
-        "CRASH_APP_LOG": str(log),
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "evalledger.cli", "serve", "--port", str(port), "--app", "crash_app",
-         "--log-level", "warning"],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, "the service exited"
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError("the service did not start")
+    return service_process.serve(settings, "crash_app", env={"CRASH_APP_LOG": str(log)})
 
 
 def recorded_keys(settings: Settings, run_id: str) -> set[str]:
