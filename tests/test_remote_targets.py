@@ -1,0 +1,134 @@
+"""Runs against remote targets and an LLM judge, each a real HTTP server started here:
+an OpenAI-compatible model, a plain HTTP endpoint, and a judge."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from conftest import ServerThread
+from llm_server import LLMServer, chat_completion
+
+from evalledger import ApiError, Client
+from evalledger.api.app import create_app
+from evalledger.bootstrap import build_ledger
+from evalledger.settings import Settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    allowed = Settings(**{**settings.__dict__, "http_allowlist": ("http://127.0.0.1:",)})
+    ledger = build_ledger(allowed)
+    ledger.start()
+    server = ServerThread(create_app(ledger))
+    server.start()
+    try:
+        with Client(server.url) as client:
+            yield client
+    finally:
+        server.stop()
+        ledger.close()
+
+
+def finished(client: Client, run_id: Any) -> Any:
+    deadline = time.monotonic() + 30
+    while (run := client.get_run(run_id)).status not in ("completed", "failed", "cancelled"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return run
+
+
+class Endpoint:
+    """A JSON endpoint answering {"answer": <input's question upper-cased>}; the first
+    `flaky` calls answer 503."""
+
+    def __init__(self, flaky: int = 0) -> None:
+        self.calls: list[Any] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                endpoint.calls.append(body)
+                status = 503 if len(endpoint.calls) <= flaky else 200
+                payload = json.dumps({"answer": str(body.get("question", "")).upper()}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("x-trace-id", f"trace-{len(endpoint.calls)}")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/answer"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_an_openai_compatible_target_and_an_llm_judge(client: Client) -> None:
+    dataset = client.create_dataset("llm")
+    client.add_items(dataset.id, [{"input": {"question": "capital of France?"}, "expectedOutput": "Paris"},
+                                  {"input": {"question": "2+2?"}, "expectedOutput": "4"}])
+
+    def respond(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if body["model"] == "judge-model":
+            good = "Paris" in body["messages"][-1]["content"]
+            return 200, chat_completion(json.dumps({"score": 1 if good else 0.25, "reason": "judged"}))
+        question = body["messages"][-1]["content"]
+        return 200, chat_completion("Paris" if "France" in question else "five", completion_id=f"cmpl-{len(question)}")
+
+    with LLMServer(respond) as llm:
+        run = client.create_run(
+            dataset.id,
+            target={"type": "openai", "baseUrl": llm.base_url, "model": "m", "system": "Answer briefly.",
+                    "promptTemplate": "Q: {{input.question}}"},
+            scorers=["exact-match", {"name": "llm-judge", "id": "judge",
+                                     "options": {"baseUrl": llm.base_url, "model": "judge-model",
+                                                 "rubric": "Is the answer correct?"}}],
+        )
+        done = finished(client, run.id)
+        asked = [r for r in llm.requests if r["model"] == "m"]
+    assert done.status == "completed" and done.succeeded_count == 2
+    assert sorted(r["messages"][-1]["content"] for r in asked) == ["Q: 2+2?", "Q: capital of France?"]
+    rows = {r.output: r for r in client.list_results(run.id).results}
+    assert set(rows) == {"Paris", "five"}
+    scores = {s.scorer_id: s.score for s in rows["Paris"].scores}
+    assert scores == {"exact-match": 1.0, "judge": 1.0}
+    assert {s.scorer_id: s.score for s in rows["five"].scores} == {"exact-match": 0.0, "judge": 0.25}
+    assert rows["Paris"].trace_id.startswith("cmpl-")
+
+
+def test_an_http_target_is_retried_on_503(client: Client) -> None:
+    dataset = client.create_dataset("http")
+    client.add_item(dataset.id, input={"question": "hi"}, expected_output={"answer": "HI"})
+    endpoint = Endpoint(flaky=2)
+    try:
+        run = client.create_run(dataset.id, target={"type": "http", "url": endpoint.url},
+                                scorers=[{"name": "exact-match", "options": {"field": "answer"}}], max_retries=3)
+        done = finished(client, run.id)
+    finally:
+        endpoint.close()
+    [result] = client.list_results(run.id).results
+    assert done.status == "completed"
+    assert result.output == {"answer": "HI"} and result.attempt == 3 and result.trace_id == "trace-3"
+    assert all("503" in error for error in result.retry_errors) and result.scores[0].score == 1.0
+
+
+def test_urls_off_the_allowlist_are_refused(client: Client) -> None:
+    dataset = client.create_dataset("allowlist")
+    client.add_item(dataset.id, input=1)
+    with pytest.raises(ApiError) as refused:
+        client.create_run(dataset.id, target={"type": "http", "url": "https://example.com/agent"})
+    assert refused.value.status == 422 and "allowlist" in refused.value.detail
+    assert client.list_runs(dataset.id).pagination.total == 0
