@@ -93,6 +93,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
 
     for module in settings.app_modules:
         registry.load(module)
+    registry.load_entry_points()
 
     params = database.resolve(settings.database_url, settings.embedded_data_dir)
     create = settings.create_tables if create_tables is None else create_tables

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,10 +115,9 @@ class Registry:
         except Exception as error:
             raise ImportError(f"cannot import app module {module_path!r}: {error}") from error
 
-    def load_from_environment(self) -> list[str]:
-        """Load the modules named in EVALLEDGER_APP and the `evalledger.apps` entry points."""
-        modules = [m.strip() for m in os.environ.get("EVALLEDGER_APP", "").split(",") if m.strip()]
-        modules += [ep.value for ep in entry_points(group="evalledger.apps")]
+    def load_entry_points(self) -> list[str]:
+        """Load the modules installed packages name in the `evalledger.apps` entry point group."""
+        modules = [entry_point.value for entry_point in entry_points(group="evalledger.apps")]
         for module in modules:
             self.load(module)
         return modules
