@@ -14,6 +14,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from evalledger import database, persistence
+from evalledger.analysis.comparison import RunComparer
 from evalledger.domain.applications import Datasets, Runs, Written
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
@@ -44,6 +45,7 @@ class Ledger:
     registry: Registry
     scheduler: RunScheduler
     run_service: RunService
+    comparer: RunComparer
     followers: list[ProjectionFollower] = field(default_factory=list)
 
     def read_your_writes(self, written: Written) -> None:
@@ -158,6 +160,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         registry=registry,
         scheduler=scheduler,
         run_service=run_service,
+        comparer=RunComparer(run_queries, dataset_queries),
         followers=followers,
     )
     return ledger

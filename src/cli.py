@@ -155,6 +155,61 @@ def run(
             raise typer.Exit(code=1)
 
 
+@cli.command()
+def compare(
+    baseline: Annotated[str, typer.Argument(help="Baseline run id (A).")],
+    candidate: Annotated[str, typer.Argument(help="Candidate run id (B).")],
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(help="SCORER=VALUE, or SCORER=VALUE:lower for lower-is-better scorers; repeatable."),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Compare two runs; exits 1 when a regression is found (a CI gate), 2 on bad input."""
+    from rich.table import Table
+
+    from evalledger.client import ApiError, Client
+
+    thresholds: dict[str, dict[str, Any]] = {}
+    for spec in threshold or []:
+        scorer_id, _, rest = spec.partition("=")
+        value, _, direction = rest.partition(":")
+        try:
+            thresholds[scorer_id] = {"value": float(value),
+                                     "direction": "lower-is-better" if direction == "lower" else "higher-is-better"}
+        except ValueError:
+            raise typer.BadParameter(f"--threshold {spec!r}: expected SCORER=VALUE[:lower]") from None
+    with Client(url) as client:
+        try:
+            result = client.compare(baseline, candidate, thresholds=thresholds, alpha=alpha, items_per_page=1)
+        except ApiError as error:
+            console.print(f"[bold red]Cannot compare:[/] {error.detail}")
+            raise typer.Exit(code=2) from None
+    table = Table(title=f"{candidate} vs baseline {baseline} ({result.paired_items} paired items)")
+    for column in ("scorer", "mean A", "mean B", "delta", "CI", "p", "better", "worse", "verdict"):
+        table.add_column(column, justify="left" if column in ("scorer", "verdict") else "right")
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    for scorer_id, block in result.scorers.items():
+        colour = {"regressed": "red", "improved": "green"}.get(block.verdict, "white")
+        ci = block.confidence_interval
+        table.add_row(scorer_id, number(block.mean_a), number(block.mean_b), number(block.delta),
+                      f"[{number(ci.get('low'))}, {number(ci.get('high'))}]",
+                      "-" if block.p_value is None else f"{block.p_value:.2g}", str(block.improved),
+                      str(block.regressed), f"[{colour}]{block.verdict}[/]")
+    console.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning['message']}")
+    latency = result.latency.get("delta", {})
+    console.print(f"latency p50 delta {number(latency.get('p50'), 1)} ms, p95 delta {number(latency.get('p95'), 1)} ms")
+    if result.has_regression:
+        console.print("[bold red]regression found[/]")
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     cli()
 

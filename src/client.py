@@ -225,6 +225,27 @@ class Client:
     def finalize_run(self, run_id: UUID | str) -> models.Run:
         return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/finalize"))
 
+    def analytics(self, run_id: UUID | str, *, threshold: float = 0.5, group_by: str | None = None,
+                  item_limit: int = 100) -> models.RunAnalytics:
+        return self._get(models.RunAnalytics, f"/api/datasets/runs/{run_id}/analytics", threshold=threshold,
+                         groupBy=group_by, itemLimit=item_limit)
+
+    def compare(self, baseline: UUID | str, candidate: UUID | str, *,
+                thresholds: dict[str, dict[str, Any]] | None = None, alpha: float = 0.05,
+                allow_partial: bool = False, items_page: int = 0, items_per_page: int = 100,
+                item_status: str | None = None) -> models.Comparison:
+        """Compare a candidate run with a baseline. thresholds: {scorerId: {"value", "direction"}}."""
+        body = {"runIdA": str(baseline), "runIdB": str(candidate), "thresholds": thresholds or {},
+                "alpha": alpha, "allowPartial": allow_partial, "itemsPage": items_page,
+                "itemsPerPage": items_per_page, "itemStatus": item_status}
+        return models.Comparison.model_validate(self.request("POST", "/api/datasets/compare", json=body))
+
+    def compare_many(self, baseline: UUID | str, candidates: list[UUID | str], *,
+                     thresholds: dict[str, dict[str, Any]] | None = None, alpha: float = 0.05) -> models.MultiComparison:
+        body = {"runIdA": str(baseline), "candidates": [str(c) for c in candidates], "thresholds": thresholds or {},
+                "alpha": alpha}
+        return models.MultiComparison.model_validate(self.request("POST", "/api/datasets/compare", json=body))
+
     def watch_run(self, run_id: UUID | str) -> Iterator[dict[str, Any]]:
         """The run's progress as the server streams it (server-sent events), until it ends."""
         with self.http.stream("GET", f"/api/datasets/runs/{run_id}/stream", timeout=None) as response:

@@ -347,6 +347,9 @@ class Run(ResponseModel):
     started_at: datetime | None
     finished_at: datetime | None
     progress: RunProgress
+    score_summary: dict[str, JSONValue] | None = Field(
+        default=None, description="Per scorer: count, mean, median, std, min, max, passRate (at 0.5), errorCount "
+        "(finished runs; see /analytics for more).")
 
 
 class RunList(ResponseModel):
@@ -393,3 +396,99 @@ class ResultsAccepted(ResponseModel):
 class Catalog(ResponseModel):
     builtin: list[dict[str, JSONValue]]
     registered: list[dict[str, JSONValue]]
+
+
+# -- analytics and comparison -------------------------------------------------------------
+
+
+class ScorerStats(ResponseModel):
+    count: int
+    mean: float | None
+    median: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    pass_rate: float | None
+    error_count: int
+
+
+class LatencyStats(ResponseModel):
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    max: float | None = None
+
+
+class RunAnalytics(ResponseModel):
+    run_id: UUID
+    status: str
+    partial: bool
+    threshold: float
+    results: int
+    succeeded: int
+    failed: int
+    success_rate: float | None
+    latency_ms: LatencyStats
+    scorers: dict[str, ScorerStats]
+    group_by: str | None = None
+    groups: dict[str, dict[str, JSONValue]] | None = None
+    repetitions: dict[str, JSONValue] | None = None
+
+
+class ThresholdSpec(WireModel):
+    value: float = Field(default=0.0, ge=0.0, description="Smallest difference that counts.")
+    direction: Literal["higher-is-better", "lower-is-better"] = "higher-is-better"
+
+
+class CompareRequest(WireModel):
+    run_id_a: UUID = Field(description="The baseline run.")
+    run_id_b: UUID | None = Field(default=None, description="The candidate run.")
+    candidates: list[UUID] | None = Field(
+        default=None, min_length=1, max_length=20, description="Several candidate runs, each compared with A."
+    )
+    thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict, description="Per scorer id.")
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="Significance level.")
+    allow_partial: bool = Field(default=False, description="Compare runs still in progress (marked partial).")
+    items_page: int = Field(default=0, ge=0)
+    items_per_page: int = Field(default=100, ge=1, le=10_000)
+    item_status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"] | None = None
+
+
+class ScorerComparison(ResponseModel):
+    paired_items: int
+    mean_a: float | None
+    mean_b: float | None
+    delta: float | None
+    confidence_interval: dict[str, float | None]
+    p_value: float | None
+    test: str | None
+    improved: int
+    regressed: int
+    unchanged: int
+    threshold: dict[str, JSONValue]
+    verdict: Literal["regressed", "improved", "no-significant-change"]
+
+
+class Comparison(ResponseModel):
+    run_id_a: UUID
+    run_id_b: UUID
+    dataset_version_a: int
+    dataset_version_b: int
+    partial: bool
+    alpha: float
+    paired_items: int
+    only_in_a: int
+    only_in_b: int
+    has_regression: bool
+    scorers: dict[str, ScorerComparison]
+    latency: dict[str, dict[str, float | None]]
+    warnings: list[dict[str, str]]
+    items: list[dict[str, JSONValue]]
+    items_pagination: Pagination
+
+
+class MultiComparison(ResponseModel):
+    run_id_a: UUID
+    has_regression: bool
+    comparisons: list[Comparison]

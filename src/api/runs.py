@@ -12,6 +12,8 @@ from fastapi.responses import StreamingResponse
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason, pagination
 from evalledger.api.encoding import JSONBody, dumps
+from evalledger.analysis.comparison import CompareOptions, Threshold
+from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunSettings
 from evalledger.execution.scorers import describe_builtin_scorers
 from evalledger.execution.targets import describe_builtin_targets
@@ -102,6 +104,39 @@ def build_router(max_per_page: int) -> APIRouter:
             reason=reason,
         )
         return JSONBody(run, status_code=202)
+
+    @router.get("/api/datasets/runs/{run_id}/analytics", response_model=models.RunAnalytics,
+                summary="Success rate, per-scorer statistics, latency percentiles; per metadata group")
+    def run_analytics(
+        run_id: UUID,
+        ledger: LedgerDep,
+        threshold: Annotated[float, Query(ge=0.0, le=1.0, description="Pass threshold")] = 0.5,
+        group_by: Annotated[str | None, Query(alias="groupBy", pattern=r"^metadata\.[\w.-]+$",
+                                              description="e.g. metadata.split")] = None,
+        item_limit: Annotated[int, Query(alias="itemLimit", ge=1, le=10_000)] = 100,
+    ) -> JSONBody:
+        path = group_by.split(".")[1:] if group_by else None
+        return JSONBody(ledger.run_queries.analytics(run_id, threshold=threshold, group_by=path,
+                                                     item_limit=item_limit))
+
+    @router.post("/api/datasets/compare", response_model=models.Comparison | models.MultiComparison,
+                 summary="Compare a candidate run (or several) with a baseline: per scorer, with significance")
+    def compare_runs(body: models.CompareRequest, ledger: LedgerDep) -> JSONBody:
+        if (body.run_id_b is None) == (body.candidates is None):
+            raise InvalidRequestError("give either runIdB (one candidate) or candidates (several)")
+        options = CompareOptions(
+            thresholds={k: Threshold(v.value, v.direction) for k, v in body.thresholds.items()},
+            alpha=body.alpha,
+            allow_partial=body.allow_partial,
+            items_page=body.items_page,
+            items_per_page=body.items_per_page,
+            item_status=body.item_status,
+        )
+        if body.run_id_b is not None:
+            return JSONBody(ledger.comparer.compare(body.run_id_a, body.run_id_b, options))
+        comparisons = [ledger.comparer.compare(body.run_id_a, b, options) for b in body.candidates or []]
+        return JSONBody({"runIdA": body.run_id_a, "hasRegression": any(c["hasRegression"] for c in comparisons),
+                         "comparisons": comparisons})
 
     @router.get("/api/targets", response_model=models.Catalog, summary="Target types and registered targets")
     def list_targets(ledger: LedgerDep) -> JSONBody:

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 from evalledger.domain.applications import Runs, Written
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.domain.runs import RunNotCallerDrivenError, RunSettings
+from evalledger.domain.runs import FINISHED, RunNotCallerDrivenError, RunSettings
 from evalledger.execution.registry import Registry
 from evalledger.execution.scheduler import RunScheduler
 from evalledger.execution.scorers import build_scorer
@@ -144,6 +144,8 @@ class RunService:
         live = self.scheduler.progress(run_id)
         if live is not None and wire["status"] in ("pending", "running"):
             wire["progress"] = {**wire["progress"], **live, "live": True}
+        if wire["status"] in FINISHED:
+            wire["scoreSummary"] = self.run_queries.score_summary(run_id)
         return wire
 
     # -- cancel -----------------------------------------------------------------------------

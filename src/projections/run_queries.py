@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.domain.runs import FINISHED, RunNotFoundError
@@ -68,7 +68,88 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# -- analytics ---------------------------------------------------------------------------------
+# Aggregates are computed in PostgreSQL. percentile_cont interpolates linearly between the
+# closest ranks, which is numpy.percentile's default method, so the two agree.
+
+_SCORE = "(s->>'score')::float8"
+
+
+def score_stats_sql(results: Composed, items: Composed, group: str | None) -> Composed:
+    """Per scorer (and per group, when `group` is a metadata path): counts, mean, median,
+    standard deviation, min, max, pass rate at a threshold, errors."""
+    group_select = "i.metadata #>> %(path)s AS grp," if group else "NULL::text AS grp,"
+    join = (
+        " JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id AND i.valid_from <= %(v)s"
+        " AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
+        if group
+        else ""
+    )
+    return SQL(
+        "SELECT " + group_select + " s->>'scorerId' AS scorer_id, count(*) AS results,"
+        f" count({_SCORE}) AS n, avg({_SCORE}) AS mean,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SCORE}) AS median,"
+        f" stddev_samp({_SCORE}) AS std, min({_SCORE}) AS min, max({_SCORE}) AS max,"
+        f" avg(CASE WHEN {_SCORE} >= %(t)s THEN 1.0 WHEN {_SCORE} IS NOT NULL THEN 0.0 END) AS pass_rate,"
+        " count(*) FILTER (WHERE s->>'error' IS NOT NULL) AS errors"
+        " FROM {results} r" + join + " CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+        " WHERE r.run_id = %(run)s GROUP BY 1, 2 ORDER BY 1, 2"
+    ).format(results=results, items=items)
+
+
+def outcome_stats_sql(results: Composed, items: Composed, group: str | None) -> Composed:
+    """Per group: results, succeeded, failed, and latency percentiles."""
+    group_select = "i.metadata #>> %(path)s AS grp," if group else "NULL::text AS grp,"
+    join = (
+        " JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id AND i.valid_from <= %(v)s"
+        " AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
+        if group
+        else ""
+    )
+    return SQL(
+        "SELECT " + group_select + " count(*) AS results,"
+        " count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,"
+        " count(*) FILTER (WHERE r.status = 'failed') AS failed,"
+        " percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_percentiles,"
+        " avg(r.latency_ms) AS latency_mean, max(r.latency_ms) AS latency_max"
+        " FROM {results} r" + join + " WHERE r.run_id = %(run)s GROUP BY 1 ORDER BY 1"
+    ).format(results=results, items=items)
+
+
+def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "count": row["n"],
+        "mean": row["mean"],
+        "median": row["median"],
+        "std": row["std"],
+        "min": row["min"],
+        "max": row["max"],
+        "passRate": float(row["pass_rate"]) if row["pass_rate"] is not None else None,
+        "errorCount": row["errors"],
+    }
+
+
+def _outcome_wire(row: dict[str, Any]) -> dict[str, Any]:
+    p50, p95, p99 = row["latency_percentiles"] or (None, None, None)
+    return {
+        "results": row["results"],
+        "succeeded": row["succeeded"],
+        "failed": row["failed"],
+        "successRate": row["succeeded"] / row["results"] if row["results"] else None,
+        "latencyMs": {"p50": p50, "p95": p95, "p99": p99, "mean": row["latency_mean"], "max": row["latency_max"]},
+    }
+
+_PER_ITEM = (
+    f"WITH per AS (SELECT r.item_id, s->>'scorerId' AS scorer_id, avg({_SCORE}) AS mean,"
+    f" var_samp({_SCORE}) AS variance, count({_SCORE}) AS n"
+    " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s WHERE r.run_id = %(run)s"
+    " GROUP BY 1, 2)"
+)
+
+
 class RunQueries:
+    """Reads of runs, results and run analytics."""
+
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
         schema = Identifier(datastore.schema)
@@ -146,3 +227,93 @@ class RunQueries:
             {"run": run_id, "status": status},
         )
         return [result_wire(r) for r in rows], count[0]["n"]
+
+    def score_summary(self, run_id: UUID, threshold: float = 0.5) -> dict[str, Any]:
+        """Per scorer statistics (as in analytics), for the run's own summary."""
+        rows = self._fetch(score_stats_sql(self._results, self._items, None), {"run": run_id, "t": threshold})
+        return {row["scorer_id"]: _stats_wire(row) for row in rows}
+
+    def item_presence(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, bool, bool]]:
+        """Every item with a result in either run: (item id, in A, in B)."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT item_id, bool_or(run_id = %(a)s), bool_or(run_id = %(b)s) FROM {}"
+                    " WHERE run_id IN (%(a)s, %(b)s) GROUP BY item_id ORDER BY min(seq)"
+                ).format(self._results),
+                {"a": run_a, "b": run_b},
+                prepare=True,
+            )
+            return curs.fetchall()
+
+    def paired_scores(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, str, float | None, float | None]]:
+        """Per item and scorer: the mean score (over repetitions) in A and in B."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(
+                SQL(
+                    f"SELECT r.item_id, s->>'scorerId', avg({_SCORE}) FILTER (WHERE r.run_id = %(a)s),"
+                    f" avg({_SCORE}) FILTER (WHERE r.run_id = %(b)s)"
+                    " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+                    " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2"
+                ).format(self._results),
+                {"a": run_a, "b": run_b},
+                prepare=True,
+            )
+            return curs.fetchall()
+
+    def latency(self, run_id: UUID) -> dict[str, Any]:
+        rows = self._fetch(outcome_stats_sql(self._results, self._items, None), {"run": run_id})
+        return _outcome_wire(rows[0])["latencyMs"] if rows else {}
+
+    def analytics(self, run_id: UUID, *, threshold: float = 0.5, group_by: list[str] | None = None,
+                   item_limit: int = 100) -> dict[str, Any]:
+        """Success rate, per-scorer statistics and latency percentiles of a run, optionally per
+        value of a metadata field of its items, and with repetitions, how much each item's
+        score varies across them."""
+        run = self.run_row(run_id)
+        params = {"run": run_id, "t": threshold, "d": run["dataset_id"], "v": run["dataset_version"],
+                  "path": group_by or [], "limit": item_limit}
+        overall = self._fetch(outcome_stats_sql(self._results, self._items, None), params)
+        scores = self._fetch(score_stats_sql(self._results, self._items, None), params)
+        empty = {"results": 0, "succeeded": 0, "failed": 0, "latency_percentiles": None, "latency_mean": None,
+                 "latency_max": None}
+        answer: dict[str, Any] = {
+            "runId": run_id,
+            "status": run["status"],
+            "partial": run["status"] not in FINISHED,
+            "threshold": threshold,
+            **_outcome_wire(overall[0] if overall else empty),
+            "scorers": {row["scorer_id"]: _stats_wire(row) for row in scores},
+        }
+        if group_by:
+            groups: dict[str, dict[str, Any]] = {}
+            for row in self._fetch(outcome_stats_sql(self._results, self._items, "g"), params):
+                groups[row["grp"] or "(none)"] = {**_outcome_wire(row), "scorers": {}}
+            for row in self._fetch(score_stats_sql(self._results, self._items, "g"), params):
+                groups.setdefault(row["grp"] or "(none)", {"scorers": {}})["scorers"][row["scorer_id"]] = _stats_wire(row)
+            answer["groupBy"] = "metadata." + ".".join(group_by)
+            answer["groups"] = groups
+        if run["settings"].get("repetitions", 1) > 1:
+            answer["repetitions"] = self._repetition_stats(params)
+        return answer
+
+    def _repetition_stats(self, params: dict[str, Any]) -> dict[str, Any]:
+        summary = {
+            row["scorer_id"]: {"meanVariance": row["mean_variance"], "maxVariance": row["max_variance"],
+                               "mostVariableItems": []}
+            for row in self._fetch(
+                SQL(_PER_ITEM + " SELECT scorer_id, avg(variance) AS mean_variance, max(variance) AS max_variance"
+                    " FROM per GROUP BY 1").format(results=self._results),
+                params,
+            )
+        }
+        for row in self._fetch(
+            SQL(_PER_ITEM + " SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scorer_id"
+                " ORDER BY variance DESC NULLS LAST, item_id) AS rank FROM per) ranked WHERE rank <= %(limit)s"
+                " ORDER BY scorer_id, rank").format(results=self._results),
+            params,
+        ):
+            summary[row["scorer_id"]]["mostVariableItems"].append(
+                {"itemId": row["item_id"], "mean": row["mean"], "variance": row["variance"], "repetitions": row["n"]}
+            )
+        return summary

@@ -1,0 +1,1 @@
+"""Statistics over runs: paired comparisons with significance, not just mean deltas."""
