@@ -12,3 +12,10 @@ from evalledger.execution.registry import target
 def w4_target(input: dict[str, Any], context: Any) -> Any:
     i = int(input["question"][1:])
     return {"answer": f"a{i}"} if i % 2 == 0 else "wrong"
+
+
+@target(name="w5-target", kind="agent")
+def w5_target(input: dict[str, Any], context: Any) -> Any:
+    """W5's second run: even and odd flipped."""
+    i = int(input["question"][1:])
+    return {"answer": f"a{i}"} if i % 2 == 1 else "wrong"

@@ -13,7 +13,8 @@ PostgreSQL), then per N:
               on `answer`, concurrency 16: items/s until completed and all results readable
   W4c submit  caller-driven run: 16 clients in flight, one result per request; results/s
               acknowledged (each acknowledged only once durable and readable)
-  W5 compare  (not yet: the comparison endpoint is a later issue)
+  W5 compare  a second W4 run with even/odd flipped; compare the two runs (and time the
+              analytics of one): latency
 plus the service's peak RSS and the database size afterwards. Results go to stdout and to
 benchmarks/results/<timestamp>.json.
 """
@@ -208,10 +209,10 @@ def w3_time_travel(http: httpx.Client, dataset_id: str, version: int, n: int, it
             "historyMs": history_ms}
 
 
-def w4_run(http: httpx.Client, dataset_id: str, n: int) -> dict[str, Any]:
+def w4_run(http: httpx.Client, dataset_id: str, n: int, target: str = "w4-target") -> dict[str, Any]:
     started = time.perf_counter()
     run = http.post(f"/api/datasets/{dataset_id}/runs", json={
-        "target": {"type": "registered", "name": "w4-target"},
+        "target": {"type": "registered", "name": target},
         "scorers": [{"name": "exact-match", "options": {"field": "answer"}}],
         "maxConcurrency": 16, "version": n // 1000,
     }).json()
@@ -231,7 +232,25 @@ def w4_run(http: httpx.Client, dataset_id: str, n: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     assert state["status"] == "completed" and readable == n, (state["status"], readable)
     return {"items": n, "seconds": round(elapsed, 3), "itemsPerSecond": round(n / elapsed),
-            "succeeded": state["succeededCount"]}
+            "succeeded": state["succeededCount"], "runId": run["id"]}
+
+
+def w5_compare(http: httpx.Client, dataset_id: str, n: int, baseline: str) -> dict[str, Any]:
+    candidate = w4_run(http, dataset_id, n, target="w5-target")["runId"]
+    compare, analytics = [], []
+    for _ in range(5):
+        t = time.perf_counter()
+        result = http.post("/api/datasets/compare", json={"runIdA": baseline, "runIdB": candidate})
+        compare.append(time.perf_counter() - t)
+        result.raise_for_status()
+        t = time.perf_counter()
+        http.get(f"/api/datasets/runs/{baseline}/analytics").raise_for_status()
+        analytics.append(time.perf_counter() - t)
+    block = result.json()["scorers"]["exact-match"]
+    assert result.json()["pairedItems"] == n and block["regressed"] == n // 2 and block["improved"] == n // 2
+    return {"compareMedianMs": ms(statistics.median(compare)), "compareMaxMs": ms(max(compare)),
+            "analyticsMedianMs": ms(statistics.median(analytics)), "analyticsMaxMs": ms(max(analytics)),
+            "verdict": block["verdict"], "pValue": block["pValue"]}
 
 
 def w4_caller_driven(url: str, dataset_id: str, item_ids: list[str], clients: int = 16) -> dict[str, Any]:
@@ -335,9 +354,10 @@ def main() -> None:
                 w2 = w2_edits(http, dataset_id, ids)
                 w3 = w3_time_travel(http, dataset_id, version, n, ids[0])
                 w4 = None if args.skip_run else w4_run(http, dataset_id, n)
+                w5 = None if args.skip_run else w5_compare(http, dataset_id, n, w4["runId"])
                 w4c = None if args.skip_run else w4_caller_driven(service.url, dataset_id, ids[: min(n, 10_000)])
                 w2_local = w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, min(n, 10_000))
-                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c}
+                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c, "W5": w5}
                 print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
         report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)
         report["databaseSizeMB"] = round(database_size(params.conninfo, schema) / 2**20, 1)
