@@ -39,6 +39,8 @@ class Settings:
     create_tables: bool = True
     # Largest accepted request body, in bytes (413 above it).
     max_body_bytes: int = 32 * 1024 * 1024
+    # Largest file an import accepts, in bytes.
+    max_import_bytes: int = 1024**3
     # Largest page a list endpoint serves.
     max_per_page: int = 1000
     # Largest batch of items in one command.
@@ -63,6 +65,7 @@ class Settings:
             create_tables=os.environ.get("EVALLEDGER_CREATE_TABLES", "y").lower()
             not in ("n", "no", "0", "false", "off"),
             max_body_bytes=_int_env("EVALLEDGER_MAX_BODY_BYTES", 32 * 1024 * 1024),
+            max_import_bytes=_int_env("EVALLEDGER_MAX_IMPORT_BYTES", 1024**3),
             max_per_page=_int_env("EVALLEDGER_MAX_PER_PAGE", 1000),
             max_batch_items=_int_env("EVALLEDGER_MAX_BATCH_ITEMS", 10_000),
             pool_size=_int_env("EVALLEDGER_POOL_SIZE", 8),

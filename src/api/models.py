@@ -131,6 +131,9 @@ class Item(ResponseModel):
     input: JSONValue
     expected_output: JSONValue
     metadata: dict[str, JSONValue] | None
+    source: dict[str, JSONValue] | None = Field(
+        default=None, description="Where the item came from: an import (file, format, row) or a copy (dataset, item)."
+    )
     version: int = Field(description="The dataset version that produced this revision.")
     valid_from: int
     valid_to: int | None = Field(description="First version where this revision no longer holds; null if current.")

@@ -25,7 +25,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
 from evalledger.domain import schemas
-from evalledger.domain.datasets import Dataset, Item, ItemChange, NewItem
+from evalledger.domain.datasets import Dataset, ImportOutcome, Item, ItemChange, NewItem
 from evalledger.domain.errors import (
     ConflictError,
     DatasetNotFoundError,
@@ -265,6 +265,24 @@ class Datasets(LedgerApplication):
             dataset_id, lambda dataset: dataset.delete_items(item_ids, actor=actor, reason=reason)
         )
         return self._written(dataset, recordings)
+
+    def import_items(
+        self,
+        dataset_id: UUID,
+        rows: list[NewItem],
+        *,
+        mode: str = "append",
+        actor: str = "anonymous",
+        reason: str | None = None,
+    ) -> tuple[Written, ImportOutcome]:
+        """A whole import as one version (see Dataset.import_items)."""
+
+        def decide(dataset: Dataset) -> ImportOutcome:
+            _check_items_against_schemas(dataset, ((index, row.content) for index, row in enumerate(rows)))
+            return dataset.import_items(rows, mode=mode, actor=actor, reason=reason)
+
+        dataset, outcome, recordings = self._command(dataset_id, decide)
+        return self._written(dataset, recordings, items=outcome.added), outcome
 
     def delete_dataset(self, dataset_id: UUID, *, actor: str = "anonymous", reason: str | None = None) -> Written:
         dataset, _, recordings = self._command(

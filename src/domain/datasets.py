@@ -12,7 +12,7 @@ the form `content.encode_content` gives it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -37,6 +37,7 @@ class Item:
     id: str
     external_id: str | None
     content: ItemContent
+    source: dict[str, JSON] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class NewItem:
     content: ItemContent
     external_id: str | None = None
     id: str | None = None
+    source: dict[str, JSON] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +62,28 @@ class ItemChange:
     fields: frozenset[str] = frozenset()  # which of the above were given
 
 
+# An import is one version, saved as events of at most this many items each.
+IMPORT_EVENT_ITEMS = 5_000
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    added: list[Item]
+    updated: list[Item]
+    removed: list[str]
+    unchanged: int
+
+
 def _item_entry(item: Item) -> dict[str, JSON]:
-    return {"id": item.id, "externalId": item.external_id, "content": encode_content(item.content)}
+    entry = {"id": item.id, "externalId": item.external_id, "content": encode_content(item.content)}
+    if item.source is not None:
+        entry["source"] = item.source
+    return entry
 
 
 def _item_from_entry(entry: dict[str, JSON]) -> Item:
-    return Item(id=entry["id"], external_id=entry.get("externalId"), content=decode_content(entry["content"]))
+    return Item(id=entry["id"], external_id=entry.get("externalId"), content=decode_content(entry["content"]),
+                source=entry.get("source"))
 
 
 class Dataset(Aggregate):
@@ -217,7 +235,7 @@ class Dataset(Aggregate):
             item_id = new.id or str(uuid4())
             if new.id is not None and new.id in self.items:
                 raise ExternalIdTakenError(f"item id {new.id} already exists")
-            items.append(Item(id=item_id, external_id=new.external_id, content=new.content))
+            items.append(Item(id=item_id, external_id=new.external_id, content=new.content, source=new.source))
         self.trigger_event(
             self.ItemsAdded,
             dataset_version=self.dataset_version + 1,
@@ -255,7 +273,7 @@ class Dataset(Aggregate):
                 if owner is not None and owner != change.item_id:
                     raise ExternalIdTakenError(f"externalId {external_id!r} is already used by item {owner}")
                 claimed[external_id] = change.item_id
-            new = Item(id=old.id, external_id=external_id, content=content)
+            new = Item(id=old.id, external_id=external_id, content=content, source=old.source)
             if new != old:
                 result[new.id] = new
         return list(result.values())
@@ -289,6 +307,57 @@ class Dataset(Aggregate):
             actor=actor,
             reason=reason,
         )
+
+    def import_items(self, rows: list[NewItem], *, mode: str, actor: str, reason: str | None) -> ImportOutcome:
+        """One new version holding a whole import (none when it changes nothing).
+
+        append: every row is a new item. upsert: rows whose externalId names an item
+        update it (identical ones are left alone), the others are added. replace: as
+        upsert, and every current item the file does not name is deleted."""
+        self._check_not_deleted()
+        if mode not in ("append", "upsert", "replace"):
+            raise InvalidRequestError(f"mode must be append, upsert or replace, not {mode!r}")
+        seen: set[str] = set()
+        for index, row in enumerate(rows):
+            if row.external_id is not None:
+                if row.external_id in seen:
+                    raise ExternalIdTakenError(f"externalId {row.external_id!r} appears twice in the import "
+                                               f"(second at entry {index})")
+                seen.add(row.external_id)
+        added: list[Item] = []
+        updated: list[Item] = []
+        kept: set[str] = set()
+        for row in rows:
+            existing_id = self.external_ids.get(row.external_id) if row.external_id is not None else None
+            if existing_id is None:
+                added.append(Item(id=str(uuid4()), external_id=row.external_id, content=row.content, source=row.source))
+            elif mode == "append":
+                raise ExternalIdTakenError(f"externalId {row.external_id!r} is already used by item {existing_id}; "
+                                           "import with mode=upsert to update it")
+            else:
+                kept.add(existing_id)
+                old = self.items[existing_id]
+                if old.content != row.content:
+                    updated.append(Item(id=existing_id, external_id=row.external_id, content=row.content,
+                                        source=row.source))
+        removed = [item_id for item_id in self.items if item_id not in kept] if mode == "replace" else []
+        outcome = ImportOutcome(added=added, updated=updated, removed=removed,
+                                unchanged=len(kept) - len(updated))
+        if not (added or updated or removed):
+            return outcome
+        version = self.dataset_version + 1
+        for start in range(0, len(removed), IMPORT_EVENT_ITEMS):
+            self.trigger_event(self.ItemsDeleted, dataset_version=version,
+                               item_ids=removed[start : start + IMPORT_EVENT_ITEMS], actor=actor, reason=reason)
+        for start in range(0, len(updated), IMPORT_EVENT_ITEMS):
+            self.trigger_event(self.ItemsUpdated, dataset_version=version,
+                               items=[_item_entry(i) for i in updated[start : start + IMPORT_EVENT_ITEMS]],
+                               actor=actor, reason=reason)
+        for start in range(0, len(added), IMPORT_EVENT_ITEMS):
+            self.trigger_event(self.ItemsAdded, dataset_version=version,
+                               items=[_item_entry(i) for i in added[start : start + IMPORT_EVENT_ITEMS]],
+                               actor=actor, reason=reason)
+        return outcome
 
     def delete(self, *, actor: str, reason: str | None) -> None:
         self._check_not_deleted()

@@ -28,7 +28,7 @@ from evalledger.domain.errors import DatasetNotFoundError, ItemNotFoundError, Ve
 _VALID_AT = "valid_from <= %(v)s AND (valid_to IS NULL OR valid_to > %(v)s) AND NOT deleted"
 
 _ITEM_COLUMNS = (
-    "item_id, dataset_id, external_id, input, expected_output, metadata, valid_from, valid_to,"
+    "item_id, dataset_id, external_id, input, expected_output, metadata, source, valid_from, valid_to,"
     " deleted, seq, created_at, updated_at"
 )
 
@@ -56,6 +56,7 @@ def item_wire(row: dict[str, Any], *, with_history_fields: bool = False) -> dict
         "input": row["input"],
         "expectedOutput": row["expected_output"],
         "metadata": row["metadata"],
+        "source": row["source"],
         "version": row["valid_from"],
         "validFrom": row["valid_from"],
         "validTo": row["valid_to"],

@@ -54,6 +54,7 @@ def _rows_json(entries: list[dict[str, Any]]) -> str:
                 "input": content.input,
                 "expected_output": content.expected_output,
                 "metadata": content.metadata,
+                "source": entry.get("source"),
             }
         )
     return orjson.dumps(rows).decode()
@@ -95,6 +96,7 @@ class DatasetsView(BatchingView):
                 " input jsonb,"
                 " expected_output jsonb,"
                 " metadata jsonb,"
+                " source jsonb,"
                 " created_at timestamptz NOT NULL,"
                 " updated_at timestamptz NOT NULL,"
                 " PRIMARY KEY (dataset_id, item_id, valid_from))"
@@ -177,14 +179,17 @@ class DatasetsView(BatchingView):
                 "  WHERE dataset_id = %(id)s RETURNING next_seq - %(n)s AS base, item_count),"
                 " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
                 "  added, updated, removed, item_count, actor, reason)"
-                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, %(n)s, 0, 0, d.item_count, %(actor)s, %(reason)s FROM d)"
+                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, %(n)s, 0, 0, d.item_count, %(actor)s, %(reason)s FROM d"
+                " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
+                "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
+                "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
                 " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
-                "  external_id, input, expected_output, metadata, created_at, updated_at)"
+                "  external_id, input, expected_output, metadata, source, created_at, updated_at)"
                 " SELECT %(id)s, r.item_id, %(v)s, NULL, d.base + r.ord, false, r.external_id,"
-                "  r.input, r.expected_output, r.metadata, %(ts)s, %(ts)s"
+                "  r.input, r.expected_output, r.metadata, r.source, %(ts)s, %(ts)s"
                 " FROM d, ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS (item_id uuid,"
-                "  external_id text, input jsonb, expected_output jsonb, metadata jsonb))"
-                "  WITH ORDINALITY AS r(item_id, external_id, input, expected_output, metadata, ord)"
+                "  external_id text, input jsonb, expected_output jsonb, metadata jsonb, source jsonb))"
+                "  WITH ORDINALITY AS r(item_id, external_id, input, expected_output, metadata, source, ord)"
             ).format(
                 datasets=self.table("datasets"),
                 versions=self.table("dataset_versions"),
@@ -207,20 +212,23 @@ class DatasetsView(BatchingView):
         curs.execute(
             SQL(
                 "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS (item_id uuid,"
-                "  external_id text, input jsonb, expected_output jsonb, metadata jsonb)),"
+                "  external_id text, input jsonb, expected_output jsonb, metadata jsonb, source jsonb)),"
                 " closed AS (UPDATE {items} SET valid_to = %(v)s"
                 "  WHERE dataset_id = %(id)s AND item_id = ANY(%(ids)s::uuid[])"
                 "  AND valid_to IS NULL AND NOT deleted"
-                "  RETURNING item_id, seq, created_at),"
+                "  RETURNING item_id, seq, created_at, source),"
                 " d AS (UPDATE {datasets} SET version = %(v)s, aggregate_version = %(av)s,"
                 "  updated_at = %(ts)s WHERE dataset_id = %(id)s RETURNING item_count),"
                 " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
                 "  added, updated, removed, item_count, actor, reason)"
-                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, 0, %(n)s, 0, d.item_count, %(actor)s, %(reason)s FROM d)"
+                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, 0, %(n)s, 0, d.item_count, %(actor)s, %(reason)s FROM d"
+                " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
+                "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
+                "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
                 " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
-                "  external_id, input, expected_output, metadata, created_at, updated_at)"
+                "  external_id, input, expected_output, metadata, source, created_at, updated_at)"
                 " SELECT %(id)s, r.item_id, %(v)s, NULL, c.seq, false, r.external_id,"
-                "  r.input, r.expected_output, r.metadata, c.created_at, %(ts)s"
+                "  r.input, r.expected_output, r.metadata, coalesce(r.source, c.source), c.created_at, %(ts)s"
                 " FROM r JOIN closed c ON c.item_id = r.item_id"
             ).format(
                 datasets=self.table("datasets"),
@@ -253,7 +261,10 @@ class DatasetsView(BatchingView):
                 "  WHERE dataset_id = %(id)s RETURNING item_count),"
                 " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
                 "  added, updated, removed, item_count, actor, reason)"
-                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, 0, 0, %(n)s, d.item_count, %(actor)s, %(reason)s FROM d)"
+                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, 0, 0, %(n)s, d.item_count, %(actor)s, %(reason)s FROM d"
+                " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
+                "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
+                "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
                 " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
                 "  external_id, input, expected_output, metadata, created_at, updated_at)"
                 " SELECT %(id)s, c.item_id, %(v)s, NULL, c.seq, true, c.external_id,"

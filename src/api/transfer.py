@@ -1,0 +1,249 @@
+"""Routes that move items in and out: import, export, duplicate and copy."""
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import Field
+
+from evalledger.api import models
+from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
+from evalledger.api.encoding import JSONBody
+from evalledger.bootstrap import Ledger
+from evalledger.domain.content import ItemContent
+from evalledger.domain.datasets import NewItem
+from evalledger.domain.errors import InvalidRequestError
+from evalledger.transfer.exporting import MEDIA_TYPES, export_items
+from evalledger.transfer.importing import ImportFileError, detect_format, parse_mapping, read_items
+
+PREVIEW_ROWS = 20
+
+
+class DuplicateRequest(models.WireModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    version: int | None = Field(default=None, ge=0, description="Version to copy (default: current).")
+
+
+class CopyRequest(models.WireModel):
+    target_dataset_id: UUID
+    item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
+    version: int | None = Field(default=None, ge=0)
+
+
+class FromItemsRequest(models.WireModel):
+    name: str = Field(min_length=1, max_length=200)
+    source_dataset_id: UUID
+    item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
+    version: int | None = Field(default=None, ge=0)
+
+
+async def _save_upload(request: Request) -> tuple[Path, str | None]:
+    """The request's file on disk (multipart `file` field, or the raw body), and its name."""
+    handle, name = tempfile.mkstemp(prefix="evalledger-import-")
+    path = Path(name)
+    filename = request.query_params.get("filename")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                form = await request.form(max_files=1, max_part_size=2**40)
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise InvalidRequestError("a multipart import needs its file in the field 'file'")
+                filename = filename or upload.filename
+                while chunk := await upload.read(1 << 20):
+                    out.write(chunk)
+            else:
+                async for chunk in request.stream():
+                    out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, filename
+
+
+def _items_of(ledger: Ledger, dataset_id: UUID, version: int | None, item_ids: list[UUID] | None,
+              origin: dict[str, Any]) -> list[NewItem]:
+    """Items of a dataset version (all, or the named ones) as new items that record their origin."""
+    at = ledger.dataset_queries.resolve_version(dataset_id, version)
+    wanted = {str(i) for i in item_ids} if item_ids is not None else None
+    items = []
+    for page in ledger.dataset_queries.iter_item_pages(dataset_id, at):
+        for item in page:
+            if wanted is not None and str(item["id"]) not in wanted:
+                continue
+            items.append(NewItem(
+                content=ItemContent(item["input"], item["expectedOutput"], item["metadata"] or {}),
+                external_id=item["externalId"],
+                source={**origin, "datasetId": str(dataset_id), "version": at, "itemId": str(item["id"])},
+            ))
+    if wanted is not None and len(items) != len(wanted):
+        found = {item.source["itemId"] for item in items if item.source}
+        missing = sorted(wanted - found)
+        raise InvalidRequestError(f"{len(missing)} item(s) are not in dataset {dataset_id} at version {at}: "
+                                  f"{', '.join(missing[:10])}")
+    return items
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["import and export"], responses=PROBLEMS)
+
+    @router.post(
+        "/api/datasets/{dataset_id}/items/import",
+        summary="Import CSV, JSON (an array) or JSONL as one new version",
+        description="Send the file as the raw body (with `?filename=` or `?format=`) or as multipart field "
+        "`file`. CSV columns map to roles with `?map=column=role` (repeatable; roles: input, expectedOutput, "
+        "metadata, externalId, ignore). Everything is validated before anything is written; errors name "
+        "their row (the CSV header is row 1).",
+        openapi_extra={"requestBody": {"content": {"text/csv": {}, "application/json": {},
+                                                   "application/x-ndjson": {}, "multipart/form-data": {}}}},
+    )
+    async def import_items(
+        dataset_id: UUID,
+        request: Request,
+        ledger: LedgerDep,
+        file_format: Annotated[Literal["csv", "json", "jsonl"] | None, Query(alias="format")] = None,
+        mode: Annotated[Literal["append", "upsert", "replace"], Query()] = "append",
+        dry_run: Annotated[bool, Query(alias="dryRun")] = False,
+        skip_invalid: Annotated[bool, Query(alias="skipInvalid")] = False,
+        mapping: Annotated[list[str] | None, Query(alias="map", description="column=role")] = None,
+        actor: Actor = "anonymous",
+        reason: Reason = None,
+    ) -> JSONBody:
+        dataset = await asyncio.to_thread(ledger.dataset_queries.dataset_row, dataset_id)
+        try:
+            roles = parse_mapping(mapping or [])
+        except ImportFileError as error:
+            raise InvalidRequestError(str(error)) from None
+        path, filename = await _save_upload(request)
+        try:
+            try:
+                kind = detect_format(filename, file_format)
+                report = await asyncio.to_thread(
+                    read_items, path, file_format=kind, filename=filename or f"upload.{kind}", mapping=roles,
+                    input_schema=dataset["input_schema"], expected_output_schema=dataset["expected_output_schema"],
+                )
+            except ImportFileError as error:
+                raise InvalidRequestError(str(error)) from None
+        finally:
+            path.unlink(missing_ok=True)
+        summary: dict[str, Any] = {
+            "datasetId": dataset_id,
+            "format": report.format,
+            "mode": mode,
+            "rows": report.rows,
+            "validRows": len(report.items),
+            "invalidRows": len(report.invalid_rows),
+            "errors": report.errors,
+            "warnings": report.warnings,
+        }
+        if dry_run:
+            preview = [{"row": row, "input": item.content.input, "expectedOutput": item.content.expected_output,
+                        "metadata": item.content.metadata, "externalId": item.external_id}
+                       for row, item in report.items[:PREVIEW_ROWS]]
+            return JSONBody({**summary, "dryRun": True, "preview": preview})
+        if report.errors and not skip_invalid:
+            first = report.errors[0]
+            raise InvalidRequestError(
+                f"{len(report.invalid_rows)} invalid row(s); nothing was imported. First: row {first['row']} "
+                f"{first['field']}: {first['message']} (pass skipInvalid=true to import the valid rows)",
+                errors=[{"field": f"row {e['row']}/{e['field']}".rstrip("/"), "message": e["message"]}
+                        for e in report.errors[:100]],
+                rows=report.errors,
+            )
+        if not report.items and mode != "replace":
+            raise InvalidRequestError("the file holds no valid rows; nothing to import")
+        items = [item for _, item in report.items]
+        written, outcome = await asyncio.to_thread(
+            ledger.datasets.import_items, dataset_id, items, mode=mode, actor=actor, reason=reason
+        )
+        await asyncio.to_thread(ledger.read_your_writes, written)
+        return JSONBody({
+            **summary,
+            "version": written.dataset_version,
+            "newVersion": written.changed,
+            "added": len(outcome.added),
+            "updated": len(outcome.updated),
+            "removed": len(outcome.removed),
+            "unchanged": outcome.unchanged,
+            "skippedRows": sorted(report.invalid_rows) if skip_invalid else [],
+        }, status_code=201 if written.changed else 200)
+
+    @router.get("/api/datasets/{dataset_id}/items/export", summary="Export a version's items (streamed)",
+                response_class=StreamingResponse)
+    def export(
+        dataset_id: UUID,
+        ledger: LedgerDep,
+        file_format: Annotated[Literal["csv", "json", "jsonl"], Query(alias="format")] = "jsonl",
+        version: Annotated[int | None, Query(ge=0)] = None,
+        include_ids: Annotated[bool, Query(alias="includeIds")] = False,
+    ) -> StreamingResponse:
+        at = ledger.dataset_queries.resolve_version(dataset_id, version)
+        pages = ledger.dataset_queries.iter_item_pages(dataset_id, at, page_size=5000)
+        filename = f"dataset-{dataset_id}-v{at}.{file_format}"
+        return StreamingResponse(
+            export_items(pages, file_format, with_ids=include_ids),
+            media_type=MEDIA_TYPES[file_format],
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Dataset-Version": str(at)},
+        )
+
+    @router.post("/api/datasets/{dataset_id}/duplicate", status_code=201, response_model=models.DatasetWritten,
+                 summary="A new dataset with a version's items (one version), recording their origin")
+    def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor: Actor = "anonymous",
+                  reason: Reason = None) -> JSONBody:
+        source = ledger.dataset_queries.dataset_row(dataset_id)
+        items = _items_of(ledger, dataset_id, body.version, None, {"kind": "duplicate"})
+        created = ledger.datasets.create_dataset(
+            name=body.name or f"{source['name']} (copy)", description=source["description"],
+            metadata={**source["metadata"], "duplicatedFrom": {"datasetId": str(dataset_id)}},
+            input_schema=source["input_schema"], expected_output_schema=source["expected_output_schema"],
+            actor=actor, reason=reason,
+        )
+        written = created
+        if items:
+            written, _ = ledger.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
+                                                      reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody(ledger.dataset_queries.get_dataset(created.aggregate_id), status_code=201)
+
+    @router.post("/api/datasets/{dataset_id}/items/{item_id}/duplicate", status_code=201,
+                 response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
+    def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+                       reason: Reason = None) -> JSONBody:
+        [item] = _items_of(ledger, dataset_id, None, [item_id], {"kind": "duplicate"})
+        copy = NewItem(content=item.content, external_id=None, source=item.source)
+        written = ledger.datasets.add_items(dataset_id, [copy], actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody({"datasetId": dataset_id, "version": written.dataset_version, "count": 1,
+                         "items": [{"id": written.items[0].id, "externalId": None}]}, status_code=201)
+
+    @router.post("/api/datasets/{dataset_id}/items/copy", status_code=201, response_model=models.ItemsWritten,
+                 summary="Copy selected items into another dataset (one version there)")
+    def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, actor: Actor = "anonymous",
+                   reason: Reason = None) -> JSONBody:
+        items = _items_of(ledger, dataset_id, body.version, body.item_ids, {"kind": "copy"})
+        written, _ = ledger.datasets.import_items(body.target_dataset_id, items, mode="append", actor=actor,
+                                                  reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody({"datasetId": body.target_dataset_id, "version": written.dataset_version,
+                         "count": len(written.items),
+                         "items": [{"id": i.id, "externalId": i.external_id} for i in written.items]},
+                        status_code=201)
+
+    @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
+                 summary="A new dataset from selected items of another")
+    def from_items(body: FromItemsRequest, ledger: LedgerDep, actor: Actor = "anonymous",
+                   reason: Reason = None) -> JSONBody:
+        items = _items_of(ledger, body.source_dataset_id, body.version, body.item_ids, {"kind": "copy"})
+        created = ledger.datasets.create_dataset(name=body.name, actor=actor, reason=reason)
+        written, _ = ledger.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
+                                                  reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody(ledger.dataset_queries.get_dataset(created.aggregate_id), status_code=201)
+
+    return router
+

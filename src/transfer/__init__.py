@@ -1,0 +1,1 @@
+"""Moving items in and out: CSV, JSON and JSONL imports and exports."""

@@ -1,0 +1,65 @@
+"""Items out as CSV, JSON or JSONL, streamed a page at a time.
+
+CSV columns are input, expectedOutput, metadata, externalId (the import's default
+mapping): strings are written as they are, objects and arrays as JSON, other values as
+JSON text, null as an empty cell. Items whose input and expected output are strings,
+objects or arrays re-import to identical items, and export again byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+CSV_COLUMNS = ("input", "expectedOutput", "metadata", "externalId")
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "jsonl": "application/x-ndjson"}
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _record(item: dict[str, Any], with_ids: bool) -> dict[str, Any]:
+    record = {"input": item["input"], "expectedOutput": item["expectedOutput"], "metadata": item["metadata"],
+              "externalId": item["externalId"]}
+    return {"id": item["id"], **record} if with_ids else record
+
+
+def export_items(pages: Iterable[list[dict[str, Any]]], file_format: str, *, with_ids: bool = False) -> Iterator[bytes]:
+    if file_format == "csv":
+        yield from _csv(pages, with_ids)
+    elif file_format == "jsonl":
+        for page in pages:
+            yield b"".join(orjson.dumps(_record(item, with_ids)) + b"\n" for item in page)
+    else:
+        yield b"["
+        first = True
+        for page in pages:
+            for item in page:
+                yield (b"" if first else b",") + orjson.dumps(_record(item, with_ids))
+                first = False
+        yield b"]"
+
+
+def _csv(pages: Iterable[list[dict[str, Any]]], with_ids: bool) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow((("id",) if with_ids else ()) + CSV_COLUMNS)
+    for page in pages:
+        for item in page:
+            cells = [_csv_cell(item["input"]), _csv_cell(item["expectedOutput"]),
+                     _csv_cell(item["metadata"] or {}), _csv_cell(item["externalId"])]
+            writer.writerow(([str(item["id"])] if with_ids else []) + cells)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
