@@ -13,6 +13,8 @@ PostgreSQL), then per N:
               on `answer`, concurrency 16: items/s until completed and all results readable
   W4c submit  caller-driven run: 16 clients in flight, one result per request; results/s
               acknowledged (each acknowledged only once durable and readable)
+  IO          a CSV of W1's N items imported into a new dataset (one version) and the
+              dataset exported again as CSV: seconds each, and the service's RSS growth
   W5 compare  a second W4 run with even/odd flipped; compare the two runs (and time the
               analytics of one): latency
 plus the service's peak RSS and the database size afterwards. Results go to stdout and to
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import shutil
@@ -317,6 +320,40 @@ def _submit_with_httpx(target: str, item_ids: list[str], clients: int) -> dict[s
             "medianMs": ms(statistics.median(latencies)), "p95Ms": ms(percentile(latencies, 0.95))}
 
 
+def io_import_export(http: httpx.Client, service: Service, n: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "context", "expectedOutput", "metadata"])
+        for i in range(n):
+            x = item(i)
+            writer.writerow([x["input"]["question"], x["input"]["context"], orjson.dumps(x["expectedOutput"]).decode(),
+                             orjson.dumps(x["metadata"]).decode()])
+        path = Path(handle.name)
+    try:
+        dataset = http.post("/api/datasets", json={"name": f"import-{n}"}).json()
+        rss_before = psutil.Process(service.process.pid).memory_info().rss
+        service.peak_rss = rss_before
+        started = time.perf_counter()
+        with path.open("rb") as body:
+            response = http.post(f"/api/datasets/{dataset['id']}/items/import", content=body,
+                                 params={"filename": "w1.csv", "map": ["question=input", "context=input"]},
+                                 headers={"Content-Type": "text/csv"})
+        imported = time.perf_counter() - started
+        assert response.status_code == 201 and response.json()["added"] == n, response.text[:300]
+        peak = service.peak_rss
+        started = time.perf_counter()
+        size = 0
+        with http.stream("GET", f"/api/datasets/{dataset['id']}/items/export", params={"format": "csv"}) as out:
+            for chunk in out.iter_bytes():
+                size += len(chunk)
+        exported = time.perf_counter() - started
+        return {"rows": n, "fileMB": round(path.stat().st_size / 2**20, 1), "importSeconds": round(imported, 3),
+                "exportSeconds": round(exported, 3), "exportMB": round(size / 2**20, 1),
+                "serviceRssGrowthMB": round((peak - rss_before) / 2**20, 1)}
+    finally:
+        path.unlink()
+
+
 def database_size(conninfo: str, schema: str) -> int:
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
@@ -355,9 +392,10 @@ def main() -> None:
                 w3 = w3_time_travel(http, dataset_id, version, n, ids[0])
                 w4 = None if args.skip_run else w4_run(http, dataset_id, n)
                 w5 = None if args.skip_run else w5_compare(http, dataset_id, n, w4["runId"])
+                io = io_import_export(http, service, n)
                 w4c = None if args.skip_run else w4_caller_driven(service.url, dataset_id, ids[: min(n, 10_000)])
                 w2_local = w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, min(n, 10_000))
-                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c, "W5": w5}
+                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c, "W5": w5, "IO": io}
                 print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
         report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)
         report["databaseSizeMB"] = round(database_size(params.conninfo, schema) / 2**20, 1)
