@@ -3,6 +3,7 @@ service over HTTP (uvicorn on a local port) in a schema of its own per test."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
@@ -102,8 +104,9 @@ def settings(database_url: str) -> Iterator[Settings]:
     drop_schema(database_url, settings.schema)
 
 
-@pytest.fixture
-def service(settings: Settings) -> Iterator[Service]:
+@contextmanager
+def running_service(settings: Settings) -> Iterator[Service]:
+    """The service on `settings`, over HTTP on a local port, for as long as the block runs."""
     ledger = build_ledger(settings)
     ledger.start()
     server = ServerThread(create_app(ledger))
@@ -115,3 +118,13 @@ def service(settings: Settings) -> Iterator[Service]:
         client.close()
         server.stop()
         ledger.close()
+
+
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Service]:
+    with running_service(settings) as running:
+        yield running

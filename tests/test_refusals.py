@@ -6,11 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Service, ServerThread
+from conftest import Service, running_service, with_settings
 
 from evalledger import Client
-from evalledger.api.app import create_app
-from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 
 
@@ -96,17 +94,8 @@ def test_writes_to_deleted_things_are_not_found(service: Service) -> None:
 
 @pytest.fixture
 def small_limits(settings: Settings) -> Iterator[Client]:
-    limited = Settings(**{**settings.__dict__, "max_body_bytes": 2000, "max_batch_items": 3})
-    ledger = build_ledger(limited)
-    ledger.start()
-    server = ServerThread(create_app(ledger))
-    server.start()
-    try:
-        with Client(server.url) as client:
-            yield client
-    finally:
-        server.stop()
-        ledger.close()
+    with running_service(with_settings(settings, max_body_bytes=2000, max_batch_items=3)) as running:
+        yield running.client
 
 
 def test_bodies_over_the_limit_are_refused(small_limits: Client) -> None:

@@ -11,28 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import ServerThread
+from conftest import running_service, with_settings
 from llm_server import LLMServer, chat_completion
 
 from evalledger import ApiError, Client
-from evalledger.api.app import create_app
-from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
-    allowed = Settings(**{**settings.__dict__, "http_allowlist": ("http://127.0.0.1:",)})
-    ledger = build_ledger(allowed)
-    ledger.start()
-    server = ServerThread(create_app(ledger))
-    server.start()
-    try:
-        with Client(server.url) as client:
-            yield client
-    finally:
-        server.stop()
-        ledger.close()
+    with running_service(with_settings(settings, http_allowlist=("http://127.0.0.1:",))) as running:
+        yield running.client
 
 
 def finished(client: Client, run_id: Any) -> Any:

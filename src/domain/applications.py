@@ -141,7 +141,8 @@ class Datasets(LedgerApplication):
         """The aggregate, replayed from its events (to `aggregate_version` if given).
         Callers must not change it."""
         if aggregate_version is None:
-            return self._load(dataset_id)
+            with self._lock_for(dataset_id):
+                return self._load(dataset_id)
         try:
             dataset = self.repository.get(dataset_id, version=aggregate_version)
         except AggregateNotFoundError:
@@ -362,7 +363,8 @@ class Runs(LedgerApplication):
 
     def get_run(self, run_id: UUID) -> Run:
         """The current aggregate (callers must not change it)."""
-        return self._load(run_id)
+        with self._lock_for(run_id):
+            return self._load(run_id)
 
     def _written(self, run: Run, recordings: list[Recording[UUID]]) -> Written:
         return Written(

@@ -38,6 +38,33 @@ _DETAIL_COLUMNS = {
 }
 
 
+# The version row of an item-changing event (an import's several events add to one row).
+# Needs a CTE `d` returning the dataset's item_count after the event.
+_VERSION_ROW = (
+    " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
+    "  added, updated, removed, item_count, actor, reason)"
+    "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, %(added)s, %(updated)s, %(removed)s, d.item_count,"
+    "  %(actor)s, %(reason)s FROM d"
+    " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
+    "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
+    "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
+)
+
+
+def _version_params(e: Any, *, added: int = 0, updated: int = 0, removed: int = 0) -> dict[str, Any]:
+    return {
+        "id": e.originator_id,
+        "v": e.dataset_version,
+        "av": e.originator_version,
+        "ts": e.timestamp,
+        "actor": e.actor,
+        "reason": e.reason,
+        "added": added,
+        "updated": updated,
+        "removed": removed,
+    }
+
+
 def _json_or_none(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
@@ -124,6 +151,10 @@ class DatasetsView(BatchingView):
             ).format(t("dataset_versions")),
         ]
 
+    def tables(self) -> dict[str, Composed]:
+        return {name: self.table(table) for name, table in
+                (("datasets", "datasets"), ("versions", "dataset_versions"), ("items", "dataset_items"))}
+
     def apply(self, curs: Cursor[Any], event: Any) -> None:
         handler = _HANDLERS.get(type(event))
         if handler is not None:
@@ -177,12 +208,7 @@ class DatasetsView(BatchingView):
                 "WITH d AS (UPDATE {datasets} SET next_seq = next_seq + %(n)s, version = %(v)s,"
                 "  item_count = item_count + %(n)s, aggregate_version = %(av)s, updated_at = %(ts)s"
                 "  WHERE dataset_id = %(id)s RETURNING next_seq - %(n)s AS base, item_count),"
-                " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
-                "  added, updated, removed, item_count, actor, reason)"
-                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, %(n)s, 0, 0, d.item_count, %(actor)s, %(reason)s FROM d"
-                " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
-                "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
-                "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
+                + _VERSION_ROW +
                 " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
                 "  external_id, input, expected_output, metadata, source, created_at, updated_at)"
                 " SELECT %(id)s, r.item_id, %(v)s, NULL, d.base + r.ord, false, r.external_id,"
@@ -190,21 +216,8 @@ class DatasetsView(BatchingView):
                 " FROM d, ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS (item_id uuid,"
                 "  external_id text, input jsonb, expected_output jsonb, metadata jsonb, source jsonb))"
                 "  WITH ORDINALITY AS r(item_id, external_id, input, expected_output, metadata, source, ord)"
-            ).format(
-                datasets=self.table("datasets"),
-                versions=self.table("dataset_versions"),
-                items=self.table("dataset_items"),
-            ),
-            {
-                "id": e.originator_id,
-                "n": len(e.items),
-                "v": e.dataset_version,
-                "av": e.originator_version,
-                "ts": e.timestamp,
-                "actor": e.actor,
-                "reason": e.reason,
-                "rows": _rows_json(e.items),
-            },
+            ).format(**self.tables()),
+            {**_version_params(e, added=len(e.items)), "n": len(e.items), "rows": _rows_json(e.items)},
             prepare=True,
         )
 
@@ -219,33 +232,15 @@ class DatasetsView(BatchingView):
                 "  RETURNING item_id, seq, created_at, source),"
                 " d AS (UPDATE {datasets} SET version = %(v)s, aggregate_version = %(av)s,"
                 "  updated_at = %(ts)s WHERE dataset_id = %(id)s RETURNING item_count),"
-                " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
-                "  added, updated, removed, item_count, actor, reason)"
-                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, 0, %(n)s, 0, d.item_count, %(actor)s, %(reason)s FROM d"
-                " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
-                "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
-                "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
+                + _VERSION_ROW +
                 " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
                 "  external_id, input, expected_output, metadata, source, created_at, updated_at)"
                 " SELECT %(id)s, r.item_id, %(v)s, NULL, c.seq, false, r.external_id,"
                 "  r.input, r.expected_output, r.metadata, coalesce(r.source, c.source), c.created_at, %(ts)s"
                 " FROM r JOIN closed c ON c.item_id = r.item_id"
-            ).format(
-                datasets=self.table("datasets"),
-                versions=self.table("dataset_versions"),
-                items=self.table("dataset_items"),
-            ),
-            {
-                "id": e.originator_id,
-                "n": len(e.items),
-                "v": e.dataset_version,
-                "av": e.originator_version,
-                "ts": e.timestamp,
-                "actor": e.actor,
-                "reason": e.reason,
-                "rows": _rows_json(e.items),
-                "ids": [entry["id"] for entry in e.items],
-            },
+            ).format(**self.tables()),
+            {**_version_params(e, updated=len(e.items)), "rows": _rows_json(e.items),
+             "ids": [entry["id"] for entry in e.items]},
             prepare=True,
         )
 
@@ -259,31 +254,13 @@ class DatasetsView(BatchingView):
                 " d AS (UPDATE {datasets} SET version = %(v)s, aggregate_version = %(av)s,"
                 "  item_count = item_count - %(n)s, updated_at = %(ts)s"
                 "  WHERE dataset_id = %(id)s RETURNING item_count),"
-                " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
-                "  added, updated, removed, item_count, actor, reason)"
-                "  SELECT %(id)s, %(v)s, %(av)s, %(ts)s, 0, 0, %(n)s, d.item_count, %(actor)s, %(reason)s FROM d"
-                " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
-                "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
-                "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
+                + _VERSION_ROW +
                 " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
                 "  external_id, input, expected_output, metadata, created_at, updated_at)"
                 " SELECT %(id)s, c.item_id, %(v)s, NULL, c.seq, true, c.external_id,"
                 "  NULL, NULL, NULL, c.created_at, %(ts)s FROM closed c"
-            ).format(
-                datasets=self.table("datasets"),
-                versions=self.table("dataset_versions"),
-                items=self.table("dataset_items"),
-            ),
-            {
-                "id": e.originator_id,
-                "ids": e.item_ids,
-                "n": len(e.item_ids),
-                "v": e.dataset_version,
-                "av": e.originator_version,
-                "ts": e.timestamp,
-                "actor": e.actor,
-                "reason": e.reason,
-            },
+            ).format(**self.tables()),
+            {**_version_params(e, removed=len(e.item_ids)), "n": len(e.item_ids), "ids": e.item_ids},
             prepare=True,
         )
 

@@ -75,16 +75,24 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
 _SCORE = "(s->>'score')::float8"
 
 
-def score_stats_sql(results: Composed, items: Composed, group: str | None) -> Composed:
-    """Per scorer (and per group, when `group` is a metadata path): counts, mean, median,
+# Joins a result row `r` to its item as it was at the run's pinned version.
+_ITEM_AT_PINNED_VERSION = (
+    " JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id AND i.valid_from <= %(v)s"
+    " AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
+)
+
+
+def _grouping(grouped: bool) -> tuple[str, str]:
+    """The group column and join: a metadata path of the item, or one group for the run."""
+    if grouped:
+        return "i.metadata #>> %(path)s AS grp,", _ITEM_AT_PINNED_VERSION
+    return "NULL::text AS grp,", ""
+
+
+def score_stats_sql(results: Composed, items: Composed, grouped: bool) -> Composed:
+    """Per scorer (and per value of the metadata path `%(path)s` when grouped): counts, mean, median,
     standard deviation, min, max, pass rate at a threshold, errors."""
-    group_select = "i.metadata #>> %(path)s AS grp," if group else "NULL::text AS grp,"
-    join = (
-        " JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id AND i.valid_from <= %(v)s"
-        " AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
-        if group
-        else ""
-    )
+    group_select, join = _grouping(grouped)
     return SQL(
         "SELECT " + group_select + " s->>'scorerId' AS scorer_id, count(*) AS results,"
         f" count({_SCORE}) AS n, avg({_SCORE}) AS mean,"
@@ -97,15 +105,9 @@ def score_stats_sql(results: Composed, items: Composed, group: str | None) -> Co
     ).format(results=results, items=items)
 
 
-def outcome_stats_sql(results: Composed, items: Composed, group: str | None) -> Composed:
+def outcome_stats_sql(results: Composed, items: Composed, grouped: bool) -> Composed:
     """Per group: results, succeeded, failed, and latency percentiles."""
-    group_select = "i.metadata #>> %(path)s AS grp," if group else "NULL::text AS grp,"
-    join = (
-        " JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id AND i.valid_from <= %(v)s"
-        " AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
-        if group
-        else ""
-    )
+    group_select, join = _grouping(grouped)
     return SQL(
         "SELECT " + group_select + " count(*) AS results,"
         " count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,"
@@ -205,9 +207,7 @@ class RunQueries:
                 "  AND (%(status)s::text IS NULL OR status = %(status)s)"
                 "  ORDER BY seq, repetition LIMIT %(limit)s OFFSET %(offset)s)"
                 " SELECT r.*, i.input, i.expected_output, i.metadata AS item_metadata"
-                " FROM page r JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id"
-                "  AND i.valid_from <= %(v)s AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
-                " ORDER BY r.seq, r.repetition"
+                " FROM page r" + _ITEM_AT_PINNED_VERSION + " ORDER BY r.seq, r.repetition"
             ).format(results=self._results, items=self._items),
             {
                 "d": run["dataset_id"],
@@ -230,7 +230,7 @@ class RunQueries:
 
     def score_summary(self, run_id: UUID, threshold: float = 0.5) -> dict[str, Any]:
         """Per scorer statistics (as in analytics), for the run's own summary."""
-        rows = self._fetch(score_stats_sql(self._results, self._items, None), {"run": run_id, "t": threshold})
+        rows = self._fetch(score_stats_sql(self._results, self._items, False), {"run": run_id, "t": threshold})
         return {row["scorer_id"]: _stats_wire(row) for row in rows}
 
     def item_presence(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, bool, bool]]:
@@ -262,7 +262,7 @@ class RunQueries:
             return curs.fetchall()
 
     def latency(self, run_id: UUID) -> dict[str, Any]:
-        rows = self._fetch(outcome_stats_sql(self._results, self._items, None), {"run": run_id})
+        rows = self._fetch(outcome_stats_sql(self._results, self._items, False), {"run": run_id})
         return _outcome_wire(rows[0])["latencyMs"] if rows else {}
 
     def analytics(self, run_id: UUID, *, threshold: float = 0.5, group_by: list[str] | None = None,
@@ -273,8 +273,8 @@ class RunQueries:
         run = self.run_row(run_id)
         params = {"run": run_id, "t": threshold, "d": run["dataset_id"], "v": run["dataset_version"],
                   "path": group_by or [], "limit": item_limit}
-        overall = self._fetch(outcome_stats_sql(self._results, self._items, None), params)
-        scores = self._fetch(score_stats_sql(self._results, self._items, None), params)
+        overall = self._fetch(outcome_stats_sql(self._results, self._items, False), params)
+        scores = self._fetch(score_stats_sql(self._results, self._items, False), params)
         empty = {"results": 0, "succeeded": 0, "failed": 0, "latency_percentiles": None, "latency_mean": None,
                  "latency_max": None}
         answer: dict[str, Any] = {
@@ -287,9 +287,9 @@ class RunQueries:
         }
         if group_by:
             groups: dict[str, dict[str, Any]] = {}
-            for row in self._fetch(outcome_stats_sql(self._results, self._items, "g"), params):
+            for row in self._fetch(outcome_stats_sql(self._results, self._items, True), params):
                 groups[row["grp"] or "(none)"] = {**_outcome_wire(row), "scorers": {}}
-            for row in self._fetch(score_stats_sql(self._results, self._items, "g"), params):
+            for row in self._fetch(score_stats_sql(self._results, self._items, True), params):
                 groups.setdefault(row["grp"] or "(none)", {"scorers": {}})["scorers"][row["scorer_id"]] = _stats_wire(row)
             answer["groupBy"] = "metadata." + ".".join(group_by)
             answer["groups"] = groups
