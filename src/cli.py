@@ -287,6 +287,67 @@ def export_file(
     console.print(f"wrote {output} (version {response.headers.get('x-dataset-version')})")
 
 
+audit_cli = typer.Typer(help="Check the read models against the event log.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+projections_cli = typer.Typer(help="The read models: where they are, and rebuilding them.", no_args_is_help=True)
+cli.add_typer(projections_cli, name="projections")
+
+
+def _ledger(database_url: str | None, data_dir: Path) -> Any:
+    from evalledger.bootstrap import build_ledger
+
+    try:
+        return build_ledger(_settings(database_url, data_dir))
+    except DatabaseUnavailableError as error:
+        _fail(error)
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    dataset: Annotated[str | None, typer.Argument(help="One dataset id (default: every dataset and run).")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path(".evalledger/pg"),
+) -> None:
+    """Replay every dataset to every version, and every run's results, and compare them
+    with the read models. Exits 1 and names each difference."""
+    from uuid import UUID
+
+    from evalledger.audit import all_dataset_ids, all_run_ids, verify_dataset, verify_run
+
+    ledger = _ledger(database_url, data_dir)
+    try:
+        for follower in ledger.followers:
+            follower.catch_up()
+        datasets = [UUID(dataset)] if dataset else all_dataset_ids(ledger)
+        runs = [] if dataset else all_run_ids(ledger)
+        findings = [f for d in datasets for f in verify_dataset(ledger, d)]
+        findings += [f for r in runs for f in verify_run(ledger, r)]
+    finally:
+        ledger.close()
+    for finding in findings:
+        console.print(f"[bold red]DIFFERENT[/] {finding}")
+    console.print(f"checked {len(datasets)} dataset(s) and {len(runs)} run(s): "
+                  + ("[bold red]differences found[/]" if findings else "[green]read models match the log[/]"))
+    if findings:
+        raise typer.Exit(code=1)
+
+
+@projections_cli.command("status")
+def projections_status(database_url: DatabaseUrl = None, data_dir: DataDir = Path(".evalledger/pg")) -> None:
+    """Each projection's position in the event log and how far behind it is."""
+    from rich.table import Table
+
+    ledger = _ledger(database_url, data_dir)
+    try:
+        table = Table("projection", "position", "log head", "lag")
+        for follower in ledger.followers:
+            status = follower.status()
+            table.add_row(status["name"], str(status["position"]), str(status["head"]), str(status["lag"]))
+    finally:
+        ledger.close()
+    console.print(table)
+
+
 def main() -> None:
     cli()
 
