@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
-from evalledger.api import datasets, models, problems, runs, transfer
+from evalledger.api import datasets, events, models, problems, runs, transfer
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.bootstrap import Ledger, build_ledger
@@ -57,6 +57,7 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     # Runs first: /api/datasets/runs/{runId} must not be taken for a dataset id.
     app.include_router(runs.build_router(settings.max_per_page))
     app.include_router(transfer.build_router())
+    app.include_router(events.build_router(settings.max_per_page))
     app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))
 
     @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag")

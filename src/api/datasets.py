@@ -42,7 +42,7 @@ def pagination(total: int, page: int, per_page: int) -> dict[str, Any]:
     return {"total": total, "page": page, "perPage": per_page, "hasMore": (page + 1) * per_page < total}
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def utc(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
@@ -128,7 +128,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         search: Annotated[str | None, Query(max_length=500, description="Case-insensitive substring of input or expectedOutput")] = None,
     ) -> JSONBody:
         queries = ledger.dataset_queries
-        at = queries.resolve_version(dataset_id, version, _utc(as_of))
+        at = queries.resolve_version(dataset_id, version, utc(as_of))
         rows, total = queries.list_items(dataset_id, at, page, per_page, search or None)
         return JSONBody({"items": rows, "version": at, "pagination": pagination(total, page, per_page)})
 
@@ -186,7 +186,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     def get_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, version: Version = None,
                  as_of: AsOf = None) -> JSONBody:
         queries = ledger.dataset_queries
-        at = queries.resolve_version(dataset_id, version, _utc(as_of))
+        at = queries.resolve_version(dataset_id, version, utc(as_of))
         return JSONBody(queries.get_item(dataset_id, item_id, at))
 
     @router.patch("/{dataset_id}/items/{item_id}", response_model=models.ItemWritten,
@@ -248,18 +248,62 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         queries = ledger.dataset_queries
         if from_version is None and from_as_of is None:
             raise InvalidRequestError("give `from` (a version) or `fromAsOf` (a timestamp)")
-        a = queries.resolve_version(dataset_id, from_version, _utc(from_as_of))
-        b = queries.resolve_version(dataset_id, to_version, _utc(to_as_of))
+        a = queries.resolve_version(dataset_id, from_version, utc(from_as_of))
+        b = queries.resolve_version(dataset_id, to_version, utc(to_as_of))
         return JSONBody(queries.diff(dataset_id, a, b, page, per_page))
 
     @router.get("/{dataset_id}/events", response_model=models.EventList,
                 summary="The dataset's own event stream, oldest first: the audit trail")
-    def list_events(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 50) -> JSONBody:
+    def list_events(
+        dataset_id: UUID,
+        ledger: LedgerDep,
+        page: Page = 0,
+        per_page: PerPage = 50,
+        after: Annotated[int | None, Query(ge=0, description="Position-based paging: events after this "
+                                                             "aggregateVersion (then `page` is ignored)")] = None,
+        types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
+        since: Annotated[datetime | None, Query(description="Only events at or after this time")] = None,
+        until: Annotated[datetime | None, Query(description="Only events before this time")] = None,
+    ) -> JSONBody:
         total = ledger.dataset_queries.dataset_row(dataset_id)["aggregate_version"]
-        events = ledger.datasets.events.get(dataset_id, gt=page * per_page, lte=(page + 1) * per_page)
-        return JSONBody({"events": [event_wire(e) for e in events], "pagination": pagination(total, page, per_page)})
+        return JSONBody(stream_page(ledger.datasets.events, dataset_id, total, page, per_page, after, types,
+                                    utc(since), utc(until)))
 
     return router
+
+
+def stream_page(events: Any, aggregate_id: UUID, total: int, page: int, per_page: int, after: int | None,
+                types: list[str] | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """One page of an aggregate's events, by page or after a position, with filters."""
+    start = after if after is not None else page * per_page
+    if not (types or since or until):
+        chosen = list(events.get(aggregate_id, gt=start, lte=start + per_page))
+        last = start + len(chosen)
+    else:
+        chosen, last = [], start
+        while len(chosen) < per_page and last < total:
+            chunk = list(events.get(aggregate_id, gt=last, lte=last + 1000))
+            if not chunk:
+                break
+            for event in chunk:
+                last = event.originator_version
+                if _matches(event, types, since, until):
+                    chosen.append(event)
+                    if len(chosen) == per_page:
+                        break
+    return {
+        "events": [event_wire(e) for e in chosen],
+        "nextAfter": last if last < total else None,
+        "pagination": pagination(total, page, per_page),
+    }
+
+
+def _matches(event: Any, types: list[str] | None, since: datetime | None, until: datetime | None) -> bool:
+    return (
+        (not types or type(event).__name__ in types)
+        and (since is None or event.timestamp >= since)
+        and (until is None or event.timestamp < until)
+    )
 
 
 _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "reason"}

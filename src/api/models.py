@@ -214,7 +214,20 @@ class Event(ResponseModel):
 
 class EventList(ResponseModel):
     events: list[Event]
+    next_after: int | None = Field(default=None, description="Pass as `after` for the next events; null at the end.")
     pagination: Pagination
+
+
+class FeedEvent(Event):
+    position: int = Field(description="Position in the global log (ascending, gap-free order of commits).")
+    aggregate_id: UUID
+    aggregate_type: str
+
+
+class EventFeed(ResponseModel):
+    events: list[FeedEvent]
+    next_after: int | None
+    head: int
 
 
 class ItemRef(ResponseModel):

@@ -1,0 +1,71 @@
+"""The audit log beyond one dataset: a run's own events, and the global feed of every
+event in log order for external consumers."""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from evalledger.api import models
+from evalledger.api.datasets import PROBLEMS, LedgerDep, utc, event_wire, stream_page
+from evalledger.api.encoding import JSONBody
+from evalledger.domain.errors import InvalidRequestError
+from evalledger.projections.datasets import DATASET_TOPICS
+from evalledger.projections.runs import RUN_TOPICS
+
+TOPICS_BY_TYPE: dict[str, list[str]] = {}
+for _topic in DATASET_TOPICS + RUN_TOPICS:
+    TOPICS_BY_TYPE.setdefault(_topic.rsplit(".", 1)[1], []).append(_topic)
+
+
+def build_router(max_per_page: int) -> APIRouter:
+    router = APIRouter(tags=["audit"], responses=PROBLEMS)
+    PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
+
+    @router.get("/api/datasets/runs/{run_id}/events", response_model=models.EventList,
+                summary="A run's own event stream, oldest first")
+    def run_events(
+        run_id: UUID,
+        ledger: LedgerDep,
+        page: Annotated[int, Query(ge=0)] = 0,
+        per_page: PerPage = 50,
+        after: Annotated[int | None, Query(ge=0)] = None,
+        types: Annotated[list[str] | None, Query(alias="type")] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> JSONBody:
+        total = ledger.runs.get_run(run_id).version
+        return JSONBody(stream_page(ledger.runs.events, run_id, total, page, per_page, after, types, utc(since),
+                                    utc(until)))
+
+    @router.get("/api/events", response_model=models.EventFeed,
+                summary="Every event of every dataset and run, in log order (poll with `after`)")
+    def feed(
+        ledger: LedgerDep,
+        after: Annotated[int, Query(ge=0, description="Position of the last event you have (0: from the start)")] = 0,
+        limit: Annotated[int, Query(ge=1, le=max_per_page)] = 100,
+        types: Annotated[list[str] | None, Query(alias="type", description="e.g. ItemsAdded, ResultsRecorded")] = None,
+    ) -> JSONBody:
+        topics: list[str] = []
+        for name in types or []:
+            if name not in TOPICS_BY_TYPE:
+                raise InvalidRequestError(f"unknown event type {name!r}; known: {', '.join(sorted(TOPICS_BY_TYPE))}")
+            topics += TOPICS_BY_TYPE[name]
+        recorder = ledger.datasets.recorder
+        head = recorder.max_notification_id() or 0
+        notifications = recorder.select_notifications(start=after, limit=limit, stop=head, topics=topics,
+                                                      inclusive_of_start=False)
+        events: list[dict[str, Any]] = []
+        for notification in notifications:
+            event = ledger.datasets.mapper.to_domain_event(notification)
+            events.append({
+                **event_wire(event),
+                "position": notification.id,
+                "aggregateId": notification.originator_id,
+                "aggregateType": type(event).__qualname__.split(".")[0],
+            })
+        last = notifications[-1].id if len(notifications) == limit else head
+        return JSONBody({"events": events, "nextAfter": last if last < head else None, "head": head})
+
+    return router
