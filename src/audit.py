@@ -34,23 +34,58 @@ class Finding:
         return f"{where}: {self.message}"
 
 
-def _listed(ledger: Ledger, dataset_id: UUID, version: int) -> dict[str, tuple[Any, ...]]:
-    return {
-        str(item["id"]): (item["input"], item["expectedOutput"], item["metadata"] or {}, item["externalId"])
-        for page in ledger.dataset_queries.iter_item_pages(dataset_id, version)
-        for item in page
-    }
+def _version_rows(ledger: Ledger, dataset_id: UUID) -> list[dict[str, Any]]:
+    rows, _ = ledger.dataset_queries.list_versions(dataset_id, 0, 10_000_000)
+    return [{"version": r["version"], "item_count": r["itemCount"]} for r in rows]
+
+
+def _revisions(ledger: Ledger, dataset_id: UUID) -> list[dict[str, Any]]:
+    with ledger.dataset_queries.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(
+            SQL("SELECT item_id::text AS item_id, valid_from, valid_to, deleted, input, expected_output, metadata,"
+                " external_id FROM {}.dataset_items WHERE dataset_id = %s").format(Identifier(ledger.settings.schema)),
+            (dataset_id,),
+        )
+        return curs.fetchall()
+
+
+def _changed_ids(event: Any) -> tuple[set[str], set[str]]:
+    """(items written, items deleted) by an event."""
+    if isinstance(event, Dataset.ItemsAdded | Dataset.ItemsUpdated):
+        return {entry["id"] for entry in event.items}, set()
+    if isinstance(event, Dataset.ItemsDeleted):
+        return set(), set(event.item_ids)
+    return set(), set()
 
 
 def verify_dataset(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
+    """Replay once; at the end of each version check the revisions that version created and
+    closed, and its item count. The temporal table is right at every version exactly when
+    each version's revisions are (a revision holds until the version that closes it)."""
     events = list(ledger.datasets.events.get(dataset_id))
     if not events:
         yield Finding("dataset", dataset_id, None, "no events")
         return
-    versions = {row["version"]: row for row in _version_rows(ledger, dataset_id)}
+    counts = {row["version"]: row["item_count"] for row in _version_rows(ledger, dataset_id)}
+    revisions = {}
+    created_at: dict[int, set[str]] = {}
+    closed_at: dict[int, set[str]] = {}
+    for row in _revisions(ledger, dataset_id):
+        revisions[(row["item_id"], row["valid_from"])] = row
+        created_at.setdefault(row["valid_from"], set()).add(row["item_id"])
+        if row["valid_to"] is not None:
+            closed_at.setdefault(row["valid_to"], set()).add(row["item_id"])
     dataset: Dataset | None = None
+    written: set[str] = set()
+    deleted: set[str] = set()
+    replaced: set[str] = set()  # items whose earlier revision this version closes
     for position, event in enumerate(events):
+        more_written, more_deleted = _changed_ids(event)
+        if dataset is not None:
+            replaced |= {item_id for item_id in more_written if item_id in dataset.items} | more_deleted
         dataset = event.mutate(dataset)
+        written |= more_written
+        deleted |= more_deleted
         following = events[position + 1] if position + 1 < len(events) else None
         version = getattr(event, "dataset_version", 0 if position == 0 else None)
         if version is None or getattr(following, "dataset_version", None) == version:
@@ -58,29 +93,35 @@ def verify_dataset(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
         assert dataset is not None
         if dataset.is_deleted:
             return
-        expected = {
-            item_id: (item.content.input, item.content.expected_output, item.content.metadata, item.external_id)
-            for item_id, item in dataset.items.items()
-        }
-        listed = _listed(ledger, dataset_id, version)
-        if listed != expected:
-            missing = sorted(set(expected) - set(listed))
-            extra = sorted(set(listed) - set(expected))
-            differing = sorted(k for k in set(expected) & set(listed) if expected[k] != listed[k])
-            yield Finding("dataset", dataset_id, version,
-                          f"read model differs from the log: missing {missing[:5]}, extra {extra[:5]}, "
-                          f"different content {differing[:5]}")
-        row = versions.get(version)
-        if row is None:
-            yield Finding("dataset", dataset_id, version, "no row in dataset_versions")
-        elif row["item_count"] != len(expected):
-            yield Finding("dataset", dataset_id, version,
-                          f"item count {row['item_count']} in the read model, {len(expected)} in the log")
+        yield from _check_version(dataset_id, version, dataset, written, deleted, replaced, revisions,
+                                  created_at.get(version, set()), closed_at.get(version, set()), counts)
+        written, deleted, replaced = set(), set(), set()
 
 
-def _version_rows(ledger: Ledger, dataset_id: UUID) -> list[dict[str, Any]]:
-    rows, _ = ledger.dataset_queries.list_versions(dataset_id, 0, 10_000_000)
-    return [{"version": r["version"], "item_count": r["itemCount"]} for r in rows]
+def _check_version(dataset_id: UUID, version: int, dataset: Dataset, written: set[str], deleted: set[str],
+                   replaced: set[str], revisions: dict[tuple[str, int], dict[str, Any]], created: set[str],
+                   closed: set[str], counts: dict[int, int]) -> Iterator[Finding]:
+    problems = []
+    for item_id in sorted(written - deleted):
+        item = dataset.items[item_id]
+        row = revisions.get((item_id, version))
+        expected = (item.content.input, item.content.expected_output, item.content.metadata, item.external_id)
+        if row is None or row["deleted"]:
+            problems.append(f"item {item_id}: no revision made at this version")
+        elif (row["input"], row["expected_output"], row["metadata"] or {}, row["external_id"]) != expected:
+            problems.append(f"item {item_id}: its revision differs from the log")
+    for item_id in sorted(deleted):
+        row = revisions.get((item_id, version))
+        if row is None or not row["deleted"]:
+            problems.append(f"item {item_id}: no deletion marker at this version")
+    if created != written | deleted:
+        problems.append(f"revisions made for items the log did not change: {sorted(created - written - deleted)[:5]}")
+    if closed != replaced:
+        problems.append(f"revisions closed wrongly: {sorted(closed ^ replaced)[:5]}")
+    if counts.get(version) != len(dataset.items):
+        problems.append(f"item count {counts.get(version)} in the read model, {len(dataset.items)} in the log")
+    for problem in problems:
+        yield Finding("dataset", dataset_id, version, problem)
 
 
 def verify_run(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:

@@ -348,6 +348,47 @@ def projections_status(database_url: DatabaseUrl = None, data_dir: DataDir = Pat
     console.print(table)
 
 
+@projections_cli.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="datasets or runs (default: both).")] = None,
+    url: Annotated[str | None, typer.Option("--url", envvar="EVALLEDGER_URL",
+                                            help="A running service to rebuild in (it then switches over "
+                                                 "without a pause in answers).")] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = Path(".evalledger/pg"),
+) -> None:
+    """Replay the event log into fresh read-model tables, then switch over."""
+    import httpx
+
+    names = [name] if name else ["datasets", "runs"]
+    if url:
+        for each in names:
+            response = httpx.post(f"{url}/api/projections/{each}/rebuild", timeout=None)
+            if response.status_code >= 400:
+                console.print(f"[bold red]Rebuild refused:[/] {response.json().get('detail')}")
+                raise typer.Exit(code=1)
+            _report_rebuild(response.json())
+        return
+    from evalledger.projections.rebuild import rebuild
+
+    ledger = _ledger(database_url, data_dir)
+    try:
+        followers = {f.name: f for f in ledger.followers}
+        unknown = [n for n in names if n not in followers]
+        if unknown:
+            console.print(f"[bold red]No projection named[/] {', '.join(unknown)}; there are: {', '.join(followers)}")
+            raise typer.Exit(code=2)
+        for each in names:
+            _report_rebuild(rebuild(followers[each], ledger.connection))
+    finally:
+        ledger.close()
+
+
+def _report_rebuild(report: dict[str, Any]) -> None:
+    console.print(f"rebuilt {report['projection']}: {report['events']} events in {report['seconds']} s "
+                  f"({report['eventsPerSecond']} events/s), at position {report['position']}")
+
+
 def main() -> None:
     cli()
 

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, LedgerDep, utc, event_wire, stream_page
 from evalledger.api.encoding import JSONBody
-from evalledger.domain.errors import InvalidRequestError
+from evalledger.domain.errors import InvalidRequestError, NotFoundError
 from evalledger.projections.datasets import DATASET_TOPICS
+from evalledger.projections.rebuild import rebuild
 from evalledger.projections.runs import RUN_TOPICS
 
 TOPICS_BY_TYPE: dict[str, list[str]] = {}
@@ -67,5 +68,18 @@ def build_router(max_per_page: int) -> APIRouter:
             })
         last = notifications[-1].id if len(notifications) == limit else head
         return JSONBody({"events": events, "nextAfter": last if last < head else None, "head": head})
+
+    @router.get("/api/projections", summary="Each read model's position in the log and its lag")
+    def projections(ledger: LedgerDep) -> JSONBody:
+        return JSONBody({"projections": [follower.status() for follower in ledger.followers]})
+
+    @router.post("/api/projections/{name}/rebuild",
+                 summary="Rebuild a read model from the log beside the live one, then switch over")
+    def rebuild_projection(name: str, ledger: LedgerDep) -> JSONBody:
+        follower = next((f for f in ledger.followers if f.name == name), None)
+        if follower is None:
+            raise NotFoundError(f"no projection named {name!r}; there are: "
+                                f"{', '.join(f.name for f in ledger.followers)}")
+        return JSONBody(rebuild(follower, ledger.connection))
 
     return router

@@ -88,6 +88,8 @@ def _rows_json(entries: list[dict[str, Any]]) -> str:
 
 
 class DatasetsView(BatchingView):
+    read_model_tables = ("datasets", "dataset_items", "dataset_versions")
+
     def table_statements(self) -> list[Composed]:
         t = self.table
         return [

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -53,6 +54,7 @@ class ProjectionFollower:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.applied = 0  # events applied by this follower (a rebuild reports it)
 
     # -- position ---------------------------------------------------------------------
 
@@ -95,17 +97,22 @@ class ProjectionFollower:
 
     def _apply(self, events: list[tuple[Any, int]], last: int) -> None:
         try:
-            self.view.process(events, Tracking(self.app.name, last))
+            self.applied += self.view.process(events, Tracking(self.app.name, last))
         except BaseException:
             # Another process may have moved on, or the transaction failed: re-read.
             self._position = None
             raise
         self._position = last
 
-    def reset(self) -> None:
-        """Forget the cached position (after the view's tables were rebuilt)."""
+    def forget_position(self) -> None:
+        """Read the position from the database next time (call holding `paused()`)."""
+        self._position = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No catch-up in this process while the block runs (a rebuild switches tables)."""
         with self._lock:
-            self._position = None
+            yield
 
     # -- the background follower -------------------------------------------------------
 
@@ -129,6 +136,8 @@ class ProjectionFollower:
                     if channel:
                         conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
                     while not self._stopping.is_set():
+                        with self._lock:  # the tables may have been rebuilt by another process
+                            self._position = None
                         self.catch_up()
                         self.last_error = None
                         backoff = 0.1

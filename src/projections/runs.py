@@ -50,6 +50,8 @@ def _result_rows(results: list[dict[str, Any]]) -> str:
 
 
 class RunsView(BatchingView):
+    read_model_tables = ("runs", "run_results")
+
     def table_statements(self) -> list[Composed]:
         t = self.table
         return [
@@ -174,7 +176,8 @@ class RunsView(BatchingView):
                 "  status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,"
                 "  started_at = coalesce(started_at, %(ts)s), updated_at = %(ts)s"
                 " WHERE run_id = %(id)s"
-            ).format(results=self.table("run_results"), runs=self.table("runs"), items=self.table("dataset_items")),
+            ).format(results=self.table("run_results"), runs=self.table("runs"),
+                     items=self.other_view_table("dataset_items")),
             {"id": e.originator_id, "ts": e.timestamp, "rows": _result_rows(e.results)},
             prepare=True,
         )

@@ -20,15 +20,25 @@ from psycopg.sql import SQL, Composed, Identifier
 
 
 class BatchingView(PostgresTrackingRecorder):
-    def __init__(self, datastore: PostgresDatastore, *, tracking_table_name: str, **kwargs: Any) -> None:
+    # The tables this view writes (besides its tracking table), for rebuilds.
+    read_model_tables: tuple[str, ...] = ()
+
+    def __init__(self, datastore: PostgresDatastore, *, tracking_table_name: str,
+                 other_views_schema: str | None = None, **kwargs: Any) -> None:
         super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
         self.schema = datastore.schema
-        self._advisory_key = zlib.crc32(f"{self.schema}.{tracking_table_name}".encode()) - 2**31
+        # Where tables of other views live (a rebuild builds this view in a schema of its own).
+        self.other_views_schema = other_views_schema or self.schema
+        self.advisory_key = zlib.crc32(f"{self.schema}.{tracking_table_name}".encode()) - 2**31
         self.sql_create_statements.extend(self.table_statements())
 
     def table(self, name: str) -> Composed:
         """A schema-qualified table name for SQL composition."""
         return SQL("{}.{}").format(Identifier(self.schema), Identifier(name))
+
+    def other_view_table(self, name: str) -> Composed:
+        """A table another view owns (read, never written, by this one)."""
+        return SQL("{}.{}").format(Identifier(self.other_views_schema), Identifier(name))
 
     @abstractmethod
     def table_statements(self) -> list[Composed]:
@@ -42,7 +52,7 @@ class BatchingView(PostgresTrackingRecorder):
         """Apply a batch of (event, notification id) and record `position` (at or after the
         last of them) in the same transaction. Returns how many events were new here."""
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._advisory_key,), prepare=True)
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
             done = self._max_tracking_id(position.application_name, curs) or 0
             if position.notification_id <= done:
                 return 0
