@@ -6,7 +6,8 @@ Starts `evalledger serve` on a fresh schema (DATABASE_URL if set, else the embed
 PostgreSQL), then per N:
   W1 ingest   create a dataset, add N items in batches of 1,000; items/s until listable
   W2 edits    200 distinct items updated one at a time: median / p95 over HTTP, and the
-              in-process command (write acknowledged and visible to reads)
+              in-process command (write acknowledged and visible to reads) on a dataset of N
+              items, measured first, before the service process starts
   W3 travel   list every item as of the version right after W1, pages of 100: total,
               median, p95 and last-page latency; one item as of that version; one history
   W4 run      run all N items against the W4 target (in-process, registered), exact-match
@@ -379,6 +380,8 @@ def main() -> None:
     params = database.resolve(url, Path(os.environ.get("EVALLEDGER_DATA_DIR", ".evalledger/pg")))
     env = {**os.environ, "DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema,
            "PYTHONPATH": str(ROOT.parent)}
+    # The in-process command first, on a quiet machine: no service process beside it.
+    in_process = {n: w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, n) for n in args.n}
     service = Service(env)
     report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(), "database": params.describe(),
                               "cpus": os.cpu_count(), "results": {}}
@@ -394,7 +397,7 @@ def main() -> None:
                 w5 = None if args.skip_run else w5_compare(http, dataset_id, n, w4["runId"])
                 io = io_import_export(http, service, n)
                 w4c = None if args.skip_run else w4_caller_driven(service.url, dataset_id, ids[: min(n, 10_000)])
-                w2_local = w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, min(n, 10_000))
+                w2_local = in_process[n]
                 report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c, "W5": w5, "IO": io}
                 print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
         report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)

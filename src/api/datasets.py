@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
+from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent, decode_content
 from evalledger.domain.datasets import ItemChange, NewItem
@@ -49,7 +50,7 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
-    router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=PROBLEMS)
+    router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=PROBLEMS, route_class=StrictJSONRoute)
     Page = Annotated[int, Query(ge=0, le=10_000_000, description="0-based page number")]
     PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
     Version = Annotated[int | None, Query(ge=0, description="Dataset version (default: current)")]

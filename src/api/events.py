@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, LedgerDep, utc, event_wire, stream_page
 from evalledger.api.encoding import JSONBody
+from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.domain.errors import InvalidRequestError, NotFoundError
 from evalledger.projections.datasets import DATASET_TOPICS
 from evalledger.projections.rebuild import rebuild
@@ -21,7 +22,7 @@ for _topic in DATASET_TOPICS + RUN_TOPICS:
 
 
 def build_router(max_per_page: int) -> APIRouter:
-    router = APIRouter(tags=["audit"], responses=PROBLEMS)
+    router = APIRouter(tags=["audit"], responses=PROBLEMS, route_class=StrictJSONRoute)
     PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
 
     @router.get("/api/datasets/runs/{run_id}/events", response_model=models.EventList,

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason, pagination
 from evalledger.api.encoding import JSONBody, dumps
+from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.analysis.comparison import CompareOptions, Threshold
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunSettings
@@ -20,7 +21,7 @@ from evalledger.execution.targets import describe_builtin_targets
 
 
 def build_router(max_per_page: int) -> APIRouter:
-    router = APIRouter(tags=["runs"], responses=PROBLEMS)
+    router = APIRouter(tags=["runs"], responses=PROBLEMS, route_class=StrictJSONRoute)
     Page = Annotated[int, Query(ge=0, le=10_000_000)]
     PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
 

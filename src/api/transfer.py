@@ -14,6 +14,7 @@ from pydantic import Field
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import JSONBody
+from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
@@ -90,7 +91,7 @@ def _items_of(ledger: Ledger, dataset_id: UUID, version: int | None, item_ids: l
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(tags=["import and export"], responses=PROBLEMS)
+    router = APIRouter(tags=["import and export"], responses=PROBLEMS, route_class=StrictJSONRoute)
 
     @router.post(
         "/api/datasets/{dataset_id}/items/import",

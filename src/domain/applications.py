@@ -33,6 +33,7 @@ from evalledger.domain.errors import (
     SchemaViolationError,
 )
 from evalledger.domain.runs import Run, RunNotFoundError, RunSettings
+from evalledger.domain.storable import ensure_storable
 from evalledger.domain.transcoding import OrjsonTranscoder
 
 T = TypeVar("T")
@@ -176,6 +177,8 @@ class Datasets(LedgerApplication):
         actor: str = "anonymous",
         reason: str | None = None,
     ) -> Written:
+        ensure_storable({"name": name, "description": description, "metadata": metadata,
+                         "inputSchema": input_schema, "expectedOutputSchema": expected_output_schema})
         schemas.check_schema("inputSchema", input_schema)
         schemas.check_schema("expectedOutputSchema", expected_output_schema)
         dataset = Dataset.create(
@@ -199,6 +202,7 @@ class Datasets(LedgerApplication):
         actor: str = "anonymous",
         reason: str | None = None,
     ) -> Written:
+        ensure_storable(changes)
         for wire_name in ("inputSchema", "expectedOutputSchema"):
             if wire_name in changes:
                 schemas.check_schema(wire_name, changes[wire_name])
@@ -221,6 +225,8 @@ class Datasets(LedgerApplication):
         actor: str = "anonymous",
         reason: str | None = None,
     ) -> Written:
+        _ensure_items_storable((index, new.content, new.external_id) for index, new in enumerate(new_items))
+
         def decide(dataset: Dataset) -> list[Item]:
             _check_items_against_schemas(
                 dataset, ((index, new.content) for index, new in enumerate(new_items))
@@ -239,6 +245,13 @@ class Datasets(LedgerApplication):
         reason: str | None = None,
     ) -> Written:
         """Partial updates of one or more items: one version, or none when nothing changes."""
+        ensure_storable({
+            f"items/{index}/{name}": value
+            for index, change in enumerate(changes)
+            for name, value in (("input", change.input), ("expectedOutput", change.expected_output),
+                                ("metadata", change.metadata), ("externalId", change.external_id))
+            if name in change.fields
+        })
 
         def decide(dataset: Dataset) -> list[Item]:
             new_states = dataset.changed_items(changes)
@@ -277,6 +290,7 @@ class Datasets(LedgerApplication):
         reason: str | None = None,
     ) -> tuple[Written, ImportOutcome]:
         """A whole import as one version (see Dataset.import_items)."""
+        _ensure_items_storable((index, row.content, row.external_id) for index, row in enumerate(rows))
 
         def decide(dataset: Dataset) -> ImportOutcome:
             _check_items_against_schemas(dataset, ((index, row.content) for index, row in enumerate(rows)))
@@ -291,6 +305,15 @@ class Datasets(LedgerApplication):
         )
         self._evict(dataset_id)
         return self._written(dataset, recordings)
+
+
+def _ensure_items_storable(entries: Any) -> None:
+    ensure_storable({
+        f"items/{index}/{name}": value
+        for index, content, external_id in entries
+        for name, value in (("input", content.input), ("expectedOutput", content.expected_output),
+                            ("metadata", content.metadata), ("externalId", external_id))
+    })
 
 
 def _item_violations(
@@ -392,6 +415,7 @@ class Runs(LedgerApplication):
     ) -> Written:
         """Create a run; creating the same run again (same id, same definition) is a no-op,
         the same id with a different definition is a conflict."""
+        ensure_storable({"target": target, "scorers": scorers, "name": name, "metadata": metadata})
         with self._lock_for(run_id):
             try:
                 existing = self._load(run_id)

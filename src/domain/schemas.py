@@ -8,6 +8,9 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from evalledger.domain.errors import InvalidSchemaError
 
@@ -28,11 +31,53 @@ def check_schema(field: str, schema: dict[str, Any] | None) -> None:
             f"{field} is not a valid JSON Schema: {error.message}",
             errors=[{"field": f"{field}/{path}" if path else field, "message": error.message}],
         ) from None
+    _check_references(field, schema)
+
+
+_BASE = "urn:evalledger:schema"
+
+
+def _references(node: Any) -> list[str]:
+    found = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    found.append(value)
+                else:
+                    stack.append(value)
+        elif isinstance(current, list):
+            stack.extend(current)
+    return found
+
+
+def _check_references(field: str, schema: dict[str, Any]) -> None:
+    """Every $ref must point inside the schema: remote ones are never fetched (a server
+    that fetches URLs named by its callers can be made to reach anywhere)."""
+    resolver = Registry().with_resource(
+        _BASE, Resource.from_contents(schema, default_specification=DRAFT202012)
+    ).resolver(base_uri=_BASE)
+    for ref in _references(schema):
+        if not ref.startswith("#"):
+            raise InvalidSchemaError(
+                f"{field}: $ref {ref!r} points outside the schema; only local references (#/...) are allowed",
+                errors=[{"field": field, "message": f"$ref {ref!r} is not local"}],
+            )
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise InvalidSchemaError(
+                f"{field}: $ref {ref!r} points nowhere in the schema",
+                errors=[{"field": field, "message": f"$ref {ref!r} cannot be resolved"}],
+            ) from None
 
 
 @lru_cache(maxsize=256)
 def _validator(schema_json: bytes) -> Draft202012Validator:
-    return Draft202012Validator(orjson.loads(schema_json))
+    # An empty registry: nothing is ever retrieved from the network.
+    return Draft202012Validator(orjson.loads(schema_json), registry=Registry())
 
 
 def validator_for(schema: dict[str, Any]) -> Draft202012Validator:

@@ -30,6 +30,7 @@ from uuid import UUID
 
 from evalledger.domain.applications import Runs, Written
 from evalledger.domain.runs import RunSettings
+from evalledger.domain.storable import problems
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
 from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, TransientError
@@ -286,7 +287,11 @@ class RunExecutor:
                 error = error_text(failure)
                 break
         latency_ms = (time.perf_counter() - started) * 1000
+        if output is not None and (unstorable := problems(output.output, "output")):
+            output, error = None, f"the target's output cannot be stored: {unstorable[0]['message']}"
         scores = await self._score(item, output.output if output is not None else None, error, timeout)
+        scores = [s if not problems(s, "score") else {**s, "reason": None, "error": "the scorer's answer cannot be "
+                  "stored", "score": None} for s in scores]
         self.progress.done += 1
         if error is not None:
             self.progress.failed += 1

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import httpx
 import orjson
 from jsonschema import Draft202012Validator
+from referencing import Registry as ReferenceRegistry
 from jsonschema.exceptions import SchemaError
 from rapidfuzz import fuzz, process
 
@@ -531,7 +532,8 @@ class JsonSchemaValid(BuiltinScorer):
             where = "/".join(str(p) for p in error.path) or "(root)"
             raise InvalidRequestError(f"scorer 'json-schema': option 'schema' is not a valid JSON Schema at "
                                       f"{where}: {error.message}") from None
-        self.validator = Draft202012Validator(self.options["schema"])
+        # An empty registry: a remote $ref is never fetched (it fails to resolve instead).
+        self.validator = Draft202012Validator(self.options["schema"], registry=ReferenceRegistry())
 
     def judge(self, output: Any, expected: Any) -> ScoreOutput:
         value = parse_json_text(output)

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 from evalledger.domain.applications import Runs, Written
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunNotCallerDrivenError, RunSettings
+from evalledger.domain.storable import problems
 from evalledger.execution.registry import Registry
 from evalledger.execution.scheduler import RunScheduler
 from evalledger.execution.scorers import build_scorer
@@ -203,6 +204,10 @@ class RunService:
             return InvalidRequestError(
                 f"at most {self.max_results_per_submission} results per submission; got {len(results)}"
             )
+        unstorable = problems(results, "results")
+        if unstorable:
+            first = unstorable[0]
+            return InvalidRequestError(f"{first['field']} {first['message']}", errors=unstorable)
         bad = [r["repetition"] for r in results if r["repetition"] >= repetitions]
         if bad:
             return InvalidRequestError(

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Composed, Identifier
@@ -213,7 +214,12 @@ class DatasetQueries:
         search: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         if search:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            if "\x00" in search:
+                return [], 0  # nothing stored can hold a NUL character
+            # Match the text as it appears in the stored JSON (quotes and backslashes escaped),
+            # then escape it for LIKE.
+            as_json = orjson.dumps(search).decode()[1:-1]
+            pattern = "%" + as_json.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             rows = self._fetch(
                 SQL(
                     "SELECT " + _ITEM_COLUMNS + ", count(*) OVER () AS total FROM {}"

@@ -26,6 +26,7 @@ import orjson
 from evalledger.domain import schemas
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
+from evalledger.domain.storable import problems
 
 ROLES = ("input", "expectedOutput", "metadata", "externalId", "ignore")
 FORMATS = ("csv", "json", "jsonl")
@@ -254,6 +255,11 @@ def _to_item(row: int, record: dict[str, Any], filename: str, file_format: str,
         if len(external_id) > 256:
             report.problem(row, "externalId", "externalId is longer than 256 characters")
             return None
+    unstorable = problems({k: record.get(k) for k in ("input", "expectedOutput", "metadata")}, "")
+    if unstorable:
+        for problem in unstorable:
+            report.problem(row, problem["field"].lstrip("/"), problem["message"])
+        return None
     content = ItemContent(input=record["input"], expected_output=record.get("expectedOutput"), metadata=metadata)
     return NewItem(content=content, external_id=external_id,
                    source={"kind": "import", "file": filename, "format": file_format, "row": row})
