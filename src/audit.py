@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg.sql import SQL, Identifier
 
 from evalledger.bootstrap import Ledger
 from evalledger.domain.datasets import Dataset
@@ -39,16 +38,6 @@ def _version_rows(ledger: Ledger, dataset_id: UUID) -> list[dict[str, Any]]:
     return [{"version": r["version"], "item_count": r["itemCount"]} for r in rows]
 
 
-def _revisions(ledger: Ledger, dataset_id: UUID) -> list[dict[str, Any]]:
-    with ledger.dataset_queries.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(
-            SQL("SELECT item_id::text AS item_id, valid_from, valid_to, deleted, input, expected_output, metadata,"
-                " external_id FROM {}.dataset_items WHERE dataset_id = %s").format(Identifier(ledger.settings.schema)),
-            (dataset_id,),
-        )
-        return curs.fetchall()
-
-
 def _changed_ids(event: Any) -> tuple[set[str], set[str]]:
     """(items written, items deleted) by an event."""
     if isinstance(event, Dataset.ItemsAdded | Dataset.ItemsUpdated):
@@ -70,7 +59,7 @@ def verify_dataset(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
     revisions = {}
     created_at: dict[int, set[str]] = {}
     closed_at: dict[int, set[str]] = {}
-    for row in _revisions(ledger, dataset_id):
+    for row in ledger.dataset_queries.revisions(dataset_id):
         revisions[(row["item_id"], row["valid_from"])] = row
         created_at.setdefault(row["valid_from"], set()).add(row["item_id"])
         if row["valid_to"] is not None:
@@ -168,6 +157,4 @@ def all_dataset_ids(ledger: Ledger) -> list[UUID]:
 
 
 def all_run_ids(ledger: Ledger) -> list[UUID]:
-    with ledger.run_queries.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(SQL("SELECT run_id FROM {}.runs ORDER BY created_at").format(Identifier(ledger.settings.schema)))
-        return [row["run_id"] for row in curs.fetchall()]
+    return ledger.run_queries.run_ids()

@@ -291,6 +291,16 @@ class DatasetQueries:
             raise ItemNotFoundError(f"item {item_id} not found in dataset {dataset_id} at version {version}")
         return item_wire(rows[0])
 
+    def revisions(self, dataset_id: UUID) -> list[dict[str, Any]]:
+        """Every item revision of a dataset (for the audit)."""
+        return self._fetch(
+            SQL(
+                "SELECT item_id::text AS item_id, valid_from, valid_to, deleted, input, expected_output, metadata,"
+                " external_id FROM {} WHERE dataset_id = %s"
+            ).format(self._items),
+            (dataset_id,),
+        )
+
     def item_history(self, dataset_id: UUID, item_id: UUID) -> list[dict[str, Any]]:
         rows = self._fetch(
             SQL(

@@ -104,6 +104,14 @@ class ProjectionFollower:
             raise
         self._position = last
 
+    def _notice_rebuild(self) -> None:
+        """Forget the cached position if the view's tables are behind it (another process
+        rebuilt them); the writers' cached position is otherwise left alone."""
+        recorded = self.position()
+        with self._lock:
+            if self._position is not None and recorded < self._position:
+                self._position = None
+
     def forget_position(self) -> None:
         """Read the position from the database next time (call holding `paused()`)."""
         self._position = None
@@ -136,8 +144,7 @@ class ProjectionFollower:
                     if channel:
                         conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
                     while not self._stopping.is_set():
-                        with self._lock:  # the tables may have been rebuilt by another process
-                            self._position = None
+                        self._notice_rebuild()
                         self.catch_up()
                         self.last_error = None
                         backoff = 0.1

@@ -186,6 +186,9 @@ class RunQueries:
         count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE dataset_id = %s").format(self._runs), (dataset_id,))
         return [result_wire(r) for r in rows], count[0]["n"]
 
+    def run_ids(self) -> list[UUID]:
+        return [r["run_id"] for r in self._fetch(SQL("SELECT run_id FROM {} ORDER BY created_at").format(self._runs))]
+
     def unfinished_target_runs(self) -> list[UUID]:
         rows = self._fetch(
             SQL(
