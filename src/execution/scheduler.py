@@ -166,9 +166,3 @@ class RunScheduler:
         if executor is None:
             return None
         return executor.progress.as_wire(executor.expected_results)
-
-    def wait(self, run_id: UUID, timeout: float | None = None) -> None:
-        """Block until the run's executor in this process has stopped (tests, CLI)."""
-        future = self.futures.get(run_id)
-        if future is not None:
-            future.result(timeout)

@@ -330,15 +330,6 @@ class DatasetQueries:
         )
         return [version_wire(r) for r in rows], current + 1
 
-    def version_row(self, dataset_id: UUID, version: int) -> dict[str, Any]:
-        rows = self._fetch(
-            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version = %s").format(self._versions),
-            (dataset_id, version),
-        )
-        if not rows:
-            raise VersionNotFoundError(f"dataset {dataset_id} has no version {version}")
-        return rows[0]
-
     def diff(
         self, dataset_id: UUID, from_version: int, to_version: int, page: int, per_page: int
     ) -> dict[str, Any]:
