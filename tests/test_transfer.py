@@ -205,3 +205,25 @@ def test_the_import_and_export_commands(service: Service, tmp_path: Any) -> None
     bad.write_text("question\nq\n")
     refused = evalledger("import", str(dataset.id), str(bad))
     assert refused.returncode == 1 and "input" in refused.stderr
+
+
+def test_run_results_export_as_csv_and_jsonl(service: Service) -> None:
+    import csv
+    import io
+
+    client = service.client
+    dataset = client.create_dataset("results")
+    added = client.add_items(dataset.id, [{"input": {"q": i}, "expectedOutput": i} for i in range(3)])
+    run = client.create_run(dataset.id)
+    client.submit_results(run.id, [{"itemId": str(item.id), "output": {"a": k}, "latencyMs": 1.5,
+                                    "scores": [{"scorerId": "s", "score": 0.5}]}
+                                   for k, item in enumerate(added.items)])
+    client.finalize_run(run.id)
+    lines = client.http.get(f"/api/datasets/runs/{run.id}/results/export").text.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["output"] for r in rows] == [{"a": 0}, {"a": 1}, {"a": 2}]
+    assert rows[0]["input"] == {"q": 0} and rows[0]["scores"][0]["score"] == 0.5
+    table = list(csv.DictReader(io.StringIO(
+        client.http.get(f"/api/datasets/runs/{run.id}/results/export", params={"format": "csv"}).text)))
+    assert [r["output"] for r in table] == ['{"a":0}', '{"a":1}', '{"a":2}'] and table[0]["latencyMs"] == "1.5"
+    assert client.http.get("/api/datasets/runs/5d1f0c8e-0000-4000-8000-000000000000/results/export").status_code == 404

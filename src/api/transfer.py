@@ -19,7 +19,7 @@ from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.transfer.exporting import MEDIA_TYPES, export_items
+from evalledger.transfer.exporting import MEDIA_TYPES, export_items, export_results
 from evalledger.transfer.importing import ImportFileError, detect_format, parse_mapping, read_items
 
 PREVIEW_ROWS = 20
@@ -190,6 +190,20 @@ def build_router() -> APIRouter:
             export_items(pages, file_format, with_ids=include_ids),
             media_type=MEDIA_TYPES[file_format],
             headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Dataset-Version": str(at)},
+        )
+
+    @router.get("/api/datasets/runs/{run_id}/results/export", summary="Export a run's results (streamed)",
+                response_class=StreamingResponse)
+    def export_run_results(
+        run_id: UUID,
+        ledger: LedgerDep,
+        file_format: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "jsonl",
+    ) -> StreamingResponse:
+        ledger.run_queries.run_row(run_id)  # 404 before the stream starts
+        return StreamingResponse(
+            export_results(ledger.run_queries.iter_result_pages(run_id), file_format),
+            media_type=MEDIA_TYPES[file_format],
+            headers={"Content-Disposition": f'attachment; filename="run-{run_id}-results.{file_format}"'},
         )
 
     @router.post("/api/datasets/{dataset_id}/duplicate", status_code=201, response_model=models.DatasetWritten,

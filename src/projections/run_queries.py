@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -267,6 +268,17 @@ class RunQueries:
     def latency(self, run_id: UUID) -> dict[str, Any]:
         rows = self._fetch(outcome_stats_sql(self._results, self._items, False), {"run": run_id})
         return _outcome_wire(rows[0])["latencyMs"] if rows else {}
+
+    def iter_result_pages(self, run_id: UUID, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every result of a run in dataset order, a page at a time."""
+        page = 0
+        while True:
+            rows, total = self.list_results(run_id, page, page_size)
+            if rows:
+                yield rows
+            if (page + 1) * page_size >= total:
+                return
+            page += 1
 
     def analytics(self, run_id: UUID, *, threshold: float = 0.5, group_by: list[str] | None = None,
                    item_limit: int = 100) -> dict[str, Any]:

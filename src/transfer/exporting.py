@@ -63,3 +63,26 @@ def _csv(pages: Iterable[list[dict[str, Any]]], with_ids: bool) -> Iterator[byte
         buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue().encode()
+
+
+RESULT_COLUMNS = ("itemId", "repetition", "status", "input", "expectedOutput", "output", "error", "latencyMs",
+                  "attempt", "traceId", "scores")
+
+
+def export_results(pages: Iterable[list[dict[str, Any]]], file_format: str) -> Iterator[bytes]:
+    """Run results as CSV (one column per field, JSON cells for structured values) or JSONL."""
+    if file_format == "jsonl":
+        for page in pages:
+            yield b"".join(orjson.dumps({k: r[k] for k in RESULT_COLUMNS}) + b"\n" for r in page)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(RESULT_COLUMNS)
+    for page in pages:
+        for result in page:
+            writer.writerow([_csv_cell(str(result[k]) if k == "itemId" else result[k]) for k in RESULT_COLUMNS])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
