@@ -1,6 +1,6 @@
 """The DESIGN.md benchmark workloads, against a real service process over HTTP.
 
-    .venv/bin/python benchmarks/workloads.py --n 1000 10000 [--keep]
+    .venv/bin/python benchmarks/workloads.py --n 1000 10000 [--keep] [--skip-edits-log | --edits-log-only]
 
 Starts `evalledger serve` on a fresh schema (DATABASE_URL if set, else the embedded
 PostgreSQL), then per N:
@@ -18,8 +18,17 @@ PostgreSQL), then per N:
               dataset exported again as CSV: seconds each, and the service's RSS growth
   W5 compare  a second W4 run with even/odd flipped; compare the two runs (and time the
               analytics of one): latency
-plus the service's peak RSS and the database size afterwards. Results go to stdout and to
-benchmarks/results/<timestamp>.json.
+  W6 replay   right after W4, in this process, on the log so far: every projection rebuilt
+              through the function `evalledger projections rebuild` runs (the service keeps
+              serving and switches over), events/s and rows/s; then every dataset and run
+              checked as `evalledger audit verify` does (replay and compare with the read
+              models), its replay alone (events read, decoded and applied), and the same
+              replay through the application repository (best of three): events/s
+plus the service's peak RSS and the database size afterwards. Once per invocation, W6 also
+runs on a log of single edits in a schema of its own (the edits log: ten 1,000-item
+batches, then 5,000 single-item edits of distinct items, and a caller-driven run whose
+1,000 results come one per event), where the cost per event dominates. Results go to
+stdout and to benchmarks/results/<timestamp>.json (the edits log's to <timestamp>-edits.json).
 """
 
 from __future__ import annotations
@@ -184,6 +193,126 @@ def w2_in_process(settings_env: dict[str, str], n: int) -> dict[str, Any]:
                 "p95Ms": ms(percentile(latencies, 0.95))}
     finally:
         ledger.close()
+
+
+# A version bound makes the repository replay an aggregate from its events (no cache).
+EVERY_VERSION = 2**63 - 1
+
+
+def w6_rebuild_replay(settings_env: dict[str, str]) -> dict[str, Any]:
+    """W6 on the log in `settings_env`'s schema: rebuild, audit, replay."""
+    os.environ.update(settings_env)
+    from evalledger.audit import all_dataset_ids, all_run_ids, verify_dataset, verify_run
+    from evalledger.bootstrap import build_ledger
+    from evalledger.projections.follower import gc_paused
+    from evalledger.projections.rebuild import rebuild
+    from evalledger.settings import Settings
+
+    settings = Settings.from_env()
+    ledger = build_ledger(settings)
+    try:
+        rows = {"datasets": "dataset_items", "runs": "run_results"}
+        rebuilt = {}
+        for follower in ledger.followers:
+            report = rebuild(follower, ledger.connection)
+            written = table_rows(ledger.connection.conninfo, settings.schema, rows[follower.name])
+            rebuilt[follower.name] = {
+                "events": report["events"], "seconds": report["seconds"], "eventsPerSecond": report["eventsPerSecond"],
+                rows[follower.name]: written, "rowsPerSecond": round(written / report["seconds"]),
+            }
+        datasets, runs = all_dataset_ids(ledger), all_run_ids(ledger)
+        started = time.perf_counter()
+        findings = [f for d in datasets for f in verify_dataset(ledger, d)]
+        findings += [f for r in runs for f in verify_run(ledger, r)]
+        audit_seconds = time.perf_counter() - started
+        assert not findings, [str(f) for f in findings[:5]]
+        aggregates = [(ledger.datasets, d) for d in datasets] + [(ledger.runs, r) for r in runs]
+
+        def replay() -> int:  # the audit's replay alone: read, decode and apply each aggregate's events
+            events = 0
+            with gc_paused():
+                for app, aggregate_id in aggregates:
+                    aggregate = None
+                    for event in app.events.get(aggregate_id):
+                        aggregate = event.mutate(aggregate)
+                        events += 1
+            return events
+
+        def repository_replay() -> int:  # the same through the library's repository (its projector)
+            with gc_paused():
+                return sum(app.repository.get(aggregate_id, version=EVERY_VERSION).version
+                           for app, aggregate_id in aggregates)
+
+        events, replay_seconds = best_of_three(replay)
+        replayed, repository_seconds = best_of_three(repository_replay)
+        assert replayed == events, (replayed, events)
+        return {
+            "rebuild": rebuilt,
+            "audit": {"datasets": len(datasets), "runs": len(runs), "events": events,
+                      "seconds": round(audit_seconds, 3), "eventsPerSecond": round(events / audit_seconds)},
+            "replay": {"events": events, "seconds": round(replay_seconds, 3),
+                       "eventsPerSecond": round(events / replay_seconds)},
+            "repositoryReplay": {"events": events, "seconds": round(repository_seconds, 3),
+                                 "eventsPerSecond": round(events / repository_seconds)},
+        }
+    finally:
+        ledger.close()
+
+
+def best_of_three(measured: Any) -> tuple[Any, float]:
+    """`measured()`'s answer and its shortest time of three runs."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        answer = measured()
+        times.append(time.perf_counter() - started)
+    return answer, min(times)
+
+
+def edits_log(settings_env: dict[str, str], *, items: int = 10_000, edits: int = 5_000,
+              results: int = 1_000) -> dict[str, Any]:
+    """Write the edits log in this process (ten 1,000-item batches, then `edits` single-item
+    edits of distinct items; a caller-driven run recording `results` results one per
+    event), then run W6 on it."""
+    os.environ.update(settings_env)
+    from evalledger.bootstrap import build_ledger
+    from evalledger.domain.content import ItemContent
+    from evalledger.domain.datasets import ItemChange, NewItem
+    from evalledger.domain.runs import RunSettings
+    from evalledger.settings import Settings
+
+    ledger = build_ledger(Settings.from_env())  # not started: the projections see the log at W6
+    try:
+        started = time.perf_counter()
+        dataset_id = ledger.datasets.create_dataset(name="edits-log").aggregate_id
+        ids: list[str] = []
+        for first in range(0, items, 1000):
+            batch = [NewItem(content=ItemContent(x["input"], x["expectedOutput"], x["metadata"]))
+                     for x in (item(i) for i in range(first, min(items, first + 1000)))]
+            ids += [i.id for i in ledger.datasets.add_items(dataset_id, batch).items]
+        for k in range(edits):
+            change = ItemChange(item_id=ids[k % len(ids)], input={"question": f"edited {k}", "context": CONTEXT},
+                                fields=frozenset({"input"}))
+            ledger.datasets.update_items(dataset_id, [change])
+        run_id = uuid.uuid4()
+        ledger.runs.create_run(run_id=run_id, dataset_id=dataset_id, dataset_version=items // 1000, target=None,
+                               scorers=[], settings=RunSettings(), name="edits-log", metadata={}, total_items=items)
+        for k in range(results):
+            ledger.runs.record_results(run_id, [{"itemId": ids[k], "output": {"answer": f"a{k}"},
+                                                 "scores": [{"scorerId": "exact", "score": float(k % 2)}]}],
+                                       upsert=True, actor="caller")
+        ledger.runs.finish_run(run_id)
+        written = round(time.perf_counter() - started, 1)
+    finally:
+        ledger.close()
+    return {"log": {"items": items, "edits": edits, "results": results, "writeSeconds": written},
+            **w6_rebuild_replay(settings_env)}
+
+
+def table_rows(conninfo: str, schema: str, table: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(SQL("SELECT count(*) FROM {}.{}").format(Identifier(schema), Identifier(table))).fetchone()
+        return int(row[0]) if row else 0
 
 
 def w3_time_travel(http: httpx.Client, dataset_id: str, version: int, n: int, item_id: str) -> dict[str, Any]:
@@ -370,6 +499,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--keep", action="store_true", help="keep the benchmark schema")
     parser.add_argument("--skip-run", action="store_true", help="skip W4")
+    parser.add_argument("--skip-edits-log", action="store_true", help="skip W6 on the edits log")
+    parser.add_argument("--edits-log-only", action="store_true", help="only W6 on the edits log (no service)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT.parent))
@@ -380,6 +511,9 @@ def main() -> None:
     params = database.resolve(url, Path(os.environ.get("EVALLEDGER_DATA_DIR", ".evalledger/pg")))
     env = {**os.environ, "DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema,
            "PYTHONPATH": str(ROOT.parent)}
+    if args.edits_log_only:
+        run_edits_log(params, schema, keep=args.keep)
+        return
     # The in-process command first, on a quiet machine: no service process beside it.
     in_process = {n: w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, n) for n in args.n}
     service = Service(env)
@@ -394,11 +528,13 @@ def main() -> None:
                 w2 = w2_edits(http, dataset_id, ids)
                 w3 = w3_time_travel(http, dataset_id, version, n, ids[0])
                 w4 = None if args.skip_run else w4_run(http, dataset_id, n)
+                w6 = w6_rebuild_replay({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema})
                 w5 = None if args.skip_run else w5_compare(http, dataset_id, n, w4["runId"])
                 io = io_import_export(http, service, n)
                 w4c = None if args.skip_run else w4_caller_driven(service.url, dataset_id, ids[: min(n, 10_000)])
                 w2_local = in_process[n]
-                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4, "W4callerDriven": w4c, "W5": w5, "IO": io}
+                report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4,
+                                         "W4callerDriven": w4c, "W5": w5, "IO": io, "W6": w6}
                 print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
         report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)
         report["databaseSizeMB"] = round(database_size(params.conninfo, schema) / 2**20, 1)
@@ -408,9 +544,30 @@ def main() -> None:
             with psycopg.connect(params.conninfo, autocommit=True) as conn:
                 conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
     print(f"service peak RSS {report['servicePeakRssMB']} MB, database {report['databaseSizeMB']} MB")
+    write_report(report)
+    if not args.skip_edits_log:
+        run_edits_log(params, schema, keep=args.keep)
+
+
+def run_edits_log(params: Any, schema: str, *, keep: bool) -> None:
+    """W6 on the edits log, in a schema of its own (dropped afterwards unless `keep`)."""
+    edits_schema = f"{schema}_edits"
+    report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(), "database": params.describe(),
+                              "cpus": os.cpu_count()}
+    try:
+        report["editsLog"] = edits_log({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": edits_schema})
+        print(json.dumps({"editsLog": report["editsLog"]}, indent=2), flush=True)
+    finally:
+        if not keep:
+            with psycopg.connect(params.conninfo, autocommit=True) as conn:
+                conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(edits_schema)))
+    write_report(report, suffix="-edits")
+
+
+def write_report(report: dict[str, Any], suffix: str = "") -> None:
     out = ROOT / "results"
     out.mkdir(exist_ok=True)
-    path = out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
+    path = out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}{suffix}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"written {path}")
 

@@ -5,6 +5,7 @@ dataset version compares the aggregate's items (ids, contents, externalIds) with
 read model lists at that version, and the version's item count. `verify_run` recomputes
 a run's counts and per-scorer score aggregates from its events and compares them with the
 runs tables. Each difference found is reported with the dataset (or run) and version.
+Both replay with Python's cycle collector paused (see `gc_paused`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from uuid import UUID
 from evalledger.bootstrap import Ledger
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.runs import Run, result_key
+from evalledger.projections.follower import gc_paused
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ def verify_dataset(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
     """Replay once; at the end of each version check the revisions that version created and
     closed, and its item count. The temporal table is right at every version exactly when
     each version's revisions are (a revision holds until the version that closes it)."""
+    with gc_paused():
+        return iter(list(_dataset_findings(ledger, dataset_id)))
+
+
+def _dataset_findings(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
     events = list(ledger.datasets.events.get(dataset_id))
     if not events:
         yield Finding("dataset", dataset_id, None, "no events")
@@ -114,6 +121,12 @@ def _check_version(dataset_id: UUID, version: int, dataset: Dataset, written: se
 
 
 def verify_run(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
+    """Replay the run; compare its counts and per-scorer means with the runs tables."""
+    with gc_paused():
+        return iter(list(_run_findings(ledger, run_id)))
+
+
+def _run_findings(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
     events = list(ledger.runs.events.get(run_id))
     run: Run | None = None
     latest: dict[str, dict[str, Any]] = {}

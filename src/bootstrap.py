@@ -20,7 +20,7 @@ from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
 from evalledger.projections.follower import ProjectionFollower
 from evalledger.projections.run_queries import RunQueries
-from evalledger.projections.runs import RUN_TOPICS, RunsView
+from evalledger.projections.runs import RUNS_VIEW_TOPICS, RunsView
 from evalledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -111,8 +111,10 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         "APPLICATION_RECORDER_TOPIC": persistence.RECORDER_TOPIC,
     }
     datasets = Datasets(env=env)
-    runs = Runs(env=env)
+    runs = Runs(env=env, item_keys=datasets.item_keys)
     datastore = datasets.factory.datastore
+    if create:
+        datasets.item_keys.create_table()
     datasets_view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
     runs_view = RunsView(datastore, tracking_table_name="runs_projection_tracking")
     if create:
@@ -122,7 +124,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         ProjectionFollower(
             name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=params.conninfo
         ),
-        ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUN_TOPICS, conninfo=params.conninfo),
+        ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=params.conninfo),
     ]
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)

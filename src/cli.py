@@ -287,6 +287,29 @@ def export_file(
     console.print(f"wrote {output} (version {response.headers.get('x-dataset-version')})")
 
 
+@cli.command()
+def purge(
+    dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+    item: Annotated[str, typer.Argument(help="Item id.")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded on the event).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Erase an item's content from every version, export and run result. Cannot be undone."""
+    from evalledger.client import ApiError, Client
+
+    if not yes:
+        typer.confirm(f"Erase the content of item {item} from the whole history? This cannot be undone", abort=True)
+    with Client(url) as client:
+        try:
+            answer = client.purge_item(dataset, item, reason=reason)
+        except ApiError as error:
+            console.print(f"[bold red]Purge refused:[/] {error}")
+            raise typer.Exit(code=1) from None
+    state = "purged" if answer.changed else "was already purged"
+    console.print(f"item {item} {state} at {answer.purged_at.isoformat()}")
+
+
 audit_cli = typer.Typer(help="Check the read models against the event log.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
 projections_cli = typer.Typer(help="The read models: where they are, and rebuilding them.", no_args_is_help=True)

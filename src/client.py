@@ -142,6 +142,13 @@ class Client:
             self.request("DELETE", f"/api/datasets/{dataset_id}/items/{item_id}", reason=reason)
         )
 
+    def purge_item(self, dataset_id: UUID | str, item_id: UUID | str, *,
+                   reason: str | None = None) -> models.ItemPurged:
+        """Erase an item's content from the whole history (it cannot be undone)."""
+        return models.ItemPurged.model_validate(
+            self.request("DELETE", f"/api/datasets/{dataset_id}/items/{item_id}/purge", reason=reason)
+        )
+
     def delete_items(self, dataset_id: UUID | str, item_ids: list[UUID | str], *,
                      reason: str | None = None) -> models.ItemsDeleted:
         body = {"itemIds": [str(i) for i in item_ids]}

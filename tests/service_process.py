@@ -1,11 +1,16 @@
-"""`evalledger serve` as a child process, for tests that kill it."""
+"""`evalledger serve` as a child process, for tests that kill it, restart it, or run it
+without a configured database. The one way tests start a service process."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -14,32 +19,80 @@ from conftest import free_port
 from evalledger.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
+COMMAND = [sys.executable, "-m", "evalledger.cli"]
 
 
-def serve(settings: Settings, *apps: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the service on `settings`' database and schema; returns the process and its URL."""
+@dataclass
+class ServiceProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def sigkill(self) -> None:
+        """Kill it at once (no shutdown of any kind), and check it died of that."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        assert self.process.returncode == -signal.SIGKILL
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL if it does not go within `timeout` seconds."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start(
+    settings: Settings | None = None,
+    *apps: str,
+    env: Mapping[str, str] | None = None,
+    base_env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30.0,
+) -> ServiceProcess:
+    """Start `evalledger serve` (with `--app` for each of `apps`) on a free port and wait
+    until it answers /health; on any failure the process is stopped.
+
+    Its environment is `base_env` (default: this process's), then, given `settings`, their
+    database and schema, then `env`. This folder is on its PYTHONPATH, so test modules can
+    be loaded as apps."""
     port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "EVALLEDGER_SCHEMA": settings.schema,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-        **(env or {}),
-    }
-    command = [sys.executable, "-m", "evalledger.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    environment = dict(os.environ if base_env is None else base_env)
+    if settings is not None:
+        environment.update({"DATABASE_URL": settings.database_url or "", "EVALLEDGER_SCHEMA": settings.schema})
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), environment.get("PYTHONPATH")) if p)
+    environment.update(env or {})
+    command = [*COMMAND, "serve", "--port", str(port), "--log-level", "warning"]
     for app in apps:
         command += ["--app", app]
-    process = subprocess.Popen(command, env=environment)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise AssertionError(f"the service exited with {process.returncode}")
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError("the service did not start")
+    service = ServiceProcess(subprocess.Popen(command, env=environment, cwd=cwd), f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if httpx.get(service.url + "/health", timeout=1).status_code == 200:
+                    return service
+            except httpx.HTTPError:
+                pass
+            assert service.process.poll() is None, f"the service exited with {service.process.returncode}"
+            assert time.monotonic() < deadline, "the service did not answer /health in time"
+            time.sleep(0.05)
+    except BaseException:
+        service.stop()
+        raise
+
+
+@contextmanager
+def running(settings: Settings | None = None, *apps: str, **options: object) -> Iterator[ServiceProcess]:
+    """The service process for as long as the block runs (see `start`)."""
+    service = start(settings, *apps, **options)  # type: ignore[arg-type]
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -19,7 +19,8 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from conftest import free_port
+import service_process
+from service_process import ServiceProcess
 
 from evalledger import database
 from evalledger.bootstrap import build_ledger
@@ -28,6 +29,7 @@ from evalledger.settings import Settings
 COMMAND = [sys.executable, "-m", "evalledger.cli"]
 TABLES = {
     "evalledger_events",
+    "evalledger_item_keys",
     "datasets_projection_tracking",
     "runs_projection_tracking",
     "datasets",
@@ -161,43 +163,18 @@ def stop_embedded(pg: Path) -> None:
         pass
 
 
-def start_embedded_service(data_dir: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = cli_env(EVALLEDGER_DATA_DIR=str(data_dir))
-    process = subprocess.Popen([*COMMAND, "serve", "--port", str(port), "--log-level", "warning"],
-                               env=env, cwd=cwd)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60  # the first start runs initdb
-    try:
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    return process, url
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, f"the service exited with {process.returncode}"
-            assert time.monotonic() < deadline, "the embedded service did not answer /health in time"
-            time.sleep(0.1)
-    except BaseException:
-        stop(process)
-        raise
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def start_embedded_service(data_dir: Path, cwd: Path) -> ServiceProcess:
+    """`evalledger serve` with no database configured, its embedded data in `data_dir`."""
+    # The first start runs initdb: give it longer.
+    return service_process.start(base_env=cli_env(EVALLEDGER_DATA_DIR=str(data_dir)), cwd=cwd, timeout=60)
 
 
 def test_serve_without_a_database_runs_on_an_embedded_postgresql_whose_data_survives_a_restart(
     data_dir: Path,
 ) -> None:
     cwd = data_dir.parent
-    process, url = start_embedded_service(data_dir, cwd)
+    service = start_embedded_service(data_dir, cwd)
+    url = service.url
     try:
         health = httpx.get(url + "/health").json()
         assert health["status"] == "ok"
@@ -211,10 +188,11 @@ def test_serve_without_a_database_runs_on_an_embedded_postgresql_whose_data_surv
             assert added.status_code == 201
             item_id = added.json()["item"]["id"]
     finally:
-        stop(process)
-    assert process.returncode is not None
+        service.stop()
+    assert service.process.returncode is not None
 
-    process, url = start_embedded_service(data_dir, cwd)
+    service = start_embedded_service(data_dir, cwd)
+    url = service.url
     try:
         with httpx.Client(base_url=url) as http:
             dataset = http.get(f"/api/datasets/{dataset_id}")
@@ -223,4 +201,4 @@ def test_serve_without_a_database_runs_on_an_embedded_postgresql_whose_data_surv
             item = http.get(f"/api/datasets/{dataset_id}/items/{item_id}")
             assert item.status_code == 200 and item.json()["input"] == {"q": "kept?"}
     finally:
-        stop(process)
+        service.stop()

@@ -7,11 +7,7 @@ reach its read model by themselves."""
 
 from __future__ import annotations
 
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,75 +17,17 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from conftest import free_port
+from service_process import running, start
 
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.settings import Settings
 
-START_DEADLINE = 30.0
 CATCH_UP_DEADLINE = 10.0
 
 
-# -- the service as a child process ----------------------------------------------------------
-
-
-@dataclass
-class ServiceProcess:
-    process: subprocess.Popen[bytes]
-    url: str
-
-    def sigkill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        assert self.process.returncode == -signal.SIGKILL
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not go."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def start_service(settings: Settings) -> ServiceProcess:
-    """`evalledger serve` on the settings' database and schema, answering /health."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "EVALLEDGER_SCHEMA": settings.schema,
-    }
-    command = [sys.executable, "-m", "evalledger.cli", "serve", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env)
-    service = ServiceProcess(process, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + START_DEADLINE
-    try:
-        while True:
-            try:
-                if httpx.get(service.url + "/health", timeout=1).status_code == 200:
-                    return service
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, f"the service exited with {process.returncode}"
-            assert time.monotonic() < deadline, "the service did not answer /health in time"
-            time.sleep(0.05)
-    except BaseException:
-        service.stop()
-        raise
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[ServiceProcess]:
-    service = start_service(settings)
-    try:
-        yield service
-    finally:
-        service.stop()
+# -- another writer, and waiting (the service process itself: service_process.py) -----------
 
 
 @contextmanager
@@ -207,7 +145,7 @@ class StreamingWriter(threading.Thread):
 
 
 def test_sigkill_in_the_middle_of_a_stream_of_writes_loses_no_acknowledged_write(settings: Settings) -> None:
-    service = start_service(settings)
+    service = start(settings)
     writer: StreamingWriter | None = None
     try:
         with httpx.Client(base_url=service.url) as http:

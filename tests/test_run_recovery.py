@@ -4,21 +4,20 @@ before the crash is executed again."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from uuid import UUID
 
 import httpx
 import service_process
+from service_process import ServiceProcess
 
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 
-def serve(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    return service_process.serve(settings, "crash_app", env={"CRASH_APP_LOG": str(log)})
+
+def serve(settings: Settings, log: Path) -> ServiceProcess:
+    return service_process.start(settings, "crash_app", env={"CRASH_APP_LOG": str(log)})
 
 
 def recorded_keys(settings: Settings, run_id: str) -> set[str]:
@@ -37,9 +36,9 @@ def calls_by(log: Path, pid: int) -> list[str]:
 def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Settings, tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
     log.touch()
-    first, url = serve(settings, log)
+    first = serve(settings, log)
     try:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=first.url, timeout=30) as http:
             dataset = http.post("/api/datasets", json={"name": "crash"}).json()
             for start in range(0, 2000, 1000):
                 http.post(f"/api/datasets/{dataset['id']}/items/batch",
@@ -53,15 +52,14 @@ def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Setting
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
     finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
+        first.sigkill()
 
     before = recorded_keys(settings, run["id"])
     assert 0 < len(before) < 4000
 
-    second, url = serve(settings, log)
+    second = serve(settings, log)
     try:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=second.url, timeout=30) as http:
             deadline = time.monotonic() + 60
             while (state := http.get(f"/api/datasets/runs/{run['id']}").json())["status"] not in ("completed", "failed"):
                 assert time.monotonic() < deadline, state
@@ -74,8 +72,7 @@ def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Setting
                                    params={"page": page, "perPage": 1000}).json()
                 keys += [f"{r['itemId']}#{r['repetition']}" for r in listing["results"]]
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        second.stop(timeout=30)
 
     assert len(keys) == len(set(keys)) == 4000
     repeated = before.intersection(calls_by(log, second.pid))

@@ -220,6 +220,25 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
             {"datasetId": dataset_id, "version": written.dataset_version, "count": 1, "itemIds": [item_id]}
         )
 
+    @router.delete("/{dataset_id}/items/{item_id}/purge", response_model=models.ItemPurged,
+                   summary="Erase an item's content from every version, export and run result")
+    def purge_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+                   reason: Reason = None) -> JSONBody:
+        """Crypto-shredding: the item's key is destroyed, so its content can no longer be
+        read from any event, at any version, by the API, an export, a rebuild or a database
+        dump. Its id, externalId, versions, counts and run scores stay. Later updates of the
+        item are refused (409 `item-purged`); it can still be deleted. Idempotent; works on
+        deleted items and deleted datasets too."""
+        written = ledger.datasets.purge_item(dataset_id, str(item_id), actor=actor, reason=reason)
+        ledger.read_your_writes(written)
+        return JSONBody({
+            "datasetId": dataset_id,
+            "itemId": item_id,
+            "purgedAt": ledger.dataset_queries.purged_at(dataset_id, item_id),
+            "changed": written.changed,
+            "aggregateVersion": written.aggregate_version,
+        })
+
     @router.get("/{dataset_id}/items/{item_id}/history", response_model=models.ItemHistory,
                 summary="Every revision of an item, newest first, deletions included")
     def item_history(dataset_id: UUID, item_id: UUID, ledger: LedgerDep) -> JSONBody:

@@ -139,6 +139,9 @@ class Item(ResponseModel):
     valid_to: int | None = Field(description="First version where this revision no longer holds; null if current.")
     created_at: datetime
     updated_at: datetime
+    purged_at: datetime | None = Field(
+        default=None, description="When the item's content was purged (erased from every version); null if never."
+    )
 
 
 class ItemRevision(Item):
@@ -264,6 +267,14 @@ class ItemsDeleted(ResponseModel):
     version: int
     count: int
     item_ids: list[UUID]
+
+
+class ItemPurged(ResponseModel):
+    dataset_id: UUID
+    item_id: UUID
+    purged_at: datetime
+    changed: bool = Field(description="False when the item had been purged before.")
+    aggregate_version: int
 
 
 class FieldError(ResponseModel):

@@ -160,7 +160,7 @@ def build_router() -> APIRouter:
             raise InvalidRequestError("the file holds no valid rows; nothing to import")
         items = [item for _, item in report.items]
         written, outcome = await asyncio.to_thread(
-            ledger.datasets.import_items, dataset_id, items, mode=mode, actor=actor, reason=reason
+            ledger.datasets.import_items, dataset_id, items, mode=mode, actor=actor, reason=reason, checked=True
         )
         await asyncio.to_thread(ledger.read_your_writes, written)
         return JSONBody({

@@ -22,7 +22,7 @@ from uuid import UUID
 from weakref import WeakValueDictionary
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.persistence import EventStore, IntegrityError, Mapper, Recording, Transcoder
 
 from evalledger.domain import schemas
 from evalledger.domain.datasets import Dataset, ImportOutcome, Item, ItemChange, NewItem
@@ -30,11 +30,15 @@ from evalledger.domain.errors import (
     ConflictError,
     DatasetNotFoundError,
     DomainError,
+    ItemNotFoundError,
     SchemaViolationError,
 )
 from evalledger.domain.runs import Run, RunNotFoundError, RunSettings
 from evalledger.domain.storable import ensure_storable
 from evalledger.domain.transcoding import OrjsonTranscoder
+from evalledger.item_keys import ItemKeys
+from evalledger.persistence import LedgerEventStore
+from evalledger.sealing import ItemPurgedDuringWrite, SealingMapper, strip_purged_results
 
 T = TypeVar("T")
 
@@ -69,13 +73,24 @@ class LedgerApplication(Application[UUID]):
         cls.name = EVENT_STORE_NAME
         super().__init_subclass__(**kwargs)
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, item_keys: ItemKeys | None = None) -> None:
         super().__init__(env)
         self._locks_guard = threading.Lock()
         self._locks: WeakValueDictionary[UUID, threading.RLock] = WeakValueDictionary()
+        # Item content is sealed in stored events with per-item keys (see sealing.py).
+        # Applications sharing the event store share one key store.
+        self.item_keys = item_keys or ItemKeys(self.factory.datastore)  # type: ignore[attr-defined]
+        assert isinstance(self.mapper, SealingMapper)
+        self.mapper.keys = self.item_keys
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return SealingMapper(transcoder=self.construct_transcoder())
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        return LedgerEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def _lock_for(self, aggregate_id: UUID) -> threading.RLock:
         with self._locks_guard:
@@ -96,13 +111,16 @@ class LedgerApplication(Application[UUID]):
     def _load(self, aggregate_id: UUID) -> Any:
         raise NotImplementedError
 
-    def _command(self, aggregate_id: UUID, decide: Callable[[Any], T]) -> tuple[Any, T, list[Recording[UUID]]]:
+    def _command(
+        self, aggregate_id: UUID, decide: Callable[[Any], T], *, load: Callable[[UUID], Any] | None = None
+    ) -> tuple[Any, T, list[Recording[UUID]]]:
         """Run `decide` on the current aggregate and save what it triggered, retrying when
         another process saved the same aggregate in between."""
         lock = self._lock_for(aggregate_id)
+        load = load or self._load
         with lock:
             for attempt in range(CONFLICT_RETRIES):
-                aggregate = self._load(aggregate_id)
+                aggregate = load(aggregate_id)
                 try:
                     outcome = decide(aggregate)
                     recordings = self.save(aggregate) if aggregate.pending_events else []
@@ -288,9 +306,12 @@ class Datasets(LedgerApplication):
         mode: str = "append",
         actor: str = "anonymous",
         reason: str | None = None,
+        checked: bool = False,
     ) -> tuple[Written, ImportOutcome]:
-        """A whole import as one version (see Dataset.import_items)."""
-        _ensure_items_storable((index, row.content, row.external_id) for index, row in enumerate(rows))
+        """A whole import as one version (see Dataset.import_items). `checked`: every row
+        already passed `storable.problems` (the importer checks each row as it reads it)."""
+        if not checked:
+            _ensure_items_storable((index, row.content, row.external_id) for index, row in enumerate(rows))
 
         def decide(dataset: Dataset) -> ImportOutcome:
             _check_items_against_schemas(dataset, ((index, row.content) for index, row in enumerate(rows)))
@@ -298,6 +319,37 @@ class Datasets(LedgerApplication):
 
         dataset, outcome, recordings = self._command(dataset_id, decide)
         return self._written(dataset, recordings, items=outcome.added), outcome
+
+    def purge_item(
+        self, dataset_id: UUID, item_id: str, *, actor: str = "anonymous", reason: str | None = None
+    ) -> Written:
+        """Erase an item's content from the whole history (crypto-shredding).
+
+        The key is destroyed first, so once this returns the content is unreadable even
+        if recording the `ItemPurged` event then fails (purging again records it). Works
+        on deleted items and on deleted datasets."""
+        with self._lock_for(dataset_id):
+            dataset = self._load_including_deleted(dataset_id)
+            if item_id not in dataset.known_item_ids:
+                raise ItemNotFoundError(f"item {item_id} not found in dataset {dataset_id}")
+            self.item_keys.destroy(item_id)
+            self._evict(dataset_id)  # the cached aggregate holds the plain content
+            dataset, _, recordings = self._command(
+                dataset_id,
+                lambda dataset: dataset.purge_item(item_id, actor=actor, reason=reason),
+                load=self._load_including_deleted,
+            )
+        self.item_keys.vacuum()
+        return self._written(dataset, recordings)
+
+    def _load_including_deleted(self, dataset_id: UUID) -> Dataset:
+        try:
+            dataset = self.repository.get(dataset_id)
+        except AggregateNotFoundError:
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found") from None
+        if not isinstance(dataset, Dataset):
+            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
+        return dataset
 
     def delete_dataset(self, dataset_id: UUID, *, actor: str = "anonymous", reason: str | None = None) -> Written:
         dataset, _, recordings = self._command(
@@ -460,9 +512,17 @@ class Runs(LedgerApplication):
     def record_results(
         self, run_id: UUID, results: list[dict[str, Any]], *, upsert: bool, actor: str = "runner"
     ) -> Written:
-        run, _, recordings = self._command(
-            run_id, lambda run: run.record_results(results, upsert=upsert, actor=actor)
-        )
+        # Results for items purged meanwhile keep their statistics but none of their texts.
+        results = strip_purged_results(self.item_keys, results)
+        try:
+            run, _, recordings = self._command(
+                run_id, lambda run: run.record_results(results, upsert=upsert, actor=actor)
+            )
+        except ItemPurgedDuringWrite:  # purged between the check and the save
+            results = strip_purged_results(self.item_keys, results)
+            run, _, recordings = self._command(
+                run_id, lambda run: run.record_results(results, upsert=upsert, actor=actor)
+            )
         return self._written(run, recordings)
 
     def finish_run(self, run_id: UUID, *, error: str | None = None, actor: str = "runner") -> Written:

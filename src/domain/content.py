@@ -35,3 +35,10 @@ def decode_content(encoded: dict[str, JSON]) -> ItemContent:
         expected_output=encoded.get("expectedOutput"),
         metadata=encoded.get("metadata") or {},
     )
+
+
+# What an item's content reads as once it has been purged (its key destroyed): no input,
+# no expected output, empty metadata. Texts that may have copied it (a run result's
+# error, a scorer's reason) read as PURGED_TEXT where there was one, else null.
+PURGED_CONTENT = ItemContent(input=None, expected_output=None, metadata={})
+PURGED_TEXT = "[purged]"

@@ -18,12 +18,13 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from evalledger.domain.content import ItemContent, decode_content, encode_content
+from evalledger.domain.content import PURGED_CONTENT, ItemContent, decode_content, encode_content
 from evalledger.domain.errors import (
     DatasetNotFoundError,
     ExternalIdTakenError,
     InvalidRequestError,
     ItemNotFoundError,
+    ItemPurgedError,
 )
 
 JSON = Any
@@ -87,11 +88,21 @@ def _item_from_entry(entry: dict[str, JSON]) -> Item:
 
 
 class Dataset(Aggregate):
+    # Every event class states its version (`class_version`). Version 1 of the first
+    # six predates the audit log: it had no `actor` and `reason`, and is upcast to
+    # version 2 on read (`upcast_v1_v2`). A class whose stored shape changes gets the next
+    # version and an `upcast_vN_vN+1` static method; stored rows are never rewritten.
     class Event(Aggregate.Event):
         actor: str
         reason: str | None
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, JSON]) -> None:
+            state.setdefault("actor", "anonymous")
+            state.setdefault("reason", None)
+
     class Created(Event, Aggregate.Created):
+        class_version = 2
         name: str
         description: str
         metadata: dict[str, JSON]
@@ -100,6 +111,8 @@ class Dataset(Aggregate):
 
 
     class DetailsChanged(Event):
+        class_version = 2
+
         # Only the changed details, by wire name (see DETAIL_FIELDS).
         changes: dict[str, JSON]
 
@@ -108,6 +121,8 @@ class Dataset(Aggregate):
                 setattr(dataset, _DETAIL_ATTRIBUTES[wire_name], value)
 
     class ItemsAdded(Event):
+        class_version = 2
+
         dataset_version: int
         items: list[dict[str, JSON]]
 
@@ -115,11 +130,14 @@ class Dataset(Aggregate):
             for entry in self.items:
                 item = _item_from_entry(entry)
                 dataset.items[item.id] = item
+                dataset.known_item_ids.add(item.id)
                 if item.external_id is not None:
                     dataset.external_ids[item.external_id] = item.id
             dataset.dataset_version = self.dataset_version
 
     class ItemsUpdated(Event):
+        class_version = 2
+
         dataset_version: int
         # Each entry is the item's whole new state, not a patch.
         items: list[dict[str, JSON]]
@@ -136,6 +154,8 @@ class Dataset(Aggregate):
             dataset.dataset_version = self.dataset_version
 
     class ItemsDeleted(Event):
+        class_version = 2
+
         dataset_version: int
         item_ids: list[str]
 
@@ -147,8 +167,25 @@ class Dataset(Aggregate):
             dataset.dataset_version = self.dataset_version
 
     class Deleted(Event):
+        class_version = 2
+
         def apply(self, dataset: Dataset) -> None:
             dataset.is_deleted = True
+
+    class ItemPurged(Event):
+        """The item's content was erased from the whole history: its key is destroyed, so
+        every earlier event now reads its content as PURGED_CONTENT. Versions, counts and
+        run scores are untouched; the item can no longer be changed."""
+
+        class_version = 1
+        item_id: str
+
+        def apply(self, dataset: Dataset) -> None:
+            dataset.purged.add(self.item_id)
+            item = dataset.items.get(self.item_id)
+            if item is not None:
+                dataset.items[self.item_id] = Item(id=item.id, external_id=item.external_id,
+                                                   content=PURGED_CONTENT, source=item.source)
 
     def __init__(
         self,
@@ -166,6 +203,8 @@ class Dataset(Aggregate):
         self.dataset_version = 0
         self.items: dict[str, Item] = {}
         self.external_ids: dict[str, str] = {}  # externalId -> item id
+        self.known_item_ids: set[str] = set()  # every item ever added, deleted ones too
+        self.purged: set[str] = set()
         self.is_deleted = False
 
     @classmethod
@@ -259,6 +298,8 @@ class Dataset(Aggregate):
             old = self.items.get(change.item_id)
             if old is None:
                 raise ItemNotFoundError(f"item {change.item_id} not found in dataset {self.id}")
+            if change.item_id in self.purged:
+                raise ItemPurgedError(f"item {change.item_id} was purged and cannot be changed")
             fields = change.fields
             content = ItemContent(
                 input=change.input if "input" in fields else old.content.input,
@@ -334,6 +375,9 @@ class Dataset(Aggregate):
             elif mode == "append":
                 raise ExternalIdTakenError(f"externalId {row.external_id!r} is already used by item {existing_id}; "
                                            "import with mode=upsert to update it")
+            elif existing_id in self.purged:
+                raise ItemPurgedError(f"externalId {row.external_id!r} names item {existing_id}, which was purged "
+                                      "and cannot be changed")
             else:
                 kept.add(existing_id)
                 old = self.items[existing_id]
@@ -358,6 +402,17 @@ class Dataset(Aggregate):
                                items=[_item_entry(i) for i in added[start : start + IMPORT_EVENT_ITEMS]],
                                actor=actor, reason=reason)
         return outcome
+
+    def purge_item(self, item_id: str, *, actor: str, reason: str | None) -> bool:
+        """Record that an item's content is erased (its key is destroyed by the caller).
+        Allowed on deleted items and deleted datasets: erasure is owed regardless.
+        Returns False when it was purged already."""
+        if item_id not in self.known_item_ids:
+            raise ItemNotFoundError(f"item {item_id} not found in dataset {self.id}")
+        if item_id in self.purged:
+            return False
+        self.trigger_event(self.ItemPurged, item_id=item_id, actor=actor, reason=reason)
+        return True
 
     def delete(self, *, actor: str, reason: str | None) -> None:
         self._check_not_deleted()

@@ -55,3 +55,9 @@ class SchemaViolationError(InvalidRequestError):
 
 class InvalidSchemaError(InvalidRequestError):
     problem_type = "invalid-schema"
+
+
+class ItemPurgedError(ConflictError):
+    """The item's content was purged: it can be deleted, never changed again (409)."""
+
+    problem_type = "item-purged"

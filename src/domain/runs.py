@@ -69,11 +69,19 @@ def result_key(result: dict[str, JSON]) -> str:
 
 
 class Run(Aggregate):
+    # Every event class states its version; version 1 (before the audit log) had no
+    # `actor` and `reason` and is upcast on read, as for datasets.
     class Event(Aggregate.Event):
         actor: str
         reason: str | None
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, JSON]) -> None:
+            state.setdefault("actor", "anonymous")
+            state.setdefault("reason", None)
+
     class Created(Event, Aggregate.Created):
+        class_version = 2
         dataset_id: str
         dataset_version: int
         target: dict[str, JSON] | None
@@ -84,10 +92,14 @@ class Run(Aggregate):
         total_items: int
 
     class Started(Event):
+        class_version = 2
+
         def apply(self, run: Run) -> None:
             run.status = RUNNING
 
     class ResultsRecorded(Event):
+        class_version = 2
+
         # Each: itemId, repetition, output, error, latencyMs, attempts, traceId,
         # startedAt, scores: [{scorerId, score, reason, error}]
         results: list[dict[str, JSON]]
@@ -99,6 +111,8 @@ class Run(Aggregate):
                 run.outcomes[result_key(result)] = result.get("error") is None
 
     class Completed(Event):
+        class_version = 2
+
         succeeded: int
         failed: int
         skipped: int
@@ -107,6 +121,8 @@ class Run(Aggregate):
             run.status = COMPLETED
 
     class Failed(Event):
+        class_version = 2
+
         succeeded: int
         failed: int
         skipped: int
@@ -116,6 +132,8 @@ class Run(Aggregate):
             run.status = FAILED
 
     class Cancelled(Event):
+        class_version = 2
+
         succeeded: int
         failed: int
         skipped: int

@@ -30,7 +30,7 @@ _VALID_AT = "valid_from <= %(v)s AND (valid_to IS NULL OR valid_to > %(v)s) AND 
 
 _ITEM_COLUMNS = (
     "item_id, dataset_id, external_id, input, expected_output, metadata, source, valid_from, valid_to,"
-    " deleted, seq, created_at, updated_at"
+    " deleted, seq, created_at, updated_at, purged_at"
 )
 
 
@@ -63,6 +63,7 @@ def item_wire(row: dict[str, Any], *, with_history_fields: bool = False) -> dict
         "validTo": row["valid_to"],
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
+        "purgedAt": row["purged_at"],
     }
     if with_history_fields:
         wire["deleted"] = row["deleted"]
@@ -300,6 +301,13 @@ class DatasetQueries:
             ).format(self._items),
             (dataset_id,),
         )
+
+    def purged_at(self, dataset_id: UUID, item_id: UUID) -> Any:
+        rows = self._fetch(
+            SQL("SELECT max(purged_at) AS purged_at FROM {} WHERE dataset_id = %s AND item_id = %s").format(self._items),
+            (dataset_id, item_id),
+        )
+        return rows[0]["purged_at"] if rows else None
 
     def item_history(self, dataset_id: UUID, item_id: UUID) -> list[dict[str, Any]]:
         rows = self._fetch(

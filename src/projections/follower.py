@@ -15,6 +15,7 @@ this one applies up to `batch_size` events per transaction.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,21 @@ from psycopg.sql import SQL, Identifier
 from evalledger.projections.view import BatchingView
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused for a bulk replay (a rebuild, an audit). Decoding
+    thousands of events allocates millions of objects, and each full collection walks all
+    the live ones: about a third of an audit's time and a tenth of a rebuild's here.
+    Reference counting still frees everything that is not in a cycle meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class ProjectionFollower:

@@ -20,7 +20,7 @@ from typing import Any
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
-from evalledger.projections.follower import ProjectionFollower
+from evalledger.projections.follower import ProjectionFollower, gc_paused
 
 REBUILD_BATCH = 2000
 
@@ -43,7 +43,8 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any) -> dict[str, Any
         shadow.create_table()
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
-        replay.catch_up()
+        with gc_paused():
+            replay.catch_up()
         with follower.paused():
             position = replay.catch_up()
             with shadow_store.transaction(commit=True) as curs:

@@ -243,7 +243,7 @@ class RunQueries:
             curs.execute(
                 SQL(
                     "SELECT item_id, bool_or(run_id = %(a)s), bool_or(run_id = %(b)s) FROM {}"
-                    " WHERE run_id IN (%(a)s, %(b)s) GROUP BY item_id ORDER BY min(seq)"
+                    " WHERE run_id IN (%(a)s, %(b)s) GROUP BY item_id ORDER BY min(seq), item_id"
                 ).format(self._results),
                 {"a": run_a, "b": run_b},
                 prepare=True,

@@ -17,36 +17,57 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed
 from psycopg.types.json import Jsonb
 
+from evalledger.domain.content import PURGED_TEXT
+from evalledger.domain.datasets import Dataset
 from evalledger.domain.runs import Run, result_key
-from evalledger.projections.view import BatchingView
+from evalledger.projections.view import BatchingView, Handler, one_at_a_time
 
 RUN_TOPICS = tuple(
     f"evalledger.domain.runs:Run.{name}"
     for name in ("Created", "Started", "ResultsRecorded", "Completed", "Failed", "Cancelled")
 )
+# The view also strips purged items' texts from the results that copied them.
+RUNS_VIEW_TOPICS = (*RUN_TOPICS, "evalledger.domain.datasets:Dataset.ItemPurged")
 
 
-def _result_rows(results: list[dict[str, Any]]) -> str:
-    latest: dict[str, dict[str, Any]] = {}
-    for result in results:  # the last result for a key wins
-        latest[result_key(result)] = result
-    rows = [
-        {
-            "item_id": r["itemId"],
-            "repetition": r.get("repetition", 0),
-            "status": "failed" if r.get("error") is not None else "succeeded",
-            "output": r.get("output"),
-            "error": r.get("error"),
-            "latency_ms": r.get("latencyMs"),
-            "attempts": r.get("attempts", 1),
-            "trace_id": r.get("traceId"),
-            "scores": r.get("scores") or [],
-            "started_at": r.get("startedAt"),
-            "retry_errors": r.get("retryErrors") or [],
-        }
-        for r in latest.values()
-    ]
-    return orjson.dumps(rows).decode()
+def _result_rows(events: list[Run.ResultsRecorded]) -> dict[str, str]:
+    """The parameters of the results statement for a run of ResultsRecorded events, as
+    JSON: `rows`, the last result for each (run, item, repetition) with the time of the
+    event that recorded it (each event replaces the rows the ones before it wrote, so only
+    the last one shows); `runs`, each run's first and last event time in the run."""
+    latest: dict[tuple[Any, str], dict[str, Any]] = {}
+    runs: dict[Any, dict[str, Any]] = {}
+    for e in events:
+        for r in e.results:  # the last result for a key wins
+            latest[(e.originator_id, result_key(r))] = {
+                "run_id": e.originator_id,
+                "item_id": r["itemId"],
+                "repetition": r.get("repetition", 0),
+                "status": "failed" if r.get("error") is not None else "succeeded",
+                "output": r.get("output"),
+                "error": r.get("error"),
+                "latency_ms": r.get("latencyMs"),
+                "attempts": r.get("attempts", 1),
+                "trace_id": r.get("traceId"),
+                "scores": r.get("scores") or [],
+                "started_at": r.get("startedAt"),
+                "retry_errors": r.get("retryErrors") or [],
+                "recorded_at": e.timestamp,
+            }
+        runs.setdefault(e.originator_id, {"run_id": e.originator_id, "first_ts": e.timestamp})["last_ts"] = e.timestamp
+    return {"rows": orjson.dumps(list(latest.values())).decode(), "runs": orjson.dumps(list(runs.values())).decode()}
+
+
+def _finished_params(e: Run.Completed | Run.Failed | Run.Cancelled) -> dict[str, Any]:
+    return {
+        "id": e.originator_id,
+        "status": {Run.Completed: "completed", Run.Failed: "failed", Run.Cancelled: "cancelled"}[type(e)],
+        "succeeded": e.succeeded,
+        "failed": e.failed,
+        "skipped": e.skipped,
+        "error": getattr(e, "error", None) or (e.reason if isinstance(e, Run.Cancelled) else None),
+        "ts": e.timestamp,
+    }
 
 
 class RunsView(BatchingView):
@@ -106,21 +127,23 @@ class RunsView(BatchingView):
             ),
         ]
 
-    def apply(self, curs: Cursor[Any], event: Any) -> None:
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            handler(self, curs, event)
+    def handler_of(self, event: Any) -> Handler | None:
+        return _HANDLERS.get(type(event))
 
-    def _created(self, curs: Cursor[Any], e: Run.Created) -> None:
-        repetitions = e.settings.get("repetitions", 1)
-        curs.execute(
+    def weight_of(self, event: Any) -> int:
+        return len(event.results) if isinstance(event, Run.ResultsRecorded) else 1
+
+    # -- one handler per event type; each takes a run of consecutive events of its type --
+
+    def _created(self, curs: Cursor[Any], events: list[Run.Created]) -> None:
+        curs.executemany(
             SQL(
                 "INSERT INTO {} (run_id, dataset_id, dataset_version, name, status, target, scorers, settings,"
                 " metadata, total_items, expected_results, actor, created_at, updated_at)"
                 " VALUES (%(id)s, %(dataset_id)s, %(version)s, %(name)s, 'pending', %(target)s, %(scorers)s,"
                 " %(settings)s, %(metadata)s, %(total)s, %(expected)s, %(actor)s, %(ts)s, %(ts)s)"
             ).format(self.table("runs")),
-            {
+            [{
                 "id": e.originator_id,
                 "dataset_id": e.dataset_id,
                 "version": e.dataset_version,
@@ -130,35 +153,36 @@ class RunsView(BatchingView):
                 "settings": Jsonb(e.settings),
                 "metadata": Jsonb(e.metadata),
                 "total": e.total_items,
-                "expected": e.total_items * repetitions,
+                "expected": e.total_items * e.settings.get("repetitions", 1),
                 "actor": e.actor,
                 "ts": e.timestamp,
-            },
+            } for e in events],
         )
 
-    def _started(self, curs: Cursor[Any], e: Run.Started) -> None:
-        curs.execute(
+    def _started(self, curs: Cursor[Any], events: list[Run.Started]) -> None:
+        curs.executemany(
             SQL(
                 "UPDATE {} SET status = 'running', started_at = coalesce(started_at, %(ts)s), updated_at = %(ts)s"
                 " WHERE run_id = %(id)s"
             ).format(self.table("runs")),
-            {"id": e.originator_id, "ts": e.timestamp},
+            [{"id": e.originator_id, "ts": e.timestamp} for e in events],
         )
 
-    def _results_recorded(self, curs: Cursor[Any], e: Run.ResultsRecorded) -> None:
+    def _results_recorded(self, curs: Cursor[Any], events: list[Run.ResultsRecorded]) -> None:
+        # Counts on `runs` move by difference: the run's final rows minus the rows they
+        # replace (`old`, read before the upsert), which is what the events one by one add up to.
         curs.execute(
             SQL(
-                "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS (item_id uuid, repetition int,"
-                "  status text, output jsonb, error text, latency_ms float8, attempts int, trace_id text,"
-                "  scores jsonb, started_at timestamptz, retry_errors jsonb)),"
-                " old AS (SELECT x.status FROM {results} x JOIN r USING (item_id, repetition)"
-                "  WHERE x.run_id = %(id)s),"
+                "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(run_id uuid, item_id uuid,"
+                "  repetition int, status text, output jsonb, error text, latency_ms float8, attempts int,"
+                "  trace_id text, scores jsonb, started_at timestamptz, retry_errors jsonb, recorded_at timestamptz)),"
+                " old AS (SELECT x.run_id, x.status FROM {results} x JOIN r USING (run_id, item_id, repetition)),"
                 " up AS (INSERT INTO {results} (run_id, item_id, repetition, status, output, error, latency_ms,"
                 "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, seq)"
-                "  SELECT %(id)s, r.item_id, r.repetition, r.status, r.output, r.error, r.latency_ms, r.attempts,"
-                "  r.retry_errors, r.trace_id, r.scores, r.started_at, %(ts)s,"
+                "  SELECT r.run_id, r.item_id, r.repetition, r.status, r.output, r.error, r.latency_ms, r.attempts,"
+                "  r.retry_errors, r.trace_id, r.scores, r.started_at, r.recorded_at,"
                 "  coalesce(i.seq, 9223372036854775807)"
-                "  FROM r JOIN {runs} run ON run.run_id = %(id)s"
+                "  FROM r JOIN {runs} run USING (run_id)"
                 "  LEFT JOIN {items} i ON i.dataset_id = run.dataset_id AND i.item_id = r.item_id"
                 "   AND i.valid_from <= run.dataset_version"
                 "   AND (i.valid_to IS NULL OR i.valid_to > run.dataset_version) AND NOT i.deleted"
@@ -166,43 +190,53 @@ class RunsView(BatchingView):
                 "  output = excluded.output, error = excluded.error, latency_ms = excluded.latency_ms,"
                 "  attempts = excluded.attempts, retry_errors = excluded.retry_errors,"
                 "  trace_id = excluded.trace_id, scores = excluded.scores, started_at = excluded.started_at,"
-                "  recorded_at = excluded.recorded_at)"
-                " UPDATE {runs} SET"
-                "  recorded = recorded + (SELECT count(*) FROM r) - (SELECT count(*) FROM old),"
-                "  succeeded = succeeded + (SELECT count(*) FROM r WHERE status = 'succeeded')"
-                "   - (SELECT count(*) FROM old WHERE status = 'succeeded'),"
-                "  failed = failed + (SELECT count(*) FROM r WHERE status = 'failed')"
-                "   - (SELECT count(*) FROM old WHERE status = 'failed'),"
-                "  status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,"
-                "  started_at = coalesce(started_at, %(ts)s), updated_at = %(ts)s"
-                " WHERE run_id = %(id)s"
+                "  recorded_at = excluded.recorded_at),"
+                " delta AS (SELECT run_id, sum(n) AS recorded, sum(n) FILTER (WHERE status = 'succeeded') AS succeeded,"
+                "  sum(n) FILTER (WHERE status = 'failed') AS failed"
+                "  FROM (SELECT run_id, status, 1 AS n FROM r UNION ALL SELECT run_id, status, -1 FROM old) z"
+                "  GROUP BY run_id),"
+                " t AS (SELECT * FROM jsonb_to_recordset(%(runs)s::jsonb) AS t(run_id uuid, first_ts timestamptz,"
+                "  last_ts timestamptz))"
+                " UPDATE {runs} u SET recorded = u.recorded + coalesce(delta.recorded, 0),"
+                "  succeeded = u.succeeded + coalesce(delta.succeeded, 0),"
+                "  failed = u.failed + coalesce(delta.failed, 0),"
+                "  status = CASE WHEN u.status = 'pending' THEN 'running' ELSE u.status END,"
+                "  started_at = coalesce(u.started_at, t.first_ts), updated_at = t.last_ts"
+                " FROM t LEFT JOIN delta USING (run_id) WHERE u.run_id = t.run_id"
             ).format(results=self.table("run_results"), runs=self.table("runs"),
                      items=self.other_view_table("dataset_items")),
-            {"id": e.originator_id, "ts": e.timestamp, "rows": _result_rows(e.results)},
+            _result_rows(events),
             prepare=True,
         )
 
-    def _finished(self, curs: Cursor[Any], e: Run.Completed | Run.Failed | Run.Cancelled) -> None:
-        status = {Run.Completed: "completed", Run.Failed: "failed", Run.Cancelled: "cancelled"}[type(e)]
+    def _item_purged(self, curs: Cursor[Any], e: Dataset.ItemPurged) -> None:
+        # What sealing.py makes of a purged item's results when it reads them from the
+        # event store, so a rebuild after the purge gives these rows exactly.
         curs.execute(
+            SQL(
+                "UPDATE {results} SET output = NULL, retry_errors = '[]'::jsonb,"
+                " error = CASE WHEN error IS NULL THEN NULL ELSE %(purged)s END,"
+                " scores = (SELECT coalesce(jsonb_agg(s || jsonb_build_object('reason', NULL, 'error',"
+                "  CASE WHEN coalesce(s->'error', 'null'::jsonb) = 'null'::jsonb THEN NULL ELSE %(purged)s END)"
+                "  ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements(scores) WITH ORDINALITY AS x(s, n))"
+                " WHERE item_id = %(item)s AND run_id IN (SELECT run_id FROM {runs} WHERE dataset_id = %(id)s)"
+            ).format(results=self.table("run_results"), runs=self.table("runs")),
+            {"id": e.originator_id, "item": e.item_id, "purged": PURGED_TEXT},
+        )
+
+    def _finished(self, curs: Cursor[Any], events: list[Run.Completed | Run.Failed | Run.Cancelled]) -> None:
+        curs.executemany(
             SQL(
                 "UPDATE {} SET status = %(status)s, succeeded = %(succeeded)s, failed = %(failed)s,"
                 " skipped = %(skipped)s, error = %(error)s, finished_at = %(ts)s, updated_at = %(ts)s"
                 " WHERE run_id = %(id)s"
             ).format(self.table("runs")),
-            {
-                "id": e.originator_id,
-                "status": status,
-                "succeeded": e.succeeded,
-                "failed": e.failed,
-                "skipped": e.skipped,
-                "error": getattr(e, "error", None) or (e.reason if isinstance(e, Run.Cancelled) else None),
-                "ts": e.timestamp,
-            },
+            [_finished_params(e) for e in events],
         )
 
 
 _HANDLERS = {
+    Dataset.ItemPurged: one_at_a_time(RunsView._item_purged),
     Run.Created: RunsView._created,
     Run.Started: RunsView._started,
     Run.ResultsRecorded: RunsView._results_recorded,

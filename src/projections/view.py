@@ -4,13 +4,22 @@ Each batch's read-model rows and its tracking position commit in one transaction
 projection can be stopped, restarted or rebuilt at any time without loss or double
 counting. Several processes may follow the same log: a transaction-scoped advisory lock
 serialises them, and events at or below the recorded position are skipped.
+
+Set-based: a batch is cut into runs of consecutive events that one handler takes (the view
+maps each event class to a handler), and each handler writes its whole run with a few
+statements, not one per event. The runs are applied in log order and every statement sees
+what the earlier ones wrote, so the rows come out exactly as if each event had been applied
+alone: a handler only has to get right what several consecutive events of its own kind do
+together (the same row touched twice, counters added up); `one_at_a_time` makes a handler
+of one event into one of a run, for rare events. Live catch-up and rebuilds share this one
+code path.
 """
 
 from __future__ import annotations
 
 import zlib
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -19,9 +28,54 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
 
+# A handler writes the rows of a run of consecutive events (one or more) it takes:
+# handler(view, cursor, events).
+Handler = Callable[[Any, Cursor[Any], list[Any]], None]
+
+# Most items (or results) one handler call is given, so that one statement's JSON stays a
+# few megabytes (PostgreSQL refuses a jsonb value over 255 MB); a longer run is split.
+MAX_RUN_WEIGHT = 20_000
+
+
+def one_at_a_time(handle_one: Callable[[Any, Cursor[Any], Any], None]) -> Handler:
+    """A handler that applies its events one by one, for rare events whose statement
+    differs from one event to the next."""
+
+    def handle(view: Any, curs: Cursor[Any], events: list[Any]) -> None:
+        for event in events:
+            handle_one(view, curs, event)
+
+    return handle
+
+
+def runs_of(events: Sequence[Any], handler_of: Callable[[Any], Handler | None],
+            weight_of: Callable[[Any], int], max_weight: int = MAX_RUN_WEIGHT) -> Iterator[tuple[Handler, list[Any]]]:
+    """(handler, run) for each run of consecutive events one handler takes, in log order.
+    Events without a handler are left out; a run is cut before the event that would take
+    its weight over `max_weight` (a single heavier event still makes a run of its own)."""
+    handler: Handler | None = None
+    run: list[Any] = []
+    weight = 0
+    for event in events:
+        this = handler_of(event)
+        if this is None:
+            continue
+        size = weight_of(event)
+        if run and (this is not handler or weight + size > max_weight):
+            yield handler, run  # type: ignore[misc]
+            run, weight = [], 0
+        handler = this
+        run.append(event)
+        weight += size
+    if run:
+        yield handler, run  # type: ignore[misc]
+
+
 class BatchingView(PostgresTrackingRecorder):
     # The tables this view writes (besides its tracking table), for rebuilds.
     read_model_tables: tuple[str, ...] = ()
+    # Where runs of events are cut (see `runs_of`).
+    max_run_weight: int = MAX_RUN_WEIGHT
 
     def __init__(self, datastore: PostgresDatastore, *, tracking_table_name: str,
                  other_views_schema: str | None = None, **kwargs: Any) -> None:
@@ -45,8 +99,17 @@ class BatchingView(PostgresTrackingRecorder):
         """CREATE TABLE / INDEX statements of this view (idempotent)."""
 
     @abstractmethod
-    def apply(self, curs: Cursor[Any], event: Any) -> None:
-        """Write the rows one event implies, inside the batch's transaction."""
+    def handler_of(self, event: Any) -> Handler | None:
+        """The handler of the event's class (None: this view ignores the event)."""
+
+    def weight_of(self, event: Any) -> int:
+        """How many rows the event writes, about (runs are cut at MAX_RUN_WEIGHT)."""
+        return 1
+
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
+        """Write the rows the events imply, in order, inside the batch's transaction."""
+        for handler, run in runs_of(events, self.handler_of, self.weight_of, self.max_run_weight):
+            handler(self, curs, run)
 
     def process(self, events: Sequence[tuple[Any, int]], position: Tracking) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
@@ -57,7 +120,6 @@ class BatchingView(PostgresTrackingRecorder):
             if position.notification_id <= done:
                 return 0
             fresh = [event for event, notification_id in events if notification_id > done]
-            for event in fresh:
-                self.apply(curs, event)
+            self.apply(curs, fresh)
             self._insert_tracking(curs, position)
         return len(fresh)

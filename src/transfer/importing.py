@@ -255,7 +255,8 @@ def _to_item(row: int, record: dict[str, Any], filename: str, file_format: str,
         if len(external_id) > 256:
             report.problem(row, "externalId", "externalId is longer than 256 characters")
             return None
-    unstorable = problems({k: record.get(k) for k in ("input", "expectedOutput", "metadata")}, "")
+    unstorable = problems({"input": record.get("input"), "expectedOutput": record.get("expectedOutput"),
+                           "metadata": metadata, "externalId": external_id, "file": filename}, "")
     if unstorable:
         for problem in unstorable:
             report.problem(row, problem["field"].lstrip("/"), problem["message"])

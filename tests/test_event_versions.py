@@ -1,0 +1,85 @@
+"""Event schema evolution: every event class states its version, and events stored in an
+older shape are upcast when they are read — stored rows are never rewritten."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import orjson
+import psycopg
+from conftest import Service
+from psycopg.sql import SQL, Identifier
+
+from evalledger.domain.datasets import Dataset
+from evalledger.domain.runs import Run
+
+
+def event_classes(aggregate: type) -> list[type]:
+    return [value for value in vars(aggregate).values()
+            if isinstance(value, type) and issubclass(value, aggregate.Event) and value is not aggregate.Event]
+
+
+def test_every_event_class_states_its_version() -> None:
+    classes = event_classes(Dataset) + event_classes(Run)
+    assert len(classes) == 13
+    for cls in classes:
+        assert "class_version" in vars(cls), f"{cls.__qualname__} does not state its class_version"
+        for older in range(1, cls.class_version):
+            assert callable(getattr(cls, f"upcast_v{older}_v{older + 1}")), cls.__qualname__
+
+
+def test_a_dataset_written_before_the_audit_log_existed_is_read_as_today(service: Service, database_url: str) -> None:
+    """Version 1 of the dataset events had no `actor` and no `reason`, no class_version in
+    the stored state, and item content in the clear. Rows in that shape, written here by
+    hand, are read, projected, audited and extended like any other."""
+    dataset_id = uuid4()
+    created_at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rows = [
+        ("evalledger.domain.datasets:Dataset.Created", {
+            "timestamp": created_at.isoformat(), "originator_topic": "evalledger.domain.datasets:Dataset",
+            "name": "from 2026-01", "description": "old", "metadata": {}, "input_schema": None,
+            "expected_output_schema": None}),
+        ("evalledger.domain.datasets:Dataset.ItemsAdded", {
+            "timestamp": created_at.replace(minute=5).isoformat(), "dataset_version": 1,
+            "items": [{"id": str(uuid4()), "externalId": "old-1",
+                       "content": {"input": "legacy question", "expectedOutput": "legacy answer", "metadata": {}}}]}),
+    ]
+    with psycopg.connect(database_url) as conn:
+        for version, (topic, state) in enumerate(rows, start=1):
+            conn.execute(
+                SQL("INSERT INTO {}.evalledger_events (originator_id, originator_version, topic, state)"
+                    " VALUES (%s, %s, %s, %s)").format(Identifier(service.settings.schema)),
+                (dataset_id, version, topic, orjson.dumps(state)),
+            )
+    for follower in service.ledger.followers:
+        follower.catch_up()
+
+    client = service.client
+    assert client.get_dataset(dataset_id).name == "from 2026-01"
+    [item] = client.list_items(dataset_id).items
+    assert (item.input, item.expected_output, item.external_id) == ("legacy question", "legacy answer", "old-1")
+    events = client.request("GET", f"/api/datasets/{dataset_id}/events")["events"]
+    assert [(e["type"], e["actor"], e["reason"]) for e in events] == [
+        ("Created", "anonymous", None), ("ItemsAdded", "anonymous", None)]
+    versions = client.request("GET", f"/api/datasets/{dataset_id}/versions")["versions"]
+    assert [v["actor"] for v in versions] == ["anonymous", "anonymous"]
+
+    # New events go on top, in today's shape (sealed content, class_version 2).
+    client.update_item(dataset_id, item.id, input="new question")
+    assert client.get_item(dataset_id, item.id).input == "new question"
+    assert client.get_item(dataset_id, item.id, version=1).input == "legacy question"
+    with psycopg.connect(database_url) as conn:
+        newest = conn.execute(
+            SQL("SELECT state FROM {}.evalledger_events WHERE originator_id = %s AND originator_version = 3")
+            .format(Identifier(service.settings.schema)), (dataset_id,)).fetchone()[0]
+    state = orjson.loads(newest)
+    assert state["class_version"] == 2 and "sealed" in state["items"][0]["content"]
+
+    env = {**os.environ, "DATABASE_URL": database_url, "EVALLEDGER_SCHEMA": service.settings.schema}
+    audit = subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify", str(dataset_id)],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
