@@ -13,7 +13,8 @@ leaves an event whose key was lost; a crash in between leaves at most an unused 
 Keys are cached in memory, with the ciphers built from them. A cache miss for an item of
 a dataset loads the whole dataset's keys in one query, so replaying a dataset costs one
 round trip, not one per event. `destroy` drops the key from this process's cache; other
-processes forget it when they see the `ItemsPurged` event (`forget`).
+processes forget it when their projection followers read the `ItemPurged` event
+(`sealing.SealingMapper`), within about a second.
 """
 
 from __future__ import annotations

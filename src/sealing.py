@@ -22,7 +22,7 @@ model is identical to the one that lived through the purge.
 
 from __future__ import annotations
 
-import base64
+import binascii
 from typing import Any
 
 import orjson
@@ -42,11 +42,12 @@ _SCORE_TEXTS = ("reason", "error")
 
 def seal(cipher: AESGCM, item_id: str, value: Any) -> str:
     nonce = new_nonce()
-    return base64.b64encode(nonce + cipher.encrypt(nonce, orjson.dumps(value), item_id.encode())).decode("ascii")
+    return binascii.b2a_base64(nonce + cipher.encrypt(nonce, orjson.dumps(value), item_id.encode()),
+                               newline=False).decode("ascii")
 
 
 def open_sealed(cipher: AESGCM, item_id: str, token: str) -> Any:
-    raw = base64.b64decode(token)
+    raw = binascii.a2b_base64(token)
     return orjson.loads(cipher.decrypt(raw[:12], raw[12:], item_id.encode()))
 
 
@@ -117,6 +118,10 @@ class SealingMapper(Mapper):
         elif cls is Run.ResultsRecorded:
             state = vars(event)
             state["results"] = self._open_results(state["results"])
+        elif cls is Dataset.ItemPurged:
+            # Every process that follows the log reads this event: each forgets the key it
+            # may have cached (the purging process already has).
+            self._keys.forget(event.item_id)
         return event
 
     def _open_items(self, dataset_id: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

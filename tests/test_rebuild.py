@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
+import psycopg
 from conftest import Service
 
 
@@ -22,6 +23,12 @@ def answers(service: Service, dataset_id: Any, run_id: Any) -> list[Any]:
     return [get(path).json() for path in paths]
 
 
+def index_definitions(service: Service) -> set[str]:
+    with psycopg.connect(service.settings.database_url or "") as conn:
+        rows = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = %s", (service.settings.schema,))
+        return {row[0] for row in rows}
+
+
 def test_rebuilding_every_projection_leaves_every_answer_as_it_was(service: Service) -> None:
     client = service.client
     dataset = client.create_dataset("rebuilt")
@@ -33,11 +40,13 @@ def test_rebuilding_every_projection_leaves_every_answer_as_it_was(service: Serv
                                     "scores": [{"scorerId": "s", "score": 0.25}]} for i in added.items[2:]])
     client.finalize_run(run.id)
     before = answers(service, dataset.id, run.id)
+    indexes = index_definitions(service)
 
     for name in ("datasets", "runs"):
         report = client.request("POST", f"/api/projections/{name}/rebuild")
         assert report["events"] > 0 and report["position"] > 0
     assert answers(service, dataset.id, run.id) == before
+    assert index_definitions(service) == indexes  # built after the replay, all of them back
 
     later = client.add_item(dataset.id, input="after the rebuild")  # the switched-over tables keep following
     assert client.get_item(dataset.id, later.item.id).input == "after the rebuild"

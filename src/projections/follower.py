@@ -32,6 +32,15 @@ from evalledger.projections.view import BatchingView
 
 log = logging.getLogger(__name__)
 
+# A read of the log asks for this many notifications first, and then adapts (see below).
+FIRST_READ = 64
+# About how many bytes of stored events one batch may hold.
+READ_BYTES = 16 * 2**20
+# How long the background follower waits after a notification before it reads the log: a
+# command in this process applies its own events meanwhile, as they are in memory,
+# without reading and decoding them again.
+SETTLE_SECONDS = 0.05
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
@@ -71,6 +80,10 @@ class ProjectionFollower:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.applied = 0  # events applied by this follower (a rebuild reports it)
+        # How many notifications the next read asks for: it starts small and doubles up to
+        # `batch_size` while batches stay small, and shrinks when they are big (5,000-item
+        # import events), so one batch holds about READ_BYTES of stored events at most.
+        self._read_limit = min(FIRST_READ, batch_size)
 
     # -- position ---------------------------------------------------------------------
 
@@ -97,19 +110,29 @@ class ProjectionFollower:
                 head = self.app.recorder.max_notification_id() or 0
                 if head <= self._position:
                     return self._position
+                limit = self._read_limit
                 notifications = self.app.recorder.select_notifications(
                     start=self._position,
-                    limit=self.batch_size,
+                    limit=limit,
                     stop=head,
                     topics=self.topics,
                     inclusive_of_start=False,
                 )
+                self._adapt_read_limit(sum(len(n.state) for n in notifications))
                 events = [(self.app.mapper.to_domain_event(n), n.id) for n in notifications]
                 # Fewer than asked for: everything up to `head` has been seen.
-                last = head if len(notifications) < self.batch_size else notifications[-1].id
+                last = head if len(notifications) < limit else notifications[-1].id
+                del notifications
                 self._apply(events, last)
+                del events
                 if until is not None and self._position >= until:
                     return self._position
+
+    def _adapt_read_limit(self, size: int) -> None:
+        if size > READ_BYTES:
+            self._read_limit = max(1, self._read_limit * READ_BYTES // size)
+        elif size < READ_BYTES // 4:
+            self._read_limit = min(self.batch_size, self._read_limit * 2)
 
     def _apply(self, events: list[tuple[Any, int]], last: int) -> None:
         try:
@@ -165,7 +188,7 @@ class ProjectionFollower:
                         self.last_error = None
                         backoff = 0.1
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            pass
+                            self._stopping.wait(SETTLE_SECONDS)
             except Exception as error:  # noqa: BLE001 - keep following; report via status
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.exception("projection %s failed; retrying in %.1fs", self.name, backoff)

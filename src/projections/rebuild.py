@@ -2,7 +2,7 @@
 
 1. The view's tables are created afresh in a shadow schema and the whole log is replayed
    into them in large batches (one transaction per batch), while the live tables keep
-   answering reads.
+   answering reads. Secondary indexes are built after the replay, not maintained during it.
 2. Holding the follower's lock (no catch-up in this process) the shadow catches up with
    the head of the log, then one transaction — holding the view's advisory lock, so no
    other process applies events meanwhile — drops the live tables and moves the shadow
@@ -25,6 +25,24 @@ from evalledger.projections.follower import ProjectionFollower, gc_paused
 REBUILD_BATCH = 2000
 
 
+def _drop_secondary_indexes(store: PostgresDatastore, schema: str) -> list[str]:
+    """Drop the shadow tables' indexes other than primary keys (the bulk replay's lookups
+    use those), returning their definitions to create once the replay is done: building
+    an index once is cheaper than maintaining it row by row, and without the items' seq
+    index (which holds valid_to) closing a revision can be a HOT update."""
+    with store.transaction(commit=True) as curs:
+        curs.execute(
+            "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition"
+            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE n.nspname = %s AND NOT i.indisprimary AND NOT i.indisunique",
+            (schema,),
+        )
+        found = curs.fetchall()
+        for row in found:
+            curs.execute(SQL("DROP INDEX {}").format(SQL(row["name"])))
+    return [row["definition"] for row in found]
+
+
 def rebuild(follower: ProjectionFollower, conninfo_params: Any) -> dict[str, Any]:
     live = follower.view
     schema = live.schema
@@ -41,10 +59,14 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any) -> dict[str, Any
             curs.execute(SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)))
         shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
         shadow.create_table()
+        deferred = _drop_secondary_indexes(shadow_store, shadow_schema)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
         with gc_paused():
             replay.catch_up()
+        with shadow_store.transaction(commit=True) as curs:
+            for definition in deferred:
+                curs.execute(definition)
         with follower.paused():
             position = replay.catch_up()
             with shadow_store.transaction(commit=True) as curs:

@@ -74,6 +74,9 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
 # closest ranks, which is numpy.percentile's default method, so the two agree.
 
 _SCORE = "(s->>'score')::float8"
+# Sums (means, deviations) are taken over exact numerics: a float sum depends on the order
+# rows are read in, and a rebuilt table may hold them in another order.
+_EXACT_SCORE = "(s->>'score')::numeric"
 
 
 # Joins a result row `r` to its item as it was at the run's pinned version.
@@ -96,9 +99,9 @@ def score_stats_sql(results: Composed, items: Composed, grouped: bool) -> Compos
     group_select, join = _grouping(grouped)
     return SQL(
         "SELECT " + group_select + " s->>'scorerId' AS scorer_id, count(*) AS results,"
-        f" count({_SCORE}) AS n, avg({_SCORE}) AS mean,"
+        f" count({_SCORE}) AS n, avg({_EXACT_SCORE})::float8 AS mean,"
         f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SCORE}) AS median,"
-        f" stddev_samp({_SCORE}) AS std, min({_SCORE}) AS min, max({_SCORE}) AS max,"
+        f" stddev_samp({_EXACT_SCORE})::float8 AS std, min({_SCORE}) AS min, max({_SCORE}) AS max,"
         f" avg(CASE WHEN {_SCORE} >= %(t)s THEN 1.0 WHEN {_SCORE} IS NOT NULL THEN 0.0 END) AS pass_rate,"
         " count(*) FILTER (WHERE s->>'error' IS NOT NULL) AS errors"
         " FROM {results} r" + join + " CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
@@ -114,7 +117,7 @@ def outcome_stats_sql(results: Composed, items: Composed, grouped: bool) -> Comp
         " count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,"
         " count(*) FILTER (WHERE r.status = 'failed') AS failed,"
         " percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_percentiles,"
-        " avg(r.latency_ms) AS latency_mean, max(r.latency_ms) AS latency_max"
+        " avg(r.latency_ms::numeric)::float8 AS latency_mean, max(r.latency_ms) AS latency_max"
         " FROM {results} r" + join + " WHERE r.run_id = %(run)s GROUP BY 1 ORDER BY 1"
     ).format(results=results, items=items)
 
@@ -143,8 +146,8 @@ def _outcome_wire(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 _PER_ITEM = (
-    f"WITH per AS (SELECT r.item_id, s->>'scorerId' AS scorer_id, avg({_SCORE}) AS mean,"
-    f" var_samp({_SCORE}) AS variance, count({_SCORE}) AS n"
+    f"WITH per AS (SELECT r.item_id, s->>'scorerId' AS scorer_id, avg({_EXACT_SCORE})::float8 AS mean,"
+    f" var_samp({_EXACT_SCORE})::float8 AS variance, count({_SCORE}) AS n"
     " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s WHERE r.run_id = %(run)s"
     " GROUP BY 1, 2)"
 )
@@ -255,10 +258,10 @@ class RunQueries:
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(
                 SQL(
-                    f"SELECT r.item_id, s->>'scorerId', avg({_SCORE}) FILTER (WHERE r.run_id = %(a)s),"
-                    f" avg({_SCORE}) FILTER (WHERE r.run_id = %(b)s)"
+                    f"SELECT r.item_id, s->>'scorerId', avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(a)s)::float8,"
+                    f" avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(b)s)::float8"
                     " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
-                    " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2"
+                    " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2 ORDER BY 1, 2"
                 ).format(self._results),
                 {"a": run_a, "b": run_b},
                 prepare=True,
@@ -317,7 +320,7 @@ class RunQueries:
             row["scorer_id"]: {"meanVariance": row["mean_variance"], "maxVariance": row["max_variance"],
                                "mostVariableItems": []}
             for row in self._fetch(
-                SQL(_PER_ITEM + " SELECT scorer_id, avg(variance) AS mean_variance, max(variance) AS max_variance"
+                SQL(_PER_ITEM + " SELECT scorer_id, avg(variance::numeric)::float8 AS mean_variance, max(variance) AS max_variance"
                     " FROM per GROUP BY 1").format(results=self._results),
                 params,
             )
