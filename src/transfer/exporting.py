@@ -11,12 +11,28 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import orjson
 
 CSV_COLUMNS = ("input", "expectedOutput", "metadata", "externalId")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "jsonl": "application/x-ndjson"}
+
+
+T = TypeVar("T")
+
+
+def read_ahead(pages: Iterable[T]) -> Iterator[T]:
+    """The pages, the next one read in a helper thread while the caller encodes this one
+    (the database works on the next page while Python writes the current one)."""
+    iterator = iter(pages)
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+        upcoming = reader.submit(next, iterator, done)
+        while (page := upcoming.result()) is not done:
+            upcoming = reader.submit(next, iterator, done)
+            yield page  # type: ignore[misc]
 
 
 def _csv_cell(value: Any) -> str:
@@ -34,6 +50,7 @@ def _record(item: dict[str, Any], with_ids: bool) -> dict[str, Any]:
 
 
 def export_items(pages: Iterable[list[dict[str, Any]]], file_format: str, *, with_ids: bool = False) -> Iterator[bytes]:
+    pages = read_ahead(pages)
     if file_format == "csv":
         yield from _csv(pages, with_ids)
     elif file_format == "jsonl":
@@ -71,6 +88,7 @@ RESULT_COLUMNS = ("itemId", "repetition", "status", "input", "expectedOutput", "
 
 def export_results(pages: Iterable[list[dict[str, Any]]], file_format: str) -> Iterator[bytes]:
     """Run results as CSV (one column per field, JSON cells for structured values) or JSONL."""
+    pages = read_ahead(pages)
     if file_format == "jsonl":
         for page in pages:
             yield b"".join(orjson.dumps({k: r[k] for k in RESULT_COLUMNS}) + b"\n" for r in page)
