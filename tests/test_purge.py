@@ -174,9 +174,16 @@ def test_a_purged_item_reads_as_empty_everywhere_while_versions_counts_and_score
     assert str(target_id) in dump  # the item itself is still there, as an id
 
 
-def test_a_whole_deleted_dataset_can_still_have_its_items_purged(service: Service) -> None:
+def test_deleted_items_and_whole_deleted_datasets_can_still_be_purged(service: Service) -> None:
     client = service.client
     secret = f"secret-{uuid4()}"
+    kept = client.create_dataset("kept")
+    deleted_item = client.add_item(kept.id, input=secret).item
+    client.delete_item(kept.id, deleted_item.id)
+    assert client.purge_item(kept.id, deleted_item.id).changed
+    assert client.get_item(kept.id, deleted_item.id, version=1).input is None
+    assert secret not in text_of(service, f"/api/datasets/{kept.id}/items/{deleted_item.id}/history")
+
     dataset = client.create_dataset("gone")
     item = client.add_item(dataset.id, input=secret).item
     client.request("DELETE", f"/api/datasets/{dataset.id}")
