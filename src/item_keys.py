@@ -86,16 +86,7 @@ class ItemKeys:
         keys = [AESGCM.generate_key(bit_length=256) for _ in missing]
         with self.datastore.transaction(commit=True) as curs:
             if len(missing) < COPY_FROM:
-                curs.execute(
-                    SQL(
-                        "INSERT INTO {} (item_id, dataset_id, key)"
-                        " SELECT i, %s, k FROM unnest(%s::uuid[], %b::bytea[]) AS t(i, k)"
-                        " ON CONFLICT (item_id) DO NOTHING RETURNING item_id::text AS item_id"
-                    ).format(self.table),
-                    (dataset_id, missing, keys),
-                    prepare=True,
-                )
-                stored = {row["item_id"] for row in curs.fetchall()}
+                stored = self._insert_new(curs, dataset_id, missing, keys)
             else:
                 # Many new items (a batch, an import): COPY them straight in. Item ids are
                 # fresh UUIDs, so a clash means another process raced us: then undo the COPY
@@ -107,20 +98,25 @@ class ItemKeys:
                                 copy.write_row((item_id, dataset_id, key))
                     stored = set(missing)
                 except psycopg.errors.UniqueViolation:
-                    curs.execute(
-                        SQL(
-                            "INSERT INTO {} (item_id, dataset_id, key)"
-                            " SELECT i, %s, k FROM unnest(%s::uuid[], %b::bytea[]) AS t(i, k)"
-                            " ON CONFLICT (item_id) DO NOTHING RETURNING item_id::text AS item_id"
-                        ).format(self.table),
-                        (dataset_id, missing, keys),
-                    )
-                    stored = {row["item_id"] for row in curs.fetchall()}
+                    stored = self._insert_new(curs, dataset_id, missing, keys)
         self._remember([(item_id, key) for item_id, key in zip(missing, keys, strict=True) if item_id in stored])
         if len(stored) < len(missing):
             # Another process stored some of these keys first: use what it stored.
             raced = [item_id for item_id in missing if item_id not in stored]
             self._remember(self._fetch(SQL("item_id = ANY(%s::uuid[])"), raced))
+
+    def _insert_new(self, curs: Any, dataset_id: str, item_ids: list[str], keys: list[bytes]) -> set[str]:
+        """Insert the keys of items that have none; returns the ids whose key was stored."""
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (item_id, dataset_id, key)"
+                " SELECT i, %s, k FROM unnest(%s::uuid[], %b::bytea[]) AS t(i, k)"
+                " ON CONFLICT (item_id) DO NOTHING RETURNING item_id::text AS item_id"
+            ).format(self.table),
+            (dataset_id, item_ids, keys),
+            prepare=True,
+        )
+        return {row["item_id"] for row in curs.fetchall()}
 
     def destroy(self, item_id: str) -> datetime | None:
         """Destroy an item's key. Returns when it was destroyed (the first time), or None

@@ -148,11 +148,8 @@ class Datasets(LedgerApplication):
     """Commands on datasets and their items."""
 
     def _load(self, dataset_id: UUID) -> Dataset:
-        try:
-            dataset = self.repository.get(dataset_id)
-        except AggregateNotFoundError:
-            raise DatasetNotFoundError(f"dataset {dataset_id} not found") from None
-        if not isinstance(dataset, Dataset) or dataset.is_deleted:
+        dataset = self._load_including_deleted(dataset_id)
+        if dataset.is_deleted:
             raise DatasetNotFoundError(f"dataset {dataset_id} not found")
         return dataset
 
