@@ -231,3 +231,23 @@ def test_results_that_arrive_after_the_purge_keep_their_scores_but_none_of_their
         raw = conn.execute(SQL("SELECT string_agg(encode(state, 'escape'), ' ') FROM {}.evalledger_events")
                            .format(Identifier(service.settings.schema))).fetchone()[0]
     assert secret not in raw
+
+
+def test_purged_items_are_not_copied(service: Service) -> None:
+    client = service.client
+    dataset = client.create_dataset("source")
+    gone, kept = client.add_items(dataset.id, [{"input": "private"}, {"input": "public"}]).items
+    client.purge_item(dataset.id, gone.id)
+
+    duplicate = client.http.post(f"/api/datasets/{dataset.id}/duplicate", json={"name": "copy"})
+    assert duplicate.status_code == 201, duplicate.text
+    copied = client.list_items(duplicate.json()["id"]).items
+    assert [item.input for item in copied] == ["public"]  # a whole version's copy leaves it out
+
+    before = client.get_dataset(dataset.id).version
+    for refused in (client.http.post(f"/api/datasets/{dataset.id}/items/{gone.id}/duplicate"),
+                    client.http.post("/api/datasets/from-items",
+                                     json={"name": "picked", "sourceDatasetId": str(dataset.id),
+                                           "itemIds": [str(gone.id), str(kept.id)]})):
+        assert refused.status_code == 409 and refused.json()["type"].endswith("item-purged"), refused.text
+    assert client.get_dataset(dataset.id).version == before

@@ -18,7 +18,7 @@ from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
-from evalledger.domain.errors import InvalidRequestError
+from evalledger.domain.errors import InvalidRequestError, ItemPurgedError
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items, export_results
 from evalledger.transfer.importing import ImportFileError, detect_format, parse_mapping, read_items
 
@@ -69,13 +69,20 @@ async def _save_upload(request: Request) -> tuple[Path, str | None]:
 
 def _items_of(ledger: Ledger, dataset_id: UUID, version: int | None, item_ids: list[UUID] | None,
               origin: dict[str, Any]) -> list[NewItem]:
-    """Items of a dataset version (all, or the named ones) as new items that record their origin."""
+    """Items of a dataset version (all, or the named ones) as new items that record their origin.
+
+    Purged items have no content to copy: naming one is refused (409 item-purged); a copy of
+    a whole version leaves them out."""
     at = ledger.dataset_queries.resolve_version(dataset_id, version)
     wanted = {str(i) for i in item_ids} if item_ids is not None else None
     items = []
     for page in ledger.dataset_queries.iter_item_pages(dataset_id, at):
         for item in page:
             if wanted is not None and str(item["id"]) not in wanted:
+                continue
+            if item["purgedAt"] is not None:
+                if wanted is not None:
+                    raise ItemPurgedError(f"item {item['id']} was purged; there is no content to copy")
                 continue
             items.append(NewItem(
                 content=ItemContent(item["input"], item["expectedOutput"], item["metadata"] or {}),
