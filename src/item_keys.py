@@ -161,6 +161,11 @@ class ItemKeys:
         return {item_id: None if (key := keys[item_id]) is None else AESGCM(key)
                 for item_id in wanted if item_id in keys}
 
+    def preload(self, dataset_id: str) -> None:
+        """Cache a dataset's keys (one query, the first time)."""
+        if dataset_id not in self._loaded_datasets:
+            self._load_dataset(dataset_id)
+
     def _load(self, item_ids: list[str], *, dataset_id: str | None) -> None:
         if dataset_id is not None and dataset_id not in self._loaded_datasets:
             self._load_dataset(dataset_id)

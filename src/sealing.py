@@ -23,13 +23,14 @@ model is identical to the one that lived through the purge.
 from __future__ import annotations
 
 import binascii
+from functools import partial
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
-from evalledger.domain.content import PURGED_CONTENT, PURGED_TEXT, encode_content
+from evalledger.domain.content import PURGED_CONTENT, PURGED_TEXT, Sealed, encode_content
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.errors import ItemPurgedError
 from evalledger.domain.runs import Run
@@ -125,19 +126,20 @@ class SealingMapper(Mapper):
         return event
 
     def _open_items(self, dataset_id: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        sealed_ids = [entry["id"] for entry in entries if "sealed" in entry["content"]]
-        if not sealed_ids:
-            return entries
-        ciphers = self._keys.ciphers(sealed_ids, dataset_id=dataset_id)
+        """Sealed content becomes a `Sealed` stand-in, decrypted when first looked at (a
+        replay decrypts nothing it does not read). The key is looked up when it is opened,
+        so content opened after a purge reads as purged; the dataset's keys are cached
+        now, so that opening later rarely needs the database."""
+        self._keys.preload(dataset_id)
         for entry in entries:
             token = entry["content"].get("sealed")
-            if token is None:
-                continue
-            cipher = ciphers.get(entry["id"])
-            entry["content"] = (
-                dict(_PURGED_ENTRY_CONTENT) if cipher is None else open_sealed(cipher, entry["id"], token)
-            )
+            if token is not None:
+                entry["content"] = Sealed(partial(self._open_content, dataset_id, entry["id"], token))
         return entries
+
+    def _open_content(self, dataset_id: str, item_id: str, token: str) -> dict[str, Any]:
+        cipher = self._keys.ciphers([item_id], dataset_id=dataset_id).get(item_id)
+        return dict(_PURGED_ENTRY_CONTENT) if cipher is None else open_sealed(cipher, item_id, token)
 
     def _open_results(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         sealed_ids = {result["itemId"] for result in results if "sealed" in result}
