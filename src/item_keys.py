@@ -161,18 +161,44 @@ class ItemKeys:
         return {item_id: None if (key := keys[item_id]) is None else AESGCM(key)
                 for item_id in wanted if item_id in keys}
 
+    def key(self, item_id: str, dataset_id: str) -> bytes | None:
+        """One item's raw key (None: destroyed, or the item never had one); a cache miss
+        loads the dataset's keys. The fast path for opening content one item at a time."""
+        try:
+            return self._keys[item_id]
+        except KeyError:
+            self._load([item_id], dataset_id=dataset_id)
+            return self._keys.get(item_id)
+
     def preload(self, dataset_id: str) -> None:
         """Cache a dataset's keys (one query, the first time)."""
         if dataset_id not in self._loaded_datasets:
             self._load_dataset(dataset_id)
 
     def _load(self, item_ids: list[str], *, dataset_id: str | None) -> None:
-        if dataset_id is not None and dataset_id not in self._loaded_datasets:
+        if dataset_id is None:
+            self._load_datasets_of(item_ids)
+        elif dataset_id not in self._loaded_datasets:
             self._load_dataset(dataset_id)
-            item_ids = [item_id for item_id in item_ids if item_id not in self._keys]
-            if not item_ids:
-                return
-        self._remember(self._fetch(SQL("item_id = ANY(%s::uuid[])"), item_ids))
+        item_ids = [item_id for item_id in item_ids if item_id not in self._keys]
+        if item_ids:
+            self._remember(self._fetch(SQL("item_id = ANY(%s::uuid[])"), item_ids))
+
+    def _load_datasets_of(self, item_ids: list[str]) -> None:
+        """Cache the keys of the datasets the items belong to, whole: a run's results name
+        items, not their dataset, and a replay of the run then costs one query, not one
+        per event."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT item_id::text AS item_id, key, dataset_id::text AS dataset_id FROM {} WHERE dataset_id IN"
+                    " (SELECT dataset_id FROM {} WHERE item_id = ANY(%s::uuid[])) AND NOT dataset_id = ANY(%s::uuid[])"
+                    ).format(self.table, self.table),
+                (item_ids, list(self._loaded_datasets)),
+            )
+            rows = curs.fetchall()
+        self._remember([(row["item_id"], row["key"]) for row in rows])
+        with self._guard:
+            self._loaded_datasets.update(row["dataset_id"] for row in rows)
 
     def _load_dataset(self, dataset_id: str) -> None:
         rows = self._fetch(SQL("dataset_id = %s"), dataset_id)

@@ -83,3 +83,51 @@ def test_a_dataset_written_before_the_audit_log_existed_is_read_as_today(service
     audit = subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify", str(dataset_id)],
                            capture_output=True, text=True, timeout=120, env=env)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_content_sealed_as_one_json_object_still_opens(service: Service, database_url: str) -> None:
+    """Item content used to be sealed as one JSON object; it is now sealed as its three JSON
+    texts (sealing.seal_content). Events sealed the old way, written here by hand with a
+    real key, are read, projected, rebuilt and audited like new ones."""
+    from evalledger.projections.rebuild import rebuild
+    from evalledger.sealing import seal
+
+    ledger = service.ledger
+    dataset_id, item_id = uuid4(), str(uuid4())
+    content = {"input": {"q": "sealed whole", "path": "C:\\tmp\ttab"}, "expectedOutput": None, "metadata": {"k": 1}}
+    ledger.datasets.item_keys.ensure(str(dataset_id), [item_id])
+    token = seal(ledger.datasets.item_keys.ciphers([item_id])[item_id], item_id, content)
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [
+        ("evalledger.domain.datasets:Dataset.Created", {
+            "timestamp": at.isoformat(), "originator_topic": "evalledger.domain.datasets:Dataset", "class_version": 2,
+            "actor": "old", "reason": None, "name": "sealed whole", "description": "", "metadata": {},
+            "input_schema": None, "expected_output_schema": None}),
+        ("evalledger.domain.datasets:Dataset.ItemsAdded", {
+            "timestamp": at.replace(minute=1).isoformat(), "class_version": 2, "actor": "old", "reason": None,
+            "dataset_version": 1, "items": [{"id": item_id, "externalId": None, "content": {"sealed": token}}]}),
+    ]
+    with psycopg.connect(database_url) as conn:
+        for version, (topic, state) in enumerate(rows, start=1):
+            conn.execute(
+                SQL("INSERT INTO {}.evalledger_events (originator_id, originator_version, topic, state)"
+                    " VALUES (%s, %s, %s, %s)").format(Identifier(service.settings.schema)),
+                (dataset_id, version, topic, orjson.dumps(state)),
+            )
+    for follower in ledger.followers:
+        follower.catch_up()
+
+    client = service.client
+    [item] = client.list_items(dataset_id).items
+    assert (item.input, item.expected_output, item.metadata) == (content["input"], None, {"k": 1})
+    client.update_item(dataset_id, item.id, expected_output="now sealed in parts")
+    before = client.request("GET", f"/api/datasets/{dataset_id}/items", params={"version": 1})
+    for follower in ledger.followers:
+        rebuild(follower, ledger.connection)
+    assert client.request("GET", f"/api/datasets/{dataset_id}/items", params={"version": 1}) == before
+    assert client.get_item(dataset_id, item.id).expected_output == "now sealed in parts"
+    assert client.get_item(dataset_id, item.id).input == content["input"]
+    env = {**os.environ, "DATABASE_URL": database_url, "EVALLEDGER_SCHEMA": service.settings.schema}
+    audit = subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify", str(dataset_id)],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -38,6 +38,7 @@ from evalledger.domain import datasets as dataset_domain
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.domain.runs import RunSettings
+from evalledger.projections import bulk
 from evalledger.projections.datasets import DatasetsView
 from evalledger.projections.follower import ProjectionFollower
 from evalledger.projections.rebuild import rebuild
@@ -171,6 +172,10 @@ def write_the_story(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> dict[str
     # Deletes by consecutive commands, then two detail changes in a row.
     ds.delete_items(a, [new_ids[1]])
     ds.delete_items(a, [new_ids[2], new_ids[3]])
+    # An item purged and then deleted: its deletion marker comes after the purge.
+    p = ds.add_items(a, [NewItem(content=content("to be purged"))]).items[0].id
+    ds.purge_item(a, p)
+    ds.delete_items(a, [p])
     ds.change_details(a, {"name": "a renamed"})
     ds.change_details(a, {"description": "described", "metadata": {"k": 1}})
 
@@ -186,9 +191,17 @@ def write_the_story(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> dict[str
     runs.record_results(run_two, [result(str(b_items[1].id), error="x"), result(str(b_items[1].id))], upsert=True)
     runs.finish_run(run_one)
     runs.cancel_run(run_two, reason="enough")
+    # A run that never finishes, one of its results replaced; then an item with results,
+    # deleted by the import, is purged.
+    run_three = uuid4()
+    runs.create_run(run_id=run_three, dataset_id=a, dataset_version=v_x3, target=None, scorers=[],
+                    settings=RunSettings(), name="three", metadata={}, total_items=9)
+    runs.record_results(run_three, [result(first[2]), result(first[3])], upsert=True)
+    runs.record_results(run_three, [result(first[2], error="again")], upsert=True)
+    ds.purge_item(a, z, reason="asked to")
     ds.delete_dataset(b)
-    return {"a": a, "b": b, "x": x, "back": new_ids[0], "new-4": new_ids[4], "run_one": run_one,
-            "run_two": run_two, "v_x1": v_x1, "v_x2": v_x2, "v_x3": v_x3, "v_import": v_import, "v_gone": v_gone,
+    return {"a": a, "b": b, "x": x, "z": z, "p": p, "back": new_ids[0], "new-4": new_ids[4], "run_one": run_one,
+            "run_two": run_two, "run_three": run_three, "v_x1": v_x1, "v_x2": v_x2, "v_x3": v_x3, "v_import": v_import, "v_gone": v_gone,
             "v_back": v_back, "v_edited": v_edited}
 
 
@@ -227,7 +240,7 @@ def check_the_story(rows: dict[str, list[dict[str, Any]]], story: dict[str, Any]
     a = next(r for r in rows["datasets"] if r["dataset_id"] == story["a"])
     assert (a["name"], a["description"], a["metadata"]) == ("a renamed", "described", {"k": 1})
     assert (a["version"], a["item_count"], a["next_seq"]) == (max(versions), 6, len(seqs))
-    assert a["aggregate_version"] == max(v["aggregate_version"] for v in versions.values()) + 2  # details after
+    assert a["aggregate_version"] == max(v["aggregate_version"] for v in versions.values()) + 3  # details, purge
     assert next(r for r in rows["datasets"] if r["dataset_id"] == story["b"])["deleted_at"] is not None
 
     by_run = {r["run_id"]: r for r in rows["runs"]}
@@ -235,10 +248,21 @@ def check_the_story(rows: dict[str, list[dict[str, Any]]], story: dict[str, Any]
     assert (one["status"], one["recorded"], one["succeeded"], one["failed"]) == ("completed", 4, 2, 2)
     assert (two["status"], two["recorded"], two["succeeded"], two["failed"]) == ("cancelled", 2, 2, 0)
     results = {(r["run_id"], str(r["item_id"])): r for r in rows["run_results"]}
-    assert len(results) == 6
+    assert len(results) == 8
+    three = by_run[story["run_three"]]
+    assert (three["status"], three["recorded"], three["succeeded"], three["failed"]) == ("running", 2, 1, 1)
+    purged = [r for key, r in results.items() if key[1] == story["z"]]
+    assert len(purged) == 2 and all(r["output"] is None for r in purged)
+    assert sorted(str(r["error"]) for r in purged) == ["None", "[purged]"]
+    z_rows = [r for r in rows["dataset_items"] if str(r["item_id"]) == story["z"]]
+    assert [r["deleted"] for r in z_rows] == [False, True] and all(r["purged_at"] for r in z_rows)
+    assert z_rows[0]["input"] is None and z_rows[0]["metadata"] == {}
     replaced = [r for key, r in results.items() if key[0] == story["run_one"] and r["error"] is not None]
     assert sorted(r["error"] for r in replaced) == ["boom", "late"]
     assert all(r["seq"] < 2**62 for r in results.values()), "every result found its item's seq"
+    p_rows = [r for r in rows["dataset_items"] if str(r["item_id"]) == story["p"]]
+    assert [(r["deleted"], r["purged_at"] is not None) for r in p_rows] == [(False, True), (True, False)]
+    assert all(r["purged_at"] is None for r in rows["dataset_items"] if str(r["item_id"]) not in (story["z"], story["p"]))
 
 
 def test_batched_read_models_equal_the_one_by_one_ones(
@@ -262,7 +286,17 @@ def test_batched_read_models_equal_the_one_by_one_ones(
         assert rebuild(follower, ledger.connection)["events"] > 5
     rebuilt = table_rows(conninfo, settings.schema)
     assert first_difference(rebuilt, expected) is None, first_difference(rebuilt, expected)
-    assert len(rebuilt["dataset_items"]) > 30 and len(rebuilt["run_results"]) == 6
+    assert len(rebuilt["dataset_items"]) > 30 and len(rebuilt["run_results"]) == 8
+
+    # Rebuilt again reading one event at a time with no memory to hold rows: every open
+    # revision and every result is written at once ("spilled"), so revisions are closed by
+    # updates and replaced results are deleted and written again.
+    monkeypatch.setattr(bulk, "FIRST_READ", 1)
+    monkeypatch.setattr(bulk, "READ_MOST", 1)
+    for follower in ledger.followers:
+        assert rebuild(follower, ledger.connection, memory_budget=0)["events"] > 5
+    spilled = table_rows(conninfo, settings.schema)
+    assert first_difference(spilled, expected) is None, first_difference(spilled, expected)
 
 
 def test_a_run_of_events_is_cut_where_its_handler_or_its_weight_changes() -> None:

@@ -13,22 +13,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 JSON = Any
 
 _UNOPENED = object()
 
 
 class Sealed:
-    """Item content as read from the event store, not yet decrypted: `open()` gives the
-    plain JSON object (`encode_content`'s shape)."""
+    """Item content as read from the event store, not yet decrypted. `open_json()` gives
+    its three JSON texts (input, expectedOutput, metadata) as they were sealed, without
+    parsing them (a rebuild writes them to the read model as they are); `open()` the plain
+    JSON object (`encode_content`'s shape). `size` is about how many bytes it holds."""
 
-    __slots__ = ("_open",)
+    __slots__ = ("_open_json", "size")
 
-    def __init__(self, opener: Callable[[], dict[str, JSON]]) -> None:
-        self._open = opener
+    def __init__(self, open_json: Callable[[], tuple[bytes, bytes, bytes]], size: int = 0) -> None:
+        self._open_json = open_json
+        self.size = size
+
+    def open_json(self) -> tuple[bytes, bytes, bytes]:
+        return self._open_json()
 
     def open(self) -> dict[str, JSON]:
-        return self._open()
+        input_json, expected_json, metadata_json = self._open_json()
+        return {"input": orjson.loads(input_json), "expectedOutput": orjson.loads(expected_json),
+                "metadata": orjson.loads(metadata_json)}
 
 
 class ItemContent:

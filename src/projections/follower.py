@@ -42,6 +42,17 @@ READ_BYTES = 16 * 2**20
 SETTLE_SECONDS = 0.05
 
 
+def next_read_limit(limit: int, size: int, most: int) -> int:
+    """How many notifications to ask for next, when `limit` of them came to `size` bytes:
+    fewer when that was more than READ_BYTES, twice as many (up to `most`) when it was
+    well under."""
+    if size > READ_BYTES:
+        return max(1, limit * READ_BYTES // size)
+    if size < READ_BYTES // 4:
+        return min(most, limit * 2)
+    return limit
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Python's cycle collector paused for a bulk replay (a rebuild, an audit). Decoding
@@ -129,10 +140,7 @@ class ProjectionFollower:
                     return self._position
 
     def _adapt_read_limit(self, size: int) -> None:
-        if size > READ_BYTES:
-            self._read_limit = max(1, self._read_limit * READ_BYTES // size)
-        elif size < READ_BYTES // 4:
-            self._read_limit = min(self.batch_size, self._read_limit * 2)
+        self._read_limit = next_read_limit(self._read_limit, size, self.batch_size)
 
     def _apply(self, events: list[tuple[Any, int]], last: int) -> None:
         try:

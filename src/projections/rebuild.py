@@ -1,8 +1,11 @@
 """Rebuilding a read model from the event log, beside the live one, then switching over.
 
-1. The view's tables are created afresh in a shadow schema and the whole log is replayed
-   into them in large batches (one transaction per batch), while the live tables keep
-   answering reads. Secondary indexes are built after the replay, not maintained during it.
+1. The view's tables are created afresh in a shadow schema and the log, up to its head
+   when the rebuild starts, is bulk loaded into them in one transaction (bulk.py: the
+   events are folded in memory into the rows they leave and those are sent with COPY),
+   while the live tables keep answering reads. Secondary indexes are built after the
+   load, not maintained during it. Events written meanwhile are then applied by the
+   view's handlers, in batches, as a follower applies them.
 2. Holding the follower's lock (no catch-up in this process) the shadow catches up with
    the head of the log, then one transaction — holding the view's advisory lock, so no
    other process applies events meanwhile — drops the live tables and moves the shadow
@@ -15,35 +18,52 @@ catch-up are simply applied again to the new ones: their tracking position says 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.sql import SQL, Identifier
+from psycopg import Cursor
+from psycopg.sql import SQL, Composed, Identifier
 
-from evalledger.projections.follower import ProjectionFollower, gc_paused
+from evalledger.projections.bulk import MEMORY_BUDGET, BulkLoad, Writer, bulk_load, read_events
+from evalledger.projections.datasets import DatasetsView
+from evalledger.projections.datasets_bulk import DatasetsBulkLoad
+from evalledger.projections.follower import ProjectionFollower
+from evalledger.projections.runs import RunsView
+from evalledger.projections.runs_bulk import RunsBulkLoad
 
 REBUILD_BATCH = 2000
+BULK_LOADS: dict[type, type[BulkLoad]] = {DatasetsView: DatasetsBulkLoad, RunsView: RunsBulkLoad}
 
 
-def _drop_secondary_indexes(store: PostgresDatastore, schema: str) -> list[str]:
-    """Drop the shadow tables' indexes other than primary keys (the bulk replay's lookups
-    use those), returning their definitions to create once the replay is done: building
-    an index once is cheaper than maintaining it row by row, and without the items' seq
-    index (which holds valid_to) closing a revision can be a HOT update."""
-    with store.transaction(commit=True) as curs:
-        curs.execute(
-            "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition"
-            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
-            " WHERE n.nspname = %s AND NOT i.indisprimary AND NOT i.indisunique",
-            (schema,),
-        )
-        found = curs.fetchall()
-        for row in found:
+def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> list[Composed]:
+    """Drop the indexes of the shadow's read-model tables, primary keys included, returning
+    the statements that make them again once the rows are in: building an index once, from
+    sorted rows, is cheaper than maintaining it row by row."""
+    curs.execute(
+        "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition,"
+        " c.conname AS constraint_name, pg_get_constraintdef(c.oid) AS constraint_definition,"
+        " t.relname AS table_name"
+        " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
+        " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'p'"
+        " WHERE n.nspname = %s AND t.relname = ANY(%s) ORDER BY i.indisprimary DESC, name",
+        (schema, list(tables)),
+    )
+    found = curs.fetchall()
+    remake = []
+    for row in found:
+        table = SQL("{}.{}").format(Identifier(schema), Identifier(row["table_name"]))
+        if row["constraint_name"] is not None:
+            curs.execute(SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, Identifier(row["constraint_name"])))
+            remake.append(SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(table, Identifier(row["constraint_name"]))
+                          + SQL(row["constraint_definition"]))
+        else:
             curs.execute(SQL("DROP INDEX {}").format(SQL(row["name"])))
-    return [row["definition"] for row in found]
+            remake.append(SQL(row["definition"]))
+    return remake
 
 
-def rebuild(follower: ProjectionFollower, conninfo_params: Any) -> dict[str, Any]:
+def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET) -> dict[str, Any]:
     live = follower.view
     schema = live.schema
     shadow_schema = f"{schema}_rebuild"[:63]
@@ -51,22 +71,22 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any) -> dict[str, Any
     started = time.perf_counter()
     shadow_store = PostgresDatastore(
         dbname=conninfo_params.dbname, host=conninfo_params.host, port=conninfo_params.port,
-        user=conninfo_params.user, password=conninfo_params.password, pool_size=2, schema=shadow_schema,
+        user=conninfo_params.user, password=conninfo_params.password, pool_size=4, schema=shadow_schema,
     )
+    head = follower.app.recorder.max_notification_id() or 0
+    events = read_events(follower.app, follower.topics, head)  # read while the tables are made
     try:
+        shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
         with shadow_store.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit TO off")  # the shadow is nobody's until switched in
             curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)))
             curs.execute(SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)))
-        shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
-        shadow.create_table()
-        deferred = _drop_secondary_indexes(shadow_store, shadow_schema)
+            shadow._create_table(curs)
+            indexes = _drop_indexes(curs, shadow_schema, live.read_model_tables)
+        loaded = bulk_load(BULK_LOADS[type(live)](shadow, Writer(shadow_store), memory_budget=memory_budget),
+                           events, application_name=follower.app.name, until=head, indexes=indexes)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
-        with gc_paused():
-            replay.catch_up()
-        with shadow_store.transaction(commit=True) as curs:
-            for definition in deferred:
-                curs.execute(definition)
         with follower.paused():
             position = replay.catch_up()
             with shadow_store.transaction(commit=True) as curs:
@@ -78,9 +98,10 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any) -> dict[str, Any
             follower.forget_position()
         seconds = time.perf_counter() - started
     finally:
+        events.close()
         with shadow_store.transaction(commit=True) as curs:
             curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)))
         shadow_store.close()
-    events = replay.applied
+    events = loaded + replay.applied
     return {"projection": follower.name, "position": position, "events": events, "seconds": round(seconds, 3),
             "eventsPerSecond": round(events / seconds) if seconds else None}

@@ -11,28 +11,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
+from evalledger.read_ahead import read_ahead
+
 CSV_COLUMNS = ("input", "expectedOutput", "metadata", "externalId")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "jsonl": "application/x-ndjson"}
-
-
-T = TypeVar("T")
-
-
-def read_ahead(pages: Iterable[T]) -> Iterator[T]:
-    """The pages, the next one read in a helper thread while the caller encodes this one
-    (the database works on the next page while Python writes the current one)."""
-    iterator = iter(pages)
-    done = object()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
-        upcoming = reader.submit(next, iterator, done)
-        while (page := upcoming.result()) is not done:
-            upcoming = reader.submit(next, iterator, done)
-            yield page  # type: ignore[misc]
 
 
 def _csv_cell(value: Any) -> str:

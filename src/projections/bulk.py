@@ -1,0 +1,285 @@
+"""Bulk loading: how a rebuild fills a view's empty tables from the log.
+
+A view's handlers (view.py) apply events to tables that already hold rows: that is what
+live catch-up needs. A rebuild starts from empty tables, and there it is several times
+faster to fold the events in memory into the rows they leave behind and stream those
+rows with COPY: no item revision is inserted and then closed by an UPDATE, no result is
+inserted and then replaced, and PostgreSQL parses each JSON value once, not twice.
+
+Each view's bulk load (`datasets_bulk.py`, `runs_bulk.py`) writes exactly the rows its
+handlers would write; tests/test_projection_batches.py builds the read models both ways,
+with and without spilling (below), and requires them to be equal column for column.
+
+Three threads share the work, so that Python and PostgreSQL work at the same time on two
+cores: a reader fetches and decodes the next batch of events (`read_ahead`), the caller's
+thread folds events into rows and encodes them in COPY's text format, and a `Writer`
+sends them to PostgreSQL, in order, in one transaction.
+
+Memory: rows that may still change (an item's open revision, the results of a run that
+has not finished) are held until they are final. When they come to more than the load's
+memory budget they are written as they are ("spilled"), and whatever later changes them
+is written as an UPDATE, or a DELETE and a new row.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.sql import SQL, Composed, Identifier
+
+from evalledger.projections.follower import FIRST_READ, gc_paused, next_read_limit
+from evalledger.projections.view import BatchingView
+from evalledger.read_ahead import ReadAhead
+
+# Rows of one table are sent in COPY statements of about this many bytes.
+COPY_CHUNK = 2 * 2**20
+# Rows held back (not yet final) may take about this many bytes before they are spilled.
+MEMORY_BUDGET = 256 * 2**20
+# Most notifications one read of the log asks for.
+READ_MOST = 2000
+
+NULL = b"\\N"
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+# A step for the writer's thread: gets the cursor of the load's transaction.
+Step = Callable[[Cursor[Any]], None]
+
+
+# -- values in COPY's text format ----------------------------------------------------------
+
+
+def copy_text(value: str | None) -> bytes:
+    """A text value (None: NULL)."""
+    if value is None:
+        return NULL
+    return value.translate(_TEXT_ESCAPES).encode()
+
+
+def copy_json(value: Any) -> bytes:
+    """A jsonb value. JSON null is NULL, as `jsonb_to_recordset` makes it for the handlers."""
+    if value is None:
+        return NULL
+    # orjson escapes control characters inside strings, so only backslashes need doubling.
+    return orjson.dumps(value).replace(b"\\", b"\\\\")
+
+
+def copy_time(value: datetime | str | None) -> bytes:
+    """A timestamptz value: a datetime, or the ISO text a result carries."""
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        return copy_text(value)
+    return value.isoformat().encode()
+
+
+def copy_int(value: int | None) -> bytes:
+    return NULL if value is None else b"%d" % value
+
+
+def copy_float(value: float | None) -> bytes:
+    """A float8 value; what is not finite is NULL, as it is in the handlers' JSON."""
+    if value is None or not math.isfinite(value):
+        return NULL
+    return repr(float(value)).encode()
+
+
+def copy_bool(value: bool) -> bytes:
+    return b"t" if value else b"f"
+
+
+def copy_id(value: UUID | str) -> bytes:
+    return str(value).encode()
+
+
+# -- the writer ---------------------------------------------------------------------------
+
+
+class Writer:
+    """Sends rows with COPY over several connections at once, each in a transaction of its
+    own, from threads of their own; then, once they have all committed, runs the steps
+    that must come after the rows (index builds, updates, the tracking position) in one
+    last transaction. A COPY that fails stops the writer: the error is raised by the next
+    `copy` or by `finish`. The tables are a rebuild's own, seen by nobody until it switches
+    them in, so commits need not wait for the disk (a crash means rebuilding again)."""
+
+    def __init__(self, datastore: PostgresDatastore, connections: int = 2) -> None:
+        self.datastore = datastore
+        self._chunks: queue.Queue[Step | None] = queue.Queue(maxsize=8)
+        self._after: list[Step] = []
+        self._error: BaseException | None = None
+        self._commit = False
+        self._threads = [threading.Thread(target=self._run, name=f"bulk-writer-{n}", daemon=True)
+                         for n in range(connections)]
+        for thread in self._threads:
+            thread.start()
+
+    def copy(self, table: Composed, columns: Sequence[str], data: bytes) -> None:
+        self._raise_error()
+        statement = SQL("COPY {} ({}) FROM STDIN").format(table, SQL(", ").join(map(Identifier, columns)))
+
+        def copy_rows(curs: Cursor[Any]) -> None:
+            with curs.copy(statement) as copy:
+                copy.write(data)
+
+        self._chunks.put(copy_rows)
+
+    def after(self, step: Step) -> None:
+        """Run `step` once every row is in, in the order given."""
+        self._after.append(step)
+
+    def finish(self) -> None:
+        """Commit the rows, then run the steps that come after them (raises what failed)."""
+        self._commit = True
+        self._stop()
+        self._raise_error()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit TO off")
+            for step in self._after:
+                step(curs)
+
+    def abort(self) -> None:
+        """Roll back, once the rows already given have been sent."""
+        self._commit = False
+        self._stop()
+
+    def _stop(self) -> None:
+        for _ in self._threads:
+            self._chunks.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        stopped = False
+        try:
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                curs.execute("SET LOCAL synchronous_commit TO off")
+                while (step := self._chunks.get()) is not None:
+                    step(curs)
+                stopped = True
+                if not self._commit or self._error is not None:
+                    raise psycopg.Rollback()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            self._error = error
+            if not stopped:
+                while self._chunks.get() is not None:  # unblock the producer until it stops
+                    pass
+
+
+class TableRows:
+    """Rows of one table in COPY's text format, sent to the writer a chunk at a time."""
+
+    def __init__(self, writer: Writer, table: Composed, columns: Sequence[str]) -> None:
+        self.writer, self.table, self.columns = writer, table, tuple(columns)
+        self._lines: list[bytes] = []
+        self._size = 0
+
+    def add(self, line: bytes) -> None:
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= COPY_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._lines:
+            self.writer.copy(self.table, self.columns, b"".join(self._lines))
+            self._lines, self._size = [], 0
+
+
+# -- a view's bulk load ---------------------------------------------------------------------
+
+
+class BulkLoad(ABC):
+    """Folds a view's events, in log order, into the rows of its (empty) tables."""
+
+    def __init__(self, view: BatchingView, writer: Writer, *, memory_budget: int = MEMORY_BUDGET) -> None:
+        self.view = view
+        self.writer = writer
+        self.memory_budget = memory_budget
+        self.held = 0  # bytes of rows held back, not yet final
+
+    def rows(self, table: str, columns: Sequence[str]) -> TableRows:
+        return TableRows(self.writer, self.view.table(table), columns)
+
+    def fold(self, events: Sequence[Any]) -> None:
+        for event in events:
+            fold_one = self.folds.get(type(event))
+            if fold_one is not None:
+                fold_one(self, event)
+        if self.held > self.memory_budget:
+            self.spill()
+            self.held = 0
+
+    # The fold of each event class the view handles: fold_one(load, event).
+    folds: dict[type, Callable[[Any, Any], None]] = {}
+
+    @abstractmethod
+    def spill(self) -> None:
+        """Write the rows held back as they are now; later changes to them become updates."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Write everything still held, and whatever must come after all the rows."""
+
+
+def bulk_load(load: BulkLoad, events: Iterable[list[Any]], *, application_name: str, until: int,
+              indexes: Sequence[Composed] = ()) -> int:
+    """Fold `events` (batches of the log's events up to notification `until`, from
+    `read_events`) into the load's view, whose tables are empty and without `indexes`,
+    which are built once the rows are in; record `until` as the view's position. Returns
+    how many events were folded."""
+    folded = 0
+    for definition in indexes:
+        load.writer.after(lambda curs, definition=definition: curs.execute(definition))
+    try:
+        with gc_paused():
+            for batch in events:
+                load.fold(batch)
+                folded += len(batch)
+                del batch
+            load.finish()
+        if until:
+            load.writer.after(lambda curs: load.view._insert_tracking(curs, Tracking(application_name, until)))
+        load.writer.finish()
+    except BaseException:
+        load.writer.abort()
+        raise
+    return folded
+
+
+def read_events(app: Application[UUID], topics: Sequence[str], until: int) -> ReadAhead[list[Any]]:
+    """The log's events with the topics up to notification `until`, decoded, a batch at a
+    time, each read while the one before is folded. Reading starts at once."""
+    return ReadAhead(_batches(app, topics, until))
+
+
+def _batches(app: Application[UUID], topics: Sequence[str], until: int) -> Iterator[list[Any]]:
+    """The events of the notifications after 0 up to `until` with the topics, decoded, a
+    batch at a time (batches sized as the follower sizes its reads)."""
+    position, limit = 0, FIRST_READ
+    while position < until:
+        notifications = app.recorder.select_notifications(
+            start=position, limit=limit, stop=until, topics=topics, inclusive_of_start=False)
+        if not notifications:
+            return
+        limit = next_read_limit(limit, sum(len(n.state) for n in notifications), READ_MOST)
+        position = notifications[-1].id
+        events = [app.mapper.to_domain_event(n) for n in notifications]
+        del notifications
+        yield events
