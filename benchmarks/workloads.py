@@ -213,12 +213,14 @@ def w6_rebuild_replay(settings_env: dict[str, str]) -> dict[str, Any]:
     try:
         rows = {"datasets": "dataset_items", "runs": "run_results"}
         rebuilt = {}
-        for follower in ledger.followers:
-            report = rebuild(follower, ledger.connection)
+        for follower in ledger.followers:  # three times each: the best, and all three
+            reports = [rebuild(follower, ledger.connection) for _ in range(3)]
+            best = min(reports, key=lambda report: report["seconds"])
             written = table_rows(ledger.connection.conninfo, settings.schema, rows[follower.name])
             rebuilt[follower.name] = {
-                "events": report["events"], "seconds": report["seconds"], "eventsPerSecond": report["eventsPerSecond"],
-                rows[follower.name]: written, "rowsPerSecond": round(written / report["seconds"]),
+                "events": best["events"], "seconds": best["seconds"], "eventsPerSecond": best["eventsPerSecond"],
+                "allSeconds": [report["seconds"] for report in reports],
+                rows[follower.name]: written, "rowsPerSecond": round(written / best["seconds"]),
             }
         datasets, runs = all_dataset_ids(ledger), all_run_ids(ledger)
         started = time.perf_counter()

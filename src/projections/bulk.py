@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -118,6 +119,7 @@ class Writer:
     def __init__(self, datastore: PostgresDatastore, connections: int = 2) -> None:
         self.datastore = datastore
         self._chunks: queue.Queue[Step | None] = queue.Queue(maxsize=8)
+        self._builds: list[Composed] = []
         self._after: list[Step] = []
         self._error: BaseException | None = None
         self._commit = False
@@ -136,19 +138,33 @@ class Writer:
 
         self._chunks.put(copy_rows)
 
+    def build(self, statement: Composed) -> None:
+        """Run `statement` (an index build) once every row is in: the builds run at the same
+        time over the writer's connections, before the steps given to `after`."""
+        self._builds.append(statement)
+
     def after(self, step: Step) -> None:
-        """Run `step` once every row is in, in the order given."""
+        """Run `step` once every row is in and the indexes are built, in the order given."""
         self._after.append(step)
 
     def finish(self) -> None:
-        """Commit the rows, then run the steps that come after them (raises what failed)."""
+        """Commit the rows, build the indexes, then run the steps that come after them
+        (raises what failed)."""
         self._commit = True
         self._stop()
         self._raise_error()
+        with ThreadPoolExecutor(max_workers=len(self._threads), thread_name_prefix="bulk-index") as builders:
+            for built in [builders.submit(self._run_alone, statement) for statement in self._builds]:
+                built.result()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit TO off")
             for step in self._after:
                 step(curs)
+
+    def _run_alone(self, statement: Composed) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit TO off")
+            curs.execute(statement)
 
     def abort(self) -> None:
         """Roll back, once the rows already given have been sent."""
@@ -239,13 +255,15 @@ class BulkLoad(ABC):
 
 
 def bulk_load(load: BulkLoad, events: Iterable[list[Any]], *, application_name: str, until: int,
-              indexes: Sequence[Composed] = ()) -> int:
+              indexes: Sequence[Composed] = (), constraints: Sequence[Composed] = ()) -> int:
     """Fold `events` (batches of the log's events up to notification `until`, from
-    `read_events`) into the load's view, whose tables are empty and without `indexes`,
-    which are built once the rows are in; record `until` as the view's position. Returns
-    how many events were folded."""
+    `read_events`) into the load's view, whose tables are empty and without `indexes`
+    (and the `constraints` made from some of them), which are built once the rows are in;
+    record `until` as the view's position. Returns how many events were folded."""
     folded = 0
     for definition in indexes:
+        load.writer.build(definition)
+    for definition in constraints:
         load.writer.after(lambda curs, definition=definition: curs.execute(definition))
     try:
         with gc_paused():

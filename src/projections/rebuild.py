@@ -36,31 +36,31 @@ REBUILD_BATCH = 2000
 BULK_LOADS: dict[type, type[BulkLoad]] = {DatasetsView: DatasetsBulkLoad, RunsView: RunsBulkLoad}
 
 
-def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> list[Composed]:
-    """Drop the indexes of the shadow's read-model tables, primary keys included, returning
-    the statements that make them again once the rows are in: building an index once, from
-    sorted rows, is cheaper than maintaining it row by row."""
+def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tuple[list[Composed], list[Composed]]:
+    """Drop the indexes of the shadow's read-model tables, primary keys included. Returns
+    the statements that build them again once the rows are in (building an index once,
+    from all the rows, is cheaper than maintaining it row by row; the builds can run at the
+    same time) and those that then make primary keys of the unique indexes built for them."""
     curs.execute(
         "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition,"
-        " c.conname AS constraint_name, pg_get_constraintdef(c.oid) AS constraint_definition,"
-        " t.relname AS table_name"
+        " c.conname AS constraint_name, t.relname AS table_name"
         " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace"
         " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype = 'p'"
         " WHERE n.nspname = %s AND t.relname = ANY(%s) ORDER BY i.indisprimary DESC, name",
         (schema, list(tables)),
     )
-    found = curs.fetchall()
-    remake = []
-    for row in found:
+    builds, constraints = [], []
+    for row in curs.fetchall():
         table = SQL("{}.{}").format(Identifier(schema), Identifier(row["table_name"]))
         if row["constraint_name"] is not None:
-            curs.execute(SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, Identifier(row["constraint_name"])))
-            remake.append(SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(table, Identifier(row["constraint_name"]))
-                          + SQL(row["constraint_definition"]))
+            name = Identifier(row["constraint_name"])
+            curs.execute(SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, name))
+            constraints.append(SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+                table, name, name))
         else:
             curs.execute(SQL("DROP INDEX {}").format(SQL(row["name"])))
-            remake.append(SQL(row["definition"]))
-    return remake
+        builds.append(SQL(row["definition"]))
+    return builds, constraints
 
 
 def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET) -> dict[str, Any]:
@@ -82,9 +82,10 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget
             curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)))
             curs.execute(SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)))
             shadow._create_table(curs)
-            indexes = _drop_indexes(curs, shadow_schema, live.read_model_tables)
+            indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
         loaded = bulk_load(BULK_LOADS[type(live)](shadow, Writer(shadow_store), memory_budget=memory_budget),
-                           events, application_name=follower.app.name, until=head, indexes=indexes)
+                           events, application_name=follower.app.name, until=head, indexes=indexes,
+                           constraints=constraints)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
         with follower.paused():
