@@ -5,14 +5,13 @@ returns). camelCase on the wire, snake_case in Python."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 JSONValue = Any
-T = TypeVar("T")
 
 
 class WireModel(BaseModel):

@@ -141,8 +141,9 @@ class RunExecutor:
             await self._run()
         except Exception as error:  # noqa: BLE001 - record the failure on the run itself
             log.exception("run %s crashed", self.run_id)
+            text = error_text(error)
             try:
-                await asyncio.to_thread(self._write, lambda: self.runs.finish_run(self.run_id, error=error_text(error)))
+                await asyncio.to_thread(self._write, lambda: self.runs.finish_run(self.run_id, error=text))
             except Exception:  # noqa: BLE001
                 log.exception("run %s: could not record the failure", self.run_id)
         finally:

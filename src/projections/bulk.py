@@ -97,10 +97,6 @@ def copy_float(value: float | None) -> bytes:
     return repr(float(value)).encode()
 
 
-def copy_bool(value: bool) -> bytes:
-    return b"t" if value else b"f"
-
-
 def copy_id(value: UUID | str) -> bytes:
     return str(value).encode()
 

@@ -24,7 +24,6 @@ from evalledger.domain.datasets import Dataset
 from evalledger.projections.bulk import (
     NULL,
     BulkLoad,
-    copy_bool,
     copy_id,
     copy_int,
     copy_json,
