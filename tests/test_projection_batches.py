@@ -38,7 +38,7 @@ from evalledger.domain import datasets as dataset_domain
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.domain.runs import RunSettings
-from evalledger.projections import bulk
+from evalledger.projections import bulk, runs_bulk
 from evalledger.projections.datasets import DatasetsView
 from evalledger.projections.follower import ProjectionFollower
 from evalledger.projections.rebuild import rebuild
@@ -293,6 +293,7 @@ def test_batched_read_models_equal_the_one_by_one_ones(
     # updates and replaced results are deleted and written again.
     monkeypatch.setattr(bulk, "FIRST_READ", 1)
     monkeypatch.setattr(bulk, "READ_MOST", 1)
+    monkeypatch.setattr(runs_bulk, "SEQS_BY_ID", 0)  # and seqs looked up for a whole version
     for follower in ledger.followers:
         assert rebuild(follower, ledger.connection, memory_budget=0)["events"] > 5
     spilled = table_rows(conninfo, settings.schema)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,21 @@ def next_read_limit(limit: int, size: int, most: int) -> int:
     if size < READ_BYTES // 4:
         return min(most, limit * 2)
     return limit
+
+
+@contextmanager
+def quick_thread_switches(interval: float = 0.001) -> Iterator[None]:
+    """Threads hand the GIL over every `interval` seconds instead of every 5 ms, while a
+    bulk replay keeps one thread busy in Python: a thread waiting on PostgreSQL (a writer's
+    COPY, a statement) then gets the GIL back within a millisecond, not five, after each
+    answer. A rebuild with a dozen statements and COPYs beside a busy reader waits much
+    less (the runs rebuild of W4's log went from a median of 0.28 s to 0.21 s)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 @contextmanager

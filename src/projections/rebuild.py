@@ -28,7 +28,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from evalledger.projections.bulk import MEMORY_BUDGET, BulkLoad, Writer, bulk_load, read_events
 from evalledger.projections.datasets import DatasetsView
 from evalledger.projections.datasets_bulk import DatasetsBulkLoad
-from evalledger.projections.follower import ProjectionFollower
+from evalledger.projections.follower import ProjectionFollower, quick_thread_switches
 from evalledger.projections.runs import RunsView
 from evalledger.projections.runs_bulk import RunsBulkLoad
 
@@ -64,6 +64,13 @@ def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tupl
 
 
 def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET) -> dict[str, Any]:
+    """Rebuild the follower's view beside the live one and switch over; returns what was
+    done (`position`, `events`, `seconds`, `eventsPerSecond`)."""
+    with quick_thread_switches():
+        return _rebuild(follower, conninfo_params, memory_budget)
+
+
+def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: int) -> dict[str, Any]:
     live = follower.view
     schema = live.schema
     shadow_schema = f"{schema}_rebuild"[:63]

@@ -39,6 +39,8 @@ _RUN_COLUMNS = ("run_id", "dataset_id", "dataset_version", "name", "status", "ta
                 "actor", "created_at", "started_at", "finished_at", "updated_at")
 _RESULT_COLUMNS = ("run_id", "item_id", "repetition", "status", "output", "error", "latency_ms", "attempts",
                    "retry_errors", "trace_id", "scores", "started_at", "recorded_at", "seq")
+# Results of fewer items than this look their items' seqs up by id.
+SEQS_BY_ID = 500
 # The seq of a result whose item the run's dataset version does not hold (as the handler).
 _NO_SEQ = b"9223372036854775807"
 
@@ -174,14 +176,17 @@ class RunsBulkLoad(BulkLoad):
 
     def _seqs(self, run: _Run, item_ids: list[str]) -> dict[str, bytes]:
         """Each item's seq in the dataset version the run is pinned to (the handler's join),
-        read from the datasets view's tables."""
+        read from the datasets view's tables: for many items, those of the whole version
+        (cheaper than sending their ids)."""
+        statement = SQL("SELECT item_id::text AS item_id, seq FROM {} WHERE dataset_id = %s AND valid_from <= %s"
+                        " AND (valid_to IS NULL OR valid_to > %s) AND NOT deleted").format(
+                            self.view.other_view_table("dataset_items"))
+        params: tuple[Any, ...] = (run.dataset_id, run.dataset_version, run.dataset_version)
+        if len(item_ids) < SEQS_BY_ID:
+            statement += SQL(" AND item_id = ANY(%s::uuid[])")
+            params += (item_ids,)
         with self.view.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT item_id::text AS item_id, seq FROM {} WHERE dataset_id = %s AND item_id = ANY(%s::uuid[])"
-                    " AND valid_from <= %s AND (valid_to IS NULL OR valid_to > %s) AND NOT deleted").format(
-                    self.view.other_view_table("dataset_items")),
-                (run.dataset_id, item_ids, run.dataset_version, run.dataset_version),
-            )
+            curs.execute(statement, params)
             return {row["item_id"]: b"%d" % row["seq"] for row in curs.fetchall()}
 
     # -- spilling and finishing -------------------------------------------------------------
