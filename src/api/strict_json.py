@@ -5,8 +5,11 @@ refuse those beyond 64 bits by name."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+import orjson
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -17,10 +20,27 @@ def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)", name, 0)
 
 
+# 20 digits in a row may be an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def strict_loads(body: bytes) -> Any:
+    """orjson, which is strict RFC 8259 and several times faster, for every body it can
+    read exactly; a body with a 20-digit number in it, or one orjson refuses (NaN, invalid
+    JSON), goes to the standard library's parser, which keeps big integers exact for the
+    domain to refuse by name and gives the error message for the rest."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body, parse_constant=_refuse_constant)
+
+
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_constant=_refuse_constant)
+            self._json = strict_loads(await self.body())
         return self._json
 
 
