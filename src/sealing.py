@@ -65,10 +65,8 @@ def seal_content(cipher: AESGCM, item_id: str, content: dict[str, Any]) -> str:
     return binascii.b2a_base64(nonce + cipher.encrypt(nonce, plain, item_id.encode()), newline=False).decode("ascii")
 
 
-def open_content_json(key: bytes, item_id: str, token: str) -> tuple[bytes, bytes, bytes]:
-    """The input, expectedOutput and metadata JSON texts of sealed item content."""
-    raw = binascii.a2b_base64(token)
-    plain = AESGCM(key).decrypt(raw[:12], raw[12:], item_id.encode())
+def _content_json(plain: bytes) -> tuple[bytes, bytes, bytes]:
+    """The input, expectedOutput and metadata JSON texts of opened item content."""
     if b"\n" in plain:
         input_json, expected_json, metadata_json = plain.split(b"\n")
         return input_json, expected_json, metadata_json
@@ -157,15 +155,21 @@ class SealingMapper(Mapper):
         so content opened after a purge reads as purged; the dataset's keys are cached
         now, so that opening later rarely needs the database."""
         self._keys.preload(dataset_id)
+        open_content = self._open_content
         for entry in entries:
             token = entry["content"].get("sealed")
             if token is not None:
-                entry["content"] = Sealed(partial(self._open_content, dataset_id, entry["id"], token), len(token))
+                entry["content"] = Sealed(partial(open_content, dataset_id, entry["id"], token), len(token))
         return entries
 
     def _open_content(self, dataset_id: str, item_id: str, token: str) -> tuple[bytes, bytes, bytes]:
-        key = self._keys.key(item_id, dataset_id)
-        return _PURGED_CONTENT_JSON if key is None else open_content_json(key, item_id, token)
+        """Sealed item content's three JSON texts (a rebuild opens every revision: kept to
+        one call here)."""
+        key = self.keys.key(item_id, dataset_id)  # type: ignore[union-attr]
+        if key is None:
+            return _PURGED_CONTENT_JSON
+        raw = binascii.a2b_base64(token)
+        return _content_json(AESGCM(key).decrypt(raw[:12], raw[12:], item_id.encode()))
 
     def _open_results(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         sealed_ids = {result["itemId"] for result in results if "sealed" in result}

@@ -49,17 +49,19 @@ def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tupl
         " WHERE n.nspname = %s AND t.relname = ANY(%s) ORDER BY i.indisprimary DESC, name",
         (schema, list(tables)),
     )
-    builds, constraints = [], []
+    drops, builds, constraints = [], [], []
     for row in curs.fetchall():
         table = SQL("{}.{}").format(Identifier(schema), Identifier(row["table_name"]))
         if row["constraint_name"] is not None:
             name = Identifier(row["constraint_name"])
-            curs.execute(SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, name))
+            drops.append(SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, name))
             constraints.append(SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
                 table, name, name))
         else:
-            curs.execute(SQL("DROP INDEX {}").format(SQL(row["name"])))
+            drops.append(SQL("DROP INDEX {}").format(SQL(row["name"])))
         builds.append(SQL(row["definition"]))
+    if drops:
+        curs.execute(SQL("; ").join(drops), prepare=False)
     return builds, constraints
 
 
@@ -78,16 +80,21 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
     started = time.perf_counter()
     shadow_store = PostgresDatastore(
         dbname=conninfo_params.dbname, host=conninfo_params.host, port=conninfo_params.port,
-        user=conninfo_params.user, password=conninfo_params.password, pool_size=4, schema=shadow_schema,
+        user=conninfo_params.user, password=conninfo_params.password, pool_size=3, schema=shadow_schema,
     )
     head = follower.app.recorder.max_notification_id() or 0
     events = read_events(follower.app, follower.topics, head)  # read while the tables are made
     try:
         shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
         with shadow_store.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit TO off")  # the shadow is nobody's until switched in
-            curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)))
-            curs.execute(SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)))
+            # Few round trips (the reader thread is busy meanwhile, and each answer waits
+            # for the GIL); the shadow is nobody's until it is switched in. The tables are
+            # made by the library's own code: the tracking table gets its migration row.
+            curs.execute(SQL("; ").join([
+                SQL("SET LOCAL synchronous_commit TO off"),
+                SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)),
+                SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)),
+            ]), prepare=False)
             shadow._create_table(curs)
             indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
         loaded = bulk_load(BULK_LOADS[type(live)](shadow, Writer(shadow_store), memory_budget=memory_budget),
