@@ -30,16 +30,15 @@ import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
-from evalledger.domain.content import PURGED_CONTENT, PURGED_TEXT, Sealed, encode_content
+from evalledger.domain.content import PURGED_CONTENT, PURGED_TEXT, Sealed
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.errors import ItemPurgedError
 from evalledger.domain.runs import Run
 from evalledger.item_keys import ItemKeys, new_nonce
 
-_PURGED_ENTRY_CONTENT = encode_content(PURGED_CONTENT)
-_PURGED_CONTENT_JSON = (orjson.dumps(_PURGED_ENTRY_CONTENT["input"]),
-                        orjson.dumps(_PURGED_ENTRY_CONTENT["expectedOutput"]),
-                        orjson.dumps(_PURGED_ENTRY_CONTENT["metadata"]))
+# What a purged item's content opens as: PURGED_CONTENT's three JSON texts.
+_PURGED_CONTENT_JSON = (orjson.dumps(PURGED_CONTENT.input), orjson.dumps(PURGED_CONTENT.expected_output),
+                        orjson.dumps(PURGED_CONTENT.metadata))
 _RESULT_TEXTS = ("output", "error", "retryErrors")
 _SCORE_TEXTS = ("reason", "error")
 

@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import orjson
 import psycopg
@@ -21,6 +22,17 @@ from evalledger.domain.runs import Run
 def event_classes(aggregate: type) -> list[type]:
     return [value for value in vars(aggregate).values()
             if isinstance(value, type) and issubclass(value, aggregate.Event) and value is not aggregate.Event]
+
+
+def insert_events(database_url: str, schema: str, aggregate_id: UUID, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """Stored events written by hand: (topic, state) for versions 1, 2, ... of one aggregate."""
+    with psycopg.connect(database_url) as conn:
+        for version, (topic, state) in enumerate(rows, start=1):
+            conn.execute(
+                SQL("INSERT INTO {}.evalledger_events (originator_id, originator_version, topic, state)"
+                    " VALUES (%s, %s, %s, %s)").format(Identifier(schema)),
+                (aggregate_id, version, topic, orjson.dumps(state)),
+            )
 
 
 def test_every_event_class_states_its_version() -> None:
@@ -48,13 +60,7 @@ def test_a_dataset_written_before_the_audit_log_existed_is_read_as_today(service
             "items": [{"id": str(uuid4()), "externalId": "old-1",
                        "content": {"input": "legacy question", "expectedOutput": "legacy answer", "metadata": {}}}]}),
     ]
-    with psycopg.connect(database_url) as conn:
-        for version, (topic, state) in enumerate(rows, start=1):
-            conn.execute(
-                SQL("INSERT INTO {}.evalledger_events (originator_id, originator_version, topic, state)"
-                    " VALUES (%s, %s, %s, %s)").format(Identifier(service.settings.schema)),
-                (dataset_id, version, topic, orjson.dumps(state)),
-            )
+    insert_events(database_url, service.settings.schema, dataset_id, rows)
     for follower in service.ledger.followers:
         follower.catch_up()
 
@@ -107,13 +113,7 @@ def test_content_sealed_as_one_json_object_still_opens(service: Service, databas
             "timestamp": at.replace(minute=1).isoformat(), "class_version": 2, "actor": "old", "reason": None,
             "dataset_version": 1, "items": [{"id": item_id, "externalId": None, "content": {"sealed": token}}]}),
     ]
-    with psycopg.connect(database_url) as conn:
-        for version, (topic, state) in enumerate(rows, start=1):
-            conn.execute(
-                SQL("INSERT INTO {}.evalledger_events (originator_id, originator_version, topic, state)"
-                    " VALUES (%s, %s, %s, %s)").format(Identifier(service.settings.schema)),
-                (dataset_id, version, topic, orjson.dumps(state)),
-            )
+    insert_events(database_url, service.settings.schema, dataset_id, rows)
     for follower in ledger.followers:
         follower.catch_up()
 

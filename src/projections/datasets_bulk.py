@@ -69,6 +69,11 @@ class _Item:
         return 200 + (content.size if isinstance(content, Sealed) else 500)
 
 
+def _row_head(dataset: _Dataset, item_id: str, version: bytes) -> bytes:
+    """A revision's columns before `valid_to`: dataset, item, valid_from."""
+    return dataset.id_bytes + b"\t" + item_id.encode() + b"\t" + version + b"\t"
+
+
 def _content_columns(content: Any) -> tuple[bytes, bytes, bytes]:
     """input, expected_output and metadata in COPY's text format, as the handlers write them
     (`decode_content`'s defaults: JSON null is NULL, metadata null is {})."""
@@ -149,8 +154,7 @@ class DatasetsBulkLoad(BulkLoad):
             dataset.next_seq += 1
             item = dataset.items[item_id] = _Item(
                 dataset.next_seq, ts, copy_json(entry.get("source")), copy_text(entry.get("externalId")),
-                e.dataset_version, dataset.id_bytes + b"\t" + item_id.encode() + b"\t" + version + b"\t",
-                entry["content"], ts)
+                e.dataset_version, _row_head(dataset, item_id, version), entry["content"], ts)
             self.held += item.size
 
     def _items_updated(self, e: Dataset.ItemsUpdated) -> None:
@@ -170,7 +174,7 @@ class DatasetsBulkLoad(BulkLoad):
                 item.source = copy_json(raw_source)
             item.external = copy_text(entry.get("externalId"))
             item.open_from = e.dataset_version
-            item.head = dataset.id_bytes + b"\t" + item_id.encode() + b"\t" + version + b"\t"
+            item.head = _row_head(dataset, item_id, version)
             item.content, item.updated = entry["content"], ts
             self.held += item.size
 
@@ -186,9 +190,8 @@ class DatasetsBulkLoad(BulkLoad):
                 continue
             self._close(dataset, item_id, item, e.dataset_version)
             # The deletion marker: open, no content, the last revision's seq and externalId.
-            self.items_out.add(b"\t".join((
-                dataset.id_bytes, item_id.encode(), version, NULL, b"%d" % item.seq, b"t", item.external,
-                NULL, NULL, NULL, NULL, item.created, ts)) + b"\n")
+            self.items_out.add(_row_head(dataset, item_id, version) + b"\t".join((
+                NULL, b"%d" % item.seq, b"t", item.external, NULL, NULL, NULL, NULL, item.created, ts)) + b"\n")
 
     def _item_purged(self, e: Dataset.ItemPurged) -> None:
         dataset = self.datasets.get(e.originator_id)
