@@ -392,7 +392,7 @@ def projections_rebuild(
                 raise typer.Exit(code=1)
             _report_rebuild(response.json())
         return
-    from evalledger.projections.rebuild import rebuild
+    from evalledger.projections.rebuild import RebuildRunningError, rebuild
 
     ledger = _ledger(database_url, data_dir)
     try:
@@ -402,7 +402,11 @@ def projections_rebuild(
             console.print(f"[bold red]No projection named[/] {', '.join(unknown)}; there are: {', '.join(followers)}")
             raise typer.Exit(code=2)
         for each in names:
-            _report_rebuild(rebuild(followers[each], ledger.connection))
+            try:
+                _report_rebuild(rebuild(followers[each], ledger.connection))
+            except RebuildRunningError as error:
+                console.print(f"[bold red]Rebuild refused:[/] {error.detail}")
+                raise typer.Exit(code=1) from None
     finally:
         ledger.close()
 

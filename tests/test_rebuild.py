@@ -58,3 +58,26 @@ def test_rebuilding_every_projection_leaves_every_answer_as_it_was(service: Serv
     assert offline.returncode == 0 and "rebuilt datasets" in offline.stderr, offline.stderr
     assert client.get_item(dataset.id, later.item.id).input == "after the rebuild"
     assert client.http.post("/api/projections/nope/rebuild").status_code == 404
+
+
+def test_a_second_rebuild_of_a_read_model_is_refused_while_one_runs(service: Service) -> None:
+    """Two rebuilds of one read model would share its shadow schema: the second is refused
+    (409 rebuild-running, or the CLI's message and exit code 1) and changes nothing."""
+    from evalledger.projections.rebuild import only_rebuild_of
+
+    client = service.client
+    dataset = client.create_dataset("guarded")
+    client.add_items(dataset.id, [{"input": i} for i in range(3)])
+    datasets = next(f for f in service.ledger.followers if f.name == "datasets")
+    before = client.http.get(f"/api/datasets/{dataset.id}/items").json()
+    with only_rebuild_of(datasets.view, service.ledger.connection):  # as a running rebuild holds it
+        refused = client.http.post("/api/projections/datasets/rebuild")
+        assert refused.status_code == 409 and refused.json()["type"].endswith("rebuild-running"), refused.text
+        env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
+               "EVALLEDGER_SCHEMA": service.settings.schema}
+        offline = subprocess.run([sys.executable, "-m", "evalledger.cli", "projections", "rebuild", "datasets"],
+                                 capture_output=True, text=True, timeout=120, env=env)
+        assert offline.returncode == 1 and "being rebuilt already" in offline.stderr, offline.stderr
+        assert client.http.post("/api/projections/runs/rebuild").status_code == 200  # another read model may
+    assert client.http.get(f"/api/datasets/{dataset.id}/items").json() == before
+    assert client.http.post("/api/projections/datasets/rebuild").status_code == 200  # and once it is done

@@ -18,19 +18,24 @@ catch-up are simply applied again to the new ones: their tracking position says 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
+from evalledger.domain.errors import ConflictError
 from evalledger.projections.bulk import MEMORY_BUDGET, BulkLoad, Writer, bulk_load, read_events
 from evalledger.projections.datasets import DatasetsView
 from evalledger.projections.datasets_bulk import DatasetsBulkLoad
 from evalledger.projections.follower import ProjectionFollower, quick_thread_switches
 from evalledger.projections.runs import RunsView
 from evalledger.projections.runs_bulk import RunsBulkLoad
+from evalledger.projections.view import BatchingView
 
 REBUILD_BATCH = 2000
 BULK_LOADS: dict[type, type[BulkLoad]] = {DatasetsView: DatasetsBulkLoad, RunsView: RunsBulkLoad}
@@ -68,8 +73,30 @@ def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tupl
 def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET) -> dict[str, Any]:
     """Rebuild the follower's view beside the live one and switch over; returns what was
     done (`position`, `events`, `seconds`, `eventsPerSecond`)."""
-    with quick_thread_switches():
+    with only_rebuild_of(follower.view, conninfo_params), quick_thread_switches():
         return _rebuild(follower, conninfo_params, memory_budget)
+
+
+class RebuildRunningError(ConflictError):
+    """Another rebuild of the same read model is under way (409): the two would share one
+    shadow schema."""
+
+    problem_type = "rebuild-running"
+
+
+@contextmanager
+def only_rebuild_of(view: BatchingView, conninfo_params: Any) -> Iterator[None]:
+    """Hold a session-level advisory lock for the view's rebuild, on a connection of its
+    own (a crash of this process releases it), or refuse at once."""
+    key = zlib.crc32(f"rebuild {view.schema}.{view.tracking_table_name}".encode()) - 2**31
+    with psycopg.connect(conninfo_params.conninfo, autocommit=True) as conn:
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+            raise RebuildRunningError(f"the {view.tracking_table_name.removesuffix('_projection_tracking')} "
+                                      "read model is being rebuilt already; try again when that is done")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: int) -> dict[str, Any]:
