@@ -109,6 +109,7 @@ class DatasetsBulkLoad(BulkLoad):
         self.versions_out = self.rows("dataset_versions", _VERSION_COLUMNS)
         self.closings: list[tuple[Any, str, int, int]] = []  # spilled revisions closed since
         self.purges: list[tuple[Any, str, datetime, int]] = []
+        self.holding: list[_Item] = []  # items given an open revision since the last spill
 
     # -- the folds, one per event class -------------------------------------------------
 
@@ -150,12 +151,13 @@ class DatasetsBulkLoad(BulkLoad):
             item_id = entry["id"]
             earlier = dataset.items.get(item_id)
             if earlier is not None:  # an id added again: the handler leaves its revision open
-                self._write_open(dataset, earlier)
+                self._write_open(earlier)
             dataset.next_seq += 1
             item = dataset.items[item_id] = _Item(
                 dataset.next_seq, ts, copy_json(entry.get("source")), copy_text(entry.get("externalId")),
                 e.dataset_version, _row_head(dataset, item_id, version), entry["content"], ts)
             self.held += item.size
+            self.holding.append(item)
 
     def _items_updated(self, e: Dataset.ItemsUpdated) -> None:
         dataset = self.datasets.get(e.originator_id)
@@ -177,6 +179,7 @@ class DatasetsBulkLoad(BulkLoad):
             item.head = _row_head(dataset, item_id, version)
             item.content, item.updated = entry["content"], ts
             self.held += item.size
+            self.holding.append(item)
 
     def _items_deleted(self, e: Dataset.ItemsDeleted) -> None:
         dataset = self.datasets.get(e.originator_id)
@@ -244,7 +247,7 @@ class DatasetsBulkLoad(BulkLoad):
         else:
             self.closings.append((dataset.id, item_id, item.open_from, version))
 
-    def _write_open(self, dataset: _Dataset, item: _Item) -> None:
+    def _write_open(self, item: _Item) -> None:
         if item.head is not None:
             self.items_out.add(item.row(NULL))
             self.held -= item.size
@@ -259,9 +262,9 @@ class DatasetsBulkLoad(BulkLoad):
     # -- spilling and finishing -------------------------------------------------------------
 
     def spill(self) -> None:
-        for dataset in self.datasets.values():
-            for item in dataset.items.values():
-                self._write_open(dataset, item)
+        for item in self.holding:
+            self._write_open(item)
+        self.holding = []
 
     def finish(self) -> None:
         self.spill()
