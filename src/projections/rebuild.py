@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
@@ -73,7 +72,7 @@ def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tupl
 def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET) -> dict[str, Any]:
     """Rebuild the follower's view beside the live one and switch over; returns what was
     done (`position`, `events`, `seconds`, `eventsPerSecond`)."""
-    with only_rebuild_of(follower.view, conninfo_params), quick_thread_switches():
+    with only_rebuild_of(follower.view), quick_thread_switches():
         return _rebuild(follower, conninfo_params, memory_budget)
 
 
@@ -85,12 +84,13 @@ class RebuildRunningError(ConflictError):
 
 
 @contextmanager
-def only_rebuild_of(view: BatchingView, conninfo_params: Any) -> Iterator[None]:
-    """Hold a session-level advisory lock for the view's rebuild, on a connection of its
-    own (a crash of this process releases it), or refuse at once."""
+def only_rebuild_of(view: BatchingView) -> Iterator[None]:
+    """Hold a session-level advisory lock for the view's rebuild, on one of the view's
+    pooled connections for as long as it runs (released before the connection goes back
+    to the pool; a crash of this process releases it with the session), or refuse at once."""
     key = zlib.crc32(f"rebuild {view.schema}.{view.tracking_table_name}".encode()) - 2**31
-    with psycopg.connect(conninfo_params.conninfo, autocommit=True) as conn:
-        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+    with view.datastore.get_connection() as conn:
+        if not conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,)).fetchone()["locked"]:  # type: ignore[index]
             raise RebuildRunningError(f"the {view.tracking_table_name.removesuffix('_projection_tracking')} "
                                       "read model is being rebuilt already; try again when that is done")
         try:
