@@ -392,6 +392,8 @@ def projections_rebuild(
                 raise typer.Exit(code=1)
             _report_rebuild(response.json())
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from evalledger.projections.rebuild import RebuildRunningError, rebuild
 
     ledger = _ledger(database_url, data_dir)
@@ -403,7 +405,12 @@ def projections_rebuild(
             raise typer.Exit(code=2)
         for each in names:
             try:
-                _report_rebuild(rebuild(followers[each], ledger.connection))
+                with Progress(f"[bold]rebuilding {each}", BarColumn(), TextColumn("log position {task.fields[at]}"),
+                              TimeElapsedColumn(), console=console, transient=True) as bar:
+                    task = bar.add_task(each, total=None, at="…")
+                    report = rebuild(followers[each], ledger.connection, progress=lambda position, head: bar.update(
+                        task, completed=position, total=head, at=f"{position:,} of {head:,}"))
+                _report_rebuild(report)
             except RebuildRunningError as error:
                 console.print(f"[bold red]Rebuild refused:[/] {error.detail}")
                 raise typer.Exit(code=1) from None

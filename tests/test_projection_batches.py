@@ -295,7 +295,13 @@ def test_batched_read_models_equal_the_one_by_one_ones(
     monkeypatch.setattr(bulk, "READ_MOST", 1)
     monkeypatch.setattr(runs_bulk, "SEQS_BY_ID", 0)  # and seqs looked up for a whole version
     for follower in ledger.followers:
-        assert rebuild(follower, ledger.connection, memory_budget=0)["events"] > 5
+        told: list[tuple[int, int]] = []
+        report = rebuild(follower, ledger.connection, memory_budget=0,
+                         progress=lambda position, head: told.append((position, head)))
+        assert report["events"] > 5 and len(told) == report["events"], "progress told after each one-event batch"
+        positions = [position for position, _ in told]
+        assert positions == sorted(set(positions)) and {head for _, head in told} == {report["position"]}
+        assert positions[-1] <= report["position"]
     spilled = table_rows(conninfo, settings.schema)
     assert first_difference(spilled, expected) is None, first_difference(spilled, expected)
 

@@ -57,6 +57,8 @@ _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 # A step for the writer's thread: gets the cursor of the load's transaction.
 Step = Callable[[Cursor[Any]], None]
+# Told how far a load has come: progress(position in the log, position it goes up to).
+Progress = Callable[[int, int], None]
 
 
 # -- values in COPY's text format ----------------------------------------------------------
@@ -250,12 +252,14 @@ class BulkLoad(ABC):
         """Write everything still held, and whatever must come after all the rows."""
 
 
-def bulk_load(load: BulkLoad, events: Iterable[list[Any]], *, application_name: str, until: int,
-              indexes: Sequence[Composed] = (), constraints: Sequence[Composed] = ()) -> int:
-    """Fold `events` (batches of the log's events up to notification `until`, from
-    `read_events`) into the load's view, whose tables are empty and without `indexes`
-    (and the `constraints` made from some of them), which are built once the rows are in;
-    record `until` as the view's position. Returns how many events were folded."""
+def bulk_load(load: BulkLoad, events: Iterable[tuple[list[Any], int]], *, application_name: str, until: int,
+              indexes: Sequence[Composed] = (), constraints: Sequence[Composed] = (),
+              progress: Progress | None = None) -> int:
+    """Fold `events` (batches of the log's events up to notification `until`, each with the
+    position of its last notification, from `read_events`) into the load's view, whose
+    tables are empty and without `indexes` (and the `constraints` made from some of them),
+    which are built once the rows are in; record `until` as the view's position. Calls
+    `progress(position, until)` after each batch. Returns how many events were folded."""
     folded = 0
     for definition in indexes:
         load.writer.build(definition)
@@ -263,10 +267,12 @@ def bulk_load(load: BulkLoad, events: Iterable[list[Any]], *, application_name: 
         load.writer.after(lambda curs, definition=definition: curs.execute(definition))
     try:
         with gc_paused():
-            for batch in events:
+            for batch, position in events:
                 load.fold(batch)
                 folded += len(batch)
                 del batch
+                if progress is not None:
+                    progress(position, until)
             load.finish()
         if until:
             load.writer.after(lambda curs: load.view._insert_tracking(curs, Tracking(application_name, until)))
@@ -277,13 +283,14 @@ def bulk_load(load: BulkLoad, events: Iterable[list[Any]], *, application_name: 
     return folded
 
 
-def read_events(app: Application[UUID], topics: Sequence[str], until: int) -> ReadAhead[list[Any]]:
+def read_events(app: Application[UUID], topics: Sequence[str], until: int) -> ReadAhead[tuple[list[Any], int]]:
     """The log's events with the topics up to notification `until`, decoded, a batch at a
-    time, each read while the one before is folded. Reading starts at once."""
+    time with the position of its last notification, each batch read while the one before
+    is folded. Reading starts at once."""
     return ReadAhead(_batches(app, topics, until))
 
 
-def _batches(app: Application[UUID], topics: Sequence[str], until: int) -> Iterator[list[Any]]:
+def _batches(app: Application[UUID], topics: Sequence[str], until: int) -> Iterator[tuple[list[Any], int]]:
     """The events of the notifications after 0 up to `until` with the topics, decoded, a
     batch at a time (batches sized as the follower sizes its reads)."""
     position, limit = 0, FIRST_READ
@@ -296,4 +303,4 @@ def _batches(app: Application[UUID], topics: Sequence[str], until: int) -> Itera
         position = notifications[-1].id
         events = [app.mapper.to_domain_event(n) for n in notifications]
         del notifications
-        yield events
+        yield events, position

@@ -28,7 +28,7 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.domain.errors import ConflictError
-from evalledger.projections.bulk import MEMORY_BUDGET, BulkLoad, Writer, bulk_load, read_events
+from evalledger.projections.bulk import MEMORY_BUDGET, BulkLoad, Progress, Writer, bulk_load, read_events
 from evalledger.projections.datasets import DatasetsView
 from evalledger.projections.datasets_bulk import DatasetsBulkLoad
 from evalledger.projections.follower import ProjectionFollower, quick_thread_switches
@@ -69,11 +69,13 @@ def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tupl
     return builds, constraints
 
 
-def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET) -> dict[str, Any]:
+def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET,
+            progress: Progress | None = None) -> dict[str, Any]:
     """Rebuild the follower's view beside the live one and switch over; returns what was
-    done (`position`, `events`, `seconds`, `eventsPerSecond`)."""
+    done (`position`, `events`, `seconds`, `eventsPerSecond`). `progress(position, head)`
+    is told how far through the log the bulk load has come, after each batch."""
     with only_rebuild_of(follower.view), quick_thread_switches():
-        return _rebuild(follower, conninfo_params, memory_budget)
+        return _rebuild(follower, conninfo_params, memory_budget, progress)
 
 
 class RebuildRunningError(ConflictError):
@@ -99,7 +101,8 @@ def only_rebuild_of(view: BatchingView) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
-def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: int) -> dict[str, Any]:
+def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: int,
+             progress: Progress | None) -> dict[str, Any]:
     live = follower.view
     schema = live.schema
     shadow_schema = f"{schema}_rebuild"[:63]
@@ -126,7 +129,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
             indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
         loaded = bulk_load(BULK_LOADS[type(live)](shadow, Writer(shadow_store), memory_budget=memory_budget),
                            events, application_name=follower.app.name, until=head, indexes=indexes,
-                           constraints=constraints)
+                           constraints=constraints, progress=progress)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
         with follower.paused():
