@@ -113,7 +113,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
         user=conninfo_params.user, password=conninfo_params.password, pool_size=3, schema=shadow_schema,
     )
     head = follower.app.recorder.max_notification_id() or 0
-    events = read_events(follower.app, follower.topics, head)  # read while the tables are made
+    reading = read_events(follower.app, follower.topics, head)  # read while the tables are made
     try:
         shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
         with shadow_store.transaction(commit=True) as curs:
@@ -128,7 +128,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
             shadow._create_table(curs)
             indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
         loaded = bulk_load(BULK_LOADS[type(live)](shadow, Writer(shadow_store), memory_budget=memory_budget),
-                           events, application_name=follower.app.name, until=head, indexes=indexes,
+                           reading, application_name=follower.app.name, until=head, indexes=indexes,
                            constraints=constraints, progress=progress)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
@@ -143,7 +143,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
             follower.forget_position()
         seconds = time.perf_counter() - started
     finally:
-        events.close()
+        reading.close()
         with shadow_store.transaction(commit=True) as curs:
             curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)))
         shadow_store.close()
