@@ -156,8 +156,7 @@ class DatasetsBulkLoad(BulkLoad):
             item = dataset.items[item_id] = _Item(
                 dataset.next_seq, ts, copy_json(entry.get("source")), copy_text(entry.get("externalId")),
                 e.dataset_version, _row_head(dataset, item_id, version), entry["content"], ts)
-            self.held += item.size
-            self.holding.append(item)
+            self._hold(item)
 
     def _items_updated(self, e: Dataset.ItemsUpdated) -> None:
         dataset = self.datasets.get(e.originator_id)
@@ -178,8 +177,7 @@ class DatasetsBulkLoad(BulkLoad):
             item.open_from = e.dataset_version
             item.head = _row_head(dataset, item_id, version)
             item.content, item.updated = entry["content"], ts
-            self.held += item.size
-            self.holding.append(item)
+            self._hold(item)
 
     def _items_deleted(self, e: Dataset.ItemsDeleted) -> None:
         dataset = self.datasets.get(e.originator_id)
@@ -237,6 +235,11 @@ class DatasetsBulkLoad(BulkLoad):
         row["aggregate_version"] = e.originator_version
         row["item_count"] = dataset.item_count
         return ts
+
+    def _hold(self, item: _Item) -> None:
+        """Keep the item's new open revision back (written when it is closed, or spilled)."""
+        self.held += item.size
+        self.holding.append(item)
 
     def _close(self, dataset: _Dataset, item_id: str, item: _Item, version: int) -> None:
         """End the item's open revision at `version`."""
