@@ -15,7 +15,8 @@ and every row of every read-model table must be the same, column for column:
 - one by one: a follower that takes one notification per transaction, in a schema of its
   own (every handler sees runs of one event);
 - catching up: the service's followers catch up in batches of seven, with statements cut
-  every three items, so runs start and end in the middle of the edits above;
+  every three items, so runs start and end in the middle of the edits above (and runs of
+  added items are written with COPY);
 - rebuilt: the function behind `evalledger projections rebuild` replays the whole log in
   one batch, so each run of consecutive events of one kind is one statement.
 The rows are also checked against what the story says they must be.
@@ -39,6 +40,7 @@ from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.domain.runs import RunSettings
 from evalledger.projections import bulk, runs_bulk
+from evalledger.projections import datasets as datasets_projection
 from evalledger.projections.datasets import DatasetsView
 from evalledger.projections.follower import ProjectionFollower
 from evalledger.projections.rebuild import rebuild
@@ -275,6 +277,8 @@ def test_batched_read_models_equal_the_one_by_one_ones(
     expected = table_rows(conninfo, one_by_one_schema)
     check_the_story(expected, story)
 
+    # Runs of two or more added items are written with COPY here, single ones with the INSERT.
+    monkeypatch.setattr(datasets_projection, "COPY_ADDED_FROM", 2)
     for follower in ledger.followers:
         follower.batch_size = 7
         follower.view.max_run_weight = 3

@@ -41,6 +41,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
+from evalledger.domain.content import Sealed
 from evalledger.projections.follower import FIRST_READ, gc_paused, next_read_limit
 from evalledger.projections.view import BatchingView
 from evalledger.read_ahead import ReadAhead
@@ -101,6 +102,19 @@ def copy_float(value: float | None) -> bytes:
 
 def copy_id(value: UUID | str) -> bytes:
     return str(value).encode()
+
+
+def content_columns(content: dict[str, Any] | Sealed) -> tuple[bytes, bytes, bytes]:
+    """An item's input, expected_output and metadata, as the datasets handlers write them
+    (`decode_content`'s defaults: JSON null is NULL, metadata null is {}). Sealed content
+    is copied as the JSON texts it was sealed as, without being parsed."""
+    if isinstance(content, Sealed):
+        input_json, expected_json, metadata_json = content.open_json()
+        return (NULL if input_json == b"null" else input_json.replace(b"\\", b"\\\\"),
+                NULL if expected_json == b"null" else expected_json.replace(b"\\", b"\\\\"),
+                b"{}" if metadata_json == b"null" else metadata_json.replace(b"\\", b"\\\\"))
+    return (copy_json(content["input"]), copy_json(content.get("expectedOutput")),
+            copy_json(content.get("metadata") or {}))
 
 
 # -- the writer ---------------------------------------------------------------------------

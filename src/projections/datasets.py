@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from evalledger.domain.content import decode_content
 from evalledger.domain.datasets import Dataset
+from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_json, copy_text, copy_time
 from evalledger.projections.view import BatchingView, Handler, one_at_a_time
 
 DATASET_TOPICS = tuple(
@@ -62,6 +63,9 @@ _DATASET_AND_VERSION_ROWS = (
     "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
     "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
 )
+
+# Runs of ItemsAdded with at least this many items are written with COPY.
+COPY_ADDED_FROM = 200
 
 # The item columns of a row of `_item_row`, for jsonb_to_recordset.
 _ITEM_ROW_TYPE = (
@@ -297,6 +301,9 @@ class DatasetsView(BatchingView):
         )
 
     def _items_added(self, curs: Cursor[Any], events: list[Dataset.ItemsAdded]) -> None:
+        if sum(len(e.items) for e in events) >= COPY_ADDED_FROM:
+            self._items_added_by_copy(curs, events)
+            return
         curs.execute(
             SQL(
                 "WITH" + _DATASET_AND_VERSION_ROWS +
@@ -310,6 +317,36 @@ class DatasetsView(BatchingView):
             {**_dataset_changes(events, added=lambda e: len(e.items)), "rows": _added_rows(events)},
             prepare=True,
         )
+
+    def _items_added_by_copy(self, curs: Cursor[Any], events: list[Dataset.ItemsAdded]) -> None:
+        """`_items_added` for many items: the dataset and version rows first (returning
+        each dataset's next_seq from before the run), then the items with COPY, which
+        PostgreSQL parses about twice as fast as rows of a JSON document."""
+        curs.execute(
+            SQL("WITH" + _DATASET_AND_VERSION_ROWS + " SELECT dataset_id, base FROM d").format(**self.tables()),
+            _dataset_changes(events, added=lambda e: len(e.items)),
+            prepare=True,
+        )
+        bases = {row["dataset_id"]: row["base"] for row in curs.fetchall()}
+        added: dict[Any, int] = {}  # dataset -> items the run added to it so far
+        lines = []
+        for e in events:
+            base = bases.get(e.originator_id)
+            if False:
+                continue
+            dataset_id, version, ts = copy_id(e.originator_id), b"%d" % e.dataset_version, copy_time(e.timestamp)
+            count = added.get(e.originator_id, 0)
+            for entry in e.items:
+                count += 1
+                lines.append(b"\t".join((
+                    dataset_id, entry["id"].encode(), version, NULL, b"%d" % (base + count), b"f",
+                    copy_text(entry.get("externalId")), *content_columns(entry["content"]),
+                    copy_json(entry.get("source")), ts, ts)) + b"\n")
+            added[e.originator_id] = count
+        with curs.copy(SQL("COPY {} (dataset_id, item_id, valid_from, valid_to, seq, deleted, external_id, input,"
+                           " expected_output, metadata, source, created_at, updated_at) FROM STDIN").format(
+                               self.table("dataset_items"))) as copy:
+            copy.write(b"".join(lines))
 
     def _items_updated(self, curs: Cursor[Any], events: list[Dataset.ItemsUpdated]) -> None:
         # `closed` ends the revisions from before the run (only the first revision of each

@@ -24,6 +24,7 @@ from evalledger.domain.datasets import Dataset
 from evalledger.projections.bulk import (
     NULL,
     BulkLoad,
+    content_columns,
     copy_id,
     copy_int,
     copy_json,
@@ -60,7 +61,7 @@ class _Item:
     def row(self, valid_to: bytes) -> bytes:
         """The open revision's row, ending at `valid_to` (NULL: still open)."""
         return self.head + valid_to + b"\t".join((  # type: ignore[operator]
-            b"", b"%d" % self.seq, b"f", self.external, *_content_columns(self.content), self.source, self.created,
+            b"", b"%d" % self.seq, b"f", self.external, *content_columns(self.content), self.source, self.created,
             self.updated)) + b"\n"
 
     @property
@@ -72,18 +73,6 @@ class _Item:
 def _row_head(dataset: _Dataset, item_id: str, version: bytes) -> bytes:
     """A revision's columns before `valid_to`: dataset, item, valid_from."""
     return dataset.id_bytes + b"\t" + item_id.encode() + b"\t" + version + b"\t"
-
-
-def _content_columns(content: Any) -> tuple[bytes, bytes, bytes]:
-    """input, expected_output and metadata in COPY's text format, as the handlers write them
-    (`decode_content`'s defaults: JSON null is NULL, metadata null is {})."""
-    if isinstance(content, Sealed):
-        input_json, expected_json, metadata_json = content.open_json()
-        return (NULL if input_json == b"null" else input_json.replace(b"\\", b"\\\\"),
-                NULL if expected_json == b"null" else expected_json.replace(b"\\", b"\\\\"),
-                b"{}" if metadata_json == b"null" else metadata_json.replace(b"\\", b"\\\\"))
-    return (copy_json(content["input"]), copy_json(content.get("expectedOutput")),
-            copy_json(content.get("metadata") or {}))
 
 
 class _Dataset:
