@@ -94,8 +94,9 @@ class ItemKeys:
                 try:
                     with curs.connection.transaction():
                         with curs.copy(SQL("COPY {} (item_id, dataset_id, key) FROM STDIN").format(self.table)) as copy:
-                            for item_id, key in zip(missing, keys, strict=True):
-                                copy.write_row((item_id, dataset_id, key))
+                            # COPY's text format, written whole: a bytea as \\x and its hex digits.
+                            copy.write("".join(f"{item_id}\t{dataset_id}\t\\\\x{key.hex()}\n"
+                                               for item_id, key in zip(missing, keys, strict=True)).encode())
                     stored = set(missing)
                 except psycopg.errors.UniqueViolation:
                     stored = self._insert_new(curs, dataset_id, missing, keys)
