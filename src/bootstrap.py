@@ -16,6 +16,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from evalledger import database, persistence
 from evalledger.analysis.comparison import RunComparer
 from evalledger.domain.applications import Datasets, Runs, Written
+from evalledger.projections.rebuild import Rebuilds
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
 from evalledger.projections.follower import ProjectionFollower
@@ -47,6 +48,7 @@ class Ledger:
     run_service: RunService
     comparer: RunComparer
     followers: list[ProjectionFollower] = field(default_factory=list)
+    rebuilds: Rebuilds | None = None  # the service's rebuilds of the read models
 
     def read_your_writes(self, written: Written) -> None:
         """Bring every projection that handles the write's events up to it before its
@@ -164,5 +166,6 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         run_service=run_service,
         comparer=RunComparer(run_queries, dataset_queries),
         followers=followers,
+        rebuilds=Rebuilds(params),
     )
     return ledger

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -383,16 +384,35 @@ def projections_rebuild(
     """Replay the event log into fresh read-model tables, then switch over."""
     import httpx
 
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    def progress_bar(each: str) -> Progress:
+        return Progress(f"[bold]rebuilding {each}", BarColumn(), TextColumn("log position {task.fields[at]}"),
+                        TimeElapsedColumn(), console=console, transient=True)
+
     names = [name] if name else ["datasets", "runs"]
     if url:
         for each in names:
-            response = httpx.post(f"{url}/api/projections/{each}/rebuild", timeout=None)
+            response = httpx.post(f"{url}/api/projections/{each}/rebuild", params={"wait": "false"}, timeout=60)
             if response.status_code >= 400:
                 console.print(f"[bold red]Rebuild refused:[/] {response.json().get('detail')}")
                 raise typer.Exit(code=1)
-            _report_rebuild(response.json())
+            with progress_bar(each) as bar:  # the service rebuilds in the background: follow it
+                task = bar.add_task(each, total=None, at="…")
+                while True:
+                    time.sleep(0.2)
+                    listed = httpx.get(f"{url}/api/projections", timeout=60).json()["projections"]
+                    state = next(p for p in listed if p["name"] == each)["rebuild"]
+                    if state["head"]:
+                        bar.update(task, completed=state["position"], total=state["head"],
+                                   at=f"{state['position']:,} of {state['head']:,}")
+                    if state["state"] != "running":
+                        break
+            if state["state"] != "done":
+                console.print(f"[bold red]Rebuild of {each} failed:[/] {state['error']}")
+                raise typer.Exit(code=1)
+            _report_rebuild(state["report"])
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from evalledger.projections.rebuild import RebuildRunningError, rebuild
 
@@ -405,8 +425,7 @@ def projections_rebuild(
             raise typer.Exit(code=2)
         for each in names:
             try:
-                with Progress(f"[bold]rebuilding {each}", BarColumn(), TextColumn("log position {task.fields[at]}"),
-                              TimeElapsedColumn(), console=console, transient=True) as bar:
+                with progress_bar(each) as bar:
                     task = bar.add_task(each, total=None, at="…")
                     report = rebuild(followers[each], ledger.connection, progress=lambda position, head: bar.update(
                         task, completed=position, total=head, at=f"{position:,} of {head:,}"))

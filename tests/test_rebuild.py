@@ -81,3 +81,49 @@ def test_a_second_rebuild_of_a_read_model_is_refused_while_one_runs(service: Ser
         assert client.http.post("/api/projections/runs/rebuild").status_code == 200  # another read model may
     assert client.http.get(f"/api/datasets/{dataset.id}/items").json() == before
     assert client.http.post("/api/projections/datasets/rebuild").status_code == 200  # and once it is done
+
+
+def test_a_rebuild_in_the_background_is_followed_to_its_end(service: Service) -> None:
+    """`wait=false` answers 202 at once; `GET /api/projections` shows the rebuild's progress
+    and then its report. The CLI against a running service follows it the same way."""
+    import time
+
+    client = service.client
+    dataset = client.create_dataset("in the background")
+    client.add_items(dataset.id, [{"input": i} for i in range(50)])
+    before = client.http.get(f"/api/datasets/{dataset.id}/items?perPage=100").json()
+
+    started = client.http.post("/api/projections/datasets/rebuild", params={"wait": "false"})
+    assert started.status_code == 202 and started.json()["state"] == "running", started.text
+    deadline = time.monotonic() + 60
+    while True:
+        listed = {p["name"]: p for p in client.http.get("/api/projections").json()["projections"]}
+        state = listed["datasets"]["rebuild"]
+        if state["state"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert state["state"] == "done" and state["report"]["events"] >= 2 and state["error"] is None, state
+    assert state["position"] == state["head"] == state["report"]["position"] > 0
+    assert listed["runs"]["rebuild"] is None  # never rebuilt in this service
+    assert client.http.get(f"/api/datasets/{dataset.id}/items?perPage=100").json() == before
+
+    env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
+           "EVALLEDGER_SCHEMA": service.settings.schema}
+    followed = subprocess.run([sys.executable, "-m", "evalledger.cli", "projections", "rebuild", "--url", service.url],
+                              capture_output=True, text=True, timeout=120, env=env)
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert "rebuilt datasets" in followed.stderr and "rebuilt runs" in followed.stderr, followed.stderr
+    assert client.http.get(f"/api/datasets/{dataset.id}/items?perPage=100").json() == before
+
+
+def test_two_rebuilds_at_once_put_the_thread_switch_interval_back() -> None:
+    from evalledger.projections.follower import quick_thread_switches
+
+    before = sys.getswitchinterval()
+    first, second = quick_thread_switches(), quick_thread_switches()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first to finish does not end the second's
+    assert sys.getswitchinterval() == min(before, 0.001)
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before

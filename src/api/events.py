@@ -13,7 +13,7 @@ from evalledger.api.encoding import JSONBody
 from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.domain.errors import InvalidRequestError, NotFoundError
 from evalledger.projections.datasets import DATASET_TOPICS
-from evalledger.projections.rebuild import rebuild
+from evalledger.projections.rebuild import Rebuilds
 from evalledger.projections.runs import RUN_TOPICS
 
 TOPICS_BY_TYPE: dict[str, list[str]] = {}
@@ -70,17 +70,29 @@ def build_router(max_per_page: int) -> APIRouter:
         last = notifications[-1].id if len(notifications) == limit else head
         return JSONBody({"events": events, "nextAfter": last if last < head else None, "head": head})
 
-    @router.get("/api/projections", summary="Each read model's position in the log and its lag")
+    @router.get("/api/projections",
+                summary="Each read model's position in the log and its lag, and its latest rebuild")
     def projections(ledger: LedgerDep) -> JSONBody:
-        return JSONBody({"projections": [follower.status() for follower in ledger.followers]})
+        rebuilds = ledger.rebuilds
+        return JSONBody({"projections": [
+            {**follower.status(), "rebuild": None if rebuilds is None else rebuilds.latest(follower.name)}
+            for follower in ledger.followers]})
 
     @router.post("/api/projections/{name}/rebuild",
-                 summary="Rebuild a read model from the log beside the live one, then switch over")
-    def rebuild_projection(name: str, ledger: LedgerDep) -> JSONBody:
+                 summary="Rebuild a read model from the log beside the live one, then switch over",
+                 description="With `wait=false` the rebuild runs in the background: the answer (202) is its "
+                             "state, and `GET /api/projections` shows how far it has come and how it ended. "
+                             "A second rebuild of the same read model meanwhile is refused (409 rebuild-running).")
+    def rebuild_projection(name: str, ledger: LedgerDep,
+                           wait: Annotated[bool, Query(description="Answer once the rebuild is done")] = True,
+                           ) -> JSONBody:
         follower = next((f for f in ledger.followers if f.name == name), None)
         if follower is None:
             raise NotFoundError(f"no projection named {name!r}; there are: "
                                 f"{', '.join(f.name for f in ledger.followers)}")
-        return JSONBody(rebuild(follower, ledger.connection))
+        rebuilds = ledger.rebuilds or Rebuilds(ledger.connection)
+        if wait:
+            return JSONBody(rebuilds.run(follower))
+        return JSONBody({"projection": name, **rebuilds.start(follower)}, status_code=202)
 
     return router

@@ -17,10 +17,13 @@ catch-up are simply applied again to the new ones: their tracking position says 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
@@ -35,6 +38,8 @@ from evalledger.projections.follower import ProjectionFollower, quick_thread_swi
 from evalledger.projections.runs import RunsView
 from evalledger.projections.runs_bulk import RunsBulkLoad
 from evalledger.projections.view import BatchingView
+
+log = logging.getLogger(__name__)
 
 REBUILD_BATCH = 2000
 BULK_LOADS: dict[type, type[BulkLoad]] = {DatasetsView: DatasetsBulkLoad, RunsView: RunsBulkLoad}
@@ -76,6 +81,76 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget
     is told how far through the log the bulk load has come, after each batch."""
     with only_rebuild_of(follower.view), quick_thread_switches():
         return _rebuild(follower, conninfo_params, memory_budget, progress)
+
+
+class Rebuilds:
+    """The service's rebuilds, one read model at a time each: run while the caller waits,
+    or in a thread of their own (`start`), with how far each has come and how the last
+    one ended, for `GET /api/projections`."""
+
+    def __init__(self, conninfo_params: Any) -> None:
+        self.conninfo_params = conninfo_params
+        self._lock = threading.Lock()
+        self._latest: dict[str, dict[str, Any]] = {}  # projection -> its latest rebuild
+
+    def run(self, follower: ProjectionFollower) -> dict[str, Any]:
+        """Rebuild now, in this thread; returns the report."""
+        guard = ExitStack()
+        guard.enter_context(only_rebuild_of(follower.view))
+        return self._run(follower, guard, self._begin(follower))
+
+    def start(self, follower: ProjectionFollower) -> dict[str, Any]:
+        """Start a rebuild in a thread of its own and return its state at once; refused
+        (RebuildRunningError) while another rebuild of the same read model runs, here or
+        in another process."""
+        guard = ExitStack()
+        guard.enter_context(only_rebuild_of(follower.view))  # taken here, so a refusal is the caller's
+        try:
+            state = self._begin(follower)
+            threading.Thread(target=self._run_in_background, args=(follower, guard, state),
+                             name=f"rebuild-{follower.name}", daemon=True).start()
+        except BaseException:
+            guard.close()
+            raise
+        with self._lock:
+            return dict(state)
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            state = self._latest.get(name)
+            return None if state is None else dict(state)
+
+    def _begin(self, follower: ProjectionFollower) -> dict[str, Any]:
+        state = {"state": "running", "startedAt": datetime.now(UTC).isoformat(), "position": 0, "head": None,
+                 "finishedAt": None, "report": None, "error": None}
+        with self._lock:
+            self._latest[follower.name] = state
+        return state
+
+    def _run(self, follower: ProjectionFollower, guard: ExitStack, state: dict[str, Any]) -> dict[str, Any]:
+        """Rebuild, keeping `state` up to date; what fails is recorded, then raised."""
+        def progress(position: int, head: int) -> None:
+            with self._lock:
+                state.update(position=position, head=head)
+
+        try:
+            with guard, quick_thread_switches():
+                report = _rebuild(follower, self.conninfo_params, MEMORY_BUDGET, progress)
+        except BaseException as error:
+            with self._lock:
+                state.update(state="failed", error=f"{type(error).__name__}: {error}",
+                             finishedAt=datetime.now(UTC).isoformat())
+            raise
+        with self._lock:
+            state.update(state="done", report=report, position=report["position"], head=report["position"],
+                         finishedAt=datetime.now(UTC).isoformat())
+        return report
+
+    def _run_in_background(self, follower: ProjectionFollower, guard: ExitStack, state: dict[str, Any]) -> None:
+        try:
+            self._run(follower, guard, state)
+        except Exception:  # noqa: BLE001 - recorded in the state GET /api/projections shows
+            log.exception("rebuild of %s failed", follower.name)
 
 
 class RebuildRunningError(ConflictError):
