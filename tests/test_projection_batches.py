@@ -324,3 +324,30 @@ def test_a_run_of_events_is_cut_where_its_handler_or_its_weight_changes() -> Non
     assert [run for _, run in runs_of(["a", "a", "a", "b", "b"], handlers.get, weights.get, max_weight=4)] == [
         ["a", "a"], ["a"], ["b"], ["b"]]  # a heavier event than the limit still goes, alone
     assert list(runs_of([], handlers.get, weights.get)) == []
+
+
+@pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "insert"])
+def test_items_added_to_a_dataset_the_read_model_lacks_are_dropped(
+    ledger: Ledger, one_by_one_schema: str, monkeypatch: pytest.MonkeyPatch, copy_from: int
+) -> None:
+    """Both ways of writing a run of ItemsAdded (COPY, and the INSERT from JSON) leave out
+    the items of a dataset that has no row in the read model, and write nothing else."""
+    monkeypatch.setattr(datasets_projection, "COPY_ADDED_FROM", copy_from)
+    dataset_id = ledger.datasets.create_dataset(name="not projected").aggregate_id
+    ledger.datasets.add_items(dataset_id, [NewItem(content=content(f"i{i}")) for i in range(3)])
+    added = [e for e in ledger.datasets.events.get(dataset_id) if isinstance(e, dataset_domain.Dataset.ItemsAdded)]
+    c = ledger.connection
+    store = PostgresDatastore(dbname=c.dbname, host=c.host, port=c.port, user=c.user, password=c.password,
+                              pool_size=1, schema=one_by_one_schema)
+    try:
+        view = DatasetsView(store, tracking_table_name="datasets_projection_tracking")
+        view.create_table()
+        with store.transaction(commit=True) as curs:
+            view.apply(curs, added)  # without the Created event before them
+    finally:
+        store.close()
+    with psycopg.connect(c.conninfo) as conn:
+        counts = [conn.execute(SQL("SELECT count(*) FROM {}.{}").format(Identifier(one_by_one_schema),
+                                                                        Identifier(table))).fetchone()[0]
+                  for table in ("datasets", "dataset_items", "dataset_versions")]
+    assert counts == [0, 0, 0]

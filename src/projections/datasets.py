@@ -332,7 +332,7 @@ class DatasetsView(BatchingView):
         lines = []
         for e in events:
             base = bases.get(e.originator_id)
-            if False:
+            if base is None:  # no such dataset: the INSERT's join would drop its items
                 continue
             dataset_id, version, ts = copy_id(e.originator_id), b"%d" % e.dataset_version, copy_time(e.timestamp)
             count = added.get(e.originator_id, 0)
