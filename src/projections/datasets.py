@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 from psycopg import Cursor
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composed, Identifier
 from psycopg.types.json import Jsonb
 
 from evalledger.domain.content import decode_content
@@ -66,6 +66,23 @@ _DATASET_AND_VERSION_ROWS = (
 
 # Runs of ItemsAdded with at least this many items are written with COPY.
 COPY_ADDED_FROM = 200
+# The columns of an item revision as COPY writes them (`revision_line`).
+REVISION_COLUMNS = ("dataset_id", "item_id", "valid_from", "valid_to", "seq", "deleted", "external_id", "input",
+                    "expected_output", "metadata", "source", "created_at", "updated_at")
+NO_CONTENT = (NULL, NULL, NULL)  # a deletion marker's input, expected_output and metadata
+
+
+def revision_head(dataset_id: bytes, item_id: str, valid_from: bytes) -> bytes:
+    """A revision's columns before `valid_to`, in COPY's text format."""
+    return dataset_id + b"\t" + item_id.encode() + b"\t" + valid_from + b"\t"
+
+
+def revision_line(head: bytes, valid_to: bytes, seq: int, deleted: bool, external_id: bytes,
+                  content: tuple[bytes, bytes, bytes], source: bytes, created: bytes, updated: bytes) -> bytes:
+    """An item revision (`REVISION_COLUMNS`) as one line of COPY's text format; the
+    values come encoded (`bulk.copy_*`, `content_columns`), `head` from `revision_head`."""
+    return head + valid_to + b"\t".join((b"", b"%d" % seq, b"t" if deleted else b"f", external_id, *content,
+                                          source, created, updated)) + b"\n"
 
 # The item columns of a row of `_item_row`, for jsonb_to_recordset.
 _ITEM_ROW_TYPE = (
@@ -338,14 +355,13 @@ class DatasetsView(BatchingView):
             count = added.get(e.originator_id, 0)
             for entry in e.items:
                 count += 1
-                lines.append(b"\t".join((
-                    dataset_id, entry["id"].encode(), version, NULL, b"%d" % (base + count), b"f",
-                    copy_text(entry.get("externalId")), *content_columns(entry["content"]),
-                    copy_json(entry.get("source")), ts, ts)) + b"\n")
+                lines.append(revision_line(
+                    revision_head(dataset_id, entry["id"], version), NULL, base + count, False,
+                    copy_text(entry.get("externalId")), content_columns(entry["content"]),
+                    copy_json(entry.get("source")), ts, ts))
             added[e.originator_id] = count
-        with curs.copy(SQL("COPY {} (dataset_id, item_id, valid_from, valid_to, seq, deleted, external_id, input,"
-                           " expected_output, metadata, source, created_at, updated_at) FROM STDIN").format(
-                               self.table("dataset_items"))) as copy:
+        with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(
+                self.table("dataset_items"), SQL(", ").join(map(Identifier, REVISION_COLUMNS)))) as copy:
             copy.write(b"".join(lines))
 
     def _items_updated(self, curs: Cursor[Any], events: list[Dataset.ItemsUpdated]) -> None:

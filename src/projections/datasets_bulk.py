@@ -31,12 +31,10 @@ from evalledger.projections.bulk import (
     copy_text,
     copy_time,
 )
-from evalledger.projections.datasets import _DETAIL_COLUMNS
+from evalledger.projections.datasets import _DETAIL_COLUMNS, NO_CONTENT, REVISION_COLUMNS, revision_head, revision_line
 
 _DATASET_COLUMNS = ("dataset_id", "name", "description", "metadata", "input_schema", "expected_output_schema",
                     "version", "item_count", "next_seq", "aggregate_version", "created_at", "updated_at", "deleted_at")
-_ITEM_COLUMNS = ("dataset_id", "item_id", "valid_from", "valid_to", "seq", "deleted", "external_id", "input",
-                 "expected_output", "metadata", "source", "created_at", "updated_at")
 _VERSION_COLUMNS = ("dataset_id", "version", "aggregate_version", "created_at", "added", "updated", "removed",
                     "item_count", "actor", "reason")
 
@@ -60,19 +58,13 @@ class _Item:
 
     def row(self, valid_to: bytes) -> bytes:
         """The open revision's row, ending at `valid_to` (NULL: still open)."""
-        return self.head + valid_to + b"\t".join((  # type: ignore[operator]
-            b"", b"%d" % self.seq, b"f", self.external, *content_columns(self.content), self.source, self.created,
-            self.updated)) + b"\n"
+        return revision_line(self.head, valid_to, self.seq, False, self.external,  # type: ignore[arg-type]
+                             content_columns(self.content), self.source, self.created, self.updated)
 
     @property
     def size(self) -> int:
         content = self.content
         return 200 + (content.size if isinstance(content, Sealed) else 500)
-
-
-def _row_head(dataset: _Dataset, item_id: str, version: bytes) -> bytes:
-    """A revision's columns before `valid_to`: dataset, item, valid_from."""
-    return dataset.id_bytes + b"\t" + item_id.encode() + b"\t" + version + b"\t"
 
 
 class _Dataset:
@@ -94,7 +86,7 @@ class DatasetsBulkLoad(BulkLoad):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.datasets: dict[Any, _Dataset] = {}
-        self.items_out = self.rows("dataset_items", _ITEM_COLUMNS)
+        self.items_out = self.rows("dataset_items", REVISION_COLUMNS)
         self.versions_out = self.rows("dataset_versions", _VERSION_COLUMNS)
         self.closings: list[tuple[Any, str, int, int]] = []  # spilled revisions closed since
         self.purges: list[tuple[Any, str, datetime, int]] = []
@@ -144,7 +136,7 @@ class DatasetsBulkLoad(BulkLoad):
             dataset.next_seq += 1
             item = dataset.items[item_id] = _Item(
                 dataset.next_seq, ts, copy_json(entry.get("source")), copy_text(entry.get("externalId")),
-                e.dataset_version, _row_head(dataset, item_id, version), entry["content"], ts)
+                e.dataset_version, revision_head(dataset.id_bytes, item_id, version), entry["content"], ts)
             self._hold(item)
 
     def _items_updated(self, e: Dataset.ItemsUpdated) -> None:
@@ -164,7 +156,7 @@ class DatasetsBulkLoad(BulkLoad):
                 item.source = copy_json(raw_source)
             item.external = copy_text(entry.get("externalId"))
             item.open_from = e.dataset_version
-            item.head = _row_head(dataset, item_id, version)
+            item.head = revision_head(dataset.id_bytes, item_id, version)
             item.content, item.updated = entry["content"], ts
             self._hold(item)
 
@@ -180,8 +172,8 @@ class DatasetsBulkLoad(BulkLoad):
                 continue
             self._close(dataset, item_id, item, e.dataset_version)
             # The deletion marker: open, no content, the last revision's seq and externalId.
-            self.items_out.add(_row_head(dataset, item_id, version) + b"\t".join((
-                NULL, b"%d" % item.seq, b"t", item.external, NULL, NULL, NULL, NULL, item.created, ts)) + b"\n")
+            self.items_out.add(revision_line(revision_head(dataset.id_bytes, item_id, version), NULL, item.seq, True,
+                                             item.external, NO_CONTENT, NULL, item.created, ts))
 
     def _item_purged(self, e: Dataset.ItemPurged) -> None:
         dataset = self.datasets.get(e.originator_id)
