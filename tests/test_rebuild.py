@@ -93,6 +93,11 @@ def test_a_rebuild_in_the_background_is_followed_to_its_end(service: Service) ->
     client.add_items(dataset.id, [{"input": i} for i in range(50)])
     before = client.http.get(f"/api/datasets/{dataset.id}/items?perPage=100").json()
 
+    bad = client.http.post("/api/projections/datasets/rebuild", params={"wait": "maybe"})
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json"), bad.text
+    assert client.http.post("/api/projections/nope/rebuild", params={"wait": "false"}).status_code == 404
+    assert all(p["rebuild"] is None for p in client.http.get("/api/projections").json()["projections"])
+
     started = client.http.post("/api/projections/datasets/rebuild", params={"wait": "false"})
     assert started.status_code == 202 and started.json()["state"] == "running", started.text
     deadline = time.monotonic() + 60
