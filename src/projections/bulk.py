@@ -45,7 +45,7 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.domain.content import Sealed
-from evalledger.projections.follower import FIRST_READ, gc_paused, next_read_limit
+from evalledger.projections.follower import gc_paused, next_read_limit
 from evalledger.projections.view import BatchingView
 from evalledger.read_ahead import ReadAhead
 
@@ -55,6 +55,10 @@ COPY_CHUNK = 2 * 2**20
 MEMORY_BUDGET = 256 * 2**20
 # Most notifications one read of the log asks for.
 READ_MOST = 2000
+# Notifications the first read asks for (each next one asks for twice as many, up to
+# READ_MOST, while they stay small): few, because nothing is folded until they are decoded,
+# and one event may hold a thousand items.
+FIRST_READ = 2
 
 NULL = b"\\N"
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -129,16 +133,26 @@ class Writer:
     that must come after the rows (index builds, updates, the tracking position) in one
     last transaction. A COPY that fails stops the writer: the error is raised by the next
     `copy` or by `finish`. The tables are a rebuild's own, seen by nobody until it switches
-    them in, so commits need not wait for the disk (a crash means rebuilding again)."""
+    them in, so commits need not wait for the disk (a crash means rebuilding again).
 
-    def __init__(self, datastore: PostgresDatastore, connections: int = 2) -> None:
+    `prepare` (making the tables) runs first, in a transaction of its own on the first
+    writer connection, while the caller already folds rows: none is sent before it has
+    committed. It may name the indexes to build (`build`) and the constraints to make of
+    them (`constrain`)."""
+
+    def __init__(self, datastore: PostgresDatastore, connections: int = 2, *, prepare: Step | None = None) -> None:
         self.datastore = datastore
         self._chunks: queue.Queue[Step | None] = queue.Queue(maxsize=8)
         self._builds: list[Composed] = []
+        self._constraints: list[Composed] = []
         self._after: list[Step] = []
         self._error: BaseException | None = None
         self._commit = False
-        self._threads = [threading.Thread(target=self._run, name=f"bulk-writer-{n}", daemon=True)
+        self._prepare = prepare
+        self._prepared = threading.Event()
+        if prepare is None:
+            self._prepared.set()
+        self._threads = [threading.Thread(target=self._run, args=(n,), name=f"bulk-writer-{n}", daemon=True)
                          for n in range(connections)]
         for thread in self._threads:
             thread.start()
@@ -158,6 +172,11 @@ class Writer:
         time over the writer's connections, before the steps given to `after`."""
         self._builds.append(statement)
 
+    def constrain(self, statement: Composed) -> None:
+        """Run `statement` (a constraint made of a built index) once the indexes are built,
+        first in the last transaction."""
+        self._constraints.append(statement)
+
     def after(self, step: Step) -> None:
         """Run `step` once every row is in and the indexes are built, in the order given."""
         self._after.append(step)
@@ -173,6 +192,8 @@ class Writer:
                 built.result()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit TO off")
+            for statement in self._constraints:
+                curs.execute(statement)
             for step in self._after:
                 step(curs)
 
@@ -196,16 +217,29 @@ class Writer:
         if self._error is not None:
             raise self._error
 
-    def _run(self) -> None:
+    def _run(self, n: int) -> None:
         stopped = False
         try:
-            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-                curs.execute("SET LOCAL synchronous_commit TO off")
-                while (step := self._chunks.get()) is not None:
-                    step(curs)
-                stopped = True
-                if not self._commit or self._error is not None:
-                    raise psycopg.Rollback()
+            with self.datastore.get_connection() as conn:
+                if n == 0 and self._prepare is not None:
+                    try:
+                        with conn.transaction(), conn.cursor() as curs:
+                            self._prepare(curs)
+                    except BaseException as error:
+                        self._error = error  # before the other writers are woken
+                        raise
+                    finally:
+                        self._prepared.set()
+                else:
+                    self._prepared.wait()
+                self._raise_error()  # the tables were not made
+                with conn.transaction(), conn.cursor() as curs:
+                    curs.execute("SET LOCAL synchronous_commit TO off")
+                    while (step := self._chunks.get()) is not None:
+                        step(curs)
+                    stopped = True
+                    if not self._commit or self._error is not None:
+                        raise psycopg.Rollback()
         except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
             self._error = error
             if not stopped:
@@ -270,18 +304,13 @@ class BulkLoad(ABC):
 
 
 def bulk_load(load: BulkLoad, events: Iterable[tuple[list[Any], int]], *, application_name: str, until: int,
-              indexes: Sequence[Composed] = (), constraints: Sequence[Composed] = (),
               progress: Progress | None = None) -> int:
     """Fold `events` (batches of the log's events up to notification `until`, each with the
     position of its last notification, from `read_events`) into the load's view, whose
-    tables are empty and without `indexes` (and the `constraints` made from some of them),
-    which are built once the rows are in; record `until` as the view's position. Calls
-    `progress(position, until)` after each batch. Returns how many events were folded."""
+    tables are empty (or are being made by the writer's `prepare`); record `until` as the
+    view's position. Calls `progress(position, until)` after each batch. Returns how many
+    events were folded."""
     folded = 0
-    for definition in indexes:
-        load.writer.build(definition)
-    for definition in constraints:
-        load.writer.after(lambda curs, definition=definition: curs.execute(definition))
     try:
         with gc_paused():
             for batch, position in events:

@@ -188,23 +188,33 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
         user=conninfo_params.user, password=conninfo_params.password, pool_size=3, schema=shadow_schema,
     )
     head = follower.app.recorder.max_notification_id() or 0
-    reading = read_events(follower.app, follower.topics, head)  # read while the tables are made
+    reading = read_events(follower.app, follower.topics, head)
     try:
         shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
-        with shadow_store.transaction(commit=True) as curs:
-            # Few round trips (the reader thread is busy meanwhile, and each answer waits
-            # for the GIL); the shadow is nobody's until it is switched in. The tables are
-            # made by the library's own code: the tracking table gets its migration row.
-            curs.execute(SQL("; ").join([
+
+        def make_tables(curs: Cursor[Any]) -> None:
+            # Run by the writer while the first events are read and folded, so in few
+            # round trips: each answer waits for the GIL, which the folding thread holds.
+            # The shadow is nobody's until it is switched in. The tables are made by the
+            # library's own code, given its statements as one, so the tracking table gets
+            # its migration row as the library would give it.
+            shadow.sql_create_statements[:] = [SQL("; ").join([
                 SQL("SET LOCAL synchronous_commit TO off"),
                 SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)),
                 SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)),
-            ]), prepare=False)
+                *(statement for statement in shadow.sql_create_statements
+                  if "CREATE TYPE" not in statement.as_string()),  # which the library skips
+            ])]
             shadow._create_table(curs)
             indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
-        loaded = bulk_load(BULK_LOADS[type(live)](shadow, Writer(shadow_store), memory_budget=memory_budget),
-                           reading, application_name=follower.app.name, until=head, indexes=indexes,
-                           constraints=constraints, progress=progress)
+            for statement in indexes:
+                writer.build(statement)
+            for statement in constraints:
+                writer.constrain(statement)
+
+        writer = Writer(shadow_store, prepare=make_tables)
+        loaded = bulk_load(BULK_LOADS[type(live)](shadow, writer, memory_budget=memory_budget),
+                           reading, application_name=follower.app.name, until=head, progress=progress)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
         with follower.paused():
