@@ -56,9 +56,8 @@ MEMORY_BUDGET = 256 * 2**20
 # Most notifications one read of the log asks for.
 READ_MOST = 2000
 # Notifications the first read asks for (each next one asks for twice as many, up to
-# READ_MOST, while they stay small): few, because nothing is folded until they are decoded,
-# and one event may hold a thousand items.
-FIRST_READ = 2
+# READ_MOST, while they stay small).
+FIRST_READ = 64
 
 NULL = b"\\N"
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -191,16 +190,14 @@ class Writer:
             for built in [builders.submit(self._run_alone, statement) for statement in self._builds]:
                 built.result()
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit TO off")
-            for statement in self._constraints:
-                curs.execute(statement)
+            curs.execute(SQL("; ").join([SQL("SET LOCAL synchronous_commit TO off"), *self._constraints]),
+                         prepare=False)
             for step in self._after:
                 step(curs)
 
     def _run_alone(self, statement: Composed) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit TO off")
-            curs.execute(statement)
+            curs.execute(SQL("SET LOCAL synchronous_commit TO off; {}").format(statement), prepare=False)
 
     def abort(self) -> None:
         """Roll back, once the rows already given have been sent."""

@@ -219,12 +219,13 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)
         with follower.paused():
             position = replay.catch_up()
-            with shadow_store.transaction(commit=True) as curs:
-                curs.execute("SELECT pg_advisory_xact_lock(%s)", (live.advisory_key,))
-                for table in tables:
-                    curs.execute(SQL("DROP TABLE IF EXISTS {}.{}").format(Identifier(schema), Identifier(table)))
-                    curs.execute(SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
-                        Identifier(shadow_schema), Identifier(table), Identifier(schema)))
+            with shadow_store.transaction(commit=True) as curs:  # one round trip
+                curs.execute(SQL("; ").join([
+                    SQL("SELECT pg_advisory_xact_lock({})").format(live.advisory_key),
+                    *(SQL("DROP TABLE IF EXISTS {}.{}; ALTER TABLE {}.{} SET SCHEMA {}").format(
+                        Identifier(schema), Identifier(table), Identifier(shadow_schema), Identifier(table),
+                        Identifier(schema)) for table in tables),
+                ]), prepare=False)
             follower.forget_position()
         seconds = time.perf_counter() - started
     finally:
