@@ -27,7 +27,8 @@ PostgreSQL), then per N:
 plus the service's peak RSS and the database size afterwards. Once per invocation, W6 also
 runs on a log of single edits in a schema of its own (the edits log: ten 1,000-item
 batches, then 5,000 single-item edits of distinct items, and a caller-driven run whose
-1,000 results come one per event), where the cost per event dominates. Results go to
+1,000 results come one per event; `--edits` and `--results` make it longer), where the cost
+per event dominates. Results go to
 stdout and to benchmarks/results/<timestamp>.json (the edits log's to <timestamp>-edits.json).
 """
 
@@ -503,7 +504,12 @@ def main() -> None:
     parser.add_argument("--skip-run", action="store_true", help="skip W4")
     parser.add_argument("--skip-edits-log", action="store_true", help="skip W6 on the edits log")
     parser.add_argument("--edits-log-only", action="store_true", help="only W6 on the edits log (no service)")
+    parser.add_argument("--edits", type=int, default=5_000,
+                        help="single-item edits in the edits log (of distinct items up to 10,000)")
+    parser.add_argument("--results", type=int, default=1_000,
+                        help="results, one per event, in the edits log's run (at most 10,000)")
     args = parser.parse_args()
+    log_size = {"edits": args.edits, "results": min(args.results, 10_000)}
 
     sys.path.insert(0, str(ROOT.parent))
     from evalledger import database
@@ -514,7 +520,7 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema,
            "PYTHONPATH": str(ROOT.parent)}
     if args.edits_log_only:
-        run_edits_log(params, schema, keep=args.keep)
+        run_edits_log(params, schema, keep=args.keep, **log_size)
         return
     # The in-process command first, on a quiet machine: no service process beside it.
     in_process = {n: w2_in_process({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema}, n) for n in args.n}
@@ -548,16 +554,17 @@ def main() -> None:
     print(f"service peak RSS {report['servicePeakRssMB']} MB, database {report['databaseSizeMB']} MB")
     write_report(report)
     if not args.skip_edits_log:
-        run_edits_log(params, schema, keep=args.keep)
+        run_edits_log(params, schema, keep=args.keep, **log_size)
 
 
-def run_edits_log(params: Any, schema: str, *, keep: bool) -> None:
+def run_edits_log(params: Any, schema: str, *, keep: bool, edits: int = 5_000, results: int = 1_000) -> None:
     """W6 on the edits log, in a schema of its own (dropped afterwards unless `keep`)."""
     edits_schema = f"{schema}_edits"
     report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(), "database": params.describe(),
                               "cpus": os.cpu_count()}
     try:
-        report["editsLog"] = edits_log({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": edits_schema})
+        report["editsLog"] = edits_log({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": edits_schema},
+                                       edits=edits, results=results)
         print(json.dumps({"editsLog": report["editsLog"]}, indent=2), flush=True)
     finally:
         if not keep:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from conftest import Service
 
 
@@ -29,6 +30,15 @@ def index_definitions(service: Service) -> set[str]:
         return {row[0] for row in rows}
 
 
+def tracking_rows(service: Service) -> list[tuple[str, str, int]]:
+    """Each view's tracking rows: its position, and the library's migration row."""
+    with psycopg.connect(service.settings.database_url or "") as conn:
+        return [(table, *row) for table in ("datasets_projection_tracking", "runs_projection_tracking")
+                for row in conn.execute(psycopg.sql.SQL("SELECT application_name, notification_id FROM {}.{}"
+                                                        " ORDER BY 1").format(
+                    psycopg.sql.Identifier(service.settings.schema), psycopg.sql.Identifier(table)))]
+
+
 def test_rebuilding_every_projection_leaves_every_answer_as_it_was(service: Service) -> None:
     client = service.client
     dataset = client.create_dataset("rebuilt")
@@ -41,12 +51,18 @@ def test_rebuilding_every_projection_leaves_every_answer_as_it_was(service: Serv
     client.finalize_run(run.id)
     before = answers(service, dataset.id, run.id)
     indexes = index_definitions(service)
+    tracking = tracking_rows(service)
+    assert len(tracking) == 4  # each view's position and migration row
 
     for name in ("datasets", "runs"):
         report = client.request("POST", f"/api/projections/{name}/rebuild")
         assert report["events"] > 0 and report["position"] > 0
     assert answers(service, dataset.id, run.id) == before
     assert index_definitions(service) == indexes  # built after the replay, all of them back
+    # The same rows: the migration row as it was, each position at (or past) where it was.
+    after = tracking_rows(service)
+    assert [row[:2] for row in after] == [row[:2] for row in tracking]
+    assert all(new[2] >= old[2] if new[1] == "evalledger" else new == old for new, old in zip(after, tracking))
 
     later = client.add_item(dataset.id, input="after the rebuild")  # the switched-over tables keep following
     assert client.get_item(dataset.id, later.item.id).input == "after the rebuild"

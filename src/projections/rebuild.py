@@ -1,8 +1,9 @@
 """Rebuilding a read model from the event log, beside the live one, then switching over.
 
-1. The view's tables are created afresh in a shadow schema and the log, up to its head
-   when the rebuild starts, is bulk loaded into them in one transaction (bulk.py: the
-   events are folded in memory into the rows they leave and those are sent with COPY),
+1. The view's tables are created afresh in a shadow schema (by the bulk writer, while the
+   first events are read and folded) and the log, up to its head when the rebuild
+   starts, is bulk loaded into them (bulk.py: the events are folded in memory into the
+   rows they leave and those are sent with COPY),
    while the live tables keep answering reads. Secondary indexes are built after the
    load, not maintained during it. Events written meanwhile are then applied by the
    view's handlers, in batches, as a follower applies them.
@@ -198,14 +199,18 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
             # The shadow is nobody's until it is switched in. The tables are made by the
             # library's own code, given its statements as one, so the tracking table gets
             # its migration row as the library would give it.
+            statements = list(shadow.sql_create_statements)
             shadow.sql_create_statements[:] = [SQL("; ").join([
                 SQL("SET LOCAL synchronous_commit TO off"),
                 SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)),
                 SQL("CREATE SCHEMA {}").format(Identifier(shadow_schema)),
-                *(statement for statement in shadow.sql_create_statements
+                *(statement for statement in statements
                   if "CREATE TYPE" not in statement.as_string()),  # which the library skips
             ])]
-            shadow._create_table(curs)
+            try:
+                shadow._create_table(curs)
+            finally:  # a later create_table() must not drop the schema
+                shadow.sql_create_statements[:] = statements
             indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
             for statement in indexes:
                 writer.build(statement)
