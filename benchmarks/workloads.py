@@ -215,7 +215,7 @@ def w6_rebuild_replay(settings_env: dict[str, str]) -> dict[str, Any]:
         rows = {"datasets": "dataset_items", "runs": "run_results"}
         rebuilt = {}
         for follower in ledger.followers:  # three times each: the best, and all three
-            reports = [rebuild(follower) for _ in range(3)]
+            reports = [rebuild(follower, ledger.connection) for _ in range(3)]
             best = min(reports, key=lambda report: report["seconds"])
             written = table_rows(ledger.connection.conninfo, settings.schema, rows[follower.name])
             rebuilt[follower.name] = {

@@ -166,6 +166,6 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         run_service=run_service,
         comparer=RunComparer(run_queries, dataset_queries),
         followers=followers,
-        rebuilds=Rebuilds(),
+        rebuilds=Rebuilds(params),
     )
     return ledger

@@ -123,7 +123,7 @@ def test_content_sealed_as_one_json_object_still_opens(service: Service, databas
     client.update_item(dataset_id, item.id, expected_output="now sealed in parts")
     before = client.request("GET", f"/api/datasets/{dataset_id}/items", params={"version": 1})
     for follower in ledger.followers:
-        rebuild(follower)
+        rebuild(follower, ledger.connection)
     assert client.request("GET", f"/api/datasets/{dataset_id}/items", params={"version": 1}) == before
     assert client.get_item(dataset_id, item.id).expected_output == "now sealed in parts"
     assert client.get_item(dataset_id, item.id).input == content["input"]

@@ -288,7 +288,7 @@ def test_batched_read_models_equal_the_one_by_one_ones(
 
     monkeypatch.setattr(runs_bulk, "SEQS_BY_ID", 2.0)  # each run's seqs looked up by id
     for follower in ledger.followers:
-        assert rebuild(follower)["events"] > 5
+        assert rebuild(follower, ledger.connection)["events"] > 5
     rebuilt = table_rows(conninfo, settings.schema)
     assert first_difference(rebuilt, expected) is None, first_difference(rebuilt, expected)
     assert len(rebuilt["dataset_items"]) > 30 and len(rebuilt["run_results"]) == 8
@@ -301,7 +301,7 @@ def test_batched_read_models_equal_the_one_by_one_ones(
     monkeypatch.setattr(runs_bulk, "SEQS_BY_ID", 0)  # and seqs looked up for a whole version
     for follower in ledger.followers:
         told: list[tuple[int, int]] = []
-        report = rebuild(follower, memory_budget=0,
+        report = rebuild(follower, ledger.connection, memory_budget=0,
                          progress=lambda position, head: told.append((position, head)))
         assert report["events"] > 5 and len(told) == report["events"], "progress told after each one-event batch"
         positions = [position for position, _ in told]

@@ -90,7 +90,7 @@ def build_router(max_per_page: int) -> APIRouter:
         if follower is None:
             raise NotFoundError(f"no projection named {name!r}; there are: "
                                 f"{', '.join(f.name for f in ledger.followers)}")
-        rebuilds = ledger.rebuilds or Rebuilds()
+        rebuilds = ledger.rebuilds or Rebuilds(ledger.connection)
         if wait:
             return JSONBody(rebuilds.run(follower))
         return JSONBody({"projection": name, **rebuilds.start(follower)}, status_code=202)
