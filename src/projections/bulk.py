@@ -270,9 +270,13 @@ class TableRows:
 class BulkLoad(ABC):
     """Folds a view's events, in log order, into the rows of its (empty) tables."""
 
-    def __init__(self, view: BatchingView, writer: Writer, *, memory_budget: int = MEMORY_BUDGET) -> None:
+    def __init__(self, view: BatchingView, writer: Writer, *, memory_budget: int = MEMORY_BUDGET,
+                 other_views: PostgresDatastore | None = None) -> None:
         self.view = view
         self.writer = writer
+        # Where the tables of other views are read from (the live ones, through their own
+        # datastore: the load's connections are all the writer's).
+        self.other_views = other_views or view.datastore
         self.memory_budget = memory_budget
         self.held = 0  # bytes of rows held back, not yet final
 

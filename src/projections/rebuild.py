@@ -186,7 +186,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
     started = time.perf_counter()
     shadow_store = PostgresDatastore(
         dbname=conninfo_params.dbname, host=conninfo_params.host, port=conninfo_params.port,
-        user=conninfo_params.user, password=conninfo_params.password, pool_size=3, schema=shadow_schema,
+        user=conninfo_params.user, password=conninfo_params.password, pool_size=2, schema=shadow_schema,
     )
     head = follower.app.recorder.max_notification_id() or 0
     reading = read_events(follower.app, follower.topics, head)
@@ -218,7 +218,8 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
                 writer.constrain(statement)
 
         writer = Writer(shadow_store, prepare=make_tables)
-        loaded = bulk_load(BULK_LOADS[type(live)](shadow, writer, memory_budget=memory_budget),
+        loaded = bulk_load(BULK_LOADS[type(live)](shadow, writer, memory_budget=memory_budget,
+                                                  other_views=live.datastore),
                            reading, application_name=follower.app.name, until=head, progress=progress)
         replay = ProjectionFollower(name=f"{follower.name}-rebuild", app=follower.app, view=shadow,
                                     topics=follower.topics, conninfo=follower.conninfo, batch_size=REBUILD_BATCH)

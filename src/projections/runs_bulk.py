@@ -191,7 +191,7 @@ class RunsBulkLoad(BulkLoad):
         # As one JSON object ({"item id": seq}): parsed at once, not row by row.
         statement = SQL("SELECT coalesce(json_object_agg(item_id, seq), '{{}}')::text AS seqs FROM ({}) s").format(
             statement)
-        with self.view.datastore.transaction(commit=False) as curs:
+        with self.other_views.transaction(commit=False) as curs:
             seqs = orjson.loads(curs.execute(statement, params).fetchone()["seqs"])  # type: ignore[index]
         return {item_id: b"%d" % seqs[item_id] for item_id in item_ids if item_id in seqs}
 
