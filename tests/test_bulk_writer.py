@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger import database
 from evalledger.projections.bulk import Writer
@@ -34,13 +34,11 @@ def rows_of(settings: Settings, table: str) -> list[tuple[object, ...]]:
 def test_rows_given_before_the_tables_exist_wait_for_them(store: PostgresDatastore, settings: Settings) -> None:
     schema = Identifier(settings.schema)
     table = SQL("{}.letters").format(schema)
-    writer: Writer
 
-    def make_tables(curs: psycopg.Cursor[object]) -> None:
+    def make_tables(curs: psycopg.Cursor[object]) -> tuple[list[Composed], list[Composed]]:
         curs.execute(SQL("CREATE SCHEMA {}; CREATE TABLE {} (n integer, letter text)").format(schema, table))
-        writer.build(SQL("CREATE UNIQUE INDEX letters_n ON {} (n)").format(table))
-        writer.constrain(SQL("ALTER TABLE {} ADD CONSTRAINT letters_pkey PRIMARY KEY USING INDEX letters_n").format(
-            table))
+        return ([SQL("CREATE UNIQUE INDEX letters_n ON {} (n)").format(table)],
+                [SQL("ALTER TABLE {} ADD CONSTRAINT letters_pkey PRIMARY KEY USING INDEX letters_n").format(table)])
 
     writer = Writer(store, prepare=make_tables)
     for n in range(20):  # given at once, while the first writer is still making the tables
@@ -60,8 +58,9 @@ def test_tables_that_cannot_be_made_fail_the_load_with_the_reason(store: Postgre
     with psycopg.connect(database.parse_database_url(settings.database_url or "").conninfo, autocommit=True) as conn:
         conn.execute(SQL("CREATE SCHEMA {}; CREATE TABLE {} (n integer, letter text)").format(schema, table))
 
-    def make_tables(curs: psycopg.Cursor[object]) -> None:  # the table is there already
-        curs.execute(SQL("CREATE TABLE {} (n integer, letter text)").format(table))
+    def make_tables(curs: psycopg.Cursor[object]) -> tuple[list[Composed], list[Composed]]:
+        curs.execute(SQL("CREATE TABLE {} (n integer, letter text)").format(table))  # there already
+        return [], []
 
     writer = Writer(store, prepare=make_tables)
     with pytest.raises(Exception, match="already exists"):

@@ -64,6 +64,8 @@ _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 # A step for the writer's thread: gets the cursor of the load's transaction.
 Step = Callable[[Cursor[Any]], None]
+# Makes a load's tables; returns the index builds and the constraints for after the rows.
+Preparation = Callable[[Cursor[Any]], tuple[Sequence[Composed], Sequence[Composed]]]
 # Told how far a load has come: progress(position in the log, position it goes up to).
 Progress = Callable[[int, int], None]
 
@@ -136,10 +138,12 @@ class Writer:
 
     `prepare` (making the tables) runs first, in a transaction of its own on the first
     writer connection, while the caller already folds rows: none is sent before it has
-    committed. It may name the indexes to build (`build`) and the constraints to make of
-    them (`constrain`)."""
+    committed. It returns the index builds to run once every row is in (at the same time,
+    over the writer's connections) and the constraints to make of the built indexes then
+    (first in the last transaction)."""
 
-    def __init__(self, datastore: PostgresDatastore, connections: int = 2, *, prepare: Step | None = None) -> None:
+    def __init__(self, datastore: PostgresDatastore, connections: int = 2, *,
+                 prepare: Preparation | None = None) -> None:
         self.datastore = datastore
         self._chunks: queue.Queue[Step | None] = queue.Queue(maxsize=8)
         self._builds: list[Composed] = []
@@ -165,16 +169,6 @@ class Writer:
                 copy.write(data)
 
         self._chunks.put(copy_rows)
-
-    def build(self, statement: Composed) -> None:
-        """Run `statement` (an index build) once every row is in: the builds run at the same
-        time over the writer's connections, before the steps given to `after`."""
-        self._builds.append(statement)
-
-    def constrain(self, statement: Composed) -> None:
-        """Run `statement` (a constraint made of a built index) once the indexes are built,
-        first in the last transaction."""
-        self._constraints.append(statement)
 
     def after(self, step: Step) -> None:
         """Run `step` once every row is in and the indexes are built, in the order given."""
@@ -221,7 +215,9 @@ class Writer:
                 if n == 0 and self._prepare is not None:
                     try:
                         with conn.transaction(), conn.cursor() as curs:
-                            self._prepare(curs)
+                            builds, constraints = self._prepare(curs)
+                        self._builds.extend(builds)
+                        self._constraints.extend(constraints)
                     except BaseException as error:
                         self._error = error  # before the other writers are woken
                         raise

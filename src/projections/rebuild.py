@@ -193,7 +193,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
     try:
         shadow = type(live)(shadow_store, tracking_table_name=live.tracking_table_name, other_views_schema=schema)
 
-        def make_tables(curs: Cursor[Any]) -> None:
+        def make_tables(curs: Cursor[Any]) -> tuple[list[Composed], list[Composed]]:
             # Run by the writer while the first events are read and folded, so in few
             # round trips: each answer waits for the GIL, which the folding thread holds.
             # The shadow is nobody's until it is switched in. The tables are made by the
@@ -211,11 +211,7 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
                 shadow._create_table(curs)
             finally:  # a later create_table() must not drop the schema
                 shadow.sql_create_statements[:] = statements
-            indexes, constraints = _drop_indexes(curs, shadow_schema, live.read_model_tables)
-            for statement in indexes:
-                writer.build(statement)
-            for statement in constraints:
-                writer.constrain(statement)
+            return _drop_indexes(curs, shadow_schema, live.read_model_tables)
 
         writer = Writer(shadow_store, prepare=make_tables)
         loaded = bulk_load(BULK_LOADS[type(live)](shadow, writer, memory_budget=memory_budget,
