@@ -123,11 +123,10 @@ class DatasetsBulkLoad(BulkLoad):
             dataset.columns["deleted_at"] = dataset.columns["updated_at"]
 
     def _items_added(self, e: Dataset.ItemsAdded) -> None:
-        dataset = self.datasets.get(e.originator_id)
-        if dataset is None:
+        moved = self._moved_on(e, added=len(e.items))
+        if moved is None:
             return
-        ts = self._changed(dataset, e, added=len(e.items))
-        version = b"%d" % e.dataset_version
+        dataset, ts, version = moved
         for entry in e.items:
             item_id = entry["id"]
             earlier = dataset.items.get(item_id)
@@ -140,11 +139,10 @@ class DatasetsBulkLoad(BulkLoad):
             self._hold(item)
 
     def _items_updated(self, e: Dataset.ItemsUpdated) -> None:
-        dataset = self.datasets.get(e.originator_id)
-        if dataset is None:
+        moved = self._moved_on(e, updated=len(e.items))
+        if moved is None:
             return
-        ts = self._changed(dataset, e, updated=len(e.items))
-        version = b"%d" % e.dataset_version
+        dataset, ts, version = moved
         for entry in e.items:
             item_id = entry["id"]
             item = dataset.items.get(item_id)
@@ -161,11 +159,10 @@ class DatasetsBulkLoad(BulkLoad):
             self._hold(item)
 
     def _items_deleted(self, e: Dataset.ItemsDeleted) -> None:
-        dataset = self.datasets.get(e.originator_id)
-        if dataset is None:
+        moved = self._moved_on(e, removed=len(e.item_ids))
+        if moved is None:
             return
-        ts = self._changed(dataset, e, removed=len(e.item_ids))
-        version = b"%d" % e.dataset_version
+        dataset, ts, version = moved
         for item_id in e.item_ids:
             item = dataset.items.pop(item_id, None)
             if item is None:
@@ -198,6 +195,15 @@ class DatasetsBulkLoad(BulkLoad):
         dataset.columns["aggregate_version"] = copy_int(e.originator_version)
         dataset.columns["updated_at"] = ts
         return ts
+
+    def _moved_on(self, e: Any, **counts: int) -> tuple[_Dataset, bytes, bytes] | None:
+        """The event's dataset moved on to the event's version (`_changed`), with the event's
+        time and version encoded; None for a dataset the load has no row for (the handlers
+        write nothing then)."""
+        dataset = self.datasets.get(e.originator_id)
+        if dataset is None:
+            return None
+        return dataset, self._changed(dataset, e, **counts), b"%d" % e.dataset_version
 
     def _changed(self, dataset: _Dataset, e: Any, *, added: int = 0, updated: int = 0, removed: int = 0) -> bytes:
         """Move the dataset on to the event's version, as the handlers' `d` and `v` do."""
