@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import orjson
@@ -22,6 +23,7 @@ from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
 from evalledger.projections.follower import ProjectionFollower
 from evalledger.projections.run_queries import RunQueries
 from evalledger.projections.runs import RUNS_VIEW_TOPICS, RunsView
+from evalledger.service_layer.datasets import DatasetUseCases
 from evalledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,6 +51,10 @@ class Ledger:
     comparer: RunComparer
     followers: list[ProjectionFollower] = field(default_factory=list)
     rebuilds: Rebuilds | None = None  # the service's rebuilds of the read models
+
+    @cached_property
+    def dataset_use_cases(self) -> DatasetUseCases:
+        return DatasetUseCases(self.datasets, self.dataset_queries, self.read_your_writes)
 
     def read_your_writes(self, written: Written) -> None:
         """Bring every projection that handles the write's events up to it before its

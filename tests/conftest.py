@@ -128,3 +128,34 @@ def with_settings(settings: Settings, **changes: object) -> Settings:
 def service(settings: Settings) -> Iterator[Service]:
     with running_service(settings) as running:
         yield running
+
+
+# -- the browser (web UI tests) ----------------------------------------------------------------
+
+CHROMIUM = os.environ.get("EVALLEDGER_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
+    """pytest-playwright launches Debian's Chromium (Playwright's own browser download is not
+    reachable), headless, with nothing that calls out to the network."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, object]) -> dict[str, object]:
+    return {**browser_context_args, "viewport": {"width": 1360, "height": 860}}
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save what the page shows now under tests/screenshots/ (git-ignored), to look at."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path

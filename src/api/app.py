@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
+from evalledger import ui
 from evalledger.api import datasets, events, models, problems, runs, transfer
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
@@ -51,6 +52,8 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONBody,
+        docs_url=None,  # served by the UI from vendored assets, so they work offline
+        redoc_url=None,
     )
     app.state.ledger = ledger
     problems.install(app)
@@ -71,5 +74,6 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
             }
         )
 
+    ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
     return app

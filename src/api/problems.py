@@ -45,7 +45,7 @@ def problem(status: int, type_: str, detail: str, **extra: Any) -> JSONBody:
     return JSONBody(body, status_code=status, media_type="application/problem+json")
 
 
-def _status_for(error: DomainError) -> int:
+def status_for(error: DomainError) -> int:
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, ConflictError):
@@ -62,7 +62,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONBody:
-        return problem(_status_for(error), error.problem_type, error.detail, **error.extra)
+        return problem(status_for(error), error.problem_type, error.detail, **error.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONBody:

@@ -413,3 +413,28 @@ class DatasetQueries:
                 "hasMore": (page + 1) * per_page < total,
             },
         }
+
+
+    def list_datasets_overview(
+        self, *, search: str | None, page: int, per_page: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Datasets for an overview (newest first, optionally those whose name holds `search`,
+        case-insensitively), each with who made its latest version."""
+        rows = self._fetch(
+            SQL(
+                "SELECT d.*, v.actor AS last_actor, count(*) OVER () AS total"
+                " FROM {datasets} d LEFT JOIN LATERAL (SELECT actor FROM {versions} x"
+                "  WHERE x.dataset_id = d.dataset_id ORDER BY x.version DESC LIMIT 1) v ON true"
+                " WHERE d.deleted_at IS NULL AND (%(s)s::text IS NULL OR d.name ILIKE %(p)s)"
+                " ORDER BY d.created_at DESC, d.dataset_id LIMIT %(n)s OFFSET %(o)s"
+            ).format(datasets=self._datasets, versions=self._versions),
+            {"s": search, "p": like_pattern(search or ""), "n": per_page, "o": page * per_page},
+        )
+        total = rows[0]["total"] if rows else 0
+        return [{**dataset_wire(r), "lastActor": r["last_actor"]} for r in rows], total
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
