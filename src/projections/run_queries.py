@@ -446,3 +446,13 @@ class RunQueries:
             elif isinstance(spec, dict):
                 ids.append(str(spec.get("id") or spec.get("name")))
         return ids
+
+    def item_inputs(self, dataset_id: UUID, version: int, item_ids: list[UUID]) -> dict[UUID, Any]:
+        """The inputs of some items as they were at a version (for naming items on a page)."""
+        rows = self._fetch(
+            SQL("SELECT i.item_id, i.input FROM {items} i WHERE i.dataset_id = %(d)s AND i.item_id = ANY(%(ids)s)"
+                " AND i.valid_from <= %(v)s AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted").format(
+                items=self._items),
+            {"d": dataset_id, "v": version, "ids": item_ids},
+        )
+        return {row["item_id"]: row["input"] for row in rows}
