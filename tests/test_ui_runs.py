@@ -59,6 +59,7 @@ def test_a_person_starts_follows_and_reads_a_run(service: Service, page: Page) -
     page.get_by_role("button", name="Start run").click()
     expect(page.locator("#form-error")).to_contain_text("Concurrency")
     expect(page.get_by_label("Concurrency")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "run-new")
     page.get_by_role("textbox", name=re.compile("^Metadata")).fill('["not", "an object"]')
     page.get_by_label("Concurrency").fill("2")
     page.get_by_role("button", name="Start run").click()

@@ -263,11 +263,14 @@ def run_page(
         max_score = _score_bound(max_text, "Score to")
     except FormError as error:
         filter_error, min_score, max_score = error.message, None, None
-    run = ledger.run_service.get_run(run_id)
+    # A finished run is read from its row alone: the service's answer adds a score summary,
+    # an aggregate over every result that a big run's page should not wait for.
+    run = ledger.run_queries.get_run(run_id)
+    if run["status"] not in FINISHED:
+        run = ledger.run_service.get_run(run_id)
     scorer_ids = ledger.run_queries.result_scorer_ids(run_id)
-    for extra in run.get("scoreSummary") or {}:
-        if extra not in scorer_ids:
-            scorer_ids.append(extra)
+    if not scorer_ids and run["callerDriven"]:  # the caller named its scorers in its results
+        scorer_ids = list(ledger.run_queries.score_summary(run_id))
     if sort in ("score", "-score") and not scorer:
         scorer = scorer_ids[0] if scorer_ids else None
         if scorer is None:
