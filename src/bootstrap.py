@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from evalledger.execution.registry import Registry
     from evalledger.execution.scheduler import RunScheduler
     from evalledger.execution.service import RunService
+    from evalledger.service_layer.operations import Operations
+    from evalledger.service_layer.runs import RunUseCases
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,18 @@ class Ledger:
     @cached_property
     def dataset_use_cases(self) -> DatasetUseCases:
         return DatasetUseCases(self.datasets, self.dataset_queries, self.read_your_writes)
+
+    @cached_property
+    def run_use_cases(self) -> RunUseCases:
+        from evalledger.service_layer.runs import RunUseCases
+
+        return RunUseCases(self.run_service, self.comparer)
+
+    @cached_property
+    def operations(self) -> Operations:
+        from evalledger.service_layer.operations import Operations
+
+        return Operations(self)
 
     def read_your_writes(self, written: Written) -> None:
         """Bring every projection that handles the write's events up to it before its

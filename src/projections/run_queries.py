@@ -335,3 +335,124 @@ class RunQueries:
                 {"itemId": row["item_id"], "mean": row["mean"], "variance": row["variance"], "repetitions": row["n"]}
             )
         return summary
+
+    # -- for the web UI ----------------------------------------------------------------------
+
+    def recent_runs(self, page: int, per_page: int, dataset_id: UUID | None = None,
+                    status: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Runs newest first, across datasets (or of one), each with its dataset's name."""
+        rows = self._fetch(
+            SQL(
+                "SELECT r.*, d.name AS dataset_name, count(*) OVER () AS total FROM {runs} r"
+                " LEFT JOIN {datasets} d ON d.dataset_id = r.dataset_id"
+                " WHERE (%(d)s::uuid IS NULL OR r.dataset_id = %(d)s)"
+                " AND (%(status)s::text IS NULL OR r.status = %(status)s)"
+                " ORDER BY r.created_at DESC, r.run_id LIMIT %(limit)s OFFSET %(offset)s"
+            ).format(runs=self._runs, datasets=SQL("{}.datasets").format(Identifier(self.datastore.schema))),
+            {"d": dataset_id, "status": status, "limit": per_page, "offset": page * per_page},
+        )
+        total = rows[0]["total"] if rows else self._fetch(
+            SQL("SELECT count(*) AS n FROM {} WHERE (%(d)s::uuid IS NULL OR dataset_id = %(d)s)"
+                " AND (%(status)s::text IS NULL OR status = %(status)s)").format(self._runs),
+            {"d": dataset_id, "status": status},
+        )[0]["n"]
+        return [{**run_wire(r), "datasetName": r["dataset_name"]} for r in rows], total
+
+    def filtered_results(
+        self, run_id: UUID, page: int, per_page: int, *, status: str | None = None, scorer: str | None = None,
+        min_score: float | None = None, max_score: float | None = None, sort: str = "dataset",
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of a run's results, filtered by status and by one scorer's score range,
+        in dataset order or sorted by latency or by that scorer's score ('latency',
+        '-latency', 'score', '-score'), with the items as at the run's pinned version."""
+        run = self.run_row(run_id)
+        order = {
+            "dataset": "r.seq, r.repetition",
+            "latency": "r.latency_ms NULLS LAST, r.seq, r.repetition",
+            "-latency": "r.latency_ms DESC NULLS LAST, r.seq, r.repetition",
+            "score": "sc NULLS LAST, r.seq, r.repetition",
+            "-score": "sc DESC NULLS LAST, r.seq, r.repetition",
+        }[sort]
+        score = ("(SELECT (s->>'score')::float8 FROM jsonb_array_elements(r.scores) s"
+                 " WHERE s->>'scorerId' = %(scorer)s LIMIT 1)")
+        where = (
+            " WHERE r.run_id = %(run)s AND (%(status)s::text IS NULL OR r.status = %(status)s)"
+            " AND (%(scorer)s::text IS NULL OR ("
+            "  (%(min)s::float8 IS NULL OR sc >= %(min)s) AND (%(max)s::float8 IS NULL OR sc <= %(max)s)))"
+        )
+        scored = "SELECT r.*, " + score + " AS sc FROM {results} r"
+        params = {"d": run["dataset_id"], "v": run["dataset_version"], "run": run_id, "status": status,
+                  "scorer": scorer, "min": min_score, "max": max_score, "limit": per_page, "offset": page * per_page}
+        rows = self._fetch(
+            SQL(
+                "WITH page AS (SELECT * FROM (" + scored + ") r" + where + " ORDER BY " + order +
+                " LIMIT %(limit)s OFFSET %(offset)s)"
+                " SELECT r.*, i.input, i.expected_output, i.metadata AS item_metadata"
+                " FROM page r" + _ITEM_AT_PINNED_VERSION + " ORDER BY " + order
+            ).format(results=self._results, items=self._items),
+            params,
+        )
+        if status is None and scorer is None:
+            total = run["recorded"]
+        else:
+            total = self._fetch(
+                SQL("SELECT count(*) AS n FROM (" + scored + " WHERE r.run_id = %(run)s) r" + where).format(
+                    results=self._results),
+                params,
+            )[0]["n"]
+        return [result_wire(r) for r in rows], total
+
+    def score_histograms(self, run_id: UUID, bins: int = 10) -> dict[str, list[int]]:
+        """Per scorer: how many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last)."""
+        rows = self._fetch(
+            SQL(
+                f"SELECT s->>'scorerId' AS scorer_id, least(width_bucket({_SCORE}, 0, 1, %(bins)s), %(bins)s) AS bin,"
+                " count(*) AS n FROM {} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+                f" WHERE r.run_id = %(run)s AND {_SCORE} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+            ).format(self._results),
+            {"run": run_id, "bins": bins},
+        )
+        histograms: dict[str, list[int]] = {}
+        for row in rows:
+            histograms.setdefault(row["scorer_id"], [0] * bins)[max(1, row["bin"]) - 1] += row["n"]
+        return histograms
+
+    def latency_histogram(self, run_id: UUID, bins: int = 20) -> dict[str, Any]:
+        """How many results took how long: `bins` equal bins from the fastest to the slowest."""
+        rows = self._fetch(
+            SQL(
+                "WITH bounds AS (SELECT min(latency_ms) AS lo, max(latency_ms) AS hi FROM {results}"
+                " WHERE run_id = %(run)s AND latency_ms IS NOT NULL)"
+                " SELECT b.lo, b.hi, CASE WHEN b.hi > b.lo THEN least(width_bucket(r.latency_ms, b.lo, b.hi, %(bins)s),"
+                " %(bins)s) ELSE 1 END AS bin, count(*) AS n FROM {results} r, bounds b"
+                " WHERE r.run_id = %(run)s AND r.latency_ms IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 3"
+            ).format(results=self._results),
+            {"run": run_id, "bins": bins},
+        )
+        if not rows:
+            return {"low": None, "high": None, "counts": []}
+        counts = [0] * bins
+        for row in rows:
+            counts[row["bin"] - 1] += row["n"]
+        return {"low": rows[0]["lo"], "high": rows[0]["hi"], "counts": counts}
+
+    def result_scorer_ids(self, run_id: UUID) -> list[str]:
+        """The ids of the run's scorers, from its definition (no scan of its results)."""
+        row = self.run_row(run_id)
+        ids = []
+        for spec in row["scorers"] or []:
+            if isinstance(spec, str):
+                ids.append(spec)
+            elif isinstance(spec, dict):
+                ids.append(str(spec.get("id") or spec.get("name")))
+        return ids
+
+    def item_inputs(self, dataset_id: UUID, version: int, item_ids: list[UUID]) -> dict[UUID, Any]:
+        """The inputs of some items as they were at a version (for naming items on a page)."""
+        rows = self._fetch(
+            SQL("SELECT i.item_id, i.input FROM {items} i WHERE i.dataset_id = %(d)s AND i.item_id = ANY(%(ids)s)"
+                " AND i.valid_from <= %(v)s AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted").format(
+                items=self._items),
+            {"d": dataset_id, "v": version, "ids": item_ids},
+        )
+        return {row["item_id"]: row["input"] for row in rows}

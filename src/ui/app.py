@@ -44,10 +44,13 @@ def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
 
 
 def install(app: FastAPI) -> None:
-    from evalledger.ui import datasets
+    from evalledger.ui import compare, datasets, operations, runs
 
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(datasets.router)
+    app.include_router(runs.router)
+    app.include_router(compare.router)
+    app.include_router(operations.router)
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
