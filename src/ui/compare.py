@@ -59,7 +59,7 @@ def compare_page(
         "alpha": alpha if errors and alpha_value != _float(alpha) else alpha_value, "partial": bool(partial),
         "status": status, "page": page, "per_page": ITEMS_PER_PAGE, "errors": errors, "typed": typed,
         "directions": DIRECTIONS, "status_labels": STATUS_LABELS, "statuses": STATUS_ORDER, "nav": "runs",
-        "ms": charts.milliseconds, "link": link, "datasets": _dataset_names(ledger, rows.values()),
+        "ms": charts.milliseconds, "datasets": _dataset_names(ledger, rows.values()),
     }
     try:
         answer = ledger.run_use_cases.compare(baseline, candidates=list(candidates), options=options)
@@ -76,14 +76,6 @@ def compare_page(
         has_more=focused["itemsPagination"]["hasMore"], total=focused["itemsPagination"]["total"],
     )
     return templates.TemplateResponse(request, "runs/compare.html", context, status_code=422 if errors else 200)
-
-
-def link(request: Request, **changes: Any) -> str:
-    """This comparison's URL with some parameters changed (None removes one), keeping the
-    repeated `candidate` parameters that a plain dict of the query would fold into one."""
-    kept = [(key, value) for key, value in request.query_params.multi_items() if key not in changes]
-    kept += [(key, str(value)) for key, value in changes.items() if value is not None and value != ""]
-    return request.url.path + "?" + urlencode(kept)
 
 
 def _from_selection(request: Request, ledger: Ledger, runs: list[UUID]) -> Response:

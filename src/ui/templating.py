@@ -55,14 +55,11 @@ def timestamp(value: Any) -> str:
 
 def with_query(request: Request, **changes: Any) -> str:
     """This page's URL with some query parameters changed (None removes one), so every
-    filter, page and version is a URL that can be bookmarked and shared."""
-    params = dict(request.query_params)
-    for key, value in changes.items():
-        if value is None or value == "":
-            params.pop(key, None)
-        else:
-            params[key] = str(value)
-    query = urlencode(params)
+    filter, page and version is a URL that can be bookmarked and shared. Repeated
+    parameters (a comparison's candidates) are kept as they are."""
+    kept = [(key, value) for key, value in request.query_params.multi_items() if key not in changes]
+    kept += [(key, str(value)) for key, value in changes.items() if value is not None and value != ""]
+    query = urlencode(kept)
     return request.url.path + ("?" + query if query else "")
 
 
