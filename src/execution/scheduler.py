@@ -50,6 +50,12 @@ def _lock_key(run_id: UUID) -> int:
     return zlib.crc32(b"evalledger-run:" + run_id.bytes) - 2**31
 
 
+def _worth_retrying(error: BaseException) -> bool:
+    """Anything that stops an execution may pass, but a refusal of the domain's (no such
+    run, say), which would only be refused again, and a cancellation (stop())."""
+    return isinstance(error, Exception) and not isinstance(error, DomainError)
+
+
 async def _cancel_everything() -> None:
     """Cancel every other task of the loop and let them unwind (their lock connections
     closed, their retries ended) while the loop still runs."""
@@ -83,6 +89,8 @@ class RunScheduler:
         self.max_pause = RETRY_MAX_PAUSE
         # Why a run is not going on, while it waits to be tried again (`statusReason`).
         self.waiting: dict[UUID, dict[str, Any]] = {}
+        # Runs cancelled here (actor, reason): a retry records the cancellation, never runs them again.
+        self.cancelling: dict[UUID, tuple[str, str | None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -134,6 +142,7 @@ class RunScheduler:
     def _ended(self, run_id: UUID, future: Future[None]) -> None:
         """Log how an execution ended if it failed: nobody else reads the future."""
         self.waiting.pop(run_id, None)
+        self.cancelling.pop(run_id, None)
         if future.cancelled():
             return
         error = future.exception()
@@ -148,10 +157,9 @@ class RunScheduler:
         return run_ids
 
     async def _execute(self, run_id: UUID) -> None:
-        """Execute the run, trying again whatever stops it but a refusal of the domain's
-        (no such run, say), which would only be refused again, and a cancellation (stop())."""
+        """Execute the run, trying again after whatever stops it that may pass."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda error: isinstance(error, Exception) and not isinstance(error, DomainError)),
+            retry=retry_if_exception(_worth_retrying),
             wait=wait_random_exponential(multiplier=0.25, max=self.max_pause),
             before_sleep=lambda state: self._note_waiting(run_id, state),
             reraise=True,
@@ -184,6 +192,10 @@ class RunScheduler:
             run = await asyncio.to_thread(self.runs.get_run, run_id)
             if run.status in FINISHED or run.target is None:
                 return
+            if run_id in self.cancelling:  # cancelled here, but that could not be recorded
+                actor, reason = self.cancelling[run_id]
+                self.on_written(await asyncio.to_thread(self.runs.cancel_run, run_id, actor=actor, reason=reason))
+                return
             try:
                 executor = self._executor(run_id, run)
             except Exception as error:  # noqa: BLE001 - e.g. its target is no longer registered
@@ -197,6 +209,8 @@ class RunScheduler:
                 await executor.run()
             finally:
                 self.executors.pop(run_id, None)
+                if executor.cancel_requested.is_set():
+                    self.cancelling[run_id] = (executor.cancel_actor, executor.cancel_reason)
             # The executor records how the run ended, unless that failed too.
             if (await asyncio.to_thread(self.runs.get_run, run_id)).status not in FINISHED:
                 raise RunInterruptedError("the run's executor stopped before the run finished")
