@@ -76,4 +76,5 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
 
     ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)
+    app.add_middleware(problems.UnexpectedErrors)  # added last: outermost, so it sees every error
     return app

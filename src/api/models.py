@@ -350,6 +350,13 @@ class RunProgress(ResponseModel):
     fraction: float
 
 
+class RunStatusReason(ResponseModel):
+    reason: str = Field(description="What stopped the run from starting or going on, last time it was tried")
+    attempts: int
+    since: datetime
+    next_attempt_at: datetime
+
+
 class Run(ResponseModel):
     id: UUID
     dataset_id: UUID
@@ -376,6 +383,9 @@ class Run(ResponseModel):
     score_summary: dict[str, JSONValue] | None = Field(
         default=None, description="Per scorer: count, mean, median, std, min, max, passRate (at 0.5), errorCount "
         "(finished runs; see /analytics for more).")
+    status_reason: RunStatusReason | None = Field(
+        default=None, description="Present while the run cannot start or go on (the database refused a connection, "
+        "say): why, and when this process tries again, which it does until it can.")
 
 
 class RunList(ResponseModel):

@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import eventsourcing.persistence
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evalledger.api.encoding import JSONBody
 from evalledger.domain.errors import (
@@ -16,6 +19,7 @@ from evalledger.domain.errors import (
     DomainError,
     InvalidRequestError,
     NotFoundError,
+    UnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -31,10 +35,23 @@ _TITLES = {
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
+# Failures to get or keep a database connection (the pool's timeout, a refused or dropped
+# connection, a statement cancelled by a timeout): they pass, so they are a 503 to retry.
+DATABASE_UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
+)
+# Seconds a client is asked to wait before retrying after a 503 of the database's.
+DATABASE_RETRY_AFTER = 2
 
-def problem(status: int, type_: str, detail: str, **extra: Any) -> JSONBody:
+
+def problem(status: int, type_: str, detail: str, *, retry_after: int | None = None, **extra: Any) -> JSONBody:
+    """A problem answer; `retry_after` (seconds) sets the `Retry-After` header."""
     body = {
         "type": PROBLEM_BASE + type_,
         "title": _TITLES.get(status, "Error"),
@@ -42,7 +59,8 @@ def problem(status: int, type_: str, detail: str, **extra: Any) -> JSONBody:
         "detail": detail,
         **{k: v for k, v in extra.items() if v is not None},
     }
-    return JSONBody(body, status_code=status, media_type="application/problem+json")
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONBody(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 def status_for(error: DomainError) -> int:
@@ -52,6 +70,8 @@ def status_for(error: DomainError) -> int:
         return 409
     if isinstance(error, InvalidRequestError):
         return 422
+    if isinstance(error, UnavailableError):
+        return 503
     return 400
 
 
@@ -62,7 +82,11 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONBody:
-        return problem(status_for(error), error.problem_type, error.detail, **error.extra)
+        retry_after = error.retry_after if isinstance(error, UnavailableError) else None
+        return problem(status_for(error), error.problem_type, error.detail, retry_after=retry_after, **error.extra)
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(kind, database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONBody:
@@ -91,7 +115,40 @@ def install(app: FastAPI) -> None:
         kinds = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large", 415: "unsupported-media-type"}
         return problem(error.status_code, kinds.get(error.status_code, "http-error"), str(error.detail))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONBody:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal-error", "The server failed to handle this request; it has been logged.")
+
+async def database_unavailable(request: Request, error: Exception) -> JSONBody:
+    log.warning("database unavailable for %s %s: %s: %s", request.method, request.url.path,
+                type(error).__name__, error)
+    return problem(503, "database-unavailable",
+                   "The database could not serve this request now (no free connection, or the server "
+                   "refused or dropped one); try again shortly.", retry_after=DATABASE_RETRY_AFTER)
+
+
+class UnexpectedErrors:
+    """Answers an exception no handler took with a 500 problem (logged), and keeps the
+    connection. Starlette's own last resort (ServerErrorMiddleware) answers too but then
+    re-raises, and uvicorn closes the keep-alive connection, failing the client's next
+    request as well. Installed outermost, just inside that middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_start)
+        except Exception:
+            if started:  # part of an answer is out: only dropping the connection can tell the client
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await problem(500, "internal-error",
+                          "The server failed to handle this request; it has been logged.")(scope, receive, send)

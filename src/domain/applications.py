@@ -15,6 +15,7 @@ another process is picked up by the repository's fast-forward (one indexed query
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from weakref import WeakValueDictionary
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import EventStore, IntegrityError, Mapper, Recording, Transcoder
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_before_delay, wait_random_exponential
 
 from evalledger.domain import schemas
 from evalledger.domain.datasets import Dataset, ImportOutcome, Item, ItemChange, NewItem
@@ -32,6 +34,7 @@ from evalledger.domain.errors import (
     DomainError,
     ItemNotFoundError,
     SchemaViolationError,
+    WriteContentionError,
 )
 from evalledger.domain.runs import Run, RunNotFoundError, RunSettings
 from evalledger.domain.storable import ensure_storable
@@ -43,8 +46,12 @@ from evalledger.sealing import ItemPurgedDuringWrite, SealingMapper, strip_purge
 T = TypeVar("T")
 
 EVENT_STORE_NAME = "evalledger"
-# How often a command is retried when another process wrote the same aggregate first.
-CONFLICT_RETRIES = 8
+# How long a command is retried when another process saved the same aggregate first, and
+# the longest pause between attempts. The pauses are random and grow, so writers in
+# different processes do not keep colliding in step; past the deadline the command is
+# refused (503, retry later) rather than holding its caller any longer.
+CONFLICT_DEADLINE = 5.0
+CONFLICT_MAX_PAUSE = 0.25
 
 
 @dataclass(frozen=True)
@@ -118,26 +125,45 @@ class LedgerApplication(Application[UUID]):
         another process saved the same aggregate in between."""
         lock = self._lock_for(aggregate_id)
         load = load or self._load
-        with lock:
-            for attempt in range(CONFLICT_RETRIES):
-                aggregate = load(aggregate_id)
-                try:
-                    outcome = decide(aggregate)
-                    recordings = self.save(aggregate) if aggregate.pending_events else []
-                except IntegrityError:
-                    self._evict(aggregate_id)
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
-                    continue
-                except DomainError:
-                    if aggregate.pending_events:
-                        self._evict(aggregate_id)
-                    raise
-                except BaseException:
-                    self._evict(aggregate_id)
-                    raise
-                return aggregate, outcome, recordings
+        # The deadline counts the wait for this process's earlier writers too, so that no
+        # caller waits much longer than CONFLICT_DEADLINE however many are queued.
+        deadline = time.monotonic() + CONFLICT_DEADLINE
+        if not lock.acquire(timeout=CONFLICT_DEADLINE):
+            raise WriteContentionError(f"{aggregate_id} was busy with other writes for {CONFLICT_DEADLINE:g} s; "
+                                       "nothing was changed, send the request again")
+        try:
+            retrying = Retrying(
+                retry=retry_if_exception_type(IntegrityError),
+                wait=wait_random_exponential(multiplier=0.005, max=CONFLICT_MAX_PAUSE),
+                stop=stop_before_delay(max(0.0, deadline - time.monotonic())),
+            )
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt(aggregate_id, decide, load)
+        except RetryError as error:
+            raise WriteContentionError(
+                f"other writers kept changing {aggregate_id} first for {CONFLICT_DEADLINE:g} s; "
+                "nothing was changed, send the request again"
+            ) from error.last_attempt.exception()
+        finally:
+            lock.release()
         raise AssertionError("unreachable")
+
+    def _attempt(
+        self, aggregate_id: UUID, decide: Callable[[Any], T], load: Callable[[UUID], Any]
+    ) -> tuple[Any, T, list[Recording[UUID]]]:
+        aggregate = load(aggregate_id)
+        try:
+            outcome = decide(aggregate)
+            recordings = self.save(aggregate) if aggregate.pending_events else []
+        except DomainError:
+            if aggregate.pending_events:
+                self._evict(aggregate_id)
+            raise
+        except BaseException:  # a conflict (IntegrityError) included: reload on the next attempt
+            self._evict(aggregate_id)
+            raise
+        return aggregate, outcome, recordings
 
 
 def _last_notification_id(recordings: list[Recording[UUID]]) -> int | None:

@@ -61,3 +61,18 @@ class ItemPurgedError(ConflictError):
     """The item's content was purged: it can be deleted, never changed again (409)."""
 
     problem_type = "item-purged"
+
+
+class UnavailableError(DomainError):
+    """The command could not be carried out now, for reasons that pass (503 with
+    `Retry-After: retry_after`); nothing was changed, so sending it again is safe."""
+
+    problem_type = "unavailable"
+    retry_after = 1
+
+
+class WriteContentionError(UnavailableError):
+    """Other writers (in other processes) kept saving the same aggregate first, until the
+    command's deadline for retrying passed."""
+
+    problem_type = "write-contention"

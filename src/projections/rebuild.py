@@ -188,6 +188,14 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
         dbname=conninfo_params.dbname, host=conninfo_params.host, port=conninfo_params.port,
         user=conninfo_params.user, password=conninfo_params.password, pool_size=2, schema=shadow_schema,
     )
+    try:
+        # Fail here, having made nothing, when the server gives no connection (the API
+        # answers 503): later, the cleanup below would wait for one a second time.
+        with shadow_store.get_connection():
+            pass
+    except BaseException:
+        shadow_store.close()
+        raise
     head = follower.app.recorder.max_notification_id() or 0
     reading = read_events(follower.app, follower.topics, head)
     try:
