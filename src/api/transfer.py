@@ -19,6 +19,7 @@ from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
 from evalledger.domain.errors import InvalidRequestError, ItemPurgedError
+from evalledger.domain.runs import declared_scorer_ids
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items, export_results
 from evalledger.transfer.importing import ImportFileError, detect_format, parse_mapping, read_items
 
@@ -206,9 +207,11 @@ def build_router() -> APIRouter:
         ledger: LedgerDep,
         file_format: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "jsonl",
     ) -> StreamingResponse:
-        ledger.run_queries.run_row(run_id)  # 404 before the stream starts
+        run = ledger.run_queries.run_row(run_id)  # 404 before the stream starts
+        # CSV gives each scorer columns of its own: every declared scorer, then any other with a score.
+        scorer_ids = [*declared_scorer_ids(run["scorers"]), *sorted(ledger.run_queries.score_summary(run_id))]
         return StreamingResponse(
-            export_results(ledger.run_queries.iter_result_pages(run_id), file_format),
+            export_results(ledger.run_queries.iter_result_pages(run_id), file_format, scorer_ids),
             media_type=MEDIA_TYPES[file_format],
             headers={"Content-Disposition": f'attachment; filename="run-{run_id}-results.{file_format}"'},
         )
