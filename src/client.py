@@ -41,10 +41,14 @@ class Client:
         base_url: str = "http://127.0.0.1:8000",
         *,
         actor: str | None = None,
+        reason: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`actor` and `reason` are sent with every write (X-Actor, X-Change-Reason); a
+        `reason` given to one call replaces this one."""
         headers = {"X-Actor": actor} if actor else {}
+        self.reason = reason
         self.http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
 
     def __enter__(self) -> Client:
@@ -60,6 +64,7 @@ class Client:
 
     def request(self, method: str, path: str, *, json: Any = _UNSET, params: dict[str, Any] | None = None,
                 reason: str | None = None) -> Any:
+        reason = reason or (self.reason if method != "GET" else None)
         headers = {"X-Change-Reason": reason} if reason else {}
         content = None
         if json is not _UNSET:
@@ -140,6 +145,17 @@ class Client:
                     reason: str | None = None) -> models.ItemsDeleted:
         return models.ItemsDeleted.model_validate(
             self.request("DELETE", f"/api/datasets/{dataset_id}/items/{item_id}", reason=reason)
+        )
+
+    def copy_items(self, dataset_id: UUID | str, target_dataset_id: UUID | str, item_ids: list[UUID | str], *,
+                   version: int | None = None, on_conflict: str = "refuse",
+                   reason: str | None = None) -> models.ItemsWritten:
+        """Copy items into another dataset (one version there). on_conflict: what to do with an
+        item whose externalId the target already uses: refuse (409), skip it, or drop its externalId."""
+        body = {"targetDatasetId": str(target_dataset_id), "itemIds": [str(i) for i in item_ids],
+                "version": version, "onConflict": on_conflict}
+        return models.ItemsWritten.model_validate(
+            self.request("POST", f"/api/datasets/{dataset_id}/items/copy", json=body, reason=reason)
         )
 
     def purge_item(self, dataset_id: UUID | str, item_id: UUID | str, *,
@@ -248,9 +264,10 @@ class Client:
         return models.Comparison.model_validate(self.request("POST", "/api/datasets/compare", json=body))
 
     def compare_many(self, baseline: UUID | str, candidates: list[UUID | str], *,
-                     thresholds: dict[str, dict[str, Any]] | None = None, alpha: float = 0.05) -> models.MultiComparison:
+                     thresholds: dict[str, dict[str, Any]] | None = None, alpha: float = 0.05,
+                     items_per_page: int = 100) -> models.MultiComparison:
         body = {"runIdA": str(baseline), "candidates": [str(c) for c in candidates], "thresholds": thresholds or {},
-                "alpha": alpha}
+                "alpha": alpha, "itemsPerPage": items_per_page}
         return models.MultiComparison.model_validate(self.request("POST", "/api/datasets/compare", json=body))
 
     def watch_run(self, run_id: UUID | str) -> Iterator[dict[str, Any]]:

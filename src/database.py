@@ -7,10 +7,13 @@ running when the process exits so that a restart (or a crash) finds it again.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
@@ -133,3 +136,75 @@ def resolve(database_url: str | None, embedded_data_dir: Path) -> ConnectionPara
             f"Cannot connect to PostgreSQL at {params.describe()}: {error}".strip()
         ) from error
     return params
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """The embedded PostgreSQL running on a data directory, as its postmaster.pid records it."""
+
+    data_dir: Path
+    pid: int
+    started_at: datetime
+    socket_dir: str
+    users: list[int]  # live processes holding the server (evalledger services started on it)
+
+
+def embedded_server(data_dir: Path) -> EmbeddedServer | None:
+    """The server on `data_dir` if one runs: the pid in its postmaster.pid must be a live
+    `postgres` process started on this very directory (a stale file whose pid was reused by
+    another process is not it)."""
+    import psutil
+
+    data_dir = data_dir.expanduser().absolute()
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        process = psutil.Process(pid)
+        ours = process.name() == "postgres" and str(data_dir.resolve()) in " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    if not ours:
+        return None
+    started = datetime.fromtimestamp(int(lines[2]), UTC) if len(lines) > 2 and lines[2].isdigit() else None
+    return EmbeddedServer(
+        data_dir=data_dir,
+        pid=pid,
+        started_at=started or datetime.fromtimestamp(process.create_time(), UTC),
+        socket_dir=lines[4] if len(lines) > 4 else "",
+        users=_embedded_users(data_dir),
+    )
+
+
+def _embedded_users(data_dir: Path) -> list[int]:
+    """pgserver lists the processes that opened the server in `.handle_pids.json`; those
+    still alive (other than this one) are using it."""
+    import psutil
+
+    try:
+        pids = json.loads((data_dir / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return sorted(pid for pid in pids if isinstance(pid, int) and pid != os.getpid() and psutil.pid_exists(pid))
+
+
+def stop_embedded(data_dir: Path, *, timeout: float = 30.0) -> EmbeddedServer | None:
+    """Stop exactly the embedded server of `data_dir` (PostgreSQL's fast shutdown: open
+    transactions roll back, nothing committed is lost) and wait until it has gone. Returns
+    the server it stopped, or None when none was running. TimeoutError if it is still up."""
+    import psutil
+
+    server = embedded_server(data_dir)
+    if server is None:
+        return None
+    try:
+        process = psutil.Process(server.pid)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=timeout)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        raise TimeoutError(f"the embedded PostgreSQL (pid {server.pid}) did not stop within {timeout:g} s") from None
+    return server

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,13 +19,13 @@ import psutil
 import psycopg
 import pytest
 import service_process
+from cli_runner import evalledger
 from service_process import ServiceProcess
 
 from evalledger import database
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 
-COMMAND = [sys.executable, "-m", "evalledger.cli"]
 TABLES = {
     "evalledger_events",
     "evalledger_item_keys",
@@ -47,10 +46,6 @@ def cli_env(**variables: str | None) -> dict[str, str]:
            if k != "DATABASE_URL" and not k.startswith(("POSTGRES_", "EVALLEDGER_", "PG"))}
     env.update({k: v for k, v in variables.items() if v is not None})
     return env
-
-
-def evalledger(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COMMAND, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def tables_in(settings: Settings) -> set[str]:

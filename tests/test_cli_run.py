@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
+from cli_runner import evalledger
 from conftest import Service
 
 from evalledger.execution.registry import registry
@@ -20,11 +18,6 @@ def cli_echo(input: Any, context: Any) -> Any:
 @registry.target(name="cli-broken")
 def cli_broken(input: Any, context: Any) -> Any:
     raise RuntimeError("nope")
-
-
-def evalledger(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evalledger.cli", *args, "--url", url], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "COLUMNS": "120"})
 
 
 def test_a_completed_run_exits_zero_with_a_summary(service: Service) -> None:

@@ -259,6 +259,8 @@ class ItemsWritten(ResponseModel):
     version: int
     count: int
     items: list[ItemRef]
+    skipped_item_ids: list[UUID] | None = Field(
+        default=None, description="Copy with onConflict=skip: the source items left out.")
 
 
 class ItemsDeleted(ResponseModel):

@@ -18,9 +18,11 @@ from evalledger.api.strict_json import StrictJSONRoute
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
-from evalledger.domain.errors import InvalidRequestError, ItemPurgedError
+from evalledger.domain.errors import DomainError, ExternalIdTakenError, InvalidRequestError, ItemPurgedError
+from evalledger.domain.runs import declared_scorer_ids
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items, export_results
-from evalledger.transfer.importing import ImportFileError, detect_format, parse_mapping, read_items
+from evalledger.transfer.copying import OnConflict, settle_external_ids
+from evalledger.transfer.importing import ImportFileError, Remedy, detect_format, parse_mapping, read_items
 
 PREVIEW_ROWS = 20
 
@@ -34,6 +36,9 @@ class CopyRequest(models.WireModel):
     target_dataset_id: UUID
     item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
     version: int | None = Field(default=None, ge=0)
+    on_conflict: OnConflict = Field(
+        default="refuse", description="An item whose externalId the target already uses: refuse the copy (409), "
+        "skip the item, or drop its externalId in the copy.")
 
 
 class FromItemsRequest(models.WireModel):
@@ -97,6 +102,13 @@ def _items_of(ledger: Ledger, dataset_id: UUID, version: int | None, item_ids: l
     return items
 
 
+def _refusal(error: ImportFileError, kind: type[DomainError] = InvalidRequestError, **extra: Any) -> DomainError:
+    """An import refused: `detail` words the remedy as query parameters; `message` and
+    `remedy` carry them apart, so a client (the CLI) can word the remedy its own way."""
+    remedy = {"remedy": error.remedy.wire()} if error.remedy else {}
+    return kind(str(error), message=error.message, **remedy, **extra)
+
+
 def build_router() -> APIRouter:
     router = APIRouter(tags=["import and export"], responses=PROBLEMS, route_class=StrictJSONRoute)
 
@@ -126,7 +138,7 @@ def build_router() -> APIRouter:
         try:
             roles = parse_mapping(mapping or [])
         except ImportFileError as error:
-            raise InvalidRequestError(str(error)) from None
+            raise _refusal(error) from None
         path, filename = await _save_upload(request)
         try:
             try:
@@ -136,7 +148,7 @@ def build_router() -> APIRouter:
                     input_schema=dataset["input_schema"], expected_output_schema=dataset["expected_output_schema"],
                 )
             except ImportFileError as error:
-                raise InvalidRequestError(str(error)) from None
+                raise _refusal(error) from None
         finally:
             path.unlink(missing_ok=True)
         summary: dict[str, Any] = {
@@ -156,19 +168,24 @@ def build_router() -> APIRouter:
             return JSONBody({**summary, "dryRun": True, "preview": preview})
         if report.errors and not skip_invalid:
             first = report.errors[0]
-            raise InvalidRequestError(
+            raise _refusal(ImportFileError(
                 f"{len(report.invalid_rows)} invalid row(s); nothing was imported. First: row {first['row']} "
-                f"{first['field']}: {first['message']} (pass skipInvalid=true to import the valid rows)",
+                f"{first['field']}: {first['message']}", Remedy("skipInvalid", "true", "to import the valid rows")),
                 errors=[{"field": f"row {e['row']}/{e['field']}".rstrip("/"), "message": e["message"]}
                         for e in report.errors[:100]],
-                rows=report.errors,
+                rows=report.errors, warnings=report.warnings or None,
             )
         if not report.items and mode != "replace":
             raise InvalidRequestError("the file holds no valid rows; nothing to import")
         items = [item for _, item in report.items]
-        written, outcome = await asyncio.to_thread(
-            ledger.datasets.import_items, dataset_id, items, mode=mode, actor=actor, reason=reason, checked=True
-        )
+        try:
+            written, outcome = await asyncio.to_thread(
+                ledger.datasets.import_items, dataset_id, items, mode=mode, actor=actor, reason=reason, checked=True
+            )
+        except ExternalIdTakenError as error:
+            message = error.detail.partition("; import with mode=upsert")[0]
+            raise _refusal(ImportFileError(message, Remedy("mode", "upsert", "to update those items")),
+                           ExternalIdTakenError) from None
         await asyncio.to_thread(ledger.read_your_writes, written)
         return JSONBody({
             **summary,
@@ -206,9 +223,11 @@ def build_router() -> APIRouter:
         ledger: LedgerDep,
         file_format: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "jsonl",
     ) -> StreamingResponse:
-        ledger.run_queries.run_row(run_id)  # 404 before the stream starts
+        run = ledger.run_queries.run_row(run_id)  # 404 before the stream starts
+        # CSV gives each scorer columns of its own: every declared scorer, then any other with a score.
+        scorer_ids = [*declared_scorer_ids(run["scorers"]), *sorted(ledger.run_queries.score_summary(run_id))]
         return StreamingResponse(
-            export_results(ledger.run_queries.iter_result_pages(run_id), file_format),
+            export_results(ledger.run_queries.iter_result_pages(run_id), file_format, scorer_ids),
             media_type=MEDIA_TYPES[file_format],
             headers={"Content-Disposition": f'attachment; filename="run-{run_id}-results.{file_format}"'},
         )
@@ -248,12 +267,28 @@ def build_router() -> APIRouter:
     def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, actor: Actor = "anonymous",
                    reason: Reason = None) -> JSONBody:
         items = _items_of(ledger, dataset_id, body.version, body.item_ids, {"kind": "copy"})
-        written, _ = ledger.datasets.import_items(body.target_dataset_id, items, mode="append", actor=actor,
-                                                  reason=reason)
+        for attempt in range(3):  # the target may take an externalId between the check and the write
+            taken = ledger.datasets.get_dataset(body.target_dataset_id).external_ids
+            copied, skipped = settle_external_ids(items, taken, body.target_dataset_id, body.on_conflict)
+            if not copied:
+                written = None
+                break
+            try:
+                written, _ = ledger.datasets.import_items(body.target_dataset_id, copied, mode="append",
+                                                          actor=actor, reason=reason)
+                break
+            except ExternalIdTakenError:
+                if attempt == 2:
+                    raise
+        if written is None:  # every item was skipped: nothing written, no new version
+            version = ledger.dataset_queries.resolve_version(body.target_dataset_id, None)
+            return JSONBody({"datasetId": body.target_dataset_id, "version": version, "count": 0, "items": [],
+                             "skippedItemIds": skipped})
         ledger.read_your_writes(written)
         return JSONBody({"datasetId": body.target_dataset_id, "version": written.dataset_version,
                          "count": len(written.items),
-                         "items": [{"id": i.id, "externalId": i.external_id} for i in written.items]},
+                         "items": [{"id": i.id, "externalId": i.external_id} for i in written.items],
+                         "skippedItemIds": skipped},
                         status_code=201)
 
     @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,

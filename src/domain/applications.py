@@ -552,6 +552,11 @@ class Runs(LedgerApplication):
         run, _, recordings = self._command(run_id, lambda run: run.finish(actor=actor, error=error))
         return self._written(run, recordings)
 
+    def finalize_run(self, run_id: UUID, *, actor: str = "anonymous") -> Written:
+        """Finish a caller-driven run; again on a finished one: nothing recorded (idempotent)."""
+        run, _, recordings = self._command(run_id, lambda run: run.finalize(actor=actor))
+        return self._written(run, recordings)
+
     def cancel_run(self, run_id: UUID, *, actor: str = "anonymous", reason: str | None = None) -> Written:
         run, _, recordings = self._command(run_id, lambda run: run.cancel(actor=actor, reason=reason))
         return self._written(run, recordings)

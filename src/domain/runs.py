@@ -11,10 +11,12 @@ read model), never in memory, so a 100,000-item run stays small.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import Aggregate
 
 from evalledger.domain.errors import ConflictError, DomainError, NotFoundError
@@ -68,6 +70,23 @@ def result_key(result: dict[str, JSON]) -> str:
     return f"{result['itemId']}#{result.get('repetition', 0)}"
 
 
+def result_fingerprint(result: dict[str, JSON]) -> bytes:
+    """A digest of a result as recorded, so an identical resubmission can be recognised
+    without keeping results in memory."""
+    return hashlib.blake2b(orjson.dumps(result, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def declared_scorer_ids(scorers: list[JSON]) -> list[str]:
+    """The scorer ids a run was created with, in order: a name, or a spec's `id` (else its `name`)."""
+    ids = []
+    for spec in scorers:
+        if isinstance(spec, str):
+            ids.append(spec)
+        elif isinstance(spec, dict) and isinstance(spec.get("id") or spec.get("name"), str):
+            ids.append(spec.get("id") or spec["name"])
+    return ids
+
+
 class Run(Aggregate):
     # Every event class states its version; version 1 (before the audit log) had no
     # `actor` and `reason` and is upcast on read, as for datasets.
@@ -108,7 +127,10 @@ class Run(Aggregate):
             if run.status == PENDING:
                 run.status = RUNNING
             for result in self.results:
-                run.outcomes[result_key(result)] = result.get("error") is None
+                key = result_key(result)
+                run.outcomes[key] = result.get("error") is None
+                if run.target is None:  # only caller-driven runs take upserts
+                    run.fingerprints[key] = result_fingerprint(result)
 
     class Completed(Event):
         class_version = 2
@@ -162,6 +184,7 @@ class Run(Aggregate):
         self.total_items = total_items
         self.status = PENDING
         self.outcomes: dict[str, bool] = {}  # "itemId#repetition" -> succeeded
+        self.fingerprints: dict[str, bytes] = {}  # caller-driven: "itemId#repetition" -> result digest
 
     @classmethod
     def create(
@@ -225,10 +248,19 @@ class Run(Aggregate):
 
     def record_results(self, results: list[dict[str, JSON]], *, upsert: bool, actor: str) -> int:
         """Record a batch. Target-driven runs keep the first result for a key (so a resumed
-        run never records twice); caller-driven runs replace it (upsert). Returns how many
-        results were recorded."""
+        run never records twice); caller-driven runs replace it (upsert), except with an
+        identical result, which records nothing. Returns how many results were recorded."""
         self.check_open()
-        if not upsert:
+        if upsert:
+            in_batch: dict[str, bytes] = {}
+            changed = []
+            for result in results:
+                key, fingerprint = result_key(result), result_fingerprint(result)
+                if in_batch.get(key, self.fingerprints.get(key)) != fingerprint:
+                    in_batch[key] = fingerprint
+                    changed.append(result)
+            results = changed
+        else:
             results = [r for r in results if result_key(r) not in self.outcomes]
         if results:
             self.trigger_event(self.ResultsRecorded, results=results, actor=actor, reason=None)
@@ -247,6 +279,13 @@ class Run(Aggregate):
             self.trigger_event(
                 self.Completed, succeeded=succeeded, failed=failed, skipped=skipped, actor=actor, reason=None
             )
+
+    def finalize(self, *, actor: str) -> None:
+        """A caller-driven run's finish: finalizing a run that finished this way again
+        records nothing (a retried request gets the same answer); a cancelled run refuses."""
+        if self.status in (COMPLETED, FAILED):
+            return
+        self.finish(actor=actor)
 
     def cancel(self, *, actor: str, reason: str | None) -> None:
         self.check_open()

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 from evalledger.domain.applications import Runs, Written
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.domain.runs import FINISHED, RunNotCallerDrivenError, RunSettings
+from evalledger.domain.runs import FINISHED, RunNotCallerDrivenError, RunSettings, declared_scorer_ids
 from evalledger.domain.storable import problems
 from evalledger.execution.registry import Registry
 from evalledger.execution.scheduler import RunScheduler
@@ -126,12 +126,18 @@ class RunService:
         return self.run_queries.get_run(written.aggregate_id)
 
     def _check_definition(self, target: dict[str, Any] | None, scorers: list[Any]) -> None:
-        """Build the target and scorers once, so a bad definition is refused up front."""
+        """Build the target and scorers once, so a bad definition is refused up front.
+
+        A caller-driven run scores its results itself: there a scorer given as a string is
+        only a declared name (so analytics knows it before any result), checked as a name."""
         if target is not None:
             build_target(target, self.registry, http_allowlist=self.http_allowlist)
         ids = []
         for spec in scorers:
-            ids.append(build_scorer(spec, self.registry, http_allowlist=self.http_allowlist).id)
+            if target is None and isinstance(spec, str):
+                ids.append(_checked_scorer_name(spec))
+            else:
+                ids.append(build_scorer(spec, self.registry, http_allowlist=self.http_allowlist).id)
         repeated = {scorer_id for scorer_id in ids if ids.count(scorer_id) > 1}
         if repeated:
             raise InvalidRequestError(
@@ -182,10 +188,11 @@ class RunService:
         repetitions = run.run_settings.repetitions
         wanted = list({UUID(r["itemId"]) for results in submissions for r in results})
         known = self.dataset_queries.existing_item_ids(UUID(run.dataset_id), run.dataset_version, wanted)
+        declared = declared_scorer_ids(run.scorers)
         outcomes: list[Any] = []
         accepted: list[dict[str, Any]] = []
         for results in submissions:
-            problem = self._problem(results, known, repetitions, run.dataset_id, run.dataset_version)
+            problem = self._problem(results, known, repetitions, run.dataset_id, run.dataset_version, declared)
             outcomes.append(problem)
             if problem is None:
                 accepted += results
@@ -202,7 +209,7 @@ class RunService:
         ]
 
     def _problem(self, results: list[dict[str, Any]], known: set[UUID], repetitions: int, dataset_id: str,
-                 version: int) -> InvalidRequestError | None:
+                 version: int, declared: list[str]) -> InvalidRequestError | None:
         if len(results) > self.max_results_per_submission:
             return InvalidRequestError(
                 f"at most {self.max_results_per_submission} results per submission; got {len(results)}"
@@ -223,12 +230,31 @@ class RunService:
                 f"{', '.join(unknown[:10])}",
                 unknownItemIds=unknown[:100],
             )
+        if declared:  # a run that declared its scorers takes scores for those only (typos show at once)
+            undeclared = sorted({s["scorerId"] for r in results for s in r.get("scores") or []} - set(declared))
+            if undeclared:
+                return InvalidRequestError(
+                    f"scorer id(s) {', '.join(repr(u) for u in undeclared[:10])} are not declared on this run; "
+                    f"it declared: {', '.join(repr(d) for d in declared)}",
+                    undeclaredScorerIds=undeclared[:100],
+                )
         return None
 
     def finalize_run(self, run_id: UUID, *, actor: str) -> dict[str, Any]:
         run = self.runs.get_run(run_id)
         if not run.caller_driven:
             raise RunNotCallerDrivenError(f"run {run_id} has a target; it finishes by itself")
-        written = self.runs.finish_run(run_id, actor=actor)
+        written = self.runs.finalize_run(run_id, actor=actor)
         self.read_your_writes(written)
         return self.get_run(run_id)
+
+
+def _checked_scorer_name(name: str) -> str:
+    """A declared scorer name: what a submitted score's `scorerId` may be (1 to 200
+    characters), printable, without surrounding spaces."""
+    if not 1 <= len(name) <= 200 or name != name.strip() or not name.isprintable():
+        raise InvalidRequestError(
+            f"scorer name {name[:50]!r} is not a valid name: 1 to 200 printable characters, "
+            "without leading or trailing spaces"
+        )
+    return name

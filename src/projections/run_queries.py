@@ -10,7 +10,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from evalledger.domain.runs import FINISHED, RunNotFoundError
+from evalledger.domain.runs import FINISHED, RunNotFoundError, declared_scorer_ids
 
 RESULT_STATUSES = ("succeeded", "failed")
 
@@ -133,6 +133,14 @@ def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
         "passRate": float(row["pass_rate"]) if row["pass_rate"] is not None else None,
         "errorCount": row["errors"],
     }
+
+
+def _with_declared(scorers: list[Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """Per-scorer statistics with every scorer the run declared, those without a score yet
+    at count 0, so a report lists them before their first result."""
+    empty = {"count": 0, "mean": None, "median": None, "std": None, "min": None, "max": None, "passRate": None,
+             "errorCount": 0}
+    return {**{scorer_id: dict(empty) for scorer_id in declared_scorer_ids(scorers)}, **stats}
 
 
 def _outcome_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +309,7 @@ class RunQueries:
             "partial": run["status"] not in FINISHED,
             "threshold": threshold,
             **_outcome_wire(overall[0] if overall else empty),
-            "scorers": {row["scorer_id"]: _stats_wire(row) for row in scores},
+            "scorers": _with_declared(run["scorers"], {row["scorer_id"]: _stats_wire(row) for row in scores}),
         }
         if group_by:
             groups: dict[str, dict[str, Any]] = {}

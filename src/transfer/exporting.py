@@ -70,21 +70,33 @@ def _csv(pages: Iterable[list[dict[str, Any]]], with_ids: bool) -> Iterator[byte
 
 RESULT_COLUMNS = ("itemId", "repetition", "status", "input", "expectedOutput", "output", "error", "latencyMs",
                   "attempt", "traceId", "scores")
+# Each scorer gets these CSV columns, named `<scorerId>.<field>`, in place of the JSON `scores` list.
+SCORE_FIELDS = ("score", "reason", "error")
 
 
-def export_results(pages: Iterable[list[dict[str, Any]]], file_format: str) -> Iterator[bytes]:
-    """Run results as CSV (one column per field, JSON cells for structured values) or JSONL."""
+def export_results(pages: Iterable[list[dict[str, Any]]], file_format: str,
+                   scorer_ids: Iterable[str] = ()) -> Iterator[bytes]:
+    """Run results as JSONL, or as CSV: one column per field (JSON cells for structured
+    values) and, for each of `scorer_ids` (every scorer with a score in the run, known
+    before the first row is written), its score, reason and error in columns of their own,
+    as a spreadsheet wants them; a result without that scorer leaves them empty."""
     pages = read_ahead(pages)
     if file_format == "jsonl":
         for page in pages:
             yield b"".join(orjson.dumps({k: r[k] for k in RESULT_COLUMNS}) + b"\n" for r in page)
         return
+    scorers = list(dict.fromkeys(scorer_ids))
+    fields = [k for k in RESULT_COLUMNS if k != "scores"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(RESULT_COLUMNS)
+    writer.writerow(fields + [f"{scorer}.{field}" for scorer in scorers for field in SCORE_FIELDS])
     for page in pages:
         for result in page:
-            writer.writerow([_csv_cell(str(result[k]) if k == "itemId" else result[k]) for k in RESULT_COLUMNS])
+            by_scorer = {score["scorerId"]: score for score in result["scores"] or []}
+            writer.writerow(
+                [_csv_cell(str(result[k]) if k == "itemId" else result[k]) for k in fields]
+                + [_csv_cell(by_scorer.get(scorer, {}).get(field)) for scorer in scorers for field in SCORE_FIELDS]
+            )
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()

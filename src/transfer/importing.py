@@ -35,8 +35,33 @@ MAX_ERRORS = 1000
 csv.field_size_limit(16 * 1024 * 1024)
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """How to get past a refusal: an import parameter and a value for it. Kept apart from
+    the message so each client words it in its own syntax (the API as `name=value`, the
+    CLI as its option)."""
+
+    parameter: str  # the API's query parameter, e.g. "skipInvalid"
+    value: str
+    purpose: str  # e.g. "to import the valid rows"
+
+    def as_query(self) -> str:
+        return f"pass {self.parameter}={self.value} {self.purpose}"
+
+    def wire(self) -> dict[str, str]:
+        return {"parameter": self.parameter, "value": self.value, "purpose": self.purpose}
+
+
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (wrong format, encoding, shape)."""
+
+    def __init__(self, message: str, remedy: Remedy | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.remedy.as_query()})" if self.remedy else self.message
 
 
 @dataclass
@@ -81,7 +106,8 @@ def detect_format(filename: str | None, given: str | None) -> str:
         return suffix
     if suffix == "ndjson":
         return "jsonl"
-    raise ImportFileError("cannot tell the file's format from its name; pass format=csv|json|jsonl")
+    raise ImportFileError("cannot tell the file's format from its name",
+                          Remedy("format", "csv|json|jsonl", "to name it"))
 
 
 def _text_lines(path: Path) -> Iterator[str]:
@@ -134,13 +160,16 @@ def _csv_rows(path: Path, mapping: dict[str, str], report: ImportReport) -> Iter
     if unknown:
         raise ImportFileError(f"the mapping names columns the file does not have: {', '.join(unknown)}")
     roles = {column: mapping.get(column, column if column in ROLES else "ignore") for column in header}
+    for column in header:
+        if column not in mapping and roles[column] == "ignore":  # dropped without being asked to: say so
+            report.warn(1, column, "the column is not mapped to a role, so its values were not imported "
+                                   "(map it to metadata to keep them, or to ignore to silence this)")
     by_role: dict[str, list[int]] = {}
     for position, column in enumerate(header):
         by_role.setdefault(roles[column], []).append(position)
     if "input" not in by_role:
-        raise ImportFileError(
-            "no column is mapped to input; name a column 'input' or map one, e.g. map=question=input"
-        )
+        raise ImportFileError("no column is mapped to input; name a column 'input' or map one",
+                              Remedy("map", f"{header[0] or 'question'}=input", "to map a column to input"))
     row_number = 1
     try:
         for cells in reader:
@@ -215,6 +244,7 @@ def read_items(
         rows = _jsonl_rows(path, report)
     else:
         rows = _json_rows(path, report)
+    first_row_of: dict[str, int] = {}  # externalId -> the row that used it first
     for row_number, record in rows:
         report.rows += 1
         item = _to_item(row_number, record, filename, file_format, report)
@@ -225,8 +255,15 @@ def read_items(
             found += schemas.violations("expectedOutput", expected_output_schema, item.content.expected_output)
         for violation in found:
             report.problem(row_number, violation["field"], violation["message"])
-        if not found:
-            report.items.append((row_number, item))
+        if found:
+            continue
+        if item.external_id is not None:  # the first valid row with an externalId keeps it
+            first = first_row_of.setdefault(item.external_id, row_number)
+            if first != row_number:
+                report.problem(row_number, "externalId",
+                               f"externalId {item.external_id!r} is already used by row {first} of the file")
+                continue
+        report.items.append((row_number, item))
     report.rows = max(report.rows, len(report.invalid_rows | {r for r, _ in report.items}))
     return report
 

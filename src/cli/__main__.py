@@ -1,0 +1,5 @@
+"""`python -m evalledger.cli`."""
+
+from evalledger.cli import main
+
+main()

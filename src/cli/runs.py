@@ -1,0 +1,245 @@
+"""Commands on runs: run (start and follow one), runs list|show|results|cancel|export,
+and compare (a baseline with one or more candidates, as a CI gate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from evalledger.cli.common import (
+    DEFAULT_URL,
+    AsJson,
+    ServiceUrl,
+    cli,
+    client,
+    console,
+    out,
+    print_json,
+    refused,
+    short,
+)
+from evalledger.cli.datasets import download
+
+runs_cli = typer.Typer(help="Runs: list a dataset's, show one, its results; cancel; export.", no_args_is_help=True)
+cli.add_typer(runs_cli, name="runs")
+
+RunId = Annotated[str, typer.Argument(help="Run id.")]
+
+
+def _spec(value: str, *, kind: str) -> dict[str, Any] | str:
+    """A target or scorer given on the command line: JSON, a URL (targets), or a name."""
+    if value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"{kind} is not valid JSON: {error}") from None
+    if kind == "target" and value.startswith(("http://", "https://")):
+        return {"type": "http", "url": value}
+    return {"type": "registered", "name": value} if kind == "target" else value
+
+
+@cli.command()
+def run(
+    dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+    target: Annotated[str, typer.Option(help="Registered target name, an http(s) URL, or a JSON target spec.")],
+    scorer: Annotated[list[str] | None, typer.Option(help="Scorer name or JSON spec; repeat for several.")] = None,
+    version: Annotated[int | None, typer.Option(help="Dataset version (default: current).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 8,
+    timeout_ms: Annotated[int, typer.Option(help="Per-item timeout.")] = 60_000,
+    retries: Annotated[int, typer.Option(help="Retries for transient errors.")] = 2,
+    repetitions: Annotated[int, typer.Option(help="Times each item runs.")] = 1,
+    name: Annotated[str, typer.Option(help="Run name.")] = "",
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Start a run, show its progress live, then a summary. Exits 1 if the run failed, 2 if refused."""
+    from evalledger.cli_progress import follow_run, summarise_run
+
+    with client(url) as api:
+        with refused("Run refused", code=2):
+            started = api.create_run(
+                dataset,
+                target=_spec(target, kind="target"),  # type: ignore[arg-type]
+                scorers=[_spec(s, kind="scorer") for s in scorer or []],
+                version=version,
+                max_concurrency=concurrency,
+                item_timeout_ms=timeout_ms,
+                max_retries=retries,
+                repetitions=repetitions,
+                name=name,
+            )
+        console.print(f"run {started.id} on dataset {dataset} version {started.dataset_version}: "
+                      f"{started.expected_results} result(s) to produce")
+        finished = follow_run(api, started.id, console)
+        summarise_run(api, finished, console)
+        if finished.status != "completed":
+            raise typer.Exit(code=1)
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else ""
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+@runs_cli.command("list")
+def runs_list(
+    dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+    page: Annotated[int, typer.Option(help="Page (0-based).")] = 0,
+    per_page: Annotated[int, typer.Option(help="Rows per page.")] = 20,
+    as_json: AsJson = False,
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """A dataset's runs, newest first."""
+    with client(url) as api, refused("Cannot list runs"):
+        listing = api.list_runs(dataset, page=page, per_page=per_page)
+    if as_json:
+        return print_json(listing)
+    table = Table("id", "name", "status", "version", "succeeded", "failed", "skipped", "created",
+                  title=f"runs of {dataset} ({listing.pagination.total})")
+    for each in listing.runs:
+        table.add_row(str(each.id), each.name, each.status, str(each.dataset_version), str(each.succeeded_count),
+                      str(each.failed_count), str(each.skipped_count), _when(each.created_at))
+    out.print(table)
+    if listing.pagination.has_more:
+        console.print(f"{listing.pagination.total} runs in all; next: --page {page + 1}")
+
+
+@runs_cli.command("show")
+def runs_show(run_id: RunId, as_json: AsJson = False, url: ServiceUrl = DEFAULT_URL) -> None:
+    """A run: its definition, counts, and per-scorer statistics (every declared scorer)."""
+    with client(url) as api, refused("Cannot show the run"):
+        details = api.get_run(run_id)
+        analytics = api.analytics(run_id)
+    if as_json:
+        return print_json({"run": details.model_dump(mode="json", by_alias=True),
+                           "analytics": analytics.model_dump(mode="json", by_alias=True)})
+    table = Table("field", "value", title=f"run {details.name or details.id}", show_header=False)
+    for label, value in (
+        ("id", details.id), ("status", details.status), ("dataset", f"{details.dataset_id} v{details.dataset_version}"),
+        ("target", short(details.target, 100) if details.target else "none (caller-driven)"),
+        ("scorers", short(details.scorers, 100)), ("settings", short(details.settings, 100)),
+        ("progress", f"{details.progress.done} of {details.progress.total}"),
+        ("succeeded / failed / skipped", f"{details.succeeded_count} / {details.failed_count} / {details.skipped_count}"),
+        ("latency p50 / p95 (ms)", f"{_number(analytics.latency_ms.p50, 1)} / {_number(analytics.latency_ms.p95, 1)}"),
+        ("created", _when(details.created_at)), ("finished", _when(details.finished_at)),
+        ("error", details.error or ""),
+    ):
+        table.add_row(label, str(value))
+    out.print(table)
+    scorers = Table("scorer", "count", "mean", "median", "min", "max", "pass rate", "errors", title="scorers")
+    for scorer_id, stats in analytics.scorers.items():
+        scorers.add_row(scorer_id, str(stats.count), _number(stats.mean), _number(stats.median), _number(stats.min),
+                        _number(stats.max), _number(stats.pass_rate), str(stats.error_count))
+    out.print(scorers)
+
+
+@runs_cli.command("results")
+def runs_results(
+    run_id: RunId,
+    status: Annotated[str | None, typer.Option(help="succeeded or failed.")] = None,
+    page: Annotated[int, typer.Option(help="Page (0-based).")] = 0,
+    per_page: Annotated[int, typer.Option(help="Rows per page.")] = 20,
+    as_json: AsJson = False,
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """A run's results in dataset order: input, expected and actual output, error, scores."""
+    with client(url) as api, refused("Cannot list results"):
+        listing = api.list_results(run_id, page=page, per_page=per_page, status=status)
+    if as_json:
+        return print_json(listing)
+    table = Table("item", "rep", "status", "input", "expected", "output", "error", "ms", "scores",
+                  title=f"results of run {run_id} ({listing.pagination.total})")
+    for result in listing.results:
+        scores = ", ".join(f"{s.scorer_id}={_number(s.score, 2) if s.error is None else 'error'}"
+                           for s in result.scores)
+        table.add_row(str(result.item_id), str(result.repetition), result.status, short(result.input, 30),
+                      short(result.expected_output, 30), short(result.output, 30), short(result.error, 30),
+                      _number(result.latency_ms, 0), scores)
+    out.print(table)
+    if listing.pagination.has_more:
+        console.print(f"{listing.pagination.total} results in all; next: --page {page + 1}")
+
+
+@runs_cli.command("cancel")
+def runs_cancel(run_id: RunId, url: ServiceUrl = DEFAULT_URL) -> None:
+    """Cancel a run: no new work starts; what finished is kept."""
+    with client(url) as api, refused("Not cancelled"):
+        cancelled = api.cancel_run(run_id)
+    console.print(f"run {run_id} is {cancelled.status}")
+
+
+@runs_cli.command("export")
+def runs_export(
+    run_id: RunId,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    file_format: Annotated[str, typer.Option("--format", help="csv (a column per scorer field) or jsonl.")] = "csv",
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Export a run's results to a file."""
+    download(f"{url}/api/datasets/runs/{run_id}/results/export", {"format": file_format}, output, "Export")
+    console.print(f"wrote {output}")
+
+
+# -- compare --------------------------------------------------------------------------------
+
+
+@cli.command()
+def compare(
+    baseline: Annotated[str, typer.Argument(help="Baseline run id (A).")],
+    candidates: Annotated[list[str], typer.Argument(help="Candidate run id(s) (B); several are each compared "
+                                                    "with the baseline.")],
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(help="SCORER=VALUE, or SCORER=VALUE:lower for lower-is-better scorers; repeatable."),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Compare candidate runs with a baseline; exits 1 when any regresses (a CI gate), 2 on bad input."""
+    thresholds: dict[str, dict[str, Any]] = {}
+    for spec in threshold or []:
+        scorer_id, _, rest = spec.partition("=")
+        value, _, direction = rest.partition(":")
+        try:
+            thresholds[scorer_id] = {"value": float(value),
+                                     "direction": "lower-is-better" if direction == "lower" else "higher-is-better"}
+        except ValueError:
+            raise typer.BadParameter(f"--threshold {spec!r}: expected SCORER=VALUE[:lower]") from None
+    with client(url) as api, refused("Cannot compare", code=2):
+        if len(candidates) == 1:
+            comparisons = [api.compare(baseline, candidates[0], thresholds=thresholds, alpha=alpha,
+                                       items_per_page=1)]
+        else:
+            comparisons = api.compare_many(baseline, candidates, thresholds=thresholds, alpha=alpha,
+                                           items_per_page=1).comparisons
+    for candidate, result in zip(candidates, comparisons, strict=True):
+        _show_comparison(baseline, candidate, result)
+    regressed = [c for c, result in zip(candidates, comparisons, strict=True) if result.has_regression]
+    if regressed:
+        console.print(f"[bold red]regression found[/] in {', '.join(regressed)}")
+        raise typer.Exit(code=1)
+
+
+def _show_comparison(baseline: str, candidate: str, result: Any) -> None:
+    table = Table(title=f"{candidate} vs baseline {baseline} ({result.paired_items} paired items)")
+    for column in ("scorer", "mean A", "mean B", "delta", "CI", "p", "better", "worse", "verdict"):
+        table.add_column(column, justify="left" if column in ("scorer", "verdict") else "right")
+    for scorer_id, block in result.scorers.items():
+        colour = {"regressed": "red", "improved": "green"}.get(block.verdict, "white")
+        ci = block.confidence_interval
+        table.add_row(scorer_id, _number(block.mean_a), _number(block.mean_b), _number(block.delta),
+                      f"[{_number(ci.get('low'))}, {_number(ci.get('high'))}]",
+                      "-" if block.p_value is None else f"{block.p_value:.2g}", str(block.improved),
+                      str(block.regressed), f"[{colour}]{block.verdict}[/]")
+    console.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning['message']}")
+    latency = result.latency.get("delta", {})
+    console.print(f"latency p50 delta {_number(latency.get('p50'), 1)} ms, "
+                  f"p95 delta {_number(latency.get('p95'), 1)} ms")

@@ -1,0 +1,19 @@
+"""Running the real `evalledger` command in a child process: the one helper tests use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+
+COMMAND = [sys.executable, "-m", "evalledger.cli"]
+
+
+def evalledger(*args: str, url: str | None = None, env: Mapping[str, str] | None = None, input: str | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`evalledger ARGS [--url URL]`, its output captured as text. Its environment is `env`
+    (default: this process's), with a wide terminal so tables are not cut."""
+    environment = {**(os.environ if env is None else env), "COLUMNS": "200"}
+    command = [*COMMAND, *args, *(["--url", url] if url else [])]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, input=input, timeout=timeout)
