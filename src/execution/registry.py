@@ -75,6 +75,9 @@ class Registered:
         return answer
 
 
+SWITCH_INTERVAL = 0.0005
+
+
 class OffLoopThreads:
     """Daemon threads for code that may overrun its timeout: users' sync functions, and
     built-in scorers on large values.
@@ -108,6 +111,11 @@ class OffLoopThreads:
                 self._idle -= 1
         self._work.put((future, func, args))
         if start:
+            # CPU-bound code in these threads competes for the GIL with the threads serving
+            # requests, which wait up to a switch interval each time they need it: at
+            # CPython's 5 ms a write took over a second beside three busy threads, at 0.5 ms
+            # a few tenths.
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
             threading.Thread(target=self._serve, name="evalledger-off-loop", daemon=True).start()
         return future
 
