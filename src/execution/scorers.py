@@ -54,7 +54,13 @@ from rapidfuzz import fuzz, process
 
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.execution.registry import OFF_LOOP
-from evalledger.execution.targets import TransientError, check_allowed, check_secret_name, secret_value
+from evalledger.execution.targets import (
+    TransientError,
+    check_allowed,
+    check_secret_name,
+    redirect_refusal,
+    secret_value,
+)
 
 if TYPE_CHECKING:
     from evalledger.execution.registry import Registered, Registry
@@ -797,6 +803,8 @@ class LlmJudge(BuiltinScorer):
                                         f"{response.text[:200]}")
         if response.status_code >= 400:
             raise ValueError(f"llm-judge: HTTP {response.status_code} from {self.url}: {response.text[:200]}")
+        if response.is_redirect:
+            raise ValueError(f"llm-judge: {redirect_refusal(response, self.url)}")
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, LookupError, TypeError):

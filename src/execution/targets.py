@@ -225,7 +225,14 @@ async def _post(client: httpx.AsyncClient, url: str, *, body: bytes, headers: di
         raise TransientError(f"HTTP {response.status_code} from {url}: {response.text[:200]}")
     if response.status_code >= 400:
         raise RuntimeError(f"HTTP {response.status_code} from {url}: {response.text[:200]}")
+    if response.is_redirect:
+        raise RuntimeError(redirect_refusal(response, url))
     return response
+
+
+def redirect_refusal(response: httpx.Response, url: str) -> str:
+    return (f"HTTP {response.status_code} from {url}: redirects are not followed (one could lead off the "
+            f"allowlist); call {response.headers.get('location', 'the final URL')[:200]!r} directly")
 
 
 class _HttpClientOwner:
