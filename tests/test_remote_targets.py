@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,9 +19,10 @@ from evalledger import ApiError, Client
 from evalledger.settings import Settings
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[Client]:
-    with running_service(with_settings(settings, http_allowlist=("http://127.0.0.1:",))) as running:
+@contextmanager
+def serving(settings: Settings, *allowed: str) -> Iterator[Client]:
+    """The service, allowed to call the base URLs `allowed` (servers this test started)."""
+    with running_service(with_settings(settings, http_allowlist=allowed)) as running:
         yield running.client
 
 
@@ -65,10 +67,7 @@ class Endpoint:
         self.httpd.server_close()
 
 
-def test_an_openai_compatible_target_and_an_llm_judge(client: Client) -> None:
-    dataset = client.create_dataset("llm")
-    client.add_items(dataset.id, [{"input": {"question": "capital of France?"}, "expectedOutput": "Paris"},
-                                  {"input": {"question": "2+2?"}, "expectedOutput": "4"}])
+def test_an_openai_compatible_target_and_an_llm_judge(settings: Settings) -> None:
 
     def respond(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if body["model"] == "judge-model":
@@ -77,7 +76,10 @@ def test_an_openai_compatible_target_and_an_llm_judge(client: Client) -> None:
         question = body["messages"][-1]["content"]
         return 200, chat_completion("Paris" if "France" in question else "five", completion_id=f"cmpl-{len(question)}")
 
-    with LLMServer(respond) as llm:
+    with LLMServer(respond) as llm, serving(settings, llm.base_url) as client:
+        dataset = client.create_dataset("llm")
+        client.add_items(dataset.id, [{"input": {"question": "capital of France?"}, "expectedOutput": "Paris"},
+                                      {"input": {"question": "2+2?"}, "expectedOutput": "4"}])
         run = client.create_run(
             dataset.id,
             target={"type": "openai", "baseUrl": llm.base_url, "model": "m", "system": "Answer briefly.",
@@ -88,9 +90,9 @@ def test_an_openai_compatible_target_and_an_llm_judge(client: Client) -> None:
         )
         done = finished(client, run.id)
         asked = [r for r in llm.requests if r["model"] == "m"]
+        rows = {r.output: r for r in client.list_results(run.id).results}
     assert done.status == "completed" and done.succeeded_count == 2
     assert sorted(r["messages"][-1]["content"] for r in asked) == ["Q: 2+2?", "Q: capital of France?"]
-    rows = {r.output: r for r in client.list_results(run.id).results}
     assert set(rows) == {"Paris", "five"}
     scores = {s.scorer_id: s.score for s in rows["Paris"].scores}
     assert scores == {"exact-match": 1.0, "judge": 1.0}
@@ -98,26 +100,28 @@ def test_an_openai_compatible_target_and_an_llm_judge(client: Client) -> None:
     assert rows["Paris"].trace_id.startswith("cmpl-")
 
 
-def test_an_http_target_is_retried_on_503(client: Client) -> None:
-    dataset = client.create_dataset("http")
-    client.add_item(dataset.id, input={"question": "hi"}, expected_output={"answer": "HI"})
+def test_an_http_target_is_retried_on_503(settings: Settings) -> None:
     endpoint = Endpoint(flaky=2)
     try:
-        run = client.create_run(dataset.id, target={"type": "http", "url": endpoint.url},
-                                scorers=[{"name": "exact-match", "options": {"field": "answer"}}], max_retries=3)
-        done = finished(client, run.id)
+        with serving(settings, endpoint.url) as client:
+            dataset = client.create_dataset("http")
+            client.add_item(dataset.id, input={"question": "hi"}, expected_output={"answer": "HI"})
+            run = client.create_run(dataset.id, target={"type": "http", "url": endpoint.url},
+                                    scorers=[{"name": "exact-match", "options": {"field": "answer"}}], max_retries=3)
+            done = finished(client, run.id)
+            [result] = client.list_results(run.id).results
     finally:
         endpoint.close()
-    [result] = client.list_results(run.id).results
     assert done.status == "completed"
     assert result.output == {"answer": "HI"} and result.attempt == 3 and result.trace_id == "trace-3"
     assert all("503" in error for error in result.retry_errors) and result.scores[0].score == 1.0
 
 
-def test_urls_off_the_allowlist_are_refused(client: Client) -> None:
-    dataset = client.create_dataset("allowlist")
-    client.add_item(dataset.id, input=1)
-    with pytest.raises(ApiError) as refused:
-        client.create_run(dataset.id, target={"type": "http", "url": "https://example.com/agent"})
-    assert refused.value.status == 422 and "allowlist" in refused.value.detail
-    assert client.list_runs(dataset.id).pagination.total == 0
+def test_urls_off_the_allowlist_are_refused(settings: Settings) -> None:
+    with serving(settings, "http://127.0.0.1:18191") as client:
+        dataset = client.create_dataset("allowlist")
+        client.add_item(dataset.id, input=1)
+        with pytest.raises(ApiError) as refused:
+            client.create_run(dataset.id, target={"type": "http", "url": "https://example.com/agent"})
+        assert refused.value.status == 422 and "allowlist" in refused.value.detail
+        assert client.list_runs(dataset.id).pagination.total == 0

@@ -434,21 +434,32 @@ def test_judge_overload_and_server_errors_raise_a_transient_error_with_the_statu
 
 
 def test_the_llm_judge_sends_the_api_key_named_by_api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-test-123")
+    monkeypatch.setenv("EVALLEDGER_SECRET_JUDGE_TEST_KEY", "sk-test-123")
     with LLMServer(answering('{"score": 1, "reason": "ok"}')) as llm:
-        judged(llm, "Paris", apiKeyEnv="JUDGE_TEST_KEY")
+        judged(llm, "Paris", apiKeyEnv="EVALLEDGER_SECRET_JUDGE_TEST_KEY")
         judged(llm, "Paris")
     with_key, without_key = ({k.lower(): v for k, v in h.items()} for h in llm.headers)
     assert with_key["authorization"] == "Bearer sk-test-123"
     assert "authorization" not in without_key
-    monkeypatch.delenv("JUDGE_TEST_KEY")
-    assert "'JUDGE_TEST_KEY'" in refused(judge_spec(llm.base_url, apiKeyEnv="JUDGE_TEST_KEY"),
-                                         allowlist=(llm.base_url,))
+
+
+def test_the_llm_judge_takes_only_secrets_and_does_not_tell_which_variables_exist(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only EVALLEDGER_SECRET_* variables the operator set; the refusal reads the same
+    whether the variable exists or not."""
+    monkeypatch.setenv("JUDGE_TEST_PLAIN", "set")
+    monkeypatch.delenv("JUDGE_TEST_UNSET", raising=False)
+    monkeypatch.delenv("EVALLEDGER_SECRET_JUDGE_TEST_UNSET", raising=False)
+    url = "http://127.0.0.1:9/v1"
+    answers = {name: refused(judge_spec(url, apiKeyEnv=name), allowlist=(url,))
+               for name in ("JUDGE_TEST_PLAIN", "JUDGE_TEST_UNSET", "EVALLEDGER_SECRET_JUDGE_TEST_UNSET")}
+    assert all("EVALLEDGER_SECRET_" in message for message in answers.values())
+    assert len({message.replace(name, "NAME") for name, message in answers.items()}) == 1
 
 
 def test_the_llm_judge_reuses_one_client_and_skips_items_whose_target_failed() -> None:
     with LLMServer(answering('{"score": 1, "reason": "ok"}')) as llm:
-        scorer = build_scorer(judge_spec(llm.base_url), None, http_allowlist=("http://127.0.0.1",))
+        scorer = build_scorer(judge_spec(llm.base_url), None, http_allowlist=(llm.base_url,))
 
         async def run() -> tuple[Any, Any, ScoreOutput]:
             await scorer.score(case("Paris", "Paris"))

@@ -5,8 +5,9 @@ Shape (all in one asyncio loop):
   pairs not yet recorded — a bounded queue, so memory stays flat however many items;
 - `maxConcurrency` workers each take a pair, call the target (per-item timeout enforced
   by not waiting any longer — a target that ignores cancellation cannot hold the run;
-  retries with exponential backoff and jitter for transient errors only), then run every
-  scorer concurrently (a failing scorer gives `score: null` with its error);
+  retries with exponential backoff and jitter for transient errors only, see
+  `targets.is_transient`), then run every scorer concurrently, each within its own timeout
+  (a failing or overrunning scorer gives `score: null` with its error);
 - one writer batches finished results into `ResultsRecorded` events (one writer per
   run: no optimistic-concurrency conflicts; one save per batch, not per item).
 
@@ -33,7 +34,7 @@ from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
-from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, TransientError
+from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,25 @@ class Progress:
     done: int = 0
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
+    # Results recorded before this executor started (a resumed run): part of `done`, but
+    # not of the rate, which is this executor's own.
+    done_before: int = 0
+
+    def resume(self, done: int, failed: int) -> None:
+        """Start counting, with `done` results (`failed` of them failed) already recorded."""
+        self.done = self.done_before = done
+        self.failed = failed
+        self.started = time.monotonic()
 
     def as_wire(self, total: int) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.done / elapsed
+        rate = (self.done - self.done_before) / elapsed
         remaining = max(0, total - self.done)
         return {
             "done": self.done,
             "failed": self.failed,
             "total": total,
+            "fraction": self.done / total if total else 1.0,
             "itemsPerSecond": round(rate, 2),
             "etaSeconds": round(remaining / rate, 1) if rate > 0 else None,
         }
@@ -153,8 +164,7 @@ class RunExecutor:
     async def _run(self) -> None:
         run = await asyncio.to_thread(self.runs.get_run, self.run_id)
         recorded = {key for key in run.outcomes}
-        self.progress.done = len(recorded)
-        self.progress.failed = sum(1 for ok in run.outcomes.values() if not ok)
+        self.progress.resume(len(recorded), sum(1 for ok in run.outcomes.values() if not ok))
         await asyncio.to_thread(self._write, lambda: self.runs.start_run(self.run_id))
 
         pairs: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(
@@ -279,14 +289,13 @@ class RunExecutor:
                 output = await within(timeout, self.target.invoke(item["input"], context), TargetTimeoutError, "target")
                 error = None
                 break
-            except TransientError as failure:
+            except Exception as failure:  # noqa: BLE001 - the target's error is the item's answer
                 error = error_text(failure)
+                if not is_transient(failure):
+                    break
                 if attempt < self.settings.max_retries:
                     retry_errors.append(error)
                     await asyncio.sleep(backoff_delay(attempt))
-            except Exception as failure:  # noqa: BLE001 - a target's own error, not retried
-                error = error_text(failure)
-                break
         latency_ms = (time.perf_counter() - started) * 1000
         if output is not None and (unstorable := problems(output.output, "output")):
             output, error = None, f"the target's output cannot be stored: {unstorable[0]['message']}"
@@ -321,8 +330,10 @@ class RunExecutor:
         )
 
         async def one(scorer: Scorer) -> dict[str, Any]:
+            own = getattr(scorer, "timeout_ms", None)
             try:
-                answer = await within(timeout, scorer.score(question), ScorerTimeoutError, f"scorer {scorer.id}")
+                answer = await within(own / 1000 if own else timeout, scorer.score(question), ScorerTimeoutError,
+                                      f"scorer {scorer.id}")
             except Exception as failure:  # noqa: BLE001 - a failing scorer only affects itself
                 return {"scorerId": scorer.id, "score": None, "reason": None, "error": error_text(failure)}
             return {"scorerId": scorer.id, "score": answer.score, "reason": answer.reason, "error": None}

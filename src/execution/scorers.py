@@ -5,7 +5,9 @@ A scorer is built once per run from its spec — a name (`"exact-match"`) or
 options are checked, regexes compiled and JSON Schemas prepared once, not per item; a
 bad spec is refused at build time with an `InvalidRequestError` (a 422) that names the
 scorer and the option. The `id` (default: the name) keys the scores in results, so one
-scorer can be used twice with different options.
+scorer can be used twice with different options. `timeoutMs` (default: the run's item
+timeout) bounds each of its calls; the runner records a scorer that overruns it as
+`score: null` with a timed-out error.
 
 At score time a scorer answers a `ScoreOutput`, or raises when the item cannot be scored
 (the expected output lacks what the scorer compares with, the LLM judge is unreachable,
@@ -19,10 +21,13 @@ Rules shared by the built-ins:
   path scores 0 with a reason; an expected output without it (or null) raises.
 - When the target failed (`ScoreInput.error` is set) there is no output to judge: every
   built-in scores 0 with the target's error as the reason, without calling anything.
-- Built-ins that do no I/O are plain computations: no thread hop, no per-call set-up.
+- Built-ins that do no I/O are plain computations: no per-call set-up, and no thread hop
+  unless a value is large (`_large`); then they run in an off-loop thread, so the run's
+  event loop goes on and the scorer's timeout applies. Their cost is bounded: regular
+  expressions are RE2 (linear time), similarity compares bounded texts.
 
 User scorers come from the registry (`registry.scorers[name]`): functions of
-`(input, output, expected_output, metadata)`, sync (run in a worker thread) or async,
+`(input, output, expected_output, metadata)`, sync (run in an off-loop thread) or async,
 answering a float, a bool, a `ScoreOutput` or `{"score": ..., "reason": ...}`.
 
 Every scorer has `async def aclose()`; only the LLM judge holds a resource (its HTTP
@@ -31,11 +36,8 @@ client), the others' is a no-op, so the runner can close them all alike.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,13 +46,21 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 import orjson
+import re2
 from jsonschema import Draft202012Validator
 from referencing import Registry as ReferenceRegistry
 from jsonschema.exceptions import SchemaError
 from rapidfuzz import fuzz, process
 
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.execution.targets import TransientError, check_allowed
+from evalledger.execution.registry import OFF_LOOP
+from evalledger.execution.targets import (
+    TransientError,
+    check_allowed,
+    check_secret_name,
+    redirect_refusal,
+    secret_value,
+)
 
 if TYPE_CHECKING:
     from evalledger.execution.registry import Registered, Registry
@@ -85,6 +95,7 @@ class Scorer(Protocol):
 
     id: str
     name: str
+    timeout_ms: int | None  # None: the run's item timeout
 
     async def score(self, x: ScoreInput) -> ScoreOutput: ...
 
@@ -280,6 +291,33 @@ def as_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
+# Values larger than this (characters of text, roughly) are judged off the event loop.
+LARGE_VALUE = 64 * 1024
+
+
+def _large(value: Any) -> bool:
+    """Whether a JSON value holds more than LARGE_VALUE characters, roughly; stops counting
+    there, so a small value costs a short walk."""
+    budget = LARGE_VALUE
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            budget -= len(current)
+        elif isinstance(current, dict):
+            budget -= len(current)
+            pending.extend(current.values())
+            budget -= sum(len(key) for key in current if isinstance(key, str))
+        elif isinstance(current, list | tuple):
+            budget -= len(current)
+            pending.extend(current)
+        else:
+            budget -= 8
+        if budget < 0:
+            return True
+    return False
+
+
 def _show(value: Any, limit: int = 80) -> str:
     """A value shortened for a reason or an error message."""
     text = repr(value) if isinstance(value, str) else as_text(value)
@@ -297,6 +335,7 @@ class BuiltinScorer:
     description: ClassVar[str]
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
     needs_expected: bool = True
+    timeout_ms: int | None = None
 
     def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         self.id = scorer_id
@@ -311,6 +350,8 @@ class BuiltinScorer:
         output = pick(x.output, self.path) if self.path else x.output
         if output is MISSING:
             return ScoreOutput(0.0, f"the output has no value at '{self.field}'")
+        if _large(output) or _large(expected):
+            return await OFF_LOOP.run(self.judge, output, expected)
         return self.judge(output, expected)
 
     def expected_value(self, x: ScoreInput) -> Any:
@@ -396,16 +437,32 @@ class Contains(BuiltinScorer):
         return ScoreOutput(0.0, f"{_show(needle)} not found in the output")
 
 
-_REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
+def compile_re2(pattern: str, flags: str, who: str) -> Any:
+    """A user's pattern compiled with RE2, which matches in time linear in the text (no
+    backtracking), so no pattern can stall a run; `flags` is any of "ims". 422 for a
+    pattern RE2 does not take (backreferences, look-around, \\Z: use \\z)."""
+    options = re2.Options()
+    options.log_errors = False  # refused patterns are answered to the caller, not logged
+    prefix = f"(?{''.join(sorted(set(flags)))})" if flags else ""
+    try:
+        return re2.compile(prefix + pattern, options)
+    except re2.error as error:
+        reason = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) \
+            else str(error)
+        raise InvalidRequestError(f"{who} is not a valid regular expression in RE2 syntax: {reason} (RE2 matches "
+                                  f"in linear time, so it has no backreferences or look-around; write \\z for "
+                                  f"the end of the text)") from None
 
 
 class Regex(BuiltinScorer):
-    """1 when `pattern` matches somewhere in the output as text (re.search). Compiled once."""
+    """1 when `pattern` matches somewhere in the output as text (a search, like re.search).
+    Compiled once, with RE2: matching takes time linear in the text, whatever the pattern."""
 
     name = "regex"
-    description = "1 if the output (as text) matches the regular expression `pattern` (re.search)."
+    description = "1 if the output (as text) matches the regular expression `pattern` (RE2 syntax, searched)."
     OPTIONS = (
-        Option("pattern", "string", None, "Python regular expression", required=True),
+        Option("pattern", "string", None, "regular expression in RE2 syntax (Python's, without backreferences "
+               "and look-around)", required=True),
         FIELD,
         Option("flags", "string", "", "any of i (ignore case), m (multiline), s (dot matches newline)"),
     )
@@ -413,21 +470,15 @@ class Regex(BuiltinScorer):
 
     def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
-        flags = 0
         for letter in self.options["flags"]:
-            if letter not in _REGEX_FLAGS:
+            if letter not in "ims":
                 raise InvalidRequestError(f"scorer 'regex': option 'flags' takes i, m and s, not {letter!r}")
-            flags |= _REGEX_FLAGS[letter]
-        try:
-            self.pattern = re.compile(self.options["pattern"], flags)
-        except re.error as error:
-            raise InvalidRequestError(f"scorer 'regex': option 'pattern' is not a valid regular expression: "
-                                      f"{error}") from None
+        self.pattern = compile_re2(self.options["pattern"], self.options["flags"], "scorer 'regex': option 'pattern'")
 
     def judge(self, output: Any, expected: Any) -> ScoreOutput:
         if self.pattern.search(as_text(output)):
             return _YES
-        return ScoreOutput(0.0, f"no match for /{self.pattern.pattern}/")
+        return ScoreOutput(0.0, f"no match for /{self.options['pattern']}/")
 
 
 class JsonEquals(BuiltinScorer):
@@ -565,13 +616,27 @@ class Similarity(BuiltinScorer):
                minimum=0.0, maximum=1.0),
     )
 
+    # rapidfuzz's cost grows with the product of the lengths (for partial-ratio, with the
+    # square of the shorter text times the longer), and it holds the GIL, stalling every
+    # thread of the service: texts beyond these lengths are not compared.
+    MAX_TEXT = 20_000
+    MAX_PARTIAL_NEEDLE = 500
+
     def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
         self.measure = self.METHODS[self.options["method"]]
         self.threshold: float | None = self.options["threshold"]
 
     def judge(self, output: Any, expected: Any) -> ScoreOutput:
-        similarity = self.measure(as_text(output), as_text(expected)) / 100.0
+        texts = as_text(output), as_text(expected)
+        for what, text in zip(("output", "expected output"), texts):
+            if len(text) > self.MAX_TEXT:
+                raise ValueError(f"similarity: the {what} is {len(text):,} characters long; similarity compares texts "
+                                 f"of at most {self.MAX_TEXT:,} (pick a part with 'field')")
+        if self.options["method"] == "partial-ratio" and min(map(len, texts)) > self.MAX_PARTIAL_NEEDLE:
+            raise ValueError(f"similarity: partial-ratio looks for the shorter text in the longer one; the shorter "
+                             f"may have at most {self.MAX_PARTIAL_NEEDLE} characters, not {min(map(len, texts)):,}")
+        similarity = self.measure(*texts) / 100.0
         if self.threshold is None:
             return ScoreOutput(similarity)
         passed = similarity >= self.threshold
@@ -693,7 +758,8 @@ class LlmJudge(BuiltinScorer):
                "allowlist)", required=True),
         Option("model", "string", None, "model name", required=True),
         Option("rubric", "string", None, "what a good output is; the judge scores against it", required=True),
-        Option("apiKeyEnv", "string", None, "environment variable holding the API key (sent as a Bearer token)"),
+        Option("apiKeyEnv", "string", None, "an EVALLEDGER_SECRET_* environment variable holding the API key "
+               "(sent as a Bearer token)"),
         Option("temperature", "number", 0.0, "sampling temperature", minimum=0.0, maximum=2.0),
         Option("timeoutSeconds", "number", 60.0, "how long to wait for the judge's answer", positive=True),
     )
@@ -702,11 +768,9 @@ class LlmJudge(BuiltinScorer):
     def __init__(self, scorer_id: str, options: dict[str, Any], http_allowlist: Sequence[str] = ()) -> None:
         super().__init__(scorer_id, options)
         self.url = self.options["baseUrl"].rstrip("/") + "/chat/completions"
-        check_allowed(self.options["baseUrl"], http_allowlist, "scorer 'llm-judge': option 'baseUrl'")
-        key_env = self.options["apiKeyEnv"]
-        if key_env is not None and not os.environ.get(key_env):
-            raise InvalidRequestError(f"scorer 'llm-judge': option 'apiKeyEnv' names {key_env!r}, "
-                                      f"which is not set in the service's environment")
+        check_allowed(self.url, http_allowlist, "scorer 'llm-judge': option 'baseUrl' (+ /chat/completions)")
+        if self.options["apiKeyEnv"] is not None:
+            check_secret_name(self.options["apiKeyEnv"], "scorer 'llm-judge': option 'apiKeyEnv'")
         self.system_prompt = JUDGE_INSTRUCTIONS.format(rubric=self.options["rubric"])
         self._client: httpx.AsyncClient | None = None
 
@@ -739,6 +803,8 @@ class LlmJudge(BuiltinScorer):
                                         f"{response.text[:200]}")
         if response.status_code >= 400:
             raise ValueError(f"llm-judge: HTTP {response.status_code} from {self.url}: {response.text[:200]}")
+        if response.is_redirect:
+            raise ValueError(f"llm-judge: {redirect_refusal(response, self.url)}")
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, LookupError, TypeError):
@@ -753,12 +819,10 @@ class LlmJudge(BuiltinScorer):
             headers = {}
             key_env = self.options["apiKeyEnv"]
             if key_env is not None:
-                key = os.environ.get(key_env)
-                if not key:
-                    raise ValueError(f"llm-judge: the environment variable {key_env!r} (apiKeyEnv) is not set")
-                headers["Authorization"] = f"Bearer {key}"
+                headers["Authorization"] = f"Bearer {secret_value(key_env, 'llm-judge (apiKeyEnv)')}"
             timeout = httpx.Timeout(self.options["timeoutSeconds"], connect=min(10.0, self.options["timeoutSeconds"]))
-            self._client = httpx.AsyncClient(headers=headers, timeout=timeout)
+            # No redirects: a redirect could lead off the allowlist.
+            self._client = httpx.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False)
         return self._client
 
     async def aclose(self) -> None:
@@ -778,8 +842,10 @@ BUILTINS: dict[str, type[BuiltinScorer]] = {
 
 
 class RegisteredScorer:
-    """A user's scorer function from the registry. Sync functions run in a worker thread so
-    they cannot stall the event loop; the answer goes through `to_score_output`."""
+    """A user's scorer function from the registry. Sync functions run in an off-loop thread
+    so they cannot stall the event loop; the answer goes through `to_score_output`."""
+
+    timeout_ms: int | None = None
 
     def __init__(self, scorer_id: str, entry: Registered) -> None:
         self.id = scorer_id
@@ -787,13 +853,7 @@ class RegisteredScorer:
         self.entry = entry
 
     async def score(self, x: ScoreInput) -> ScoreOutput:
-        func = self.entry.func
-        if self.entry.is_async:
-            answer = await func(x.input, x.output, x.expected_output, x.metadata)
-        else:
-            answer = await asyncio.to_thread(func, x.input, x.output, x.expected_output, x.metadata)
-            if inspect.isawaitable(answer):  # a sync wrapper around a coroutine function
-                answer = await answer
+        answer = await self.entry.call(x.input, x.output, x.expected_output, x.metadata)
         return to_score_output(answer, f"scorer {self.name!r}")
 
     async def aclose(self) -> None:
@@ -802,29 +862,35 @@ class RegisteredScorer:
 
 # -- building -------------------------------------------------------------------------------------
 
-_SPEC_KEYS = {"name", "id", "options"}
+_SPEC_KEYS = {"name", "id", "options", "timeoutMs"}
+MAX_SCORER_TIMEOUT_MS = 3_600_000
 
 
 def build_scorer(spec: str | dict[str, Any], registry: Registry | None, *,
                  http_allowlist: Sequence[str] = ()) -> Scorer:
-    """The scorer a spec describes: a name, or {"name", "id"?, "options"?}. Built-ins first,
-    then the registry's scorers. InvalidRequestError (422) for an unknown name, a malformed
-    spec or bad options; `http_allowlist` holds the URL prefixes the LLM judge may call."""
-    name, scorer_id, options = _read_spec(spec)
+    """The scorer a spec describes: a name, or {"name", "id"?, "options"?, "timeoutMs"?}.
+    Built-ins first, then the registry's scorers. InvalidRequestError (422) for an unknown
+    name, a malformed spec or bad options; `http_allowlist` holds the base URLs the LLM
+    judge may call."""
+    name, scorer_id, options, timeout_ms = _read_spec(spec)
     builtin = BUILTINS.get(name)
+    built: BuiltinScorer | RegisteredScorer
     if builtin is not None:
-        return builtin(scorer_id, options, http_allowlist)
-    entry = registry.scorers.get(name) if registry is not None else None
-    if entry is None:
-        raise InvalidRequestError(_unknown_scorer(name, registry))
-    if options:
-        raise InvalidRequestError(f"scorer {name!r} is a registered function and takes no options, "
-                                  f"got {', '.join(repr(k) for k in options)}")
-    return RegisteredScorer(scorer_id, entry)
+        built = builtin(scorer_id, options, http_allowlist)
+    else:
+        entry = registry.scorers.get(name) if registry is not None else None
+        if entry is None:
+            raise InvalidRequestError(_unknown_scorer(name, registry))
+        if options:
+            raise InvalidRequestError(f"scorer {name!r} is a registered function and takes no options, "
+                                      f"got {', '.join(repr(k) for k in options)}")
+        built = RegisteredScorer(scorer_id, entry)
+    built.timeout_ms = timeout_ms
+    return built
 
 
-def _read_spec(spec: Any) -> tuple[str, str, dict[str, Any]]:
-    """(name, id, options) of a spec, checked."""
+def _read_spec(spec: Any) -> tuple[str, str, dict[str, Any], int | None]:
+    """(name, id, options, timeoutMs) of a spec, checked."""
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, dict):
@@ -835,7 +901,7 @@ def _read_spec(spec: Any) -> tuple[str, str, dict[str, Any]]:
     unknown = sorted(set(spec) - _SPEC_KEYS)
     if unknown:
         raise InvalidRequestError(f"scorer {name!r}: unknown key(s) {', '.join(repr(u) for u in unknown)}; "
-                                  f"a scorer has 'name', 'id' and 'options' (put settings in 'options')")
+                                  f"a scorer has 'name', 'id', 'options' and 'timeoutMs' (put settings in 'options')")
     if scorer_id is None:
         scorer_id = name
     if not isinstance(scorer_id, str) or not scorer_id or len(scorer_id) > 200:
@@ -844,7 +910,12 @@ def _read_spec(spec: Any) -> tuple[str, str, dict[str, Any]]:
         options = {}
     if not isinstance(options, dict):
         raise InvalidRequestError(f"scorer {name!r}: 'options' must be an object, not {_show(options)}")
-    return name, scorer_id, options
+    timeout_ms = spec.get("timeoutMs")
+    if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int)
+                                   or not 1 <= timeout_ms <= MAX_SCORER_TIMEOUT_MS):
+        raise InvalidRequestError(f"scorer {name!r}: 'timeoutMs' must be a whole number of milliseconds from 1 to "
+                                  f"{MAX_SCORER_TIMEOUT_MS:,}, not {_show(timeout_ms)}")
+    return name, scorer_id, options, timeout_ms
 
 
 def _unknown_scorer(name: str, registry: Registry | None) -> str:

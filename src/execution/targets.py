@@ -4,14 +4,23 @@
 - http: POST the input as JSON to a URL on the allowlist;
 - openai: an OpenAI-compatible chat-completions endpoint with a prompt template.
 
-Errors worth retrying raise `TransientError` (timeouts, HTTP 429 and 5xx, connection
-errors); any other exception is the target's answer and is not retried.
+Which errors are worth retrying is `is_transient`'s call: timeouts, connection errors,
+HTTP 429 and 5xx (ours, httpx's, requests', the OpenAI SDK's), `TransientError` and any
+exception with `transient = True`. Any other exception is the target's answer.
+
+URLs are checked against the operator's allowlist by `check_allowed` (HTTP and OpenAI
+targets, the LLM judge alike); redirects are not followed. Credentials come only from
+environment variables the operator names as secrets (`EVALLEDGER_SECRET_*`, see
+`secret_value`): a run's definition holds the variable's name, never its value, so
+nothing secret is stored in events or shown by the API.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,14 +32,17 @@ from evalledger.domain.errors import InvalidRequestError
 from evalledger.execution.registry import Registered, Registry, TargetContext
 from evalledger.execution.templates import render
 
+log = logging.getLogger(__name__)
+
 ALLOWLIST_HINT = (
-    "set EVALLEDGER_HTTP_ALLOWLIST (comma-separated URL prefixes, e.g. https://api.example.com/) "
+    "set EVALLEDGER_HTTP_ALLOWLIST (comma-separated base URLs, e.g. https://api.example.com/v1) "
     "or pass --allow-http to evalledger serve"
 )
 
 
 class TransientError(Exception):
-    """A failure worth retrying: a timeout, HTTP 429 or 5xx, a connection error."""
+    """A failure worth retrying: a timeout, HTTP 429 or 5xx, a connection error. A user's
+    own exception class may instead say `transient = True` (see `is_transient`)."""
 
 
 class TargetTimeoutError(TransientError):
@@ -49,9 +61,137 @@ class Target(Protocol):
     async def invoke(self, input: Any, context: TargetContext) -> TargetOutput: ...
 
 
+# -- which failures are retried -------------------------------------------------------------------
+
+# Exception class names of the OpenAI SDK (and SDKs modelled on it) that mean "try again";
+# matched by name so that the SDK is not a dependency.
+_TRANSIENT_NAMES = frozenset({"APITimeoutError", "APIConnectionError", "RateLimitError", "InternalServerError"})
+
+
+def _retryable_status(status: Any) -> bool:
+    return isinstance(status, int) and not isinstance(status, bool) and (status == 429 or 500 <= status <= 599)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a target's failure is worth retrying: `TransientError`; an exception with a
+    boolean `transient` attribute (its say is final); the built-in `TimeoutError` and
+    `ConnectionError`; httpx timeouts and network errors; `requests`' timeouts and
+    connection errors; the OpenAI SDK's timeout, connection, rate-limit and server errors;
+    and any error carrying an HTTP status 429 or 5xx, as `error.status_code` (OpenAI SDK)
+    or `error.response.status_code` (httpx's HTTPStatusError, requests' HTTPError)."""
+    if isinstance(error, TransientError):
+        return True
+    marked = getattr(error, "transient", None)
+    if isinstance(marked, bool):
+        return marked
+    if isinstance(error, TimeoutError | ConnectionError):
+        return True
+    if isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+        return True
+    requests = sys.modules.get("requests")  # only a user's target can have raised its errors
+    if requests is not None and isinstance(error, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
+        return True
+    if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(error).__mro__):
+        return True
+    if _retryable_status(getattr(error, "status_code", None)):
+        return True
+    response = getattr(error, "response", None)
+    return response is not None and _retryable_status(getattr(response, "status_code", None))
+
+
+# -- where requests may go --------------------------------------------------------------------------
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """A URL's scheme, host, port and path, as the HTTP client will use them."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def _origin(url: str) -> _Origin:
+    """ValueError for a URL that is not http(s), has no host, or carries user info."""
+    parsed = httpx.URL(url)  # the parser of the client that will send the request
+    if parsed.scheme not in _DEFAULT_PORTS:
+        raise ValueError("only http and https URLs can be called")
+    if not parsed.host:
+        raise ValueError("the URL has no host")
+    if parsed.userinfo:
+        raise ValueError("a URL may not carry user info (user:password@); use headersFromEnv or apiKeyEnv")
+    if any(segment in (".", "..") for segment in parsed.path.split("/")):
+        raise ValueError("the URL's path has . or .. segments")  # e.g. %2e%2e, which a server may resolve
+    return _Origin(parsed.scheme, parsed.host.lower(), parsed.port or _DEFAULT_PORTS[parsed.scheme], parsed.path)
+
+
+@functools.lru_cache(maxsize=256)
+def _allowed_origin(entry: str) -> _Origin | None:
+    try:
+        return _origin(entry)
+    except (ValueError, httpx.InvalidURL) as error:
+        log.warning("HTTP allowlist entry %r is ignored: %s", entry, error)
+        return None
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or below it, on segment boundaries: /v1 covers /v1 and
+    /v1/chat, not /v10."""
+    prefix = prefix.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/") or not prefix
+
+
 def check_allowed(url: str, allowlist: Sequence[str], what: str) -> None:
-    if not any(url.startswith(prefix) for prefix in allowlist):
-        raise InvalidRequestError(f"{what} URL {url!r} is not on the allowlist; {ALLOWLIST_HINT}")
+    """Refuse (422) a URL the service may not call: it must have the scheme, host and port
+    of an allowlist entry, and a path at or below the entry's path. No user info."""
+    try:
+        origin = _origin(url)
+    except (ValueError, httpx.InvalidURL) as error:
+        raise InvalidRequestError(f"{what}: the URL {url!r} cannot be called: {error}") from None
+    for entry in allowlist:
+        allowed = _allowed_origin(entry)
+        if (allowed is not None and (allowed.scheme, allowed.host, allowed.port) ==
+                (origin.scheme, origin.host, origin.port) and _under(origin.path, allowed.path)):
+            return
+    raise InvalidRequestError(f"{what}: the URL {url!r} is not on the allowlist; {ALLOWLIST_HINT}")
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+SECRET_PREFIX = "EVALLEDGER_SECRET_"
+# Header names whose values are credentials: they may only come from a secret variable.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_SECRET_HEADER_WORDS = ("token", "secret", "key", "auth", "password", "cookie", "session", "credential")
+
+
+def is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _SECRET_HEADERS or any(word in lowered for word in _SECRET_HEADER_WORDS)
+
+
+def check_secret_name(name: Any, what: str) -> str:
+    """The name of a secret the operator offers, or 422. The answer is the same whether a
+    variable of that name exists or not, so that it tells nothing about the environment."""
+    if not (isinstance(name, str) and name.startswith(SECRET_PREFIX) and os.environ.get(name)):
+        raise InvalidRequestError(
+            f"{what} must name a secret the operator has set for this service: an environment variable "
+            f"whose name starts with {SECRET_PREFIX} (e.g. {SECRET_PREFIX}OPENAI_KEY); {_show_name(name)} is not one")
+    return name
+
+
+def _show_name(name: Any) -> str:
+    return repr(name[:100]) if isinstance(name, str) else "that"
+
+
+def secret_value(name: str, what: str) -> str:
+    """A secret's value at call time (the operator may have removed it since the run began)."""
+    value = os.environ.get(name) if name.startswith(SECRET_PREFIX) else None
+    if not value:
+        raise RuntimeError(f"{what}: the secret {name!r} is no longer set in the service's environment")
+    return value
 
 
 def _require(spec: dict[str, Any], key: str, kind: str) -> Any:
@@ -71,9 +211,7 @@ class RegisteredTarget:
         self.id = f"{entry.kind}:{entry.name}"
 
     async def invoke(self, input: Any, context: TargetContext) -> TargetOutput:
-        if self.entry.is_async:
-            return _as_output(await self.entry.func(input, context))
-        return _as_output(await asyncio.to_thread(self.entry.func, input, context))
+        return _as_output(await self.entry.call(input, context))
 
 
 async def _post(client: httpx.AsyncClient, url: str, *, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -87,7 +225,14 @@ async def _post(client: httpx.AsyncClient, url: str, *, body: bytes, headers: di
         raise TransientError(f"HTTP {response.status_code} from {url}: {response.text[:200]}")
     if response.status_code >= 400:
         raise RuntimeError(f"HTTP {response.status_code} from {url}: {response.text[:200]}")
+    if response.is_redirect:
+        raise RuntimeError(redirect_refusal(response, url))
     return response
+
+
+def redirect_refusal(response: httpx.Response, url: str) -> str:
+    return (f"HTTP {response.status_code} from {url}: redirects are not followed (one could lead off the "
+            f"allowlist); call {response.headers.get('location', 'the final URL')[:200]!r} directly")
 
 
 class _HttpClientOwner:
@@ -95,7 +240,9 @@ class _HttpClientOwner:
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(None), limits=httpx.Limits(max_connections=256))
+            # No redirects: a redirect could lead off the allowlist.
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(None), limits=httpx.Limits(max_connections=256),
+                                             follow_redirects=False)
         return self._client
 
     async def aclose(self) -> None:
@@ -107,8 +254,9 @@ class _HttpClientOwner:
 class HttpTarget(_HttpClientOwner):
     def __init__(self, spec: dict[str, Any], allowlist: Sequence[str]) -> None:
         self.url = str(_require(spec, "url", "http"))
-        check_allowed(self.url, allowlist, "http target")
-        self.headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
+        check_allowed(self.url, allowlist, "http target: 'url'")
+        self.headers = _plain_headers(spec.get("headers"))
+        self.secret_headers = _secret_headers(spec.get("headersFromEnv"))
         self.envelope = bool(spec.get("envelope", False))
         self.output_field = spec.get("outputField")
         self.id = f"http:{self.url}"
@@ -123,7 +271,9 @@ class HttpTarget(_HttpClientOwner):
                 "context": {"runId": context.run_id, "itemId": context.item_id,
                             "repetition": context.repetition, "attempt": context.attempt},
             }
-        response = await _post(self.client(), self.url, body=orjson.dumps(payload), headers=self.headers)
+        headers = {**self.headers, **{name: secret_value(env, f"http target header {name!r}")
+                                      for name, env in self.secret_headers.items()}}
+        response = await _post(self.client(), self.url, body=orjson.dumps(payload), headers=headers)
         try:
             output: Any = response.json()
         except ValueError:
@@ -139,11 +289,13 @@ class HttpTarget(_HttpClientOwner):
 class OpenAITarget(_HttpClientOwner):
     def __init__(self, spec: dict[str, Any], allowlist: Sequence[str]) -> None:
         self.base_url = str(_require(spec, "baseUrl", "openai")).rstrip("/")
-        check_allowed(self.base_url, allowlist, "openai target")
+        self.url = f"{self.base_url}/chat/completions"
+        check_allowed(self.url, allowlist, "openai target: 'baseUrl' (+ /chat/completions)")
         self.model = str(_require(spec, "model", "openai"))
         self.template = str(_require(spec, "promptTemplate", "openai"))
         self.system = spec.get("system")
-        self.api_key_env = spec.get("apiKeyEnv")
+        key_env = spec.get("apiKeyEnv")
+        self.api_key_env = None if key_env is None else check_secret_name(key_env, "openai target: 'apiKeyEnv'")
         self.temperature = spec.get("temperature", 0)
         self.json_output = spec.get("responseFormat", "text") == "json"
         self.id = f"openai:{self.model}"
@@ -155,12 +307,10 @@ class OpenAITarget(_HttpClientOwner):
             {"role": "user", "content": prompt}
         ]
         headers = {}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        if self.api_key_env is not None:
+            headers["Authorization"] = f"Bearer {secret_value(self.api_key_env, 'openai target')}"
         body = {"model": self.model, "messages": messages, "temperature": self.temperature}
-        response = await _post(self.client(), f"{self.base_url}/chat/completions", body=orjson.dumps(body),
-                               headers=headers)
+        response = await _post(self.client(), self.url, body=orjson.dumps(body), headers=headers)
         answer = response.json()
         try:
             content = answer["choices"][0]["message"]["content"]
@@ -172,6 +322,32 @@ class OpenAITarget(_HttpClientOwner):
             except orjson.JSONDecodeError:
                 raise RuntimeError(f"the model did not answer JSON: {content[:200]}") from None
         return TargetOutput(content, answer.get("id"))
+
+
+def _plain_headers(headers: Any) -> dict[str, str]:
+    """`headers` of an HTTP target: stored and shown as given, so no credentials."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise InvalidRequestError("http target: 'headers' must be an object of header names and values")
+    secret = sorted(name for name in headers if is_secret_header(str(name)))
+    if secret:
+        raise InvalidRequestError(
+            f"http target: header(s) {', '.join(repr(n) for n in secret)} carry credentials and may not be given "
+            f"in 'headers', where they would be stored and shown with the run; name a secret instead: "
+            f'"headersFromEnv": {{"{secret[0]}": "{SECRET_PREFIX}..."}} (the variable holds the whole header value)')
+    return {str(k): str(v) for k, v in headers.items()}
+
+
+def _secret_headers(headers: Any) -> dict[str, str]:
+    """`headersFromEnv` of an HTTP target: header name -> the secret variable holding its value."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise InvalidRequestError("http target: 'headersFromEnv' must be an object of header names and "
+                                  f"{SECRET_PREFIX}* variable names")
+    return {str(name): check_secret_name(env, f"http target: 'headersFromEnv' of {str(name)[:100]!r}")
+            for name, env in headers.items()}
 
 
 def build_target(spec: dict[str, Any], registry: Registry, *, http_allowlist: Sequence[str]) -> Target:
@@ -203,6 +379,6 @@ def describe_builtin_targets() -> list[dict[str, Any]]:
         {"type": "openai", "description": "An OpenAI-compatible chat-completions endpoint.",
          "options": {"baseUrl": "required, e.g. https://api.openai.com/v1", "model": "required",
                      "promptTemplate": "required; {{input}}, {{input.question}}, {{expectedOutput}}, "
-                     "{{metadata.x}}", "system": "system prompt", "apiKeyEnv": "environment variable "
-                     "holding the API key", "temperature": "default 0", "responseFormat": "text | json"}},
+                     "{{metadata.x}}", "system": "system prompt", "apiKeyEnv": f"a {SECRET_PREFIX}* "
+                     "environment variable holding the API key", "temperature": "default 0", "responseFormat": "text | json"}},
     ]

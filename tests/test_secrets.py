@@ -1,0 +1,124 @@
+"""Credentials come only from environment variables the operator names as secrets
+(EVALLEDGER_SECRET_*); a run's definition holds their names, never their values, so
+nothing secret is sent where the operator did not mean it, stored in events or shown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from conftest import running_service, with_settings
+
+from evalledger.settings import Settings
+
+SECRET = "sk-very-secret-value-42"
+
+
+class Endpoint:
+    """Answers {"ok": true}; records the headers of each request."""
+
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                endpoint.headers.append({k.lower(): v for k, v in self.headers.items()})
+                payload = json.dumps({"ok": True}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_only_operator_named_secrets_can_be_used_and_refusals_reveal_nothing(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRETS_TEST_PLAIN", "a value that is not a secret for runs")
+    monkeypatch.delenv("SECRETS_TEST_UNSET", raising=False)
+    monkeypatch.delenv("EVALLEDGER_SECRET_SECRETS_TEST_UNSET", raising=False)
+    endpoint = Endpoint()
+    try:
+        with running_service(with_settings(settings, http_allowlist=(endpoint.url,))) as service:
+            dataset = service.client.create_dataset("secrets")
+            service.client.add_item(dataset.id, input={"q": 1})
+            details = {}
+            for name in ("DATABASE_URL", "SECRETS_TEST_PLAIN", "SECRETS_TEST_UNSET",
+                         "EVALLEDGER_SECRET_SECRETS_TEST_UNSET"):
+                bodies = [
+                    {"target": {"type": "openai", "baseUrl": f"{endpoint.url}/v1", "model": "m",
+                                "promptTemplate": "{{input}}", "apiKeyEnv": name}},
+                    {"scorers": [{"name": "llm-judge", "options": {"baseUrl": f"{endpoint.url}/v1", "model": "m",
+                                                                   "rubric": "r", "apiKeyEnv": name}}]},
+                    {"target": {"type": "http", "url": endpoint.url, "headersFromEnv": {"Authorization": name}}},
+                ]
+                for body in bodies:
+                    response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json=body)
+                    assert response.status_code == 422, response.text
+                    assert response.headers["content-type"].startswith("application/problem+json")
+                    details.setdefault(json.dumps(body).replace(name, "NAME"), set()).add(
+                        response.json()["detail"].replace(name, "NAME"))
+            # The same answer whether the variable exists or not.
+            assert all(len(answers) == 1 for answers in details.values()), details
+            assert service.client.list_runs(dataset.id).pagination.total == 0
+    finally:
+        endpoint.close()
+    assert endpoint.headers == []
+
+
+def test_literal_credential_headers_are_refused_with_a_pointer_to_secrets(settings: Settings) -> None:
+    with running_service(with_settings(settings, http_allowlist=("http://127.0.0.1:18191",))) as service:
+        dataset = service.client.create_dataset("secret-headers")
+        service.client.add_item(dataset.id, input={"q": 1})
+        for header in ("Authorization", "proxy-authorization", "Cookie", "X-Api-Key", "X-Auth-Token",
+                       "X-Client-Secret"):
+            response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json={
+                "target": {"type": "http", "url": "http://127.0.0.1:18191/x", "headers": {header: "Bearer x"}}})
+            assert response.status_code == 422, (header, response.text)
+            assert "headersFromEnv" in response.json()["detail"] and "EVALLEDGER_SECRET_" in response.json()["detail"]
+        assert service.client.list_runs(dataset.id).pagination.total == 0
+
+
+def test_a_secret_header_is_sent_but_never_shown_stored_or_logged(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("EVALLEDGER_SECRET_SECRETS_TEST_TOKEN", f"Bearer {SECRET}")
+    caplog.set_level(logging.DEBUG)
+    endpoint = Endpoint()
+    try:
+        with running_service(with_settings(settings, http_allowlist=(endpoint.url,))) as service:
+            dataset = service.client.create_dataset("secret-sent")
+            service.client.add_item(dataset.id, input={"q": 1})
+            run = service.client.request("POST", f"/api/datasets/{dataset.id}/runs", json={
+                "target": {"type": "http", "url": f"{endpoint.url}/agent", "headers": {"X-Team": "evals"},
+                           "headersFromEnv": {"Authorization": "EVALLEDGER_SECRET_SECRETS_TEST_TOKEN"}}})
+            deadline = time.monotonic() + 30
+            while (shown := httpx.get(f"{service.url}/api/datasets/runs/{run['id']}")).json()["status"] != "completed":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            events = httpx.get(f"{service.url}/api/datasets/runs/{run['id']}/events").text
+            results = httpx.get(f"{service.url}/api/datasets/runs/{run['id']}/results").text
+    finally:
+        endpoint.close()
+    [sent] = endpoint.headers
+    assert sent["authorization"] == f"Bearer {SECRET}" and sent["x-team"] == "evals"
+    assert shown.json()["target"]["headersFromEnv"] == {"Authorization": "EVALLEDGER_SECRET_SECRETS_TEST_TOKEN"}
+    for text in (shown.text, events, results, caplog.text):
+        assert SECRET not in text
