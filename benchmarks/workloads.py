@@ -18,6 +18,8 @@ PostgreSQL), then per N:
               dataset exported again as CSV: seconds each, and the service's RSS growth
   W5 compare  a second W4 run with even/odd flipped; compare the two runs (and time the
               analytics of one): latency
+  W7 pages    the web UI's dataset page (first, middle, last page, a search) at that
+              version, and a run's page, results and analytics (medians of 5)
   W6 replay   right after W4, in this process, on the log so far: every projection rebuilt
               through the function `evalledger projections rebuild` runs (the service keeps
               serving and switches over), events/s and rows/s; then every dataset and run
@@ -487,6 +489,36 @@ def io_import_export(http: httpx.Client, service: Service, n: int) -> dict[str, 
         path.unlink()
 
 
+def w7_pages(http: httpx.Client, dataset_id: str, version: int, n: int, run_id: str | None) -> dict[str, Any]:
+    """The web UI's heaviest pages, as a browser asks for them (HTML over HTTP): the dataset
+    page at the version right after W1 (first, middle and last page of items, and a search),
+    and a run's page with its results and its analytics fragment. Medians of 5."""
+
+    def timed(path: str, **params: Any) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            response = http.get(path, params=params)
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        return ms(statistics.median(times))
+
+    per_page = 25
+    last = max(0, (n - 1) // per_page)
+    report: dict[str, Any] = {
+        "datasetFirstPageMs": timed(f"/datasets/{dataset_id}", version=version),
+        "datasetMiddlePageMs": timed(f"/datasets/{dataset_id}", version=version, page=last // 2),
+        "datasetLastPageMs": timed(f"/datasets/{dataset_id}", version=version, page=last),
+        "datasetSearchMs": timed(f"/datasets/{dataset_id}", version=version, search="q7"),
+    }
+    if run_id is not None:
+        report["runPageMs"] = timed(f"/runs/{run_id}")
+        report["runAnalyticsMs"] = timed(f"/runs/{run_id}/analytics")
+        report["runResultsLastPageMs"] = timed(f"/runs/{run_id}", page=max(0, (n - 1) // 50))
+        report["runSortedByScoreMs"] = timed(f"/runs/{run_id}", sort="-score")
+    return report
+
+
 def database_size(conninfo: str, schema: str) -> int:
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
@@ -538,11 +570,12 @@ def main() -> None:
                 w4 = None if args.skip_run else w4_run(http, dataset_id, n)
                 w6 = w6_rebuild_replay({"DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema})
                 w5 = None if args.skip_run else w5_compare(http, dataset_id, n, w4["runId"])
+                w7 = w7_pages(http, dataset_id, version, n, None if w4 is None else w4["runId"])
                 io = io_import_export(http, service, n)
                 w4c = None if args.skip_run else w4_caller_driven(service.url, dataset_id, ids[: min(n, 10_000)])
                 w2_local = in_process[n]
                 report["results"][n] = {"W1": w1, "W2": w2, "W2inProcess": w2_local, "W3": w3, "W4": w4,
-                                         "W4callerDriven": w4c, "W5": w5, "IO": io, "W6": w6}
+                                         "W4callerDriven": w4c, "W5": w5, "IO": io, "W6": w6, "W7": w7}
                 print(json.dumps({str(n): report["results"][n]}, indent=2), flush=True)
         report["servicePeakRssMB"] = round(service.peak_rss / 2**20, 1)
         report["databaseSizeMB"] = round(database_size(params.conninfo, schema) / 2**20, 1)
