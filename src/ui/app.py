@@ -44,10 +44,11 @@ def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
 
 
 def install(app: FastAPI) -> None:
-    from evalledger.ui import datasets
+    from evalledger.ui import datasets, history, imports, items
 
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(datasets.router)
+    for module in (datasets, items, history, imports):
+        app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
