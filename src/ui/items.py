@@ -58,13 +58,21 @@ def dataset_page(
     selected = None
     if item is not None:
         selected = ledger_of(request).dataset_queries.get_item(dataset_id, item, at.version)
-    targets, _ = ledger_of(request).dataset_queries.list_datasets_overview(search=None, page=0, per_page=500)
     return templates.TemplateResponse(request, "datasets/detail.html", {
         **at.context(), "tab": "items", "items": items, "total": total, "page": page, "per_page": PER_PAGE,
         "has_more": (page + 1) * PER_PAGE < total, "search": search or "", "meta": meta or "",
         "filtered": bool((search or "").strip() or key), "item": selected,
-        "targets": [t for t in targets if t["id"] != dataset_id], "editor": _blank_editor(),
+        "editor": _blank_editor(),
     })
+
+
+@router.get("/datasets/{dataset_id}/copy-targets", response_class=HTMLResponse)
+def copy_targets(request: Request, dataset_id: UUID) -> HTMLResponse:
+    """The datasets a selection can be copied to (loaded when the Copy dialog opens, so the
+    dataset page itself stays one cheap read)."""
+    targets, _ = ledger_of(request).dataset_queries.list_datasets_overview(search=None, page=0, per_page=500)
+    return templates.TemplateResponse(request, "partials/copy_targets.html",
+                                      {"targets": [t for t in targets if t["id"] != dataset_id]})
 
 
 def _blank_editor() -> dict[str, Any]:
