@@ -48,12 +48,13 @@ def main(count: int) -> None:
         client = TestClient(create_app(ledger))
         last = (count - 1) // 50
         for label, query in (
+            ("(API GET /api/datasets/{id})", None),
             ("current, first page", ""), ("current, last page", f"?page={last - 10}"),
             ("v1, middle page", f"?version=1&page={last // 2}"), ("v1, last page", f"?version=1&page={last}"),
             ("v2 with an item open", f"?version=2&page=5&item={ids[700]}"),
             ("metadata filter shard=7", "?meta=shard%3D7"), ("search 'question 99'", "?search=question%2099"),
         ):
-            url = f"/datasets/{dataset['id']}{query}"
+            url = f"/api/datasets/{dataset['id']}" if query is None else f"/datasets/{dataset['id']}{query}"
             assert client.get(url).status_code == 200
             times = []
             for _ in range(15):

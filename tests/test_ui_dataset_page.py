@@ -94,6 +94,10 @@ def test_a_person_browses_edits_and_reviews_a_dataset(service: Service, page: Pa
     expect(rows).to_have_count(3, timeout=20_000)
     assert client.get_dataset(dataset.id).version == 5
     assert {i.external_id for i in client.iter_items(dataset.id)} == {"q-1", "q-3", None}
+    # A shared link to an item deleted since still opens the page, and says so.
+    page.goto(f"{service.url}/datasets/{dataset.id}?item={q2}")
+    expect(panel).to_contain_text(f"Item {q2} is not in v5")
+    expect(rows).to_have_count(3)
 
     # Version 1 shows what it held, with a banner, and no editing.
     page.get_by_label("Version", exact=True).select_option("1")

@@ -501,6 +501,16 @@ class DatasetQueries:
         )
         return version_wire(rows[0]) if rows else None
 
+    def recent_versions(self, dataset_id: UUID, current: int, limit: int) -> list[dict[str, Any]]:
+        """The `limit` newest versions, newest first, for a dataset whose current version the
+        caller already read (one range scan, no second read of the dataset row)."""
+        rows = self._fetch(
+            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version BETWEEN %s AND %s ORDER BY version DESC").format(
+                self._versions),
+            (dataset_id, max(0, current - limit + 1), current),
+        )
+        return [version_wire(r) for r in rows]
+
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from evalledger.bootstrap import Ledger
-from evalledger.domain.errors import DomainError, InvalidRequestError, SchemaViolationError
+from evalledger.domain.errors import DomainError, InvalidRequestError, SchemaViolationError, VersionNotFoundError
 from evalledger.ui.app import PageRoute
 from evalledger.ui.forms import FormError, actor_of, json_field, text_field
 from evalledger.ui.templating import pretty_json, templates
@@ -77,8 +77,12 @@ def dataset_at(request: Request, dataset_id: UUID, version: int | None = None, a
         moment = parse_as_of(as_of)
     except FormError as error:
         raise InvalidPageInput(error.message) from None
-    at = queries.resolve_version(dataset_id, version, moment)
-    versions, _ = queries.list_versions(dataset_id, 0, VERSION_CHOICES)
+    current = dataset["version"]
+    if version is not None and version > current:
+        raise VersionNotFoundError(f"dataset {dataset_id} has no version {version} (current version is {current})")
+    # The dataset row was just read: only an "as of" instant needs another query to resolve.
+    at = version if version is not None else (queries.resolve_version(dataset_id, None, moment) if moment else current)
+    versions = queries.recent_versions(dataset_id, current, VERSION_CHOICES)
     info = next((v for v in versions if v["version"] == at), None) or queries.version_row(dataset_id, at)
     return DatasetAt(dataset=dataset, version=at, as_of=as_of if version is None and moment else None,
                      info=info, versions=versions)

@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from evalledger.domain.errors import DomainError, SchemaViolationError
+from evalledger.domain.errors import DomainError, ItemNotFoundError, SchemaViolationError
 from evalledger.projections.dataset_queries import field_changes
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items
 from evalledger.ui.app import PageRoute, error_page
@@ -55,14 +55,17 @@ def dataset_page(
         dataset_id, at.version, page=page, per_page=PER_PAGE, search=(search or "").strip() or None,
         meta_key=key, meta_value=value,
     )
-    selected = None
+    selected, missing = None, None
     if item is not None:
-        selected = ledger_of(request).dataset_queries.get_item(dataset_id, item, at.version)
+        try:
+            selected = ledger_of(request).dataset_queries.get_item(dataset_id, item, at.version)
+        except ItemNotFoundError:
+            missing = item  # e.g. a link to an item deleted since: the page still opens, and says so
     return templates.TemplateResponse(request, "datasets/detail.html", {
         **at.context(), "tab": "items", "items": items, "total": total, "page": page, "per_page": PER_PAGE,
         "has_more": (page + 1) * PER_PAGE < total, "search": search or "", "meta": meta or "",
         "filtered": bool((search or "").strip() or key), "item": selected,
-        "editor": _blank_editor(),
+        "editor": _blank_editor(), "missing_item": missing,
     })
 
 
