@@ -35,6 +35,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 UPLOADS = Path(tempfile.gettempdir()) / "evalledger-ui-imports"
 KEEP_SECONDS = 24 * 3600
 PREVIEW_ROWS = 10
+# Up to this size the upload answers with a first dry run; a bigger file shows its first
+# rows at once and is checked when the person asks (a dry run reads every row).
+CHECK_ON_UPLOAD_BYTES = 2 * 1024 * 1024
 # Column names people commonly use for each role, to pre-fill the mapping (the person can
 # change every choice; the product's own default is: a column named like a role takes it).
 GUESSES = {
@@ -75,6 +78,12 @@ def _forget_old_uploads() -> None:
     for folder in UPLOADS.iterdir():
         if folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _text_preview(path: Path) -> list[str]:
+    """The first lines of a JSON / JSONL file, as text, for the person to recognise it."""
+    with path.open(encoding="utf-8-sig", errors="replace") as text:
+        return [line.rstrip("\n")[:500] for line in itertools.islice(text, PREVIEW_ROWS)]
 
 
 def _csv_preview(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -124,10 +133,12 @@ async def upload(request: Request, dataset_id: UUID) -> Response:
         except ImportFileError as error:
             shutil.rmtree(folder, ignore_errors=True)
             return _problem(request, f"“{filename}”: {error}")
+    lines = [] if file_format == "csv" else await asyncio.to_thread(_text_preview, path)
     mapping = {column: _guess_role(column) for column in columns}
-    check = await _check(request, dataset_id, path, mapping, mode="append")
+    size = path.stat().st_size
+    check = await _check(request, dataset_id, path, mapping, mode="append") if size <= CHECK_ON_UPLOAD_BYTES else None
     return templates.TemplateResponse(request, "datasets/_import_preview.html", {
-        **at.context(), "token": token, "filename": filename, "format": file_format, "size": path.stat().st_size,
+        **at.context(), "token": token, "filename": filename, "format": file_format, "size": size, "lines": lines,
         "columns": columns, "raw_rows": raw_rows, "mapping": mapping, "roles": ROLES, "modes": MODES,
         "check": check,
     })
