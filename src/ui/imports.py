@@ -8,7 +8,6 @@ token), so checking and importing never send the file again. The work runs in a 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import csv
 import itertools
 import re

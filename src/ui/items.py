@@ -207,10 +207,13 @@ async def add_item(request: Request, dataset_id: UUID) -> Response:
 @router.post("/datasets/{dataset_id}/items/{item_id}/delete")
 async def delete_item(request: Request, dataset_id: UUID, item_id: UUID) -> Response:
     form = await request.form()
-    await asyncio.to_thread(
-        ledger_of(request).dataset_use_cases.delete_items, dataset_id, [item_id], actor=actor_of(request),
-        reason=text_field(form, "reason", label="Reason", max_length=2000) or None,
-    )
+    try:
+        await asyncio.to_thread(
+            ledger_of(request).dataset_use_cases.delete_items, dataset_id, [item_id], actor=actor_of(request),
+            reason=text_field(form, "reason", label="Reason", max_length=2000) or None,
+        )
+    except (FormError, DomainError) as error:
+        return _selection_failed(request, error.message if isinstance(error, FormError) else error.detail)
     return redirect(request, back_url(request, item=None))
 
 
