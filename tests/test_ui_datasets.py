@@ -82,3 +82,38 @@ def test_a_missing_dataset_page_says_so(service: Service, page: Page) -> None:
     response = page.goto(service.url + "/datasets/00000000-0000-0000-0000-000000000000")
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", name=re.compile("Not found"))).to_be_visible()
+
+
+def test_a_person_duplicates_a_dataset_at_a_chosen_version(service: Service, page: Page) -> None:
+    source = service.client.create_dataset("faq", description="Frequently asked")
+    service.client.add_items(source.id, [{"input": "a"}, {"input": "b"}])  # v1
+    service.client.add_items(source.id, [{"input": "c"}])  # v2
+    page.goto(service.url + "/datasets")
+    page.get_by_role("button", name="Duplicate faq").click()
+    dialog = page.locator("#duplicate-dataset")
+    expect(dialog.get_by_label("New name")).to_have_value("faq (copy)")
+    expect(dialog.get_by_label(re.compile("Version to copy"))).to_have_value("2")
+
+    # A version that does not exist is refused in the dialog; nothing is created.
+    dialog.get_by_label(re.compile("Version to copy")).fill("9")
+    dialog.get_by_role("button", name="Duplicate").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("no version 9")
+    assert service.client.list_datasets().pagination.total == 1
+
+    dialog.get_by_label("New name").fill("faq-v1")
+    dialog.get_by_label(re.compile("Version to copy")).fill("1")
+    dialog.get_by_label("New name").press("Enter")
+    expect(page.get_by_role("heading", name=re.compile("faq-v1"))).to_be_visible(timeout=20_000)
+    copy = next(d for d in service.client.list_datasets().datasets if d.name == "faq-v1")
+    assert copy.item_count == 2 and copy.description == "Frequently asked"
+    assert {item.input for item in service.client.iter_items(copy.id)} == {"a", "b"}
+    expect(page.locator(".items-table tbody tr")).to_have_count(2)
+
+    # From the dataset page, the copy is of the version being viewed.
+    page.goto(f"{service.url}/datasets/{source.id}?version=2")
+    page.get_by_role("button", name="Duplicate").click()
+    expect(page.locator("#duplicate-dataset").get_by_label(re.compile("Version to copy"))).to_have_value("2")
+    page.keyboard.press("Escape")
+    expect(page.locator("#duplicate-dataset")).to_be_hidden()
+    page.goto(service.url + "/datasets")
+    screenshot(page, "datasets-list-duplicated")

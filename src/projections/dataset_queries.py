@@ -434,6 +434,83 @@ class DatasetQueries:
         return [{**dataset_wire(r), "lastActor": r["last_actor"]} for r in rows], total
 
 
+    # -- the web UI's items table: filters and selections at a version ----------------------
+
+    def _filter_sql(self, search: str | None, meta_key: str | None, meta_value: str | None) -> tuple[str, dict[str, Any]]:
+        """SQL conditions (and their parameters) for a text search of input / expectedOutput
+        (as the text appears in the stored JSON) and a metadata key = value filter (the value
+        compared as text, so `lang=en` and `tier=2` both match)."""
+        clauses, params = "", {}
+        if search:
+            clauses += " AND (input::text ILIKE %(p)s OR coalesce(expected_output::text, '') ILIKE %(p)s)"
+            params["p"] = like_pattern(orjson.dumps(search).decode()[1:-1])
+        if meta_key:
+            clauses += " AND metadata ->> %(mk)s = %(mv)s"
+            params.update(mk=meta_key, mv=meta_value or "")
+        return clauses, params
+
+    def find_items(self, dataset_id: UUID, version: int, *, page: int, per_page: int, search: str | None = None,
+                   meta_key: str | None = None, meta_value: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Items at a version, optionally searched and filtered by one metadata key = value.
+        Unfiltered reads take the seq-range path of `list_items` (fast at any version)."""
+        if not meta_key:
+            return self.list_items(dataset_id, version, page, per_page, search or None)
+        if "\x00" in (search or "") + meta_key + (meta_value or ""):
+            return [], 0  # nothing stored can hold a NUL character
+        clauses, params = self._filter_sql(search, meta_key, meta_value)
+        rows = self._fetch(
+            SQL(
+                "SELECT " + _ITEM_COLUMNS + ", count(*) OVER () AS total FROM {} WHERE dataset_id = %(d)s AND "
+                + _VALID_AT + clauses + " ORDER BY seq LIMIT %(limit)s OFFSET %(offset)s"
+            ).format(self._items),
+            {"d": dataset_id, "v": version, "limit": per_page, "offset": page * per_page, **params},
+        )
+        if rows:
+            return [item_wire(r) for r in rows], rows[0]["total"]
+        return [], len(self.matching_item_ids(dataset_id, version, search=search, meta_key=meta_key,
+                                              meta_value=meta_value)) if page else 0
+
+    def matching_item_ids(self, dataset_id: UUID, version: int, *, search: str | None = None,
+                          meta_key: str | None = None, meta_value: str | None = None,
+                          limit: int = 100_000) -> list[UUID]:
+        """The ids of the items a search / filter matches at a version, in item order."""
+        if "\x00" in (search or "") + (meta_key or "") + (meta_value or ""):
+            return []
+        clauses, params = self._filter_sql(search, meta_key, meta_value)
+        rows = self._fetch(
+            SQL("SELECT item_id FROM {} WHERE dataset_id = %(d)s AND " + _VALID_AT + clauses
+                + " ORDER BY seq LIMIT %(limit)s").format(self._items),
+            {"d": dataset_id, "v": version, "limit": limit, **params},
+        )
+        return [row["item_id"] for row in rows]
+
+    def items_by_ids(self, dataset_id: UUID, version: int, item_ids: list[UUID]) -> list[dict[str, Any]]:
+        """The named items as they were at a version, in item order (unknown ids are left out)."""
+        rows = self._fetch(
+            SQL("SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %(d)s AND item_id = ANY(%(ids)s) AND "
+                + _VALID_AT + " ORDER BY seq").format(self._items),
+            {"d": dataset_id, "ids": item_ids, "v": version},
+        )
+        return [item_wire(r) for r in rows]
+
+    def version_row(self, dataset_id: UUID, version: int) -> dict[str, Any] | None:
+        """One version's summary (when it was made, by whom, what it changed)."""
+        rows = self._fetch(
+            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version = %s").format(self._versions),
+            (dataset_id, version),
+        )
+        return version_wire(rows[0]) if rows else None
+
+    def recent_versions(self, dataset_id: UUID, current: int, limit: int) -> list[dict[str, Any]]:
+        """The `limit` newest versions, newest first, for a dataset whose current version the
+        caller already read (one range scan, no second read of the dataset row)."""
+        rows = self._fetch(
+            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version BETWEEN %s AND %s ORDER BY version DESC").format(
+                self._versions),
+            (dataset_id, max(0, current - limit + 1), current),
+        )
+        return [version_wire(r) for r in rows]
+
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

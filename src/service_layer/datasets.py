@@ -7,7 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from evalledger.domain.applications import Datasets, Written
+from evalledger.domain.content import ItemContent
+from evalledger.domain.datasets import ItemChange, NewItem
+from evalledger.domain.errors import InvalidRequestError, ItemPurgedError
 from evalledger.projections.dataset_queries import DatasetQueries
+
+ITEM_FIELDS = frozenset({"input", "expectedOutput", "metadata", "externalId"})
 
 
 @dataclass
@@ -45,3 +50,106 @@ class DatasetUseCases:
     def delete_dataset(self, dataset_id: UUID, *, actor: str, reason: str | None = None) -> dict[str, Any]:
         written = self._settled(self.datasets.delete_dataset(dataset_id, actor=actor, reason=reason))
         return {"datasetId": dataset_id, "version": written.dataset_version, "deleted": True}
+
+    # -- items (the same semantics and answers as the JSON API's item routes) ---------------
+
+    def add_item(self, dataset_id: UUID, *, input: Any, expected_output: Any = None,
+                 metadata: dict[str, Any] | None = None, external_id: str | None = None, actor: str,
+                 reason: str | None = None) -> dict[str, Any]:
+        """One item, one new version."""
+        new = NewItem(content=ItemContent(input=input, expected_output=expected_output, metadata=metadata or {}),
+                      external_id=external_id)
+        written = self._settled(self.datasets.add_items(dataset_id, [new], actor=actor, reason=reason))
+        item = self.queries.get_item(dataset_id, UUID(written.items[0].id), written.dataset_version)
+        return {"datasetId": dataset_id, "version": written.dataset_version, "changed": True, "item": item}
+
+    def update_item(self, dataset_id: UUID, item_id: UUID, fields: dict[str, Any], *, actor: str,
+                    reason: str | None = None) -> dict[str, Any]:
+        """Change the fields named in `fields` (wire names: input, expectedOutput, metadata,
+        externalId); one new version, none when nothing changes."""
+        unknown = set(fields) - ITEM_FIELDS
+        if unknown:
+            raise InvalidRequestError(f"unknown item field(s): {', '.join(sorted(unknown))}")
+        change = ItemChange(
+            item_id=str(item_id), input=fields.get("input"), expected_output=fields.get("expectedOutput"),
+            metadata=fields.get("metadata"), external_id=fields.get("externalId"), fields=frozenset(fields),
+        )
+        written = self._settled(self.datasets.update_items(dataset_id, [change], actor=actor, reason=reason))
+        item = self.queries.get_item(dataset_id, item_id, written.dataset_version)
+        return {"datasetId": dataset_id, "version": written.dataset_version, "changed": written.changed, "item": item}
+
+    def delete_items(self, dataset_id: UUID, item_ids: list[UUID], *, actor: str,
+                     reason: str | None = None) -> dict[str, Any]:
+        """Delete items (one new version); the answer names each item once."""
+        ids = [str(item_id) for item_id in item_ids]
+        written = self._settled(self.datasets.delete_items(dataset_id, ids, actor=actor, reason=reason))
+        unique = list(dict.fromkeys(ids))
+        return {"datasetId": dataset_id, "version": written.dataset_version, "count": len(unique), "itemIds": unique}
+
+    # -- copies (the same semantics and answers as the JSON API's transfer routes) ----------
+
+    def items_of(self, dataset_id: UUID, version: int | None, item_ids: list[UUID] | None,
+                 origin: dict[str, Any]) -> list[NewItem]:
+        """Items of a dataset version (all, or the named ones) as new items that record their origin.
+
+        Purged items have no content to copy: naming one is refused (409 item-purged); a copy of
+        a whole version leaves them out."""
+        at = self.queries.resolve_version(dataset_id, version)
+        wanted = {str(i) for i in item_ids} if item_ids is not None else None
+        items = []
+        for page in self.queries.iter_item_pages(dataset_id, at):
+            for item in page:
+                if wanted is not None and str(item["id"]) not in wanted:
+                    continue
+                if item["purgedAt"] is not None:
+                    if wanted is not None:
+                        raise ItemPurgedError(f"item {item['id']} was purged; there is no content to copy")
+                    continue
+                items.append(NewItem(
+                    content=ItemContent(item["input"], item["expectedOutput"], item["metadata"] or {}),
+                    external_id=item["externalId"],
+                    source={**origin, "datasetId": str(dataset_id), "version": at, "itemId": str(item["id"])},
+                ))
+        if wanted is not None and len(items) != len(wanted):
+            found = {item.source["itemId"] for item in items if item.source}
+            missing = sorted(wanted - found)
+            raise InvalidRequestError(f"{len(missing)} item(s) are not in dataset {dataset_id} at version {at}: "
+                                      f"{', '.join(missing[:10])}")
+        return items
+
+    def duplicate_dataset(self, dataset_id: UUID, *, name: str | None = None, version: int | None = None,
+                          actor: str, reason: str | None = None) -> dict[str, Any]:
+        """A new dataset with a version's items (one version), recording their origin."""
+        source = self.queries.dataset_row(dataset_id)
+        items = self.items_of(dataset_id, version, None, {"kind": "duplicate"})
+        created = self.datasets.create_dataset(
+            name=name or f"{source['name']} (copy)", description=source["description"],
+            metadata={**source["metadata"], "duplicatedFrom": {"datasetId": str(dataset_id)}},
+            input_schema=source["input_schema"], expected_output_schema=source["expected_output_schema"],
+            actor=actor, reason=reason,
+        )
+        written = created
+        if items:
+            written, _ = self.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
+                                                    reason=reason)
+        self._settled(written)
+        return self.queries.get_dataset(created.aggregate_id)
+
+    def copy_items(self, dataset_id: UUID, *, target_dataset_id: UUID, item_ids: list[UUID],
+                   version: int | None = None, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Copy selected items into another dataset (one version there)."""
+        items = self.items_of(dataset_id, version, item_ids, {"kind": "copy"})
+        written, _ = self.datasets.import_items(target_dataset_id, items, mode="append", actor=actor, reason=reason)
+        self._settled(written)
+        return {"datasetId": target_dataset_id, "version": written.dataset_version, "count": len(written.items),
+                "items": [{"id": i.id, "externalId": i.external_id} for i in written.items]}
+
+    def dataset_from_items(self, *, name: str, source_dataset_id: UUID, item_ids: list[UUID],
+                           version: int | None = None, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """A new dataset from selected items of another."""
+        items = self.items_of(source_dataset_id, version, item_ids, {"kind": "copy"})
+        created = self.datasets.create_dataset(name=name, actor=actor, reason=reason)
+        written, _ = self.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
+                                                reason=reason)
+        self._settled(written)
+        return self.queries.get_dataset(created.aggregate_id)

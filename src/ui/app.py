@@ -44,13 +44,11 @@ def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
 
 
 def install(app: FastAPI) -> None:
-    from evalledger.ui import compare, datasets, operations, runs
+    from evalledger.ui import compare, datasets, history, imports, items, operations, runs
 
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(datasets.router)
-    app.include_router(runs.router)
-    app.include_router(compare.router)
-    app.include_router(operations.router)
+    for module in (datasets, items, history, imports, runs, compare, operations):
+        app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
