@@ -30,11 +30,11 @@ EVENT = {
     "payload": {"items": [{"id": ITEM_ID, "externalId": "q-17", "input": ITEM["input"],
                            "expectedOutput": ITEM["expectedOutput"], "metadata": ITEM["metadata"]}]},
 }
-SCORE_SUMMARY = {"exact_match": {"count": 120, "mean": 0.85, "median": 1.0, "std": 0.36, "min": 0.0, "max": 1.0,
+SCORE_SUMMARY = {"exact-match": {"count": 120, "mean": 0.85, "median": 1.0, "std": 0.36, "min": 0.0, "max": 1.0,
                                  "passRate": 0.85, "errorCount": 0}}
 RUN = {
     "id": RUN_ID, "datasetId": DATASET_ID, "datasetVersion": 3, "name": "gpt baseline", "status": "completed",
-    "callerDriven": False, "target": {"type": "registered", "name": "my-model"}, "scorers": ["exact_match"],
+    "callerDriven": False, "target": {"type": "registered", "name": "my-model"}, "scorers": ["exact-match"],
     "settings": {"maxConcurrency": 8, "itemTimeoutMs": 60000, "maxRetries": 2, "repetitions": 1},
     "metadata": {}, "totalItems": 120, "repetitions": 1, "expectedResults": 120, "succeededCount": 119,
     "failedCount": 1, "pendingCount": 0, "skippedCount": 0, "error": None, "createdAt": CREATED,
@@ -50,7 +50,7 @@ SCORER_COMPARISON = {
 COMPARISON = {
     "runIdA": RUN_ID, "runIdB": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "datasetVersionA": 3, "datasetVersionB": 3,
     "partial": False, "alpha": 0.05, "pairedItems": 120, "onlyInA": 0, "onlyInB": 0, "hasRegression": False,
-    "scorers": {"exact_match": SCORER_COMPARISON}, "latency": {"p50": {"a": 410.0, "b": 380.0}},
+    "scorers": {"exact-match": SCORER_COMPARISON}, "latency": {"p50": {"a": 410.0, "b": 380.0}},
     "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved"}],
     "itemsPagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False},
 }
@@ -96,7 +96,7 @@ EXAMPLES: dict[str, Any] = {
                      "expectedOutput": ITEM["expectedOutput"], "itemMetadata": ITEM["metadata"],
                      "output": {"answer": "Paris"}, "error": None, "latencyMs": 412.5, "attempt": 1,
                      "retryErrors": [], "traceId": None,
-                     "scores": [{"scorerId": "exact_match", "score": 1.0, "reason": None, "error": None}],
+                     "scores": [{"scorerId": "exact-match", "score": 1.0, "reason": None, "error": None}],
                      "startedAt": CREATED, "recordedAt": CREATED}],
         "pagination": PAGINATION},
     "ResultsAccepted": {"runId": RUN_ID, "accepted": 1, "aggregateVersion": 5},
@@ -105,7 +105,7 @@ EXAMPLES: dict[str, Any] = {
                      "latencyMs": {"p50": 410.0, "p95": 820.0, "p99": 1310.0, "mean": 455.2, "max": 1500.0},
                      "scorers": SCORE_SUMMARY},
     "Comparison": COMPARISON,
-    "Catalog": {"builtin": [{"name": "exact_match", "description": "1 if the output equals the expected output"}],
+    "Catalog": {"builtin": [{"name": "exact-match", "description": "1 if the output equals the expected output"}],
                 "registered": []},
     "ImportResult": {"datasetId": DATASET_ID, "format": "csv", "mode": "append", "rows": 2, "validRows": 2,
                      "invalidRows": 0, "errors": [], "warnings": [], "version": 4, "newVersion": True, "added": 2,

@@ -18,6 +18,26 @@ class WireModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def _json_type(name: str, *types: type) -> Any:
+    """A number or boolean of a request body as its JSON type only: pydantic would also take
+    `"3"` or `true` for an integer, which the OpenAPI document (and a client) says it is not."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise ValueError(f"must be a JSON {name}")
+        return value
+
+    return BeforeValidator(check)
+
+
+JSON_INTEGER, JSON_NUMBER = _json_type("integer", int, float), _json_type("number", int, float)
+Int = Annotated[int, JSON_INTEGER]
+Number = Annotated[float, JSON_NUMBER]
+Bool = Annotated[bool, _json_type("boolean", bool)]
+# Optional values keep their bounds inside (else the document would lose `minimum`).
+Version = Annotated[int, Field(ge=0), JSON_INTEGER]
+
+
 class ResponseModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
@@ -318,11 +338,11 @@ class RunCreate(WireModel):
     scorers: list[str | dict[str, JSONValue]] = Field(
         default_factory=list, description='Scorer names or {"name", "id", "options"} objects.'
     )
-    version: int | None = Field(default=None, ge=0, description="Dataset version to pin (default: current).")
-    max_concurrency: int = Field(default=8, ge=1, le=256)
-    item_timeout_ms: int = Field(default=60_000, ge=1, le=3_600_000)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    repetitions: int = Field(default=1, ge=1, le=100)
+    version: Version | None = Field(default=None, description="Dataset version to pin (default: current).")
+    max_concurrency: Int = Field(default=8, ge=1, le=256)
+    item_timeout_ms: Int = Field(default=60_000, ge=1, le=3_600_000)
+    max_retries: Int = Field(default=2, ge=0, le=10)
+    repetitions: Int = Field(default=1, ge=1, le=100)
     name: str = Field(default="", max_length=200)
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
     run_id: UUID | None = Field(
@@ -332,18 +352,18 @@ class RunCreate(WireModel):
 
 class ScoreSubmission(WireModel):
     scorer_id: str = Field(min_length=1, max_length=200)
-    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    score: Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER] | None = None
     reason: str | None = None
     error: str | None = None
 
 
 class ResultSubmission(WireModel):
     item_id: UUID
-    repetition: int = Field(default=0, ge=0)
+    repetition: Int = Field(default=0, ge=0)
     output: JSONValue = None
     error: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0)
-    attempt: int = Field(default=1, ge=1)
+    latency_ms: Annotated[float, Field(ge=0), JSON_NUMBER] | None = None
+    attempt: Int = Field(default=1, ge=1)
     trace_id: str | None = Field(default=None, max_length=500)
     scores: list[ScoreSubmission] = Field(default_factory=list)
 
@@ -471,7 +491,7 @@ class RunAnalytics(ResponseModel):
 
 
 class ThresholdSpec(WireModel):
-    value: float = Field(default=0.0, ge=0.0, description="Smallest difference that counts.")
+    value: Number = Field(default=0.0, ge=0.0, description="Smallest difference that counts.")
     direction: Literal["higher-is-better", "lower-is-better"] = "higher-is-better"
 
 
@@ -482,10 +502,10 @@ class CompareRequest(WireModel):
         default=None, min_length=1, max_length=20, description="Several candidate runs, each compared with A."
     )
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict, description="Per scorer id.")
-    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="Significance level.")
-    allow_partial: bool = Field(default=False, description="Compare runs still in progress (marked partial).")
-    items_page: int = Field(default=0, ge=0)
-    items_per_page: int = Field(default=100, ge=1, le=10_000)
+    alpha: Number = Field(default=0.05, gt=0.0, lt=0.5, description="Significance level.")
+    allow_partial: Bool = Field(default=False, description="Compare runs still in progress (marked partial).")
+    items_page: Int = Field(default=0, ge=0)
+    items_per_page: Int = Field(default=100, ge=1, le=10_000)
     item_status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"] | None = None
 
 

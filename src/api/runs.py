@@ -21,6 +21,18 @@ from evalledger.execution.scorers import describe_builtin_scorers
 from evalledger.execution.targets import describe_builtin_targets
 
 
+# One server-sent event of a run's stream (OpenAPI 3.2's `itemSchema` for event streams).
+RUN_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "finished"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/Run"}},
+    },
+}
+
+
 def build_router(max_per_page: int) -> APIRouter:
     router = APIRouter(tags=["runs"], responses=PROBLEMS, route_class=Route)
     PerPage = per_page_param(max_per_page)
@@ -54,7 +66,7 @@ def build_router(max_per_page: int) -> APIRouter:
     @router.get("/api/datasets/runs/{run_id:uuid}/stream", summary="Server-sent events: the run's progress until it ends",
                 response_class=StreamingResponse,
                 responses={200: {"description": "`progress` events, then one `finished` event; each `data` is the run",
-                                 "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                                 "content": {"text/event-stream": {"itemSchema": RUN_EVENT}}}})
     async def stream_run(run_id: UUID, request: Request) -> StreamingResponse:
         """Server-sent events: a `progress` event with the run about twice a second, then one `finished` event."""
         service = request.app.state.ledger.run_service

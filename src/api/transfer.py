@@ -28,20 +28,20 @@ PREVIEW_ROWS = 20
 
 class DuplicateRequest(models.WireModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    version: int | None = Field(default=None, ge=0, description="Version to copy (default: current).")
+    version: models.Version | None = Field(default=None, description="Version to copy (default: current).")
 
 
 class CopyRequest(models.WireModel):
     target_dataset_id: UUID
     item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
-    version: int | None = Field(default=None, ge=0)
+    version: models.Version | None = None
 
 
 class FromItemsRequest(models.WireModel):
     name: str = Field(min_length=1, max_length=200)
     source_dataset_id: UUID
     item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
-    version: int | None = Field(default=None, ge=0)
+    version: models.Version | None = None
 
 
 async def _save_upload(request: Request, filename: str | None) -> tuple[Path, str | None]:
