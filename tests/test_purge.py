@@ -46,7 +46,7 @@ def text_of(service: Service, path: str) -> str:
 
 def everything_readable(service: Service, dataset_id: Any, run_ids: list[Any], versions: int) -> dict[str, str]:
     """Every answer that could show item content, by path."""
-    paths = [f"/api/datasets/{dataset_id}/events?perPage=100", "/api/events?perPage=1000",
+    paths = [f"/api/datasets/{dataset_id}/events?perPage=100", "/api/events?limit=1000",
              f"/api/datasets/{dataset_id}/versions?perPage=100"]
     for version in range(versions + 1):
         paths += [f"/api/datasets/{dataset_id}/items?version={version}&perPage=100"]
@@ -189,7 +189,7 @@ def test_deleted_items_and_whole_deleted_datasets_can_still_be_purged(service: S
     client.request("DELETE", f"/api/datasets/{dataset.id}")
     purged = client.http.delete(f"/api/datasets/{dataset.id}/items/{item.id}/purge")
     assert purged.status_code == 200, purged.text
-    feed = text_of(service, "/api/events?perPage=1000")
+    feed = text_of(service, "/api/events?limit=1000")
     assert secret not in feed and "ItemPurged" in feed
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 
 from evalledger import ui
-from evalledger.api import datasets, events, models, problems, runs, transfer
+from evalledger.api import datasets, events, models, openapi, problems, runs, transfer
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
+from evalledger.api.routing import Route
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings
 
@@ -56,7 +58,9 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
         redoc_url=None,
     )
     app.state.ledger = ledger
+    app.router.route_class = Route
     problems.install(app)
+    openapi.install(app)
     # Runs first: /api/datasets/runs/{runId} must not be taken for a dataset id.
     app.include_router(runs.build_router(settings.max_per_page))
     app.include_router(transfer.build_router())
@@ -64,15 +68,15 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))
 
     @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag")
-    def health(request: Request) -> JSONBody:
+    def health(request: Request) -> dict[str, Any]:
+        """`status` is `ok` while the service answers; `database` names the PostgreSQL it uses (no
+        password); each read model tells how far it lags behind the event log."""
         current: Ledger = request.app.state.ledger
-        return JSONBody(
-            {
-                "status": "ok",
-                "database": current.connection.describe(),
-                "projections": [f.status() for f in current.followers],
-            }
-        )
+        return {
+            "status": "ok",
+            "database": current.connection.describe(),
+            "projections": [f.status() for f in current.followers],
+        }
 
     ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)

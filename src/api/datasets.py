@@ -10,7 +10,8 @@ from pydantic.alias_generators import to_camel
 
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
-from evalledger.api.strict_json import StrictJSONRoute
+from evalledger.api.paging import After, Page, pagination, per_page as per_page_param
+from evalledger.api.routing import Route
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent, decode_content
 from evalledger.domain.datasets import ItemChange, NewItem
@@ -19,7 +20,7 @@ from evalledger.domain.errors import InvalidRequestError
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.Problem, "description": description}
     for status, description in (
-        (400, "Malformed JSON or invalid query parameters"),
+        (400, "Malformed JSON, or invalid or unknown query parameters"),
         (404, "Unknown dataset, item or version"),
         (409, "Conflict (externalId already used)"),
         (413, "Body over the size limit"),
@@ -39,10 +40,6 @@ Reason = Annotated[
 ]
 
 
-def pagination(total: int, page: int, per_page: int) -> dict[str, Any]:
-    return {"total": total, "page": page, "perPage": per_page, "hasMore": (page + 1) * per_page < total}
-
-
 def utc(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
@@ -50,12 +47,11 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
-    router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=PROBLEMS, route_class=StrictJSONRoute)
-    Page = Annotated[int, Query(ge=0, le=10_000_000, description="0-based page number")]
-    PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
+    router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=PROBLEMS, route_class=Route)
+    PerPage = per_page_param(max_per_page)
     Version = Annotated[int | None, Query(ge=0, description="Dataset version (default: current)")]
     AsOf = Annotated[
-        datetime | None, Query(alias="asOf", description="ISO timestamp: the version current at that instant")
+        models.Timestamp | None, Query(alias="asOf", description="ISO timestamp: the version current at that instant")
     ]
 
     def check_batch(count: int) -> None:
@@ -65,13 +61,16 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     # -- datasets ---------------------------------------------------------------------------
 
     @router.get("", response_model=models.DatasetList, summary="List datasets (newest first)")
-    def list_datasets(ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
+    def list_datasets(ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> Any:
+        """Datasets that are not deleted, newest first, a page at a time."""
         rows, total = ledger.dataset_queries.list_datasets(page, per_page)
-        return JSONBody({"datasets": rows, "pagination": pagination(total, page, per_page)})
+        return {"datasets": rows, "pagination": pagination(total, page, per_page)}
 
     @router.post("", status_code=201, response_model=models.DatasetWritten, summary="Create a dataset (version 0)")
     def create_dataset(body: models.DatasetCreate, ledger: LedgerDep, actor: Actor = "anonymous",
-                       reason: Reason = None) -> JSONBody:
+                       reason: Reason = None) -> Any:
+        """A new, empty dataset at version 0. `inputSchema` and `expectedOutputSchema` (JSON Schemas) are checked
+        against every item added later."""
         written = ledger.datasets.create_dataset(
             name=body.name,
             description=body.description,
@@ -82,42 +81,47 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
             reason=reason,
         )
         ledger.read_your_writes(written)
-        return JSONBody(ledger.dataset_queries.get_dataset(written.aggregate_id), status_code=201)
+        return ledger.dataset_queries.get_dataset(written.aggregate_id)
 
-    @router.get("/{dataset_id}", response_model=models.Dataset, summary="Get a dataset")
-    def get_dataset(dataset_id: UUID, ledger: LedgerDep) -> JSONBody:
-        return JSONBody(ledger.dataset_queries.get_dataset(dataset_id))
+    @router.get("/{dataset_id:uuid}", response_model=models.Dataset, summary="Get a dataset")
+    def get_dataset(dataset_id: UUID, ledger: LedgerDep) -> Any:
+        """The dataset's details, its current version and its item count."""
+        return ledger.dataset_queries.get_dataset(dataset_id)
 
     def change_details(ledger: Ledger, dataset_id: UUID, changes: dict[str, Any], actor: str,
-                       reason: str | None) -> JSONBody:
+                       reason: str | None) -> Any:
         written = ledger.datasets.change_details(dataset_id, changes, actor=actor, reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody(ledger.dataset_queries.get_dataset(dataset_id))
+        return ledger.dataset_queries.get_dataset(dataset_id)
 
-    @router.put("/{dataset_id}", response_model=models.DatasetWritten,
+    @router.put("/{dataset_id:uuid}", response_model=models.DatasetWritten,
                 summary="Replace a dataset's details (does not change its version)")
     def replace_dataset(dataset_id: UUID, body: models.DatasetReplace, ledger: LedgerDep,
-                        actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+                        actor: Actor = "anonymous", reason: Reason = None) -> Any:
+        """Sets every detail (name, description, metadata, schemas); those left out take their defaults. A new
+        schema must hold for the current items (else 422)."""
         return change_details(ledger, dataset_id, body.model_dump(by_alias=True), actor, reason)
 
-    @router.patch("/{dataset_id}", response_model=models.DatasetWritten,
+    @router.patch("/{dataset_id:uuid}", response_model=models.DatasetWritten,
                   summary="Change some of a dataset's details (does not change its version)")
     def patch_dataset(dataset_id: UUID, body: models.DatasetPatch, ledger: LedgerDep,
-                      actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+                      actor: Actor = "anonymous", reason: Reason = None) -> Any:
+        """Changes only the details given; `null` clears a schema. Details are not versioned: the version stays."""
         changes = body.model_dump(by_alias=True, include=body.model_fields_set)
         return change_details(ledger, dataset_id, changes, actor, reason)
 
-    @router.delete("/{dataset_id}", response_model=models.DatasetDeleted,
+    @router.delete("/{dataset_id:uuid}", response_model=models.DatasetDeleted,
                    summary="Delete a dataset (its events stay in the store)")
     def delete_dataset(dataset_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
-                       reason: Reason = None) -> JSONBody:
+                       reason: Reason = None) -> Any:
+        """The dataset disappears from the API; its events stay in the store (see `/api/events`)."""
         written = ledger.datasets.delete_dataset(dataset_id, actor=actor, reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody({"datasetId": dataset_id, "version": written.dataset_version, "deleted": True})
+        return {"datasetId": dataset_id, "version": written.dataset_version, "deleted": True}
 
     # -- items ------------------------------------------------------------------------------
 
-    @router.get("/{dataset_id}/items", response_model=models.ItemList,
+    @router.get("/{dataset_id:uuid}/items", response_model=models.ItemList,
                 summary="List items at a version (default current), in creation order")
     def list_items(
         dataset_id: UUID,
@@ -126,11 +130,17 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         per_page: PerPage = 10,
         version: Version = None,
         as_of: AsOf = None,
-        search: Annotated[str | None, Query(max_length=500, description="Case-insensitive substring of input or expectedOutput")] = None,
+        search: Annotated[str | None, Query(max_length=500, description="Case-insensitive substring of the JSON "
+                                            "text of input or expectedOutput (or of a string in them)")] = None,
+        external_id: Annotated[str | None, Query(alias="externalId", min_length=1, max_length=256,
+                                                 description="Only the item with this externalId")] = None,
     ) -> JSONBody:
+        """The items of one version (default: the current one, or the one current at `asOf`), in the order they
+        were added. `search` keeps items whose input or expected output contains the text (case-insensitive,
+        in their JSON text or in a string inside it); `externalId` keeps the one item with that id."""
         queries = ledger.dataset_queries
         at = queries.resolve_version(dataset_id, version, utc(as_of))
-        rows, total = queries.list_items(dataset_id, at, page, per_page, search or None)
+        rows, total = queries.list_items(dataset_id, at, page, per_page, search or None, external_id=external_id)
         return JSONBody({"items": rows, "version": at, "pagination": pagination(total, page, per_page)})
 
     def new_item(body: models.ItemCreate) -> NewItem:
@@ -139,22 +149,21 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
             external_id=body.external_id,
         )
 
-    @router.post("/{dataset_id}/items", status_code=201, response_model=models.ItemWritten,
+    @router.post("/{dataset_id:uuid}/items", status_code=201, response_model=models.ItemWritten,
                  summary="Add one item (one new version)")
     def add_item(dataset_id: UUID, body: models.ItemCreate, ledger: LedgerDep, actor: Actor = "anonymous",
-                 reason: Reason = None) -> JSONBody:
+                 reason: Reason = None) -> Any:
+        """Adds one item; the dataset moves to a new version, which the answer names with the stored item."""
         written = ledger.datasets.add_items(dataset_id, [new_item(body)], actor=actor, reason=reason)
         ledger.read_your_writes(written)
         item = ledger.dataset_queries.get_item(dataset_id, UUID(written.items[0].id), written.dataset_version)
-        return JSONBody(
-            {"datasetId": dataset_id, "version": written.dataset_version, "changed": True, "item": item},
-            status_code=201,
-        )
+        return {"datasetId": dataset_id, "version": written.dataset_version, "changed": True, "item": item}
 
-    @router.post("/{dataset_id}/items/batch", status_code=201, response_model=models.ItemsWritten,
+    @router.post("/{dataset_id:uuid}/items/batch", status_code=201, response_model=models.ItemsWritten,
                  summary="Add many items (one new version for the whole batch)")
     def add_items(dataset_id: UUID, body: models.ItemsBatchCreate, ledger: LedgerDep,
                   actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+        """Adds up to the batch limit of items at once, all in one new version; all or nothing."""
         check_batch(len(body.items))
         written = ledger.datasets.add_items(
             dataset_id, [new_item(item) for item in body.items], actor=actor, reason=reason
@@ -170,30 +179,32 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
             status_code=201,
         )
 
-    @router.delete("/{dataset_id}/items/batch", response_model=models.ItemsDeleted,
+    @router.delete("/{dataset_id:uuid}/items/batch", response_model=models.ItemsDeleted,
                    summary="Delete many items (one new version)")
     def delete_items(dataset_id: UUID, body: models.ItemsBatchDelete, ledger: LedgerDep,
-                     actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+                     actor: Actor = "anonymous", reason: Reason = None) -> Any:
+        """Deletes the named items in one new version; the items stay readable at earlier versions."""
         check_batch(len(body.item_ids))
         ids = [str(item_id) for item_id in body.item_ids]
         written = ledger.datasets.delete_items(dataset_id, ids, actor=actor, reason=reason)
         ledger.read_your_writes(written)
         unique = list(dict.fromkeys(ids))
-        return JSONBody(
-            {"datasetId": dataset_id, "version": written.dataset_version, "count": len(unique), "itemIds": unique}
-        )
+        return {"datasetId": dataset_id, "version": written.dataset_version, "count": len(unique), "itemIds": unique}
 
-    @router.get("/{dataset_id}/items/{item_id}", response_model=models.Item, summary="Get an item at a version")
+    @router.get("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.Item, summary="Get an item at a version")
     def get_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, version: Version = None,
-                 as_of: AsOf = None) -> JSONBody:
+                 as_of: AsOf = None) -> Any:
+        """One item as it was at a version (default: the current one, or the one current at `asOf`)."""
         queries = ledger.dataset_queries
         at = queries.resolve_version(dataset_id, version, utc(as_of))
-        return JSONBody(queries.get_item(dataset_id, item_id, at))
+        return queries.get_item(dataset_id, item_id, at)
 
-    @router.patch("/{dataset_id}/items/{item_id}", response_model=models.ItemWritten,
+    @router.patch("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.ItemWritten,
                   summary="Change some fields of an item (one new version, none if nothing changes)")
     def patch_item(dataset_id: UUID, item_id: UUID, body: models.ItemPatch, ledger: LedgerDep,
-                   actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+                   actor: Actor = "anonymous", reason: Reason = None) -> Any:
+        """Changes only the fields given, in one new version; when nothing changes, no version is made (`changed:
+        false`)."""
         given = {models.ItemPatch.model_fields[name].alias for name in body.model_fields_set}
         change = ItemChange(
             item_id=str(item_id),
@@ -206,24 +217,21 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         written = ledger.datasets.update_items(dataset_id, [change], actor=actor, reason=reason)
         ledger.read_your_writes(written)
         item = ledger.dataset_queries.get_item(dataset_id, item_id, written.dataset_version)
-        return JSONBody(
-            {"datasetId": dataset_id, "version": written.dataset_version, "changed": written.changed, "item": item}
-        )
+        return {"datasetId": dataset_id, "version": written.dataset_version, "changed": written.changed, "item": item}
 
-    @router.delete("/{dataset_id}/items/{item_id}", response_model=models.ItemsDeleted,
+    @router.delete("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.ItemsDeleted,
                    summary="Delete an item (one new version)")
     def delete_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
-                    reason: Reason = None) -> JSONBody:
+                    reason: Reason = None) -> Any:
+        """Deletes one item in a new version; it stays readable at earlier versions."""
         written = ledger.datasets.delete_items(dataset_id, [str(item_id)], actor=actor, reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody(
-            {"datasetId": dataset_id, "version": written.dataset_version, "count": 1, "itemIds": [item_id]}
-        )
+        return {"datasetId": dataset_id, "version": written.dataset_version, "count": 1, "itemIds": [item_id]}
 
-    @router.delete("/{dataset_id}/items/{item_id}/purge", response_model=models.ItemPurged,
+    @router.delete("/{dataset_id:uuid}/items/{item_id:uuid}/purge", response_model=models.ItemPurged,
                    summary="Erase an item's content from every version, export and run result")
     def purge_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
-                   reason: Reason = None) -> JSONBody:
+                   reason: Reason = None) -> Any:
         """Crypto-shredding: the item's key is destroyed, so its content can no longer be
         read from any event, at any version, by the API, an export, a rebuild or a database
         dump. Its id, externalId, versions, counts and run scores stay. Later updates of the
@@ -231,40 +239,45 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         deleted items and deleted datasets too."""
         written = ledger.datasets.purge_item(dataset_id, str(item_id), actor=actor, reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody({
+        return {
             "datasetId": dataset_id,
             "itemId": item_id,
             "purgedAt": ledger.dataset_queries.purged_at(dataset_id, item_id),
             "changed": written.changed,
             "aggregateVersion": written.aggregate_version,
-        })
+        }
 
-    @router.get("/{dataset_id}/items/{item_id}/history", response_model=models.ItemHistory,
+    @router.get("/{dataset_id:uuid}/items/{item_id:uuid}/history", response_model=models.ItemHistory,
                 summary="Every revision of an item, newest first, deletions included")
-    def item_history(dataset_id: UUID, item_id: UUID, ledger: LedgerDep) -> JSONBody:
+    def item_history(dataset_id: UUID, item_id: UUID, ledger: LedgerDep) -> Any:
+        """Every revision of the item, newest first, including its deletion; each names the versions it held for."""
         ledger.dataset_queries.dataset_row(dataset_id)
-        return JSONBody({"itemId": item_id, "history": ledger.dataset_queries.item_history(dataset_id, item_id)})
+        return {"itemId": item_id, "history": ledger.dataset_queries.item_history(dataset_id, item_id)}
 
     # -- versions, diffs, events ----------------------------------------------------------
 
-    @router.get("/{dataset_id}/versions", response_model=models.VersionList,
+    @router.get("/{dataset_id:uuid}/versions", response_model=models.VersionList,
                 summary="Versions, newest first, with what each changed")
-    def list_versions(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
+    def list_versions(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> Any:
+        """The dataset's versions, newest first, with who made each, why, and how many items it added, changed
+        and removed."""
         rows, total = ledger.dataset_queries.list_versions(dataset_id, page, per_page)
-        return JSONBody({"versions": rows, "pagination": pagination(total, page, per_page)})
+        return {"versions": rows, "pagination": pagination(total, page, per_page)}
 
-    @router.get("/{dataset_id}/diff", response_model=models.Diff,
+    @router.get("/{dataset_id:uuid}/diff", response_model=models.Diff,
                 summary="Items added, removed and changed between two versions, field by field")
     def diff(
         dataset_id: UUID,
         ledger: LedgerDep,
         from_version: Annotated[int | None, Query(alias="from", ge=0)] = None,
         to_version: Annotated[int | None, Query(alias="to", ge=0)] = None,
-        from_as_of: Annotated[datetime | None, Query(alias="fromAsOf")] = None,
-        to_as_of: Annotated[datetime | None, Query(alias="toAsOf")] = None,
+        from_as_of: Annotated[models.Timestamp | None, Query(alias="fromAsOf")] = None,
+        to_as_of: Annotated[models.Timestamp | None, Query(alias="toAsOf")] = None,
         page: Page = 0,
         per_page: PerPage = 100,
     ) -> JSONBody:
+        """Items added, removed and changed between two versions (`from`/`to`, or the versions current at
+        `fromAsOf`/`toAsOf`); changed items list each changed field with its value before and after."""
         queries = ledger.dataset_queries
         if from_version is None and from_as_of is None:
             raise InvalidRequestError("give `from` (a version) or `fromAsOf` (a timestamp)")
@@ -272,19 +285,20 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         b = queries.resolve_version(dataset_id, to_version, utc(to_as_of))
         return JSONBody(queries.diff(dataset_id, a, b, page, per_page))
 
-    @router.get("/{dataset_id}/events", response_model=models.EventList,
+    @router.get("/{dataset_id:uuid}/events", response_model=models.EventList,
                 summary="The dataset's own event stream, oldest first: the audit trail")
     def list_events(
         dataset_id: UUID,
         ledger: LedgerDep,
         page: Page = 0,
         per_page: PerPage = 50,
-        after: Annotated[int | None, Query(ge=0, description="Position-based paging: events after this "
-                                                             "aggregateVersion (then `page` is ignored)")] = None,
+        after: After = None,
         types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
-        since: Annotated[datetime | None, Query(description="Only events at or after this time")] = None,
-        until: Annotated[datetime | None, Query(description="Only events before this time")] = None,
+        since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
+        until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
     ) -> JSONBody:
+        """The dataset's events, oldest first: who changed what, when and why. Page by `page` or by position
+        (`after`), filter by `type` and time."""
         total = ledger.dataset_queries.dataset_row(dataset_id)["aggregate_version"]
         return JSONBody(stream_page(ledger.datasets.events, dataset_id, total, page, per_page, after, types,
                                     utc(since), utc(until)))

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query
 
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, LedgerDep, utc, event_wire, stream_page
-from evalledger.api.encoding import JSONBody
-from evalledger.api.strict_json import StrictJSONRoute
+from evalledger.api.paging import MAX_POSITION
+from evalledger.api.encoding import JSONBody, through
+from evalledger.api.paging import After, Page, per_page as per_page_param
+from evalledger.api.routing import Route
 from evalledger.domain.errors import InvalidRequestError, NotFoundError
 from evalledger.projections.datasets import DATASET_TOPICS
 from evalledger.projections.rebuild import Rebuilds
@@ -22,21 +24,23 @@ for _topic in DATASET_TOPICS + RUN_TOPICS:
 
 
 def build_router(max_per_page: int) -> APIRouter:
-    router = APIRouter(tags=["audit"], responses=PROBLEMS, route_class=StrictJSONRoute)
-    PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
+    router = APIRouter(tags=["audit"], responses=PROBLEMS, route_class=Route)
+    PerPage = per_page_param(max_per_page)
 
-    @router.get("/api/datasets/runs/{run_id}/events", response_model=models.EventList,
+    @router.get("/api/datasets/runs/{run_id:uuid}/events", response_model=models.EventList,
                 summary="A run's own event stream, oldest first")
     def run_events(
         run_id: UUID,
         ledger: LedgerDep,
-        page: Annotated[int, Query(ge=0)] = 0,
+        page: Page = 0,
         per_page: PerPage = 50,
-        after: Annotated[int | None, Query(ge=0)] = None,
-        types: Annotated[list[str] | None, Query(alias="type")] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        after: After = None,
+        types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
+        since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
+        until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
     ) -> JSONBody:
+        """The run's events, oldest first: its creation, start, results and end. Page by `page` or by position
+        (`after`), filter by `type` and time."""
         total = ledger.runs.get_run(run_id).version
         return JSONBody(stream_page(ledger.runs.events, run_id, total, page, per_page, after, types, utc(since),
                                     utc(until)))
@@ -45,10 +49,13 @@ def build_router(max_per_page: int) -> APIRouter:
                 summary="Every event of every dataset and run, in log order (poll with `after`)")
     def feed(
         ledger: LedgerDep,
-        after: Annotated[int, Query(ge=0, description="Position of the last event you have (0: from the start)")] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_POSITION,
+                                    description="Position of the last event you have (0: from the start)")] = 0,
         limit: Annotated[int, Query(ge=1, le=max_per_page)] = 100,
         types: Annotated[list[str] | None, Query(alias="type", description="e.g. ItemsAdded, ResultsRecorded")] = None,
     ) -> JSONBody:
+        """Every event of every dataset and run in commit order, for consumers that follow the log: poll with
+        `after` set to the last `position` you have."""
         topics: list[str] = []
         for name in types or []:
             if name not in TOPICS_BY_TYPE:
@@ -70,29 +77,32 @@ def build_router(max_per_page: int) -> APIRouter:
         last = notifications[-1].id if len(notifications) == limit else head
         return JSONBody({"events": events, "nextAfter": last if last < head else None, "head": head})
 
-    @router.get("/api/projections",
+    @router.get("/api/projections", response_model=models.ProjectionList,
                 summary="Each read model's position in the log and its lag, and its latest rebuild")
-    def projections(ledger: LedgerDep) -> JSONBody:
+    def projections(ledger: LedgerDep) -> Any:
+        """Each read model's position in the event log, its lag, whether its follower runs, and its latest
+        rebuild."""
         rebuilds = ledger.rebuilds
-        return JSONBody({"projections": [
+        return {"projections": [
             {**follower.status(), "rebuild": None if rebuilds is None else rebuilds.latest(follower.name)}
-            for follower in ledger.followers]})
+            for follower in ledger.followers]}
 
-    @router.post("/api/projections/{name}/rebuild",
+    @router.post("/api/projections/{name}/rebuild", response_model=models.RebuildReport,
+                 responses={202: {"model": models.RebuildState, "description": "The rebuild runs in the background"}},
                  summary="Rebuild a read model from the log beside the live one, then switch over",
                  description="With `wait=false` the rebuild runs in the background: the answer (202) is its "
                              "state, and `GET /api/projections` shows how far it has come and how it ended. "
                              "A second rebuild of the same read model meanwhile is refused (409 rebuild-running).")
     def rebuild_projection(name: str, ledger: LedgerDep,
                            wait: Annotated[bool, Query(description="Answer once the rebuild is done")] = True,
-                           ) -> JSONBody:
+                           ) -> Any:
         follower = next((f for f in ledger.followers if f.name == name), None)
         if follower is None:
             raise NotFoundError(f"no projection named {name!r}; there are: "
                                 f"{', '.join(f.name for f in ledger.followers)}")
         rebuilds = ledger.rebuilds or Rebuilds(ledger.connection)
         if wait:
-            return JSONBody(rebuilds.run(follower))
-        return JSONBody({"projection": name, **rebuilds.start(follower)}, status_code=202)
+            return rebuilds.run(follower)
+        return through(models.RebuildState, {"projection": name, **rebuilds.start(follower)}, 202)
 
     return router

@@ -5,10 +5,10 @@ returns). camelCase on the wire, snake_case in Python."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 JSONValue = Any
@@ -16,6 +16,26 @@ JSONValue = Any
 
 class WireModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _json_type(name: str, *types: type) -> Any:
+    """A number or boolean of a request body as its JSON type only: pydantic would also take
+    `"3"` or `true` for an integer, which the OpenAPI document (and a client) says it is not."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise ValueError(f"must be a JSON {name}")
+        return value
+
+    return BeforeValidator(check)
+
+
+JSON_INTEGER, JSON_NUMBER = _json_type("integer", int, float), _json_type("number", int, float)
+Int = Annotated[int, JSON_INTEGER]
+Number = Annotated[float, JSON_NUMBER]
+Bool = Annotated[bool, _json_type("boolean", bool)]
+# Optional values keep their bounds inside (else the document would lose `minimum`).
+Version = Annotated[int, Field(ge=0), JSON_INTEGER]
 
 
 class ResponseModel(BaseModel):
@@ -41,24 +61,22 @@ class DatasetReplace(DatasetCreate):
 
 
 class DatasetPatch(WireModel):
-    """PATCH: only the details given change. `null` clears a schema."""
+    """PATCH: only the details given change. `null` clears a schema. (`None` defaults mean
+    "left out": a given `null` name, description or metadata fails their type.)"""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
-    metadata: dict[str, JSONValue] | None = None
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    description: str = Field(default=None, max_length=10_000)  # type: ignore[assignment]
+    metadata: dict[str, JSONValue] = Field(default=None)  # type: ignore[assignment]
     input_schema: dict[str, JSONValue] | None = None
     expected_output_schema: dict[str, JSONValue] | None = None
 
-    @field_validator("name", "description", "metadata")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out but not null")
-        return value
+
+# In the OpenAPI document: any JSON value but null (the validators below refuse null).
+NOT_NULL = {"not": {"type": "null"}}
 
 
 class ItemCreate(WireModel):
-    input: JSONValue = Field(description="Any JSON value except null.")
+    input: JSONValue = Field(description="Any JSON value except null.", json_schema_extra=NOT_NULL)
     expected_output: JSONValue = None
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
     external_id: str | None = ExternalId
@@ -78,12 +96,12 @@ class ItemsBatchCreate(WireModel):
 class ItemPatch(WireModel):
     """Only the fields given change; `expectedOutput: null` clears it."""
 
-    input: JSONValue = None
+    input: JSONValue = Field(default=None, description="Any JSON value except null.", json_schema_extra=NOT_NULL)
     expected_output: JSONValue = None
-    metadata: dict[str, JSONValue] | None = None
+    metadata: dict[str, JSONValue] = Field(default=None)  # type: ignore[assignment]
     external_id: str | None = ExternalId
 
-    @field_validator("input", "metadata")
+    @field_validator("input")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -93,6 +111,16 @@ class ItemPatch(WireModel):
 
 class ItemsBatchDelete(WireModel):
     item_ids: list[UUID] = Field(min_length=1)
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read a bare number as seconds since 1970; the API promises ISO 8601.
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("must be an ISO 8601 timestamp, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -296,7 +324,7 @@ class Problem(ResponseModel):
 class Health(ResponseModel):
     status: str
     database: str
-    projections: list[dict[str, JSONValue]]
+    projections: list[ProjectionStatus]
 
 
 # -- runs --------------------------------------------------------------------------------
@@ -312,11 +340,11 @@ class RunCreate(WireModel):
     scorers: list[str | dict[str, JSONValue]] = Field(
         default_factory=list, description='Scorer names or {"name", "id", "options"} objects.'
     )
-    version: int | None = Field(default=None, ge=0, description="Dataset version to pin (default: current).")
-    max_concurrency: int = Field(default=8, ge=1, le=256)
-    item_timeout_ms: int = Field(default=60_000, ge=1, le=3_600_000)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    repetitions: int = Field(default=1, ge=1, le=100)
+    version: Version | None = Field(default=None, description="Dataset version to pin (default: current).")
+    max_concurrency: Int = Field(default=8, ge=1, le=256)
+    item_timeout_ms: Int = Field(default=60_000, ge=1, le=3_600_000)
+    max_retries: Int = Field(default=2, ge=0, le=10)
+    repetitions: Int = Field(default=1, ge=1, le=100)
     name: str = Field(default="", max_length=200)
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
     run_id: UUID | None = Field(
@@ -326,18 +354,18 @@ class RunCreate(WireModel):
 
 class ScoreSubmission(WireModel):
     scorer_id: str = Field(min_length=1, max_length=200)
-    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    score: Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER] | None = None
     reason: str | None = None
     error: str | None = None
 
 
 class ResultSubmission(WireModel):
     item_id: UUID
-    repetition: int = Field(default=0, ge=0)
+    repetition: Int = Field(default=0, ge=0)
     output: JSONValue = None
     error: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0)
-    attempt: int = Field(default=1, ge=1)
+    latency_ms: Annotated[float, Field(ge=0), JSON_NUMBER] | None = None
+    attempt: Int = Field(default=1, ge=1)
     trace_id: str | None = Field(default=None, max_length=500)
     scores: list[ScoreSubmission] = Field(default_factory=list)
 
@@ -475,7 +503,7 @@ class RunAnalytics(ResponseModel):
 
 
 class ThresholdSpec(WireModel):
-    value: float = Field(default=0.0, ge=0.0, description="Smallest difference that counts.")
+    value: Number = Field(default=0.0, ge=0.0, description="Smallest difference that counts.")
     direction: Literal["higher-is-better", "lower-is-better"] = "higher-is-better"
 
 
@@ -486,10 +514,10 @@ class CompareRequest(WireModel):
         default=None, min_length=1, max_length=20, description="Several candidate runs, each compared with A."
     )
     thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict, description="Per scorer id.")
-    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="Significance level.")
-    allow_partial: bool = Field(default=False, description="Compare runs still in progress (marked partial).")
-    items_page: int = Field(default=0, ge=0)
-    items_per_page: int = Field(default=100, ge=1, le=10_000)
+    alpha: Number = Field(default=0.05, gt=0.0, lt=0.5, description="Significance level.")
+    allow_partial: Bool = Field(default=False, description="Compare runs still in progress (marked partial).")
+    items_page: Int = Field(default=0, ge=0)
+    items_per_page: Int = Field(default=100, ge=1, le=10_000)
     item_status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"] | None = None
 
 
@@ -530,3 +558,80 @@ class MultiComparison(ResponseModel):
     run_id_a: UUID
     has_regression: bool
     comparisons: list[Comparison]
+
+
+# -- import, projections -----------------------------------------------------------------
+
+
+class RowProblem(ResponseModel):
+    row: int = Field(description="Row number in the file (a CSV's header is row 1).")
+    field: str
+    message: str
+
+
+class ImportPreviewRow(ResponseModel):
+    row: int
+    input: JSONValue
+    expected_output: JSONValue
+    metadata: dict[str, JSONValue] | None
+    external_id: str | None
+
+
+class ImportResult(ResponseModel):
+    """What an import did (or, with `dryRun`, would do)."""
+
+    dataset_id: UUID
+    format: Literal["csv", "json", "jsonl"]
+    mode: Literal["append", "upsert", "replace"]
+    rows: int
+    valid_rows: int
+    invalid_rows: int
+    errors: list[RowProblem]
+    warnings: list[RowProblem]
+    dry_run: bool | None = Field(default=None, description="Present (true) on a dry run, which writes nothing.")
+    preview: list[ImportPreviewRow] | None = Field(default=None, description="Dry run: the first rows as items.")
+    version: int | None = Field(default=None, description="The dataset version after the import.")
+    new_version: bool | None = Field(default=None, description="False when the import changed nothing.")
+    added: int | None = None
+    updated: int | None = None
+    removed: int | None = None
+    unchanged: int | None = None
+    skipped_rows: list[int] | None = None
+
+
+class ProjectionStatus(ResponseModel):
+    name: str
+    position: int = Field(description="The last event of the log applied to this read model.")
+    head: int = Field(description="The last event in the log.")
+    lag: int
+    running: bool
+    last_error: str | None
+
+
+class RebuildReport(ResponseModel):
+    projection: str
+    position: int
+    events: int
+    seconds: float
+    events_per_second: int | None
+
+
+class RebuildState(ResponseModel):
+    """A rebuild in the background: how far it has come and how it ended."""
+
+    projection: str | None = None
+    state: Literal["running", "done", "failed"]
+    started_at: datetime
+    position: int
+    head: int | None
+    finished_at: datetime | None
+    report: RebuildReport | None
+    error: str | None
+
+
+class ProjectionWithRebuild(ProjectionStatus):
+    rebuild: RebuildState | None
+
+
+class ProjectionList(ResponseModel):
+    projections: list[ProjectionWithRebuild]

@@ -4,6 +4,7 @@ human `detail`, per-field `errors` for validation. Never a stack trace."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import eventsourcing.persistence
@@ -79,6 +80,20 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "/".join(str(part) for part in loc)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    return ", ".join(sorted(set(_methods_at(request.app.routes, request.url.path))))
+
+
+def _methods_at(routes: list[Any], path: str) -> Iterator[str]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # a router included in the app
+        if included is not None:
+            yield from _methods_at(included.routes, path)
+        elif getattr(route, "methods", None) and route.path_regex.match(path):
+            yield from route.methods
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONBody:
@@ -111,9 +126,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONBody:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONBody:
         kinds = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large", 415: "unsupported-media-type"}
-        return problem(error.status_code, kinds.get(error.status_code, "http-error"), str(error.detail))
+        answer = problem(error.status_code, kinds.get(error.status_code, "http-error"), str(error.detail))
+        if error.status_code == 405:
+            answer.headers["Allow"] = allowed_methods(request)
+        return answer
 
 
 async def database_unavailable(request: Request, error: Exception) -> JSONBody:

@@ -3,16 +3,17 @@ and caller-driven submission and finalize per run; the catalog of targets and sc
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from evalledger.api import models
-from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason, pagination
+from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import JSONBody, dumps
-from evalledger.api.strict_json import StrictJSONRoute
+from evalledger.api.paging import Page, pagination, per_page as per_page_param
+from evalledger.api.routing import Route
 from evalledger.analysis.comparison import CompareOptions, Threshold
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunSettings
@@ -20,16 +21,28 @@ from evalledger.execution.scorers import describe_builtin_scorers
 from evalledger.execution.targets import describe_builtin_targets
 
 
+# One server-sent event of a run's stream (OpenAPI 3.2's `itemSchema` for event streams).
+RUN_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "finished"]},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/Run"}},
+    },
+}
+
+
 def build_router(max_per_page: int) -> APIRouter:
-    router = APIRouter(tags=["runs"], responses=PROBLEMS, route_class=StrictJSONRoute)
-    Page = Annotated[int, Query(ge=0, le=10_000_000)]
-    PerPage = Annotated[int, Query(alias="perPage", ge=1, le=max_per_page)]
+    router = APIRouter(tags=["runs"], responses=PROBLEMS, route_class=Route)
+    PerPage = per_page_param(max_per_page)
 
-    @router.get("/api/datasets/runs/{run_id}", response_model=models.Run, summary="A run: status, counts, progress")
-    def get_run(run_id: UUID, ledger: LedgerDep) -> JSONBody:
-        return JSONBody(ledger.run_service.get_run(run_id))
+    @router.get("/api/datasets/runs/{run_id:uuid}", response_model=models.Run, summary="A run: status, counts, progress")
+    def get_run(run_id: UUID, ledger: LedgerDep) -> Any:
+        """A run's status, counts, progress and, once finished, per-scorer score summary."""
+        return ledger.run_service.get_run(run_id)
 
-    @router.get("/api/datasets/runs/{run_id}/results", response_model=models.RunResultList,
+    @router.get("/api/datasets/runs/{run_id:uuid}/results", response_model=models.RunResultList,
                 summary="A run's results in dataset order, with each item's input and expected output")
     def list_results(
         run_id: UUID,
@@ -38,17 +51,24 @@ def build_router(max_per_page: int) -> APIRouter:
         per_page: PerPage = 50,
         status: Annotated[str | None, Query(pattern="^(succeeded|failed)$")] = None,
     ) -> JSONBody:
+        """The run's results in dataset order, each with the item's input and expected output, the output,
+        latency, attempts and scores."""
         rows, total = ledger.run_queries.list_results(run_id, page, per_page, status)
         return JSONBody({"results": rows, "pagination": pagination(total, page, per_page)})
 
-    @router.post("/api/datasets/runs/{run_id}/cancel", response_model=models.Run,
+    @router.post("/api/datasets/runs/{run_id:uuid}/cancel", response_model=models.Run,
                  summary="Cancel: stop new work now, keep what finished")
-    def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
-        return JSONBody(ledger.run_service.cancel_run(run_id, actor=actor, reason=reason))
+    def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous", reason: Reason = None) -> Any:
+        """Stops starting new work at once; results already recorded stay. Cancelling a finished run is refused
+        (409)."""
+        return ledger.run_service.cancel_run(run_id, actor=actor, reason=reason)
 
-    @router.get("/api/datasets/runs/{run_id}/stream", summary="Server-sent events: the run's progress until it ends",
-                response_class=StreamingResponse)
+    @router.get("/api/datasets/runs/{run_id:uuid}/stream", summary="Server-sent events: the run's progress until it ends",
+                response_class=StreamingResponse,
+                responses={200: {"description": "`progress` events, then one `finished` event; each `data` is the run",
+                                 "content": {"text/event-stream": {"itemSchema": RUN_EVENT}}}})
     async def stream_run(run_id: UUID, request: Request) -> StreamingResponse:
+        """Server-sent events: a `progress` event with the run about twice a second, then one `finished` event."""
         service = request.app.state.ledger.run_service
         first = await asyncio.to_thread(service.get_run, run_id)  # 404 before the stream starts
 
@@ -64,29 +84,36 @@ def build_router(max_per_page: int) -> APIRouter:
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    @router.post("/api/datasets/runs/{run_id}/results", response_model=models.ResultsAccepted,
+    @router.post("/api/datasets/runs/{run_id:uuid}/results", response_model=models.ResultsAccepted,
                  summary="Caller-driven runs: submit results (upsert per item and repetition)")
-    async def submit_results(run_id: UUID, body: models.ResultsSubmission, ledger: LedgerDep) -> JSONBody:
+    async def submit_results(run_id: UUID, body: models.ResultsSubmission, ledger: LedgerDep) -> Any:
+        """For caller-driven runs: results for items (and repetitions) of the run, each with optional scores; a
+        result submitted again replaces the earlier one."""
         results = [r.model_dump(by_alias=True, mode="json") for r in body.results]
         for result in results:
             result["attempts"] = result.pop("attempt")
-        return JSONBody(await ledger.run_service.submit_results_grouped(run_id, results))
+        return await ledger.run_service.submit_results_grouped(run_id, results)
 
-    @router.post("/api/datasets/runs/{run_id}/finalize", response_model=models.Run,
+    @router.post("/api/datasets/runs/{run_id:uuid}/finalize", response_model=models.Run,
                  summary="Caller-driven runs: finish, counting succeeded / failed / skipped")
-    def finalize_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous") -> JSONBody:
-        return JSONBody(ledger.run_service.finalize_run(run_id, actor=actor))
+    def finalize_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous") -> Any:
+        """For caller-driven runs: ends the run, counting succeeded, failed and skipped (never submitted) items."""
+        return ledger.run_service.finalize_run(run_id, actor=actor)
 
-    @router.get("/api/datasets/{dataset_id}/runs", response_model=models.RunList, summary="A dataset's runs, newest first")
-    def list_runs(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> JSONBody:
+    @router.get("/api/datasets/{dataset_id:uuid}/runs", response_model=models.RunList, summary="A dataset's runs, newest first")
+    def list_runs(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> Any:
+        """The dataset's runs, newest first."""
         ledger.dataset_queries.dataset_row(dataset_id)
         rows, total = ledger.run_queries.list_runs(dataset_id, page, per_page)
-        return JSONBody({"runs": rows, "pagination": pagination(total, page, per_page)})
+        return {"runs": rows, "pagination": pagination(total, page, per_page)}
 
-    @router.post("/api/datasets/{dataset_id}/runs", status_code=202, response_model=models.Run,
+    @router.post("/api/datasets/{dataset_id:uuid}/runs", status_code=202, response_model=models.Run,
                  summary="Start a run on a pinned dataset version (without a target: caller-driven)")
     def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, actor: Actor = "anonymous",
-                   reason: Reason = None) -> JSONBody:
+                   reason: Reason = None) -> Any:
+        """Starts a run over a pinned dataset version: each item goes to the target and its output to the
+        scorers. Without a target the run is caller-driven: you submit the results. With your own `runId`,
+        creating the same run again answers it unchanged."""
         run = ledger.run_service.create_run(
             dataset_id,
             target=body.target,
@@ -104,9 +131,9 @@ def build_router(max_per_page: int) -> APIRouter:
             actor=actor,
             reason=reason,
         )
-        return JSONBody(run, status_code=202)
+        return run
 
-    @router.get("/api/datasets/runs/{run_id}/analytics", response_model=models.RunAnalytics,
+    @router.get("/api/datasets/runs/{run_id:uuid}/analytics", response_model=models.RunAnalytics,
                 summary="Success rate, per-scorer statistics, latency percentiles; per metadata group")
     def run_analytics(
         run_id: UUID,
@@ -115,14 +142,17 @@ def build_router(max_per_page: int) -> APIRouter:
         group_by: Annotated[str | None, Query(alias="groupBy", pattern=r"^metadata\.[\w.-]+$",
                                               description="e.g. metadata.split")] = None,
         item_limit: Annotated[int, Query(alias="itemLimit", ge=1, le=10_000)] = 100,
-    ) -> JSONBody:
+    ) -> Any:
+        """Success rate, latency percentiles and per-scorer statistics of a run; with `groupBy` the same per
+        value of an item metadata field."""
         path = group_by.split(".")[1:] if group_by else None
-        return JSONBody(ledger.run_queries.analytics(run_id, threshold=threshold, group_by=path,
-                                                     item_limit=item_limit))
+        return ledger.run_queries.analytics(run_id, threshold=threshold, group_by=path, item_limit=item_limit)
 
     @router.post("/api/datasets/compare", response_model=models.Comparison | models.MultiComparison,
                  summary="Compare a candidate run (or several) with a baseline: per scorer, with significance")
-    def compare_runs(body: models.CompareRequest, ledger: LedgerDep) -> JSONBody:
+    def compare_runs(body: models.CompareRequest, ledger: LedgerDep) -> Any:
+        """Compares a candidate run (`runIdB`) or several (`candidates`) with a baseline run item by item, per
+        scorer, with a significance test, and says whether anything regressed."""
         if (body.run_id_b is None) == (body.candidates is None):
             raise InvalidRequestError("give either runIdB (one candidate) or candidates (several)")
         options = CompareOptions(
@@ -134,17 +164,19 @@ def build_router(max_per_page: int) -> APIRouter:
             item_status=body.item_status,
         )
         if body.run_id_b is not None:
-            return JSONBody(ledger.comparer.compare(body.run_id_a, body.run_id_b, options))
+            return ledger.comparer.compare(body.run_id_a, body.run_id_b, options)
         comparisons = [ledger.comparer.compare(body.run_id_a, b, options) for b in body.candidates or []]
-        return JSONBody({"runIdA": body.run_id_a, "hasRegression": any(c["hasRegression"] for c in comparisons),
-                         "comparisons": comparisons})
+        return {"runIdA": body.run_id_a, "hasRegression": any(c["hasRegression"] for c in comparisons),
+                "comparisons": comparisons}
 
     @router.get("/api/targets", response_model=models.Catalog, summary="Target types and registered targets")
-    def list_targets(ledger: LedgerDep) -> JSONBody:
-        return JSONBody({"builtin": describe_builtin_targets(), "registered": ledger.registry.describe_targets()})
+    def list_targets(ledger: LedgerDep) -> Any:
+        """The built-in target types and the targets registered with the service."""
+        return {"builtin": describe_builtin_targets(), "registered": ledger.registry.describe_targets()}
 
     @router.get("/api/scorers", response_model=models.Catalog, summary="Built-in and registered scorers")
-    def list_scorers(ledger: LedgerDep) -> JSONBody:
-        return JSONBody({"builtin": describe_builtin_scorers(), "registered": ledger.registry.describe_scorers()})
+    def list_scorers(ledger: LedgerDep) -> Any:
+        """The built-in scorers (with their options) and the scorers registered with the service."""
+        return {"builtin": describe_builtin_scorers(), "registered": ledger.registry.describe_scorers()}
 
     return router

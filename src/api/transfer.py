@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
-from evalledger.api.encoding import JSONBody
-from evalledger.api.strict_json import StrictJSONRoute
+from evalledger.api.encoding import through
+from evalledger.api.routing import Route
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
@@ -29,13 +30,13 @@ PREVIEW_ROWS = 20
 
 class DuplicateRequest(models.WireModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    version: int | None = Field(default=None, ge=0, description="Version to copy (default: current).")
+    version: models.Version | None = Field(default=None, description="Version to copy (default: current).")
 
 
 class CopyRequest(models.WireModel):
     target_dataset_id: UUID
     item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
-    version: int | None = Field(default=None, ge=0)
+    version: models.Version | None = None
     on_conflict: OnConflict = Field(
         default="refuse", description="An item whose externalId the target already uses: refuse the copy (409), "
         "skip the item, or drop its externalId in the copy.")
@@ -45,14 +46,14 @@ class FromItemsRequest(models.WireModel):
     name: str = Field(min_length=1, max_length=200)
     source_dataset_id: UUID
     item_ids: list[UUID] = Field(min_length=1, max_length=10_000)
-    version: int | None = Field(default=None, ge=0)
+    version: models.Version | None = None
 
 
-async def _save_upload(request: Request) -> tuple[Path, str | None]:
-    """The request's file on disk (multipart `file` field, or the raw body), and its name."""
+async def _save_upload(request: Request, filename: str | None) -> tuple[Path, str | None]:
+    """The request's file on disk (multipart `file` field, or the raw body), and its name
+    (`filename` if given, else the uploaded file's)."""
     handle, name = tempfile.mkstemp(prefix="evalledger-import-")
     path = Path(name)
-    filename = request.query_params.get("filename")
     try:
         with os.fdopen(handle, "wb") as out:
             if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -109,16 +110,35 @@ def _refusal(error: ImportFileError, kind: type[DomainError] = InvalidRequestErr
     return kind(str(error), message=error.message, **remedy, **extra)
 
 
+def file_answer(formats: tuple[str, ...]) -> dict[str, Any]:
+    """The OpenAPI answer of an export: a file in one of `formats` (by `?format=`)."""
+    return {"description": "The file, as an attachment",
+            "content": {MEDIA_TYPES[f].split(";")[0]: FILE_CONTENT[f] for f in formats}}
+
+
+FILE_CONTENT: dict[str, dict[str, Any]] = {
+    "csv": {"schema": {"type": "string"}, "example": "input,expectedOutput,metadata,externalId\n"
+                                                     "What is 2+2?,4,{},q-1\n"},
+    "jsonl": {"schema": {"type": "string"}, "example": '{"input": "What is 2+2?", "expectedOutput": "4"}\n'},
+    "json": {"schema": {"type": "array", "items": {"type": "object"}},
+             "example": [{"input": "What is 2+2?", "expectedOutput": "4", "metadata": {}, "externalId": "q-1"}]},
+}
+
+
 def build_router() -> APIRouter:
-    router = APIRouter(tags=["import and export"], responses=PROBLEMS, route_class=StrictJSONRoute)
+    router = APIRouter(tags=["import and export"], responses=PROBLEMS, route_class=Route)
 
     @router.post(
-        "/api/datasets/{dataset_id}/items/import",
+        "/api/datasets/{dataset_id:uuid}/items/import",
         summary="Import CSV, JSON (an array) or JSONL as one new version",
         description="Send the file as the raw body (with `?filename=` or `?format=`) or as multipart field "
         "`file`. CSV columns map to roles with `?map=column=role` (repeatable; roles: input, expectedOutput, "
         "metadata, externalId, ignore). Everything is validated before anything is written; errors name "
         "their row (the CSV header is row 1).",
+        status_code=201,
+        response_model=models.ImportResult,
+        responses={200: {"model": models.ImportResult,
+                         "description": "A dry run, or an import that changed nothing (no new version)"}},
         openapi_extra={"requestBody": {"content": {"text/csv": {}, "application/json": {},
                                                    "application/x-ndjson": {}, "multipart/form-data": {}}}},
     )
@@ -131,15 +151,17 @@ def build_router() -> APIRouter:
         dry_run: Annotated[bool, Query(alias="dryRun")] = False,
         skip_invalid: Annotated[bool, Query(alias="skipInvalid")] = False,
         mapping: Annotated[list[str] | None, Query(alias="map", description="column=role")] = None,
+        filename: Annotated[str | None, Query(max_length=1000, description="The file's name (its extension "
+                                                                           "tells the format)")] = None,
         actor: Actor = "anonymous",
         reason: Reason = None,
-    ) -> JSONBody:
+    ) -> Response:
         dataset = await asyncio.to_thread(ledger.dataset_queries.dataset_row, dataset_id)
         try:
             roles = parse_mapping(mapping or [])
         except ImportFileError as error:
             raise _refusal(error) from None
-        path, filename = await _save_upload(request)
+        path, filename = await _save_upload(request, filename)
         try:
             try:
                 kind = detect_format(filename, file_format)
@@ -165,7 +187,7 @@ def build_router() -> APIRouter:
             preview = [{"row": row, "input": item.content.input, "expectedOutput": item.content.expected_output,
                         "metadata": item.content.metadata, "externalId": item.external_id}
                        for row, item in report.items[:PREVIEW_ROWS]]
-            return JSONBody({**summary, "dryRun": True, "preview": preview})
+            return through(models.ImportResult, {**summary, "dryRun": True, "preview": preview}, 200)
         if report.errors and not skip_invalid:
             first = report.errors[0]
             raise _refusal(ImportFileError(
@@ -187,7 +209,7 @@ def build_router() -> APIRouter:
             raise _refusal(ImportFileError(message, Remedy("mode", "upsert", "to update those items")),
                            ExternalIdTakenError) from None
         await asyncio.to_thread(ledger.read_your_writes, written)
-        return JSONBody({
+        return through(models.ImportResult, {
             **summary,
             "version": written.dataset_version,
             "newVersion": written.changed,
@@ -196,10 +218,10 @@ def build_router() -> APIRouter:
             "removed": len(outcome.removed),
             "unchanged": outcome.unchanged,
             "skippedRows": sorted(report.invalid_rows) if skip_invalid else [],
-        }, status_code=201 if written.changed else 200)
+        }, 201 if written.changed else 200)
 
-    @router.get("/api/datasets/{dataset_id}/items/export", summary="Export a version's items (streamed)",
-                response_class=StreamingResponse)
+    @router.get("/api/datasets/{dataset_id:uuid}/items/export", summary="Export a version's items (streamed)",
+                response_class=StreamingResponse, responses={200: file_answer(("csv", "json", "jsonl"))})
     def export(
         dataset_id: UUID,
         ledger: LedgerDep,
@@ -207,6 +229,7 @@ def build_router() -> APIRouter:
         version: Annotated[int | None, Query(ge=0)] = None,
         include_ids: Annotated[bool, Query(alias="includeIds")] = False,
     ) -> StreamingResponse:
+        """Every item of a version as CSV, JSON or JSONL (`format`), streamed; `includeIds` adds the item ids."""
         at = ledger.dataset_queries.resolve_version(dataset_id, version)
         pages = ledger.dataset_queries.iter_item_pages(dataset_id, at, page_size=5000)
         filename = f"dataset-{dataset_id}-v{at}.{file_format}"
@@ -216,13 +239,14 @@ def build_router() -> APIRouter:
             headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Dataset-Version": str(at)},
         )
 
-    @router.get("/api/datasets/runs/{run_id}/results/export", summary="Export a run's results (streamed)",
-                response_class=StreamingResponse)
+    @router.get("/api/datasets/runs/{run_id:uuid}/results/export", summary="Export a run's results (streamed)",
+                response_class=StreamingResponse, responses={200: file_answer(("csv", "jsonl"))})
     def export_run_results(
         run_id: UUID,
         ledger: LedgerDep,
         file_format: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "jsonl",
     ) -> StreamingResponse:
+        """Every result of a run as CSV or JSONL, streamed."""
         run = ledger.run_queries.run_row(run_id)  # 404 before the stream starts
         # CSV gives each scorer columns of its own: every declared scorer, then any other with a score.
         scorer_ids = [*declared_scorer_ids(run["scorers"]), *sorted(ledger.run_queries.score_summary(run_id))]
@@ -232,10 +256,12 @@ def build_router() -> APIRouter:
             headers={"Content-Disposition": f'attachment; filename="run-{run_id}-results.{file_format}"'},
         )
 
-    @router.post("/api/datasets/{dataset_id}/duplicate", status_code=201, response_model=models.DatasetWritten,
+    @router.post("/api/datasets/{dataset_id:uuid}/duplicate", status_code=201, response_model=models.DatasetWritten,
                  summary="A new dataset with a version's items (one version), recording their origin")
     def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor: Actor = "anonymous",
-                  reason: Reason = None) -> JSONBody:
+                  reason: Reason = None) -> Any:
+        """A new dataset with the details and the items of a version of this one; each item records where it came
+        from."""
         source = ledger.dataset_queries.dataset_row(dataset_id)
         items = _items_of(ledger, dataset_id, body.version, None, {"kind": "duplicate"})
         created = ledger.datasets.create_dataset(
@@ -249,23 +275,26 @@ def build_router() -> APIRouter:
             written, _ = ledger.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
                                                       reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody(ledger.dataset_queries.get_dataset(created.aggregate_id), status_code=201)
+        return ledger.dataset_queries.get_dataset(created.aggregate_id)
 
-    @router.post("/api/datasets/{dataset_id}/items/{item_id}/duplicate", status_code=201,
+    @router.post("/api/datasets/{dataset_id:uuid}/items/{item_id:uuid}/duplicate", status_code=201,
                  response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
     def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
-                       reason: Reason = None) -> JSONBody:
+                       reason: Reason = None) -> Any:
+        """A copy of one item in the same dataset (without its externalId), in a new version."""
         [item] = _items_of(ledger, dataset_id, None, [item_id], {"kind": "duplicate"})
         copy = NewItem(content=item.content, external_id=None, source=item.source)
         written = ledger.datasets.add_items(dataset_id, [copy], actor=actor, reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody({"datasetId": dataset_id, "version": written.dataset_version, "count": 1,
-                         "items": [{"id": written.items[0].id, "externalId": None}]}, status_code=201)
+        return {"datasetId": dataset_id, "version": written.dataset_version, "count": 1,
+                "items": [{"id": written.items[0].id, "externalId": None}]}
 
-    @router.post("/api/datasets/{dataset_id}/items/copy", status_code=201, response_model=models.ItemsWritten,
+    @router.post("/api/datasets/{dataset_id:uuid}/items/copy", status_code=201, response_model=models.ItemsWritten,
                  summary="Copy selected items into another dataset (one version there)")
     def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, actor: Actor = "anonymous",
-                   reason: Reason = None) -> JSONBody:
+                   reason: Reason = None) -> Any:
+        """Copies the named items of a version into another dataset, in one new version there; each copy records
+        its origin."""
         items = _items_of(ledger, dataset_id, body.version, body.item_ids, {"kind": "copy"})
         for attempt in range(3):  # the target may take an externalId between the check and the write
             taken = ledger.datasets.get_dataset(body.target_dataset_id).external_ids
@@ -285,22 +314,22 @@ def build_router() -> APIRouter:
             return JSONBody({"datasetId": body.target_dataset_id, "version": version, "count": 0, "items": [],
                              "skippedItemIds": skipped})
         ledger.read_your_writes(written)
-        return JSONBody({"datasetId": body.target_dataset_id, "version": written.dataset_version,
-                         "count": len(written.items),
-                         "items": [{"id": i.id, "externalId": i.external_id} for i in written.items],
-                         "skippedItemIds": skipped},
-                        status_code=201)
+        return {"datasetId": body.target_dataset_id, "version": written.dataset_version,
+                "count": len(written.items),
+                "items": [{"id": i.id, "externalId": i.external_id} for i in written.items],
+                "skippedItemIds": skipped}
 
     @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
                  summary="A new dataset from selected items of another")
     def from_items(body: FromItemsRequest, ledger: LedgerDep, actor: Actor = "anonymous",
-                   reason: Reason = None) -> JSONBody:
+                   reason: Reason = None) -> Any:
+        """A new dataset holding copies of the named items of another dataset's version."""
         items = _items_of(ledger, body.source_dataset_id, body.version, body.item_ids, {"kind": "copy"})
         created = ledger.datasets.create_dataset(name=body.name, actor=actor, reason=reason)
         written, _ = ledger.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
                                                   reason=reason)
         ledger.read_your_writes(written)
-        return JSONBody(ledger.dataset_queries.get_dataset(created.aggregate_id), status_code=201)
+        return ledger.dataset_queries.get_dataset(created.aggregate_id)
 
     return router
 

@@ -104,6 +104,11 @@ def field_changes(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
     ]
 
 
+def _like_pattern(text: str) -> str:
+    """`text` anywhere, with LIKE's wildcards and escape character taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class _Absent:
     def __repr__(self) -> str:
         return "<absent>"
@@ -213,22 +218,32 @@ class DatasetQueries:
         page: int,
         per_page: int,
         search: str | None = None,
+        *,
+        external_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        if search:
-            if "\x00" in search:
+        if search or external_id is not None:
+            if "\x00" in (search or "") + (external_id or ""):
                 return [], 0  # nothing stored can hold a NUL character
-            # Match the text as it appears in the stored JSON (quotes and backslashes escaped),
-            # then escape it for LIKE.
-            as_json = orjson.dumps(search).decode()[1:-1]
-            pattern = "%" + as_json.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions, params = [], {"d": dataset_id, "v": version}
+            if search:
+                # The query is a substring of the JSON text as users see it (`"q"` finds {"q": 2}),
+                # or of a string inside it (`say "hi"` finds the string `say "hi"`, stored escaped).
+                escaped = orjson.dumps(search).decode()[1:-1]
+                conditions.append(
+                    "(input::text ILIKE ANY(%(p)s) OR coalesce(expected_output::text, '') ILIKE ANY(%(p)s))"
+                )
+                params["p"] = [_like_pattern(text) for text in dict.fromkeys((search, escaped))]
+            if external_id is not None:
+                conditions.append("external_id = %(e)s")
+                params["e"] = external_id
+            where = " AND ".join(conditions)
             rows = self._fetch(
                 SQL(
                     "SELECT " + _ITEM_COLUMNS + ", count(*) OVER () AS total FROM {}"
-                    " WHERE dataset_id = %(d)s AND " + _VALID_AT + " AND"
-                    " (input::text ILIKE %(p)s OR coalesce(expected_output::text, '') ILIKE %(p)s)"
+                    " WHERE dataset_id = %(d)s AND " + _VALID_AT + " AND " + where +
                     " ORDER BY seq LIMIT %(limit)s OFFSET %(offset)s"
                 ).format(self._items),
-                {"d": dataset_id, "v": version, "p": pattern, "limit": per_page, "offset": page * per_page},
+                {**params, "limit": per_page, "offset": page * per_page},
             )
             if rows:
                 return [item_wire(r) for r in rows], rows[0]["total"]
@@ -236,10 +251,9 @@ class DatasetQueries:
                 return [], 0
             count = self._fetch(
                 SQL(
-                    "SELECT count(*) AS n FROM {} WHERE dataset_id = %(d)s AND " + _VALID_AT + " AND"
-                    " (input::text ILIKE %(p)s OR coalesce(expected_output::text, '') ILIKE %(p)s)"
+                    "SELECT count(*) AS n FROM {} WHERE dataset_id = %(d)s AND " + _VALID_AT + " AND " + where
                 ).format(self._items),
-                {"d": dataset_id, "v": version, "p": pattern},
+                params,
             )
             return [], count[0]["n"]
         seqs = self._seqs_at(dataset_id, version)

@@ -1,7 +1,8 @@
 """Reading CSV, JSON and JSONL files into items, with row-numbered errors.
 
 Files are read from disk as a stream (CSV and JSONL a row at a time; a JSON array is
-parsed once). Nothing is written here: `read_items` returns the items and every problem
+parsed once), as strictly as request bodies: an integer beyond 64 bits stays exact, so the
+row is refused by name as it would be by `POST .../items`, never stored as a float. Nothing is written here: `read_items` returns the items and every problem
 found, and the caller decides (reject, or skip the invalid rows).
 
 CSV columns map to roles — `input`, `expectedOutput`, `metadata`, `externalId` or
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from evalledger.api.strict_json import strict_loads
 from evalledger.domain import schemas
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
@@ -140,8 +141,8 @@ def _cell(value: str, row: int, column: str, report: ImportReport) -> Any:
     stripped = value.strip()
     if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
         try:
-            return orjson.loads(stripped)
-        except orjson.JSONDecodeError as error:
+            return strict_loads(stripped)
+        except json.JSONDecodeError as error:
             report.warn(row, column, f"looks like JSON but is not ({error}); kept as text")
     return value
 
@@ -201,8 +202,8 @@ def _jsonl_rows(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[st
         if not line.strip():
             continue
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
+            record = strict_loads(line)
+        except json.JSONDecodeError as error:
             report.problem(row_number, "", f"is not valid JSON: {error}")
             continue
         if not isinstance(record, dict):
@@ -214,8 +215,8 @@ def _jsonl_rows(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[st
 def _json_rows(path: Path, report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
     text = "".join(_text_lines(path))
     try:
-        document = orjson.loads(text)
-    except orjson.JSONDecodeError as error:
+        document = strict_loads(text)
+    except json.JSONDecodeError as error:
         raise ImportFileError(f"the file is not valid JSON: {error}") from None
     del text
     if not isinstance(document, list):

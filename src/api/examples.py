@@ -1,0 +1,117 @@
+"""One example answer per response model, shown in the OpenAPI document with every operation
+that answers it (see openapi.py). Built from a few shared pieces so they stay consistent;
+tests validate each against its model's schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DATASET_ID = "6f1c1b9e-3f0a-4d5e-9b1a-2c7d8e9f0a1b"
+ITEM_ID = "0b8e2f4a-5c6d-4e7f-8a9b-1c2d3e4f5a6b"
+RUN_ID = "9d8c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+CREATED = "2026-11-30T09:00:00Z"
+UPDATED = "2026-11-30T09:05:00Z"
+
+PAGINATION = {"total": 1, "page": 0, "perPage": 10, "hasMore": False}
+DATASET = {
+    "id": DATASET_ID, "name": "capitals", "description": "Questions about capital cities",
+    "metadata": {"owner": "qa"}, "inputSchema": None, "expectedOutputSchema": None,
+    "version": 3, "itemCount": 120, "createdAt": CREATED, "updatedAt": UPDATED,
+}
+ITEM = {
+    "id": ITEM_ID, "datasetId": DATASET_ID, "externalId": "q-17",
+    "input": {"question": "What is the capital of France?"}, "expectedOutput": {"answer": "Paris"},
+    "metadata": {"split": "test"}, "source": None, "version": 3, "validFrom": 3, "validTo": None,
+    "createdAt": CREATED, "updatedAt": UPDATED, "purgedAt": None,
+}
+EVENT = {
+    "type": "ItemsAdded", "aggregateVersion": 2, "version": 1, "timestamp": CREATED, "actor": "alice",
+    "reason": "first batch",
+    "payload": {"items": [{"id": ITEM_ID, "externalId": "q-17", "input": ITEM["input"],
+                           "expectedOutput": ITEM["expectedOutput"], "metadata": ITEM["metadata"]}]},
+}
+SCORE_SUMMARY = {"exact-match": {"count": 120, "mean": 0.85, "median": 1.0, "std": 0.36, "min": 0.0, "max": 1.0,
+                                 "passRate": 0.85, "errorCount": 0}}
+RUN = {
+    "id": RUN_ID, "datasetId": DATASET_ID, "datasetVersion": 3, "name": "gpt baseline", "status": "completed",
+    "callerDriven": False, "target": {"type": "registered", "name": "my-model"}, "scorers": ["exact-match"],
+    "settings": {"maxConcurrency": 8, "itemTimeoutMs": 60000, "maxRetries": 2, "repetitions": 1},
+    "metadata": {}, "totalItems": 120, "repetitions": 1, "expectedResults": 120, "succeededCount": 119,
+    "failedCount": 1, "pendingCount": 0, "skippedCount": 0, "error": None, "createdAt": CREATED,
+    "startedAt": CREATED, "finishedAt": UPDATED, "progress": {"done": 120, "total": 120, "fraction": 1.0},
+    "scoreSummary": SCORE_SUMMARY,
+}
+SCORER_COMPARISON = {
+    "pairedItems": 120, "meanA": 0.85, "meanB": 0.9, "delta": 0.05,
+    "confidenceInterval": {"low": 0.01, "high": 0.09}, "pValue": 0.02, "test": "paired t-test", "improved": 9,
+    "regressed": 3, "unchanged": 108, "threshold": {"value": 0.0, "direction": "higher-is-better"},
+    "verdict": "improved",
+}
+COMPARISON = {
+    "runIdA": RUN_ID, "runIdB": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "datasetVersionA": 3, "datasetVersionB": 3,
+    "partial": False, "alpha": 0.05, "pairedItems": 120, "onlyInA": 0, "onlyInB": 0, "hasRegression": False,
+    "scorers": {"exact-match": SCORER_COMPARISON}, "latency": {"p50": {"a": 410.0, "b": 380.0}},
+    "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved"}],
+    "itemsPagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False},
+}
+PROJECTION = {"name": "datasets", "position": 5120, "head": 5120, "lag": 0, "running": True, "lastError": None}
+REBUILD_REPORT = {"projection": "datasets", "position": 5120, "events": 5120, "seconds": 0.21,
+                  "eventsPerSecond": 24381}
+
+# By the name of the response model's schema in the document.
+EXAMPLES: dict[str, Any] = {
+    "Health": {"status": "ok", "database": "postgresql://evalledger@127.0.0.1:5432/evalledger",
+               "projections": [PROJECTION]},
+    "Dataset": DATASET,
+    "DatasetWritten": DATASET,
+    "DatasetList": {"datasets": [DATASET], "pagination": PAGINATION},
+    "DatasetDeleted": {"datasetId": DATASET_ID, "version": 3, "deleted": True},
+    "Item": ITEM,
+    "ItemList": {"items": [ITEM], "version": 3, "pagination": PAGINATION},
+    "ItemWritten": {"datasetId": DATASET_ID, "version": 3, "changed": True, "item": ITEM},
+    "ItemsWritten": {"datasetId": DATASET_ID, "version": 3, "count": 1,
+                     "items": [{"id": ITEM_ID, "externalId": "q-17"}]},
+    "ItemsDeleted": {"datasetId": DATASET_ID, "version": 4, "count": 1, "itemIds": [ITEM_ID]},
+    "ItemPurged": {"datasetId": DATASET_ID, "itemId": ITEM_ID, "purgedAt": UPDATED, "changed": True,
+                   "aggregateVersion": 7},
+    "ItemHistory": {"itemId": ITEM_ID, "history": [{**ITEM, "deleted": False}]},
+    "VersionList": {"versions": [{"version": 3, "createdAt": UPDATED, "added": 0, "updated": 1, "removed": 0,
+                                  "itemCount": 120, "actor": "alice", "reason": "fix the answer"}],
+                    "pagination": PAGINATION},
+    "Diff": {"datasetId": DATASET_ID, "fromVersion": 2, "toVersion": 3,
+             "summary": {"added": 0, "removed": 0, "changed": 1},
+             "changes": [{"itemId": ITEM_ID, "change": "changed",
+                          "changes": [{"field": "expectedOutput.answer", "before": "paris", "after": "Paris"}],
+                          "before": {**ITEM, "expectedOutput": {"answer": "paris"}, "version": 1,
+                                     "validFrom": 1, "validTo": 3},
+                          "after": ITEM}],
+             "pagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False}},
+    "EventList": {"events": [EVENT], "nextAfter": None, "pagination": PAGINATION},
+    "EventFeed": {"events": [{**EVENT, "position": 42, "aggregateId": DATASET_ID, "aggregateType": "Dataset"}],
+                  "nextAfter": None, "head": 42},
+    "Run": RUN,
+    "RunList": {"runs": [RUN], "pagination": PAGINATION},
+    "RunResultList": {
+        "results": [{"itemId": ITEM_ID, "repetition": 0, "status": "succeeded", "input": ITEM["input"],
+                     "expectedOutput": ITEM["expectedOutput"], "itemMetadata": ITEM["metadata"],
+                     "output": {"answer": "Paris"}, "error": None, "latencyMs": 412.5, "attempt": 1,
+                     "retryErrors": [], "traceId": None,
+                     "scores": [{"scorerId": "exact-match", "score": 1.0, "reason": None, "error": None}],
+                     "startedAt": CREATED, "recordedAt": CREATED}],
+        "pagination": PAGINATION},
+    "ResultsAccepted": {"runId": RUN_ID, "accepted": 1, "aggregateVersion": 5},
+    "RunAnalytics": {"runId": RUN_ID, "status": "completed", "partial": False, "threshold": 0.5, "results": 120,
+                     "succeeded": 119, "failed": 1, "successRate": 0.9917,
+                     "latencyMs": {"p50": 410.0, "p95": 820.0, "p99": 1310.0, "mean": 455.2, "max": 1500.0},
+                     "scorers": SCORE_SUMMARY},
+    "Comparison": COMPARISON,
+    "Catalog": {"builtin": [{"name": "exact-match", "description": "1 if the output equals the expected output"}],
+                "registered": []},
+    "ImportResult": {"datasetId": DATASET_ID, "format": "csv", "mode": "append", "rows": 2, "validRows": 2,
+                     "invalidRows": 0, "errors": [], "warnings": [], "version": 4, "newVersion": True, "added": 2,
+                     "updated": 0, "removed": 0, "unchanged": 0, "skippedRows": []},
+    "ProjectionList": {"projections": [{**PROJECTION, "rebuild": None}]},
+    "RebuildReport": REBUILD_REPORT,
+    "RebuildState": {"projection": "datasets", "state": "running", "startedAt": CREATED, "position": 2048,
+                     "head": 5120, "finishedAt": None, "report": None, "error": None},
+}

@@ -1,0 +1,57 @@
+"""The OpenAPI document as the service really answers: every error is a `Problem`
+served as `application/problem+json` (FastAPI would declare them `application/json`, and
+its own 422 schema, which this service never sends), every operation may answer 400
+(an unknown or invalid query parameter) and 413 (a body over the limit), and each JSON answer
+shows an example (examples.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from evalledger.api.examples import EXAMPLES
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+ALWAYS = {
+    "400": "Malformed JSON, or invalid or unknown query parameters",
+    "413": "Body over the size limit",
+}
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes, tags=app.openapi_tags)
+            app.openapi_schema = as_served(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def as_served(schema: dict[str, Any]) -> dict[str, Any]:
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in ALWAYS.items():
+                responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    response["content"] = {"application/problem+json": {"schema": PROBLEM_REF}}
+                elif "application/json" in response.get("content", {}):
+                    content = response["content"]["application/json"]
+                    example = EXAMPLES.get(_model_name(content.get("schema", {})))
+                    if example is not None:
+                        content["example"] = example
+    schemas = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return schema
+
+
+def _model_name(schema: dict[str, Any]) -> str:
+    """The component a response schema refers to (the first, for a union)."""
+    ref = schema.get("$ref") or next((option.get("$ref") for option in schema.get("anyOf", [])), None) or ""
+    return ref.rsplit("/", 1)[-1]
