@@ -55,7 +55,7 @@ def test_datasets_are_created_listed_shown_and_deleted_with_who_and_why(service:
 
 
 def events_of_deleted(service: Service, dataset_id: str) -> str:
-    feed = service.client.request("GET", "/api/events", params={"perPage": 1000})["events"]
+    feed = service.client.request("GET", "/api/events", params={"limit": 1000})["events"]
     return [e for e in feed if e.get("aggregateId") == dataset_id or e.get("datasetId") == dataset_id][-1]["actor"]
 
 

@@ -6,16 +6,16 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic.alias_generators import to_camel
 
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
 from evalledger.api.paging import After, Page, pagination, per_page as per_page_param
 from evalledger.api.routing import Route
 from evalledger.bootstrap import Ledger
-from evalledger.domain.content import ItemContent, decode_content
-from evalledger.domain.datasets import ItemChange, NewItem
+from evalledger.domain.content import ItemContent
+from evalledger.domain.datasets import NewItem
 from evalledger.domain.errors import InvalidRequestError
+from evalledger.service_layer.events import stream_page
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.Problem, "description": description}
@@ -71,27 +71,14 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                        reason: Reason = None) -> Any:
         """A new, empty dataset at version 0. `inputSchema` and `expectedOutputSchema` (JSON Schemas) are checked
         against every item added later."""
-        written = ledger.datasets.create_dataset(
-            name=body.name,
-            description=body.description,
-            metadata=body.metadata,
-            input_schema=body.input_schema,
-            expected_output_schema=body.expected_output_schema,
-            actor=actor,
-            reason=reason,
+        return ledger.dataset_use_cases.create_dataset(
+            name=body.name, description=body.description, metadata=body.metadata, input_schema=body.input_schema,
+            expected_output_schema=body.expected_output_schema, actor=actor, reason=reason,
         )
-        ledger.read_your_writes(written)
-        return ledger.dataset_queries.get_dataset(written.aggregate_id)
 
     @router.get("/{dataset_id:uuid}", response_model=models.Dataset, summary="Get a dataset")
     def get_dataset(dataset_id: UUID, ledger: LedgerDep) -> Any:
         """The dataset's details, its current version and its item count."""
-        return ledger.dataset_queries.get_dataset(dataset_id)
-
-    def change_details(ledger: Ledger, dataset_id: UUID, changes: dict[str, Any], actor: str,
-                       reason: str | None) -> Any:
-        written = ledger.datasets.change_details(dataset_id, changes, actor=actor, reason=reason)
-        ledger.read_your_writes(written)
         return ledger.dataset_queries.get_dataset(dataset_id)
 
     @router.put("/{dataset_id:uuid}", response_model=models.DatasetWritten,
@@ -100,7 +87,8 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                         actor: Actor = "anonymous", reason: Reason = None) -> Any:
         """Sets every detail (name, description, metadata, schemas); those left out take their defaults. A new
         schema must hold for the current items (else 422)."""
-        return change_details(ledger, dataset_id, body.model_dump(by_alias=True), actor, reason)
+        return ledger.dataset_use_cases.change_details(dataset_id, body.model_dump(by_alias=True), actor=actor,
+                                                       reason=reason)
 
     @router.patch("/{dataset_id:uuid}", response_model=models.DatasetWritten,
                   summary="Change some of a dataset's details (does not change its version)")
@@ -108,16 +96,14 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                       actor: Actor = "anonymous", reason: Reason = None) -> Any:
         """Changes only the details given; `null` clears a schema. Details are not versioned: the version stays."""
         changes = body.model_dump(by_alias=True, include=body.model_fields_set)
-        return change_details(ledger, dataset_id, changes, actor, reason)
+        return ledger.dataset_use_cases.change_details(dataset_id, changes, actor=actor, reason=reason)
 
     @router.delete("/{dataset_id:uuid}", response_model=models.DatasetDeleted,
                    summary="Delete a dataset (its events stay in the store)")
     def delete_dataset(dataset_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
                        reason: Reason = None) -> Any:
         """The dataset disappears from the API; its events stay in the store (see `/api/events`)."""
-        written = ledger.datasets.delete_dataset(dataset_id, actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        return {"datasetId": dataset_id, "version": written.dataset_version, "deleted": True}
+        return ledger.dataset_use_cases.delete_dataset(dataset_id, actor=actor, reason=reason)
 
     # -- items ------------------------------------------------------------------------------
 
@@ -154,10 +140,10 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     def add_item(dataset_id: UUID, body: models.ItemCreate, ledger: LedgerDep, actor: Actor = "anonymous",
                  reason: Reason = None) -> Any:
         """Adds one item; the dataset moves to a new version, which the answer names with the stored item."""
-        written = ledger.datasets.add_items(dataset_id, [new_item(body)], actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        item = ledger.dataset_queries.get_item(dataset_id, UUID(written.items[0].id), written.dataset_version)
-        return {"datasetId": dataset_id, "version": written.dataset_version, "changed": True, "item": item}
+        return ledger.dataset_use_cases.add_item(
+            dataset_id, input=body.input, expected_output=body.expected_output, metadata=body.metadata,
+            external_id=body.external_id, actor=actor, reason=reason,
+        )
 
     @router.post("/{dataset_id:uuid}/items/batch", status_code=201, response_model=models.ItemsWritten,
                  summary="Add many items (one new version for the whole batch)")
@@ -165,19 +151,9 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                   actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
         """Adds up to the batch limit of items at once, all in one new version; all or nothing."""
         check_batch(len(body.items))
-        written = ledger.datasets.add_items(
-            dataset_id, [new_item(item) for item in body.items], actor=actor, reason=reason
-        )
-        ledger.read_your_writes(written)
-        return JSONBody(
-            {
-                "datasetId": dataset_id,
-                "version": written.dataset_version,
-                "count": len(written.items),
-                "items": [{"id": item.id, "externalId": item.external_id} for item in written.items],
-            },
-            status_code=201,
-        )
+        answer = ledger.dataset_use_cases.add_items(dataset_id, [new_item(item) for item in body.items], actor=actor,
+                                                    reason=reason)
+        return JSONBody(answer, status_code=201)
 
     @router.delete("/{dataset_id:uuid}/items/batch", response_model=models.ItemsDeleted,
                    summary="Delete many items (one new version)")
@@ -185,11 +161,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                      actor: Actor = "anonymous", reason: Reason = None) -> Any:
         """Deletes the named items in one new version; the items stay readable at earlier versions."""
         check_batch(len(body.item_ids))
-        ids = [str(item_id) for item_id in body.item_ids]
-        written = ledger.datasets.delete_items(dataset_id, ids, actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        unique = list(dict.fromkeys(ids))
-        return {"datasetId": dataset_id, "version": written.dataset_version, "count": len(unique), "itemIds": unique}
+        return ledger.dataset_use_cases.delete_items(dataset_id, body.item_ids, actor=actor, reason=reason)
 
     @router.get("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.Item, summary="Get an item at a version")
     def get_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, version: Version = None,
@@ -205,28 +177,15 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                    actor: Actor = "anonymous", reason: Reason = None) -> Any:
         """Changes only the fields given, in one new version; when nothing changes, no version is made (`changed:
         false`)."""
-        given = {models.ItemPatch.model_fields[name].alias for name in body.model_fields_set}
-        change = ItemChange(
-            item_id=str(item_id),
-            input=body.input,
-            expected_output=body.expected_output,
-            metadata=body.metadata,
-            external_id=body.external_id,
-            fields=frozenset(given),
-        )
-        written = ledger.datasets.update_items(dataset_id, [change], actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        item = ledger.dataset_queries.get_item(dataset_id, item_id, written.dataset_version)
-        return {"datasetId": dataset_id, "version": written.dataset_version, "changed": written.changed, "item": item}
+        fields = {name: getattr(body, name) for name in body.model_fields_set}
+        return ledger.dataset_use_cases.update_item(dataset_id, item_id, fields, actor=actor, reason=reason)
 
     @router.delete("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.ItemsDeleted,
                    summary="Delete an item (one new version)")
     def delete_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
                     reason: Reason = None) -> Any:
         """Deletes one item in a new version; it stays readable at earlier versions."""
-        written = ledger.datasets.delete_items(dataset_id, [str(item_id)], actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        return {"datasetId": dataset_id, "version": written.dataset_version, "count": 1, "itemIds": [item_id]}
+        return ledger.dataset_use_cases.delete_items(dataset_id, [item_id], actor=actor, reason=reason)
 
     @router.delete("/{dataset_id:uuid}/items/{item_id:uuid}/purge", response_model=models.ItemPurged,
                    summary="Erase an item's content from every version, export and run result")
@@ -237,15 +196,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         dump. Its id, externalId, versions, counts and run scores stay. Later updates of the
         item are refused (409 `item-purged`); it can still be deleted. Idempotent; works on
         deleted items and deleted datasets too."""
-        written = ledger.datasets.purge_item(dataset_id, str(item_id), actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        return {
-            "datasetId": dataset_id,
-            "itemId": item_id,
-            "purgedAt": ledger.dataset_queries.purged_at(dataset_id, item_id),
-            "changed": written.changed,
-            "aggregateVersion": written.aggregate_version,
-        }
+        return ledger.dataset_use_cases.purge_item(dataset_id, item_id, actor=actor, reason=reason)
 
     @router.get("/{dataset_id:uuid}/items/{item_id:uuid}/history", response_model=models.ItemHistory,
                 summary="Every revision of an item, newest first, deletions included")
@@ -300,74 +251,8 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         """The dataset's events, oldest first: who changed what, when and why. Page by `page` or by position
         (`after`), filter by `type` and time."""
         total = ledger.dataset_queries.dataset_row(dataset_id)["aggregate_version"]
-        return JSONBody(stream_page(ledger.datasets.events, dataset_id, total, page, per_page, after, types,
-                                    utc(since), utc(until)))
+        return JSONBody({**stream_page(ledger.datasets.events, dataset_id, total, page, per_page, after, types,
+                                    utc(since), utc(until)),
+                        "pagination": pagination(total, page, per_page)})
 
     return router
-
-
-def stream_page(events: Any, aggregate_id: UUID, total: int, page: int, per_page: int, after: int | None,
-                types: list[str] | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-    """One page of an aggregate's events, by page or after a position, with filters."""
-    start = after if after is not None else page * per_page
-    if not (types or since or until):
-        chosen = list(events.get(aggregate_id, gt=start, lte=start + per_page))
-        last = start + len(chosen)
-    else:
-        chosen, last = [], start
-        while len(chosen) < per_page and last < total:
-            chunk = list(events.get(aggregate_id, gt=last, lte=last + 1000))
-            if not chunk:
-                break
-            for event in chunk:
-                last = event.originator_version
-                if _matches(event, types, since, until):
-                    chosen.append(event)
-                    if len(chosen) == per_page:
-                        break
-    return {
-        "events": [event_wire(e) for e in chosen],
-        "nextAfter": last if last < total else None,
-        "pagination": pagination(total, page, per_page),
-    }
-
-
-def _matches(event: Any, types: list[str] | None, since: datetime | None, until: datetime | None) -> bool:
-    return (
-        (not types or type(event).__name__ in types)
-        and (since is None or event.timestamp >= since)
-        and (until is None or event.timestamp < until)
-    )
-
-
-_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor", "reason"}
-
-
-def event_wire(event: Any) -> dict[str, Any]:
-    state = vars(event)
-    payload: dict[str, Any] = {}
-    for key, value in state.items():
-        if key in _BASE_FIELDS or key == "dataset_version":
-            continue
-        if key == "items":
-            value = [
-                {"id": entry["id"], "externalId": entry.get("externalId"), **_content_wire(entry["content"])}
-                for entry in value
-            ]
-        payload[to_camel(key)] = value
-    return {
-        "type": type(event).__qualname__.split(".")[-1],
-        "aggregateVersion": event.originator_version,
-        "version": state.get("dataset_version", 0 if type(event).__name__ == "Created" else None),
-        "timestamp": event.timestamp,
-        "actor": state.get("actor", "anonymous"),
-        "reason": state.get("reason"),
-        "payload": payload,
-    }
-
-
-def _content_wire(encoded: dict[str, Any]) -> dict[str, Any]:
-    content = decode_content(encoded)
-    return {"input": content.input, "expectedOutput": content.expected_output, "metadata": content.metadata}
-
-

@@ -1,22 +1,21 @@
 """The audit log beyond one dataset: a run's own events, and the global feed of every
 event in log order for external consumers."""
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
 from evalledger.api import models
-from evalledger.api.datasets import PROBLEMS, LedgerDep, utc, event_wire, stream_page
-from evalledger.api.paging import MAX_POSITION
+from evalledger.api.datasets import PROBLEMS, LedgerDep, utc
 from evalledger.api.encoding import JSONBody, through
-from evalledger.api.paging import After, Page, per_page as per_page_param
+from evalledger.api.paging import MAX_POSITION, After, Page, pagination
+from evalledger.api.paging import per_page as per_page_param
 from evalledger.api.routing import Route
-from evalledger.domain.errors import InvalidRequestError, NotFoundError
+from evalledger.domain.errors import InvalidRequestError
 from evalledger.projections.datasets import DATASET_TOPICS
-from evalledger.projections.rebuild import Rebuilds
 from evalledger.projections.runs import RUN_TOPICS
+from evalledger.service_layer.events import event_wire, stream_page
 
 TOPICS_BY_TYPE: dict[str, list[str]] = {}
 for _topic in DATASET_TOPICS + RUN_TOPICS:
@@ -42,8 +41,9 @@ def build_router(max_per_page: int) -> APIRouter:
         """The run's events, oldest first: its creation, start, results and end. Page by `page` or by position
         (`after`), filter by `type` and time."""
         total = ledger.runs.get_run(run_id).version
-        return JSONBody(stream_page(ledger.runs.events, run_id, total, page, per_page, after, types, utc(since),
-                                    utc(until)))
+        return JSONBody({**stream_page(ledger.runs.events, run_id, total, page, per_page, after, types, utc(since),
+                                    utc(until)),
+                        "pagination": pagination(total, page, per_page)})
 
     @router.get("/api/events", response_model=models.EventFeed,
                 summary="Every event of every dataset and run, in log order (poll with `after`)")
@@ -82,10 +82,7 @@ def build_router(max_per_page: int) -> APIRouter:
     def projections(ledger: LedgerDep) -> Any:
         """Each read model's position in the event log, its lag, whether its follower runs, and its latest
         rebuild."""
-        rebuilds = ledger.rebuilds
-        return {"projections": [
-            {**follower.status(), "rebuild": None if rebuilds is None else rebuilds.latest(follower.name)}
-            for follower in ledger.followers]}
+        return {"projections": ledger.operations.projections()}
 
     @router.post("/api/projections/{name}/rebuild", response_model=models.RebuildReport,
                  responses={202: {"model": models.RebuildState, "description": "The rebuild runs in the background"}},
@@ -96,13 +93,8 @@ def build_router(max_per_page: int) -> APIRouter:
     def rebuild_projection(name: str, ledger: LedgerDep,
                            wait: Annotated[bool, Query(description="Answer once the rebuild is done")] = True,
                            ) -> Any:
-        follower = next((f for f in ledger.followers if f.name == name), None)
-        if follower is None:
-            raise NotFoundError(f"no projection named {name!r}; there are: "
-                                f"{', '.join(f.name for f in ledger.followers)}")
-        rebuilds = ledger.rebuilds or Rebuilds(ledger.connection)
         if wait:
-            return rebuilds.run(follower)
-        return through(models.RebuildState, {"projection": name, **rebuilds.start(follower)}, 202)
+            return ledger.operations.rebuild(name)
+        return through(models.RebuildState, ledger.operations.start_rebuild(name), 202)
 
     return router

@@ -15,7 +15,6 @@ from evalledger.api.encoding import JSONBody, dumps
 from evalledger.api.paging import Page, pagination, per_page as per_page_param
 from evalledger.api.routing import Route
 from evalledger.analysis.comparison import CompareOptions, Threshold
-from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunSettings
 from evalledger.execution.scorers import describe_builtin_scorers
 from evalledger.execution.targets import describe_builtin_targets
@@ -153,8 +152,6 @@ def build_router(max_per_page: int) -> APIRouter:
     def compare_runs(body: models.CompareRequest, ledger: LedgerDep) -> Any:
         """Compares a candidate run (`runIdB`) or several (`candidates`) with a baseline run item by item, per
         scorer, with a significance test, and says whether anything regressed."""
-        if (body.run_id_b is None) == (body.candidates is None):
-            raise InvalidRequestError("give either runIdB (one candidate) or candidates (several)")
         options = CompareOptions(
             thresholds={k: Threshold(v.value, v.direction) for k, v in body.thresholds.items()},
             alpha=body.alpha,
@@ -163,11 +160,8 @@ def build_router(max_per_page: int) -> APIRouter:
             items_per_page=body.items_per_page,
             item_status=body.item_status,
         )
-        if body.run_id_b is not None:
-            return ledger.comparer.compare(body.run_id_a, body.run_id_b, options)
-        comparisons = [ledger.comparer.compare(body.run_id_a, b, options) for b in body.candidates or []]
-        return {"runIdA": body.run_id_a, "hasRegression": any(c["hasRegression"] for c in comparisons),
-                "comparisons": comparisons}
+        return ledger.run_use_cases.compare(body.run_id_a, candidate=body.run_id_b, candidates=body.candidates,
+                                            options=options)
 
     @router.get("/api/targets", response_model=models.Catalog, summary="Target types and registered targets")
     def list_targets(ledger: LedgerDep) -> Any:

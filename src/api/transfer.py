@@ -16,17 +16,11 @@ from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import through
 from evalledger.api.routing import Route
-from evalledger.bootstrap import Ledger
-from evalledger.domain.content import ItemContent
-from evalledger.domain.datasets import NewItem
-from evalledger.domain.errors import DomainError, ExternalIdTakenError, InvalidRequestError, ItemPurgedError
+from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import declared_scorer_ids
+from evalledger.service_layer.transfer import column_roles, import_file
+from evalledger.transfer.copying import OnConflict
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items, export_results
-from evalledger.transfer.copying import OnConflict, settle_external_ids
-from evalledger.transfer.importing import ImportFileError, Remedy, detect_format, parse_mapping, read_items
-
-PREVIEW_ROWS = 20
-
 
 class DuplicateRequest(models.WireModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -71,43 +65,6 @@ async def _save_upload(request: Request, filename: str | None) -> tuple[Path, st
         path.unlink(missing_ok=True)
         raise
     return path, filename
-
-
-def _items_of(ledger: Ledger, dataset_id: UUID, version: int | None, item_ids: list[UUID] | None,
-              origin: dict[str, Any]) -> list[NewItem]:
-    """Items of a dataset version (all, or the named ones) as new items that record their origin.
-
-    Purged items have no content to copy: naming one is refused (409 item-purged); a copy of
-    a whole version leaves them out."""
-    at = ledger.dataset_queries.resolve_version(dataset_id, version)
-    wanted = {str(i) for i in item_ids} if item_ids is not None else None
-    items = []
-    for page in ledger.dataset_queries.iter_item_pages(dataset_id, at):
-        for item in page:
-            if wanted is not None and str(item["id"]) not in wanted:
-                continue
-            if item["purgedAt"] is not None:
-                if wanted is not None:
-                    raise ItemPurgedError(f"item {item['id']} was purged; there is no content to copy")
-                continue
-            items.append(NewItem(
-                content=ItemContent(item["input"], item["expectedOutput"], item["metadata"] or {}),
-                external_id=item["externalId"],
-                source={**origin, "datasetId": str(dataset_id), "version": at, "itemId": str(item["id"])},
-            ))
-    if wanted is not None and len(items) != len(wanted):
-        found = {item.source["itemId"] for item in items if item.source}
-        missing = sorted(wanted - found)
-        raise InvalidRequestError(f"{len(missing)} item(s) are not in dataset {dataset_id} at version {at}: "
-                                  f"{', '.join(missing[:10])}")
-    return items
-
-
-def _refusal(error: ImportFileError, kind: type[DomainError] = InvalidRequestError, **extra: Any) -> DomainError:
-    """An import refused: `detail` words the remedy as query parameters; `message` and
-    `remedy` carry them apart, so a client (the CLI) can word the remedy its own way."""
-    remedy = {"remedy": error.remedy.wire()} if error.remedy else {}
-    return kind(str(error), message=error.message, **remedy, **extra)
 
 
 def file_answer(formats: tuple[str, ...]) -> dict[str, Any]:
@@ -156,69 +113,20 @@ def build_router() -> APIRouter:
         actor: Actor = "anonymous",
         reason: Reason = None,
     ) -> Response:
-        dataset = await asyncio.to_thread(ledger.dataset_queries.dataset_row, dataset_id)
-        try:
-            roles = parse_mapping(mapping or [])
-        except ImportFileError as error:
-            raise _refusal(error) from None
+        """Validates every row, then writes the valid items as one new version (or only checks them with
+        `dryRun`)."""
+        await asyncio.to_thread(ledger.dataset_queries.dataset_row, dataset_id)  # 404 before the upload is read
+        column_roles(mapping)  # a malformed mapping is refused before the upload is read
         path, filename = await _save_upload(request, filename)
         try:
-            try:
-                kind = detect_format(filename, file_format)
-                report = await asyncio.to_thread(
-                    read_items, path, file_format=kind, filename=filename or f"upload.{kind}", mapping=roles,
-                    input_schema=dataset["input_schema"], expected_output_schema=dataset["expected_output_schema"],
-                )
-            except ImportFileError as error:
-                raise _refusal(error) from None
+            answer = await asyncio.to_thread(
+                import_file, ledger.dataset_use_cases, dataset_id, path, filename=filename, file_format=file_format,
+                mode=mode, dry_run=dry_run, skip_invalid=skip_invalid, mapping=mapping, actor=actor, reason=reason,
+            )
         finally:
             path.unlink(missing_ok=True)
-        summary: dict[str, Any] = {
-            "datasetId": dataset_id,
-            "format": report.format,
-            "mode": mode,
-            "rows": report.rows,
-            "validRows": len(report.items),
-            "invalidRows": len(report.invalid_rows),
-            "errors": report.errors,
-            "warnings": report.warnings,
-        }
-        if dry_run:
-            preview = [{"row": row, "input": item.content.input, "expectedOutput": item.content.expected_output,
-                        "metadata": item.content.metadata, "externalId": item.external_id}
-                       for row, item in report.items[:PREVIEW_ROWS]]
-            return through(models.ImportResult, {**summary, "dryRun": True, "preview": preview}, 200)
-        if report.errors and not skip_invalid:
-            first = report.errors[0]
-            raise _refusal(ImportFileError(
-                f"{len(report.invalid_rows)} invalid row(s); nothing was imported. First: row {first['row']} "
-                f"{first['field']}: {first['message']}", Remedy("skipInvalid", "true", "to import the valid rows")),
-                errors=[{"field": f"row {e['row']}/{e['field']}".rstrip("/"), "message": e["message"]}
-                        for e in report.errors[:100]],
-                rows=report.errors, warnings=report.warnings or None,
-            )
-        if not report.items and mode != "replace":
-            raise InvalidRequestError("the file holds no valid rows; nothing to import")
-        items = [item for _, item in report.items]
-        try:
-            written, outcome = await asyncio.to_thread(
-                ledger.datasets.import_items, dataset_id, items, mode=mode, actor=actor, reason=reason, checked=True
-            )
-        except ExternalIdTakenError as error:
-            message = error.detail.partition("; import with mode=upsert")[0]
-            raise _refusal(ImportFileError(message, Remedy("mode", "upsert", "to update those items")),
-                           ExternalIdTakenError) from None
-        await asyncio.to_thread(ledger.read_your_writes, written)
-        return through(models.ImportResult, {
-            **summary,
-            "version": written.dataset_version,
-            "newVersion": written.changed,
-            "added": len(outcome.added),
-            "updated": len(outcome.updated),
-            "removed": len(outcome.removed),
-            "unchanged": outcome.unchanged,
-            "skippedRows": sorted(report.invalid_rows) if skip_invalid else [],
-        }, 201 if written.changed else 200)
+        created = not dry_run and answer["newVersion"]
+        return through(models.ImportResult, answer, 201 if created else 200)
 
     @router.get("/api/datasets/{dataset_id:uuid}/items/export", summary="Export a version's items (streamed)",
                 response_class=StreamingResponse, responses={200: file_answer(("csv", "json", "jsonl"))})
@@ -262,32 +170,15 @@ def build_router() -> APIRouter:
                   reason: Reason = None) -> Any:
         """A new dataset with the details and the items of a version of this one; each item records where it came
         from."""
-        source = ledger.dataset_queries.dataset_row(dataset_id)
-        items = _items_of(ledger, dataset_id, body.version, None, {"kind": "duplicate"})
-        created = ledger.datasets.create_dataset(
-            name=body.name or f"{source['name']} (copy)", description=source["description"],
-            metadata={**source["metadata"], "duplicatedFrom": {"datasetId": str(dataset_id)}},
-            input_schema=source["input_schema"], expected_output_schema=source["expected_output_schema"],
-            actor=actor, reason=reason,
-        )
-        written = created
-        if items:
-            written, _ = ledger.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
-                                                      reason=reason)
-        ledger.read_your_writes(written)
-        return ledger.dataset_queries.get_dataset(created.aggregate_id)
+        return ledger.dataset_use_cases.duplicate_dataset(dataset_id, name=body.name, version=body.version,
+                                                          actor=actor, reason=reason)
 
     @router.post("/api/datasets/{dataset_id:uuid}/items/{item_id:uuid}/duplicate", status_code=201,
                  response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
     def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
                        reason: Reason = None) -> Any:
         """A copy of one item in the same dataset (without its externalId), in a new version."""
-        [item] = _items_of(ledger, dataset_id, None, [item_id], {"kind": "duplicate"})
-        copy = NewItem(content=item.content, external_id=None, source=item.source)
-        written = ledger.datasets.add_items(dataset_id, [copy], actor=actor, reason=reason)
-        ledger.read_your_writes(written)
-        return {"datasetId": dataset_id, "version": written.dataset_version, "count": 1,
-                "items": [{"id": written.items[0].id, "externalId": None}]}
+        return ledger.dataset_use_cases.duplicate_item(dataset_id, item_id, actor=actor, reason=reason)
 
     @router.post("/api/datasets/{dataset_id:uuid}/items/copy", status_code=201, response_model=models.ItemsWritten,
                  summary="Copy selected items into another dataset (one version there)")
@@ -295,41 +186,21 @@ def build_router() -> APIRouter:
                    reason: Reason = None) -> Any:
         """Copies the named items of a version into another dataset, in one new version there; each copy records
         its origin."""
-        items = _items_of(ledger, dataset_id, body.version, body.item_ids, {"kind": "copy"})
-        for attempt in range(3):  # the target may take an externalId between the check and the write
-            taken = ledger.datasets.get_dataset(body.target_dataset_id).external_ids
-            copied, skipped = settle_external_ids(items, taken, body.target_dataset_id, body.on_conflict)
-            if not copied:
-                written = None
-                break
-            try:
-                written, _ = ledger.datasets.import_items(body.target_dataset_id, copied, mode="append",
-                                                          actor=actor, reason=reason)
-                break
-            except ExternalIdTakenError:
-                if attempt == 2:
-                    raise
-        if written is None:  # every item was skipped: nothing written, no new version
-            version = ledger.dataset_queries.resolve_version(body.target_dataset_id, None)
-            return JSONBody({"datasetId": body.target_dataset_id, "version": version, "count": 0, "items": [],
-                             "skippedItemIds": skipped})
-        ledger.read_your_writes(written)
-        return {"datasetId": body.target_dataset_id, "version": written.dataset_version,
-                "count": len(written.items),
-                "items": [{"id": i.id, "externalId": i.external_id} for i in written.items],
-                "skippedItemIds": skipped}
+        answer = ledger.dataset_use_cases.copy_items(
+            dataset_id, target_dataset_id=body.target_dataset_id, item_ids=body.item_ids, version=body.version,
+            on_conflict=body.on_conflict, actor=actor, reason=reason,
+        )
+        return through(models.ItemsWritten, answer, 201 if answer["count"] else 200)
 
     @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
                  summary="A new dataset from selected items of another")
     def from_items(body: FromItemsRequest, ledger: LedgerDep, actor: Actor = "anonymous",
                    reason: Reason = None) -> Any:
         """A new dataset holding copies of the named items of another dataset's version."""
-        items = _items_of(ledger, body.source_dataset_id, body.version, body.item_ids, {"kind": "copy"})
-        created = ledger.datasets.create_dataset(name=body.name, actor=actor, reason=reason)
-        written, _ = ledger.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
-                                                  reason=reason)
-        ledger.read_your_writes(written)
-        return ledger.dataset_queries.get_dataset(created.aggregate_id)
+        return ledger.dataset_use_cases.dataset_from_items(
+            name=body.name, source_dataset_id=body.source_dataset_id, item_ids=body.item_ids, version=body.version,
+            actor=actor, reason=reason,
+        )
 
     return router
 

@@ -109,21 +109,17 @@ def audit_verify(
     with the read models. Exits 1 and names each difference."""
     from uuid import UUID
 
-    from evalledger.audit import all_dataset_ids, all_run_ids, verify_dataset, verify_run
-
     ledger = _ledger(database_url, data_dir)
+    counts: dict[str, int] = {}
     try:
-        for follower in ledger.followers:
-            follower.catch_up()
-        datasets = [UUID(dataset)] if dataset else all_dataset_ids(ledger)
-        runs = [] if dataset else all_run_ids(ledger)
-        findings = [f for d in datasets for f in verify_dataset(ledger, d)]
-        findings += [f for r in runs for f in verify_run(ledger, r)]
+        findings = ledger.operations.verify([UUID(dataset)] if dataset else None,
+                                            progress=lambda datasets=None, runs=None, **_: counts.update(
+                                                {} if datasets is None else {"datasets": datasets, "runs": runs}))
     finally:
         ledger.close()
     for finding in findings:
         console.print(f"[bold red]DIFFERENT[/] {finding}")
-    console.print(f"checked {len(datasets)} dataset(s) and {len(runs)} run(s): "
+    console.print(f"checked {counts.get('datasets', 0)} dataset(s) and {counts.get('runs', 0)} run(s): "
                   + ("[bold red]differences found[/]" if findings else "[green]read models match the log[/]"))
     if findings:
         raise typer.Exit(code=1)

@@ -9,10 +9,13 @@ from uuid import UUID
 from evalledger.domain.applications import Datasets, Written
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
-from evalledger.domain.errors import InvalidRequestError, ItemPurgedError
+from evalledger.domain.errors import ExternalIdTakenError, InvalidRequestError, ItemPurgedError
 from evalledger.projections.dataset_queries import DatasetQueries
+from evalledger.transfer.copying import OnConflict, settle_external_ids
 
-ITEM_FIELDS = frozenset({"input", "expectedOutput", "metadata", "externalId"})
+ITEM_FIELDS = frozenset({"input", "expected_output", "metadata", "external_id"})
+# How often a copy is tried again when the target takes an externalId between the check and the write.
+COPY_ATTEMPTS = 3
 
 
 @dataclass
@@ -63,16 +66,25 @@ class DatasetUseCases:
         item = self.queries.get_item(dataset_id, UUID(written.items[0].id), written.dataset_version)
         return {"datasetId": dataset_id, "version": written.dataset_version, "changed": True, "item": item}
 
+    def add_items(self, dataset_id: UUID, items: list[NewItem], *, actor: str,
+                  reason: str | None = None) -> dict[str, Any]:
+        """Many items, one new version for the batch; all or nothing."""
+        written = self._settled(self.datasets.add_items(dataset_id, items, actor=actor, reason=reason))
+        return {"datasetId": dataset_id, "version": written.dataset_version, "count": len(written.items),
+                "items": [{"id": item.id, "externalId": item.external_id} for item in written.items]}
+
     def update_item(self, dataset_id: UUID, item_id: UUID, fields: dict[str, Any], *, actor: str,
                     reason: str | None = None) -> dict[str, Any]:
-        """Change the fields named in `fields` (wire names: input, expectedOutput, metadata,
-        externalId); one new version, none when nothing changes."""
+        """Change the fields named in `fields` (input, expected_output, metadata, external_id);
+        one new version, none when nothing changes."""
         unknown = set(fields) - ITEM_FIELDS
         if unknown:
             raise InvalidRequestError(f"unknown item field(s): {', '.join(sorted(unknown))}")
         change = ItemChange(
-            item_id=str(item_id), input=fields.get("input"), expected_output=fields.get("expectedOutput"),
-            metadata=fields.get("metadata"), external_id=fields.get("externalId"), fields=frozenset(fields),
+            item_id=str(item_id), input=fields.get("input"), expected_output=fields.get("expected_output"),
+            metadata=fields.get("metadata"), external_id=fields.get("external_id"),
+            fields=frozenset({"expectedOutput" if f == "expected_output" else "externalId" if f == "external_id"
+                              else f for f in fields}),
         )
         written = self._settled(self.datasets.update_items(dataset_id, [change], actor=actor, reason=reason))
         item = self.queries.get_item(dataset_id, item_id, written.dataset_version)
@@ -85,6 +97,12 @@ class DatasetUseCases:
         written = self._settled(self.datasets.delete_items(dataset_id, ids, actor=actor, reason=reason))
         unique = list(dict.fromkeys(ids))
         return {"datasetId": dataset_id, "version": written.dataset_version, "count": len(unique), "itemIds": unique}
+
+    def purge_item(self, dataset_id: UUID, item_id: UUID, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Erase an item's content everywhere (crypto-shredding); idempotent."""
+        written = self._settled(self.datasets.purge_item(dataset_id, str(item_id), actor=actor, reason=reason))
+        return {"datasetId": dataset_id, "itemId": item_id, "purgedAt": self.queries.purged_at(dataset_id, item_id),
+                "changed": written.changed, "aggregateVersion": written.aggregate_version}
 
     # -- copies (the same semantics and answers as the JSON API's transfer routes) ----------
 
@@ -135,14 +153,37 @@ class DatasetUseCases:
         self._settled(written)
         return self.queries.get_dataset(created.aggregate_id)
 
+    def duplicate_item(self, dataset_id: UUID, item_id: UUID, *, actor: str,
+                       reason: str | None = None) -> dict[str, Any]:
+        """A copy of one item in its own dataset (without its externalId), in a new version."""
+        [item] = self.items_of(dataset_id, None, [item_id], {"kind": "duplicate"})
+        copy = NewItem(content=item.content, external_id=None, source=item.source)
+        return self.add_items(dataset_id, [copy], actor=actor, reason=reason)
+
     def copy_items(self, dataset_id: UUID, *, target_dataset_id: UUID, item_ids: list[UUID],
-                   version: int | None = None, actor: str, reason: str | None = None) -> dict[str, Any]:
-        """Copy selected items into another dataset (one version there)."""
+                   version: int | None = None, on_conflict: OnConflict = "refuse", actor: str,
+                   reason: str | None = None) -> dict[str, Any]:
+        """Copy selected items into another dataset (one version there). Items whose externalId
+        the target already uses are refused, skipped or copied without it (`on_conflict`)."""
         items = self.items_of(dataset_id, version, item_ids, {"kind": "copy"})
-        written, _ = self.datasets.import_items(target_dataset_id, items, mode="append", actor=actor, reason=reason)
-        self._settled(written)
-        return {"datasetId": target_dataset_id, "version": written.dataset_version, "count": len(written.items),
-                "items": [{"id": i.id, "externalId": i.external_id} for i in written.items]}
+        for attempt in range(COPY_ATTEMPTS):
+            taken = self.datasets.get_dataset(target_dataset_id).external_ids
+            copied, skipped = settle_external_ids(items, taken, target_dataset_id, on_conflict)
+            if not copied:  # every item was skipped: nothing written, no new version
+                return {"datasetId": target_dataset_id, "version": self.queries.resolve_version(target_dataset_id),
+                        "count": 0, "items": [], "skippedItemIds": skipped}
+            try:
+                written, _ = self.datasets.import_items(target_dataset_id, copied, mode="append", actor=actor,
+                                                        reason=reason)
+            except ExternalIdTakenError:
+                if attempt == COPY_ATTEMPTS - 1:
+                    raise
+                continue
+            self._settled(written)
+            return {"datasetId": target_dataset_id, "version": written.dataset_version, "count": len(written.items),
+                    "items": [{"id": i.id, "externalId": i.external_id} for i in written.items],
+                    "skippedItemIds": skipped}
+        raise AssertionError("unreachable")
 
     def dataset_from_items(self, *, name: str, source_dataset_id: UUID, item_ids: list[UUID],
                            version: int | None = None, actor: str, reason: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,6 @@
-"""Import use case: a CSV / JSON / JSONL file on disk into a dataset as one version, with the
-same rules and answer as `POST /api/datasets/{id}/items/import`. Synchronous on purpose:
-callers on the event loop run it in a thread (asyncio.to_thread) so a big file never
-blocks other requests."""
+"""Import use case: a CSV / JSON / JSONL file on disk into a dataset as one version. The JSON
+API and the web UI both call it. Synchronous on purpose: callers on the event loop run it in
+a thread (asyncio.to_thread) so a big file never blocks other requests."""
 
 from __future__ import annotations
 
@@ -9,12 +8,27 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from evalledger.domain.errors import InvalidRequestError
+from evalledger.domain.errors import DomainError, ExternalIdTakenError, InvalidRequestError
 from evalledger.service_layer.datasets import DatasetUseCases
-from evalledger.transfer.importing import ImportFileError, detect_format, parse_mapping, read_items
+from evalledger.transfer.importing import ImportFileError, Remedy, detect_format, parse_mapping, read_items
 
 PREVIEW_ROWS = 20
 MODES = ("append", "upsert", "replace")
+
+
+def refusal(error: ImportFileError, kind: type[DomainError] = InvalidRequestError, **extra: Any) -> DomainError:
+    """An import refused: `detail` words the remedy as API query parameters; `message` and
+    `remedy` carry them apart, so a client (the CLI, the UI) can word the remedy its own way."""
+    remedy = {"remedy": error.remedy.wire()} if error.remedy else {}
+    return kind(str(error), message=error.message, **remedy, **extra)
+
+
+def column_roles(mapping: list[str] | None) -> dict[str, str]:
+    """`column=role` pairs as a mapping; a malformed one is refused (422)."""
+    try:
+        return parse_mapping(mapping or [])
+    except ImportFileError as error:
+        raise refusal(error) from None
 
 
 def import_file(
@@ -32,20 +46,20 @@ def import_file(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Validate every row, then (unless `dry_run`) write the valid items as one version.
-    Rows with errors refuse the whole import unless `skip_invalid`. The answer is the API's
-    import summary (`dryRun` and `preview` for a dry run; counts and `version` otherwise)."""
+    Rows with errors refuse the whole import unless `skip_invalid`. The answer is the import
+    summary (`dryRun` and `preview` for a dry run; counts and `version` otherwise)."""
     if mode not in MODES:
         raise InvalidRequestError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    roles = column_roles(mapping)
     dataset = cases.queries.dataset_row(dataset_id)
     try:
-        roles = parse_mapping(mapping or [])
         kind = detect_format(filename, file_format)
         report = read_items(
             path, file_format=kind, filename=filename or f"upload.{kind}", mapping=roles,
             input_schema=dataset["input_schema"], expected_output_schema=dataset["expected_output_schema"],
         )
     except ImportFileError as error:
-        raise InvalidRequestError(str(error)) from None
+        raise refusal(error) from None
     summary: dict[str, Any] = {
         "datasetId": dataset_id,
         "format": report.format,
@@ -63,18 +77,24 @@ def import_file(
         return {**summary, "dryRun": True, "preview": preview}
     if report.errors and not skip_invalid:
         first = report.errors[0]
-        raise InvalidRequestError(
-            f"{len(report.invalid_rows)} invalid row(s); nothing was imported. First: row {first['row']} "
-            f"{first['field']}: {first['message']} (pass skipInvalid=true to import the valid rows)",
+        raise refusal(
+            ImportFileError(f"{len(report.invalid_rows)} invalid row(s); nothing was imported. First: row "
+                            f"{first['row']} {first['field']}: {first['message']}",
+                            Remedy("skipInvalid", "true", "to import the valid rows")),
             errors=[{"field": f"row {e['row']}/{e['field']}".rstrip("/"), "message": e["message"]}
                     for e in report.errors[:100]],
-            rows=report.errors,
+            rows=report.errors, warnings=report.warnings or None,
         )
     if not report.items and mode != "replace":
         raise InvalidRequestError("the file holds no valid rows; nothing to import")
     items = [item for _, item in report.items]
-    written, outcome = cases.datasets.import_items(dataset_id, items, mode=mode, actor=actor, reason=reason,
-                                                   checked=True)
+    try:
+        written, outcome = cases.datasets.import_items(dataset_id, items, mode=mode, actor=actor, reason=reason,
+                                                       checked=True)
+    except ExternalIdTakenError as error:
+        message = error.detail.partition("; import with mode=upsert")[0]
+        raise refusal(ImportFileError(message, Remedy("mode", "upsert", "to update those items")),
+                      ExternalIdTakenError) from None
     cases.read_your_writes(written)
     return {
         **summary,

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from evalledger.api.datasets import event_wire
+from evalledger.service_layer.events import event_wire
 from evalledger.ui.app import PageRoute
 from evalledger.ui.datasets import PER_PAGE, PageParam, dataset_at, ledger_of
 from evalledger.ui.templating import templates

@@ -115,9 +115,9 @@ def _read_editor(form: Any) -> tuple[dict[str, str], dict[str, Any]]:
     values = {name: str(form.get(name) or "") for name in ("input", "expectedOutput", "metadata", "externalId")}
     fields = {
         "input": json_field(form, "input", label="Input", optional=False),
-        "expectedOutput": json_field(form, "expectedOutput", label="Expected output"),
+        "expected_output": json_field(form, "expectedOutput", label="Expected output"),
         "metadata": json_field(form, "metadata", label="Metadata") or {},
-        "externalId": text_field(form, "externalId", label="External id", max_length=256) or None,
+        "external_id": text_field(form, "externalId", label="External id", max_length=256) or None,
     }
     if not isinstance(fields["metadata"], dict):
         raise FormError("metadata", "Metadata must be a JSON object, e.g. {\"topic\": \"billing\"}")
@@ -189,8 +189,7 @@ async def add_item(request: Request, dataset_id: UUID) -> Response:
     try:
         values, fields = _read_editor(form)
         written = await asyncio.to_thread(
-            ledger_of(request).dataset_use_cases.add_item, dataset_id, input=fields["input"],
-            expected_output=fields["expectedOutput"], metadata=fields["metadata"], external_id=fields["externalId"],
+            ledger_of(request).dataset_use_cases.add_item, dataset_id, **fields,
             actor=actor_of(request), reason=text_field(form, "reason", label="Reason", max_length=2000) or None,
         )
     except FormError as error:
