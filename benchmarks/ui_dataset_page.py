@@ -15,7 +15,7 @@ from uuid import uuid4
 import pgserver
 from fastapi.testclient import TestClient
 
-from evalledger import database
+from evalledger.adapters import database
 from evalledger.api.app import create_app
 from evalledger.bootstrap import build_ledger
 from evalledger.domain.content import ItemContent

@@ -544,7 +544,7 @@ def main() -> None:
     log_size = {"edits": args.edits, "results": min(args.results, 10_000)}
 
     sys.path.insert(0, str(ROOT.parent))
-    from evalledger import database
+    from evalledger.adapters import database
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     url = os.environ.get("DATABASE_URL")

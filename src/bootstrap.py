@@ -14,9 +14,9 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_dumps, set_json_loads
 
-from evalledger import database, persistence
+from evalledger.adapters import database, persistence
 from evalledger.analysis.comparison import RunComparer
-from evalledger.domain.applications import Datasets, Runs, Written
+from evalledger.service_layer.applications import Datasets, Runs, Written
 from evalledger.projections.rebuild import Rebuilds
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView

@@ -21,7 +21,8 @@ import pytest
 import uvicorn
 from psycopg.sql import SQL, Identifier
 
-from evalledger import Client, database
+from evalledger import Client
+from evalledger.adapters import database
 from evalledger.api.app import create_app
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings

@@ -11,7 +11,7 @@ import psycopg
 from conftest import Service
 from psycopg.sql import SQL, Identifier
 
-from evalledger import database
+from evalledger.adapters import database
 
 
 def verify(service: Service, *args: str) -> subprocess.CompletedProcess[str]:

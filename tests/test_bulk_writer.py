@@ -11,7 +11,7 @@ import pytest
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from evalledger import database
+from evalledger.adapters import database
 from evalledger.projections.bulk import Writer
 from evalledger.settings import Settings
 

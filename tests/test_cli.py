@@ -22,7 +22,7 @@ import service_process
 from cli_runner import evalledger
 from service_process import ServiceProcess
 
-from evalledger import database
+from evalledger.adapters import database
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 

@@ -16,7 +16,7 @@ import service_process
 from cli_runner import evalledger
 from test_cli import cli_env, stop_embedded
 
-from evalledger import database
+from evalledger.adapters import database
 
 
 @pytest.fixture

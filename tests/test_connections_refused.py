@@ -20,7 +20,7 @@ import pytest
 from conftest import Service, running_service
 from psycopg.sql import SQL, Identifier, Literal
 
-from evalledger import database
+from evalledger.adapters import database
 from evalledger.execution.registry import registry
 from evalledger.settings import Settings
 

@@ -96,7 +96,7 @@ def test_content_sealed_as_one_json_object_still_opens(service: Service, databas
     texts (sealing.seal_content). Events sealed the old way, written here by hand with a
     real key, are read, projected, rebuilt and audited like new ones."""
     from evalledger.projections.rebuild import rebuild
-    from evalledger.sealing import seal
+    from evalledger.adapters.sealing import seal
 
     ledger = service.ledger
     dataset_id, item_id = uuid4(), str(uuid4())

@@ -12,7 +12,7 @@ import pytest
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
-from evalledger.item_keys import COPY_FROM, ItemKeys
+from evalledger.adapters.item_keys import COPY_FROM, ItemKeys
 from evalledger.settings import Settings
 
 

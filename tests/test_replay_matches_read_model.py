@@ -14,7 +14,7 @@ import psycopg
 from conftest import Service
 from psycopg.sql import SQL, Identifier
 
-from evalledger import database
+from evalledger.adapters import database
 from evalledger.domain.datasets import Dataset
 
 SEED = 20_240_611

@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from evalledger.database import DatabaseUnavailableError
+from evalledger.adapters.database import DatabaseUnavailableError
 from evalledger.settings import Settings
 
 cli = typer.Typer(help="evalledger: versioned LLM evaluation datasets and runs.", no_args_is_help=True)

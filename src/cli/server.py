@@ -20,7 +20,7 @@ from evalledger.cli.common import (
     out,
     settings_for,
 )
-from evalledger.database import DatabaseUnavailableError
+from evalledger.adapters.database import DatabaseUnavailableError
 from evalledger.settings import Settings
 
 @cli.command()
@@ -219,7 +219,7 @@ cli.add_typer(db_cli, name="db")
 def db_status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Whether the embedded PostgreSQL of --data-dir runs: its pid, socket and users.
     Exits 0 when it runs, 3 when it does not (as pg_ctl status)."""
-    from evalledger.database import embedded_server
+    from evalledger.adapters.database import embedded_server
 
     server = embedded_server(data_dir)
     if server is None:
@@ -238,7 +238,7 @@ def db_stop(
 ) -> None:
     """Stop exactly the embedded PostgreSQL of --data-dir (the pid in its postmaster.pid,
     checked to be that server), with PostgreSQL's fast shutdown. Nothing else is touched."""
-    from evalledger.database import embedded_server, stop_embedded
+    from evalledger.adapters.database import embedded_server, stop_embedded
 
     server = embedded_server(data_dir)
     if server is None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from evalledger.domain.applications import Runs, Written
+from evalledger.service_layer.applications import Runs, Written
 from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
 from evalledger.execution.registry import TargetContext

@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
-from evalledger.domain.applications import Runs, Written
+from evalledger.service_layer.applications import Runs, Written
 from evalledger.domain.errors import DomainError
 from evalledger.domain.runs import FINISHED, Run
 from evalledger.execution.registry import Registry

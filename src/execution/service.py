@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
-from evalledger.domain.applications import Runs, Written
+from evalledger.service_layer.applications import Runs, Written
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunNotCallerDrivenError, RunSettings, declared_scorer_ids
 from evalledger.domain.storable import problems

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from evalledger.domain.applications import Datasets, Written
+from evalledger.service_layer.applications import Datasets, Written
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.domain.errors import ExternalIdTakenError, InvalidRequestError, ItemPurgedError

@@ -34,7 +34,7 @@ from evalledger.domain.content import PURGED_CONTENT, PURGED_TEXT, Sealed
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.errors import ItemPurgedError
 from evalledger.domain.runs import Run
-from evalledger.item_keys import ItemKeys, new_nonce
+from evalledger.adapters.item_keys import ItemKeys, new_nonce
 
 # What a purged item's content opens as: PURGED_CONTENT's three JSON texts.
 _PURGED_CONTENT_JSON = (orjson.dumps(PURGED_CONTENT.input), orjson.dumps(PURGED_CONTENT.expected_output),

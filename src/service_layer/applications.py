@@ -38,10 +38,10 @@ from evalledger.domain.errors import (
 )
 from evalledger.domain.runs import Run, RunNotFoundError, RunSettings
 from evalledger.domain.storable import ensure_storable
-from evalledger.domain.transcoding import OrjsonTranscoder
-from evalledger.item_keys import ItemKeys
-from evalledger.persistence import LedgerEventStore
-from evalledger.sealing import ItemPurgedDuringWrite, SealingMapper, strip_purged_results
+from evalledger.adapters.transcoding import OrjsonTranscoder
+from evalledger.adapters.item_keys import ItemKeys
+from evalledger.adapters.persistence import LedgerEventStore
+from evalledger.adapters.sealing import ItemPurgedDuringWrite, SealingMapper, strip_purged_results
 
 T = TypeVar("T")
 
