@@ -18,6 +18,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 from conftest import Service, running_service
+from waiting import wait_until
 from psycopg.sql import SQL, Identifier, Literal
 
 from evalledger.adapters import database
@@ -56,16 +57,6 @@ def set_connection_limit(database_url: str, role: str, limit: int) -> None:
         conn.execute(SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(Identifier(role), Literal(limit)))
 
 
-def wait_for(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
-
-
 def warmed_up(service: Service) -> None:
     """Every pooled connection is open, so that only new ones are refused once the role's
     limit is set."""
@@ -90,9 +81,9 @@ def test_a_run_refused_a_connection_says_why_and_completes_once_connections_are_
         try:
             run = client.create_run(dataset.id, target={"type": "registered", "name": "start-failures-echo"},
                                     scorers=[{"name": "exact-match"}])
-            waiting = wait_for("the run shows why it waits", lambda: client.get_run(run.id).status_reason, 20)
+            waiting = wait_until(lambda: client.get_run(run.id).status_reason, "the run shows why it waits", 20)
             assert "too many connections" in waiting.reason, waiting
-            wait_for("a second attempt", lambda: (client.get_run(run.id).status_reason or waiting).attempts > 1, 20)
+            wait_until(lambda: (client.get_run(run.id).status_reason or waiting).attempts > 1, "a second attempt", 20)
             answer = client.request("GET", f"/api/datasets/runs/{run.id}")
             assert answer["status"] == "pending"
             assert {"reason", "attempts", "since", "nextAttemptAt"} <= set(answer["statusReason"])
@@ -101,7 +92,7 @@ def test_a_run_refused_a_connection_says_why_and_completes_once_connections_are_
         finally:
             set_connection_limit(database_url, role, -1)
 
-        done = wait_for("the run completes", lambda: (r := client.get_run(run.id)).status == "completed" and r, 30)
+        done = wait_until(lambda: (r := client.get_run(run.id)).status == "completed" and r, "the run completes", 30)
         assert (done.succeeded_count, done.failed_count, done.pending_count) == (5, 0, 0)
         assert done.status_reason is None
 

@@ -14,6 +14,7 @@ from uuid import uuid4
 import pgserver
 import psycopg
 from conftest import Service
+from waiting import wait_finished
 from psycopg.sql import SQL, Identifier
 
 from evalledger.execution.registry import registry
@@ -27,15 +28,6 @@ def echo(input: Any, context: Any) -> Any:
 @registry.scorer(name="purge-explains")
 def explains(input: Any, output: Any, expected_output: Any, metadata: Any) -> dict[str, Any]:
     return {"score": 1.0 if output == {"echo": expected_output} else 0.0, "reason": f"expected {expected_output!r}"}
-
-
-def wait_finished(service: Service, run_id: Any) -> None:
-    import time
-
-    deadline = time.monotonic() + 30
-    while service.client.get_run(run_id).status not in ("completed", "failed", "cancelled"):
-        assert time.monotonic() < deadline, "run did not finish"
-        time.sleep(0.02)
 
 
 def text_of(service: Service, path: str) -> str:
@@ -87,7 +79,7 @@ def test_a_purged_item_reads_as_empty_everywhere_while_versions_counts_and_score
     # A run that copies the content into outputs and scorer reasons, and a caller-driven one.
     run = client.create_run(dataset.id, target={"type": "registered", "name": "purge-echo"},
                             scorers=["purge-explains"])
-    wait_finished(service, run.id)
+    wait_finished(service.client.http, run.id)
     manual = client.create_run(dataset.id)
     client.submit_results(manual.id, [
         {"itemId": str(target_id), "output": f"told {secret}", "error": None,

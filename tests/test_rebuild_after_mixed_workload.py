@@ -23,7 +23,6 @@ import os
 import pprint
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from typing import Any
 
 import httpx
 from conftest import Service, running_service
+from waiting import wait_finished, wait_until
 
 from evalledger.execution.registry import registry
 
@@ -79,16 +79,6 @@ class Writer:
 
 def jsonl(rows: list[Any]) -> str:
     return "\n".join(row if isinstance(row, str) else json.dumps(row) for row in rows) + "\n"
-
-
-def wait_finished(http: httpx.Client, run_id: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = http.get(f"/api/datasets/runs/{run_id}").json()
-        if run["status"] in ("completed", "failed", "cancelled"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} did not finish: {run}"
-        time.sleep(0.02)
 
 
 @dataclass
@@ -157,7 +147,7 @@ def build_workload(http: httpx.Client) -> Workload:
         "repetitions": 2, "maxConcurrency": 4, "maxRetries": 0, "metadata": {"commit": "abc"},
     })["id"]
     made.runs["target"] = run_target
-    assert wait_finished(http, run_target)["status"] == "completed"
+    assert wait_finished(http, run_target, timeout=20)["status"] == "completed"
     items_v9 = http.get(f"/api/datasets/{qa}/items", params={"perPage": 100}).json()["items"]
     assert len(items_v9) == 13
     run_driven = write("POST", f"/api/datasets/{qa}/runs", status=202, json_body={"name": "driven"})["id"]
@@ -460,17 +450,10 @@ def caught_up(http: httpx.Client) -> Callable[[], bool]:
     return check
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def test_rebuilding_every_read_model_after_a_mixed_workload_changes_no_answer(service: Service) -> None:
     http = service.client.http
     made = build_workload(http)
-    wait_for(caught_up(http), "the projections to reach the head of the log")
+    wait_until(caught_up(http), "the projections to reach the head of the log", timeout=10)
     before = read_everything(http, made)
     statuses = Counter(status for status, _, _ in before.values())
     assert statuses[200] > 700 and statuses[404] > 100 and max(statuses) < 500, statuses
@@ -482,10 +465,10 @@ def test_rebuilding_every_read_model_after_a_mixed_workload_changes_no_answer(se
 
     # 2. Rebuilt by `evalledger projections rebuild` in another process, the service still up.
     rebuild_with_the_cli(service)
-    wait_for(caught_up(http), "the service to see the rebuilt tables")
+    wait_until(caught_up(http), "the service to see the rebuilt tables", timeout=10)
     assert_same_answers(before, read_everything(http, made), "after `evalledger projections rebuild`")
 
     # 3. A fresh service on the same schema, with nothing cached from before the rebuilds.
     with running_service(service.settings) as fresh:
-        wait_for(caught_up(fresh.client.http), "the fresh service's projections")
+        wait_until(caught_up(fresh.client.http), "the fresh service's projections", timeout=10)
         assert_same_answers(before, read_everything(fresh.client.http, made), "from a fresh service")

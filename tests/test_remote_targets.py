@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import running_service, with_settings
+from waiting import wait_finished
 from llm_server import LLMServer, chat_completion
 
 from evalledger import ApiError, Client
@@ -24,14 +24,6 @@ def serving(settings: Settings, *allowed: str) -> Iterator[Client]:
     """The service, allowed to call the base URLs `allowed` (servers this test started)."""
     with running_service(with_settings(settings, http_allowlist=allowed)) as running:
         yield running.client
-
-
-def finished(client: Client, run_id: Any) -> Any:
-    deadline = time.monotonic() + 30
-    while (run := client.get_run(run_id)).status not in ("completed", "failed", "cancelled"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    return run
 
 
 class Endpoint:
@@ -88,7 +80,7 @@ def test_an_openai_compatible_target_and_an_llm_judge(settings: Settings) -> Non
                                      "options": {"baseUrl": llm.base_url, "model": "judge-model",
                                                  "rubric": "Is the answer correct?"}}],
         )
-        done = finished(client, run.id)
+        done = client.get_run(wait_finished(client.http, run.id)["id"])
         asked = [r for r in llm.requests if r["model"] == "m"]
         rows = {r.output: r for r in client.list_results(run.id).results}
     assert done.status == "completed" and done.succeeded_count == 2
@@ -108,7 +100,7 @@ def test_an_http_target_is_retried_on_503(settings: Settings) -> None:
             client.add_item(dataset.id, input={"question": "hi"}, expected_output={"answer": "HI"})
             run = client.create_run(dataset.id, target={"type": "http", "url": endpoint.url},
                                     scorers=[{"name": "exact-match", "options": {"field": "answer"}}], max_retries=3)
-            done = finished(client, run.id)
+            done = client.get_run(wait_finished(client.http, run.id)["id"])
             [result] = client.list_results(run.id).results
     finally:
         endpoint.close()

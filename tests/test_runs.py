@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Service
+from waiting import wait_finished
 
 from evalledger import ApiError
 from evalledger.execution.registry import registry
@@ -101,16 +102,6 @@ def start_run(service: Service, dataset_id: Any, **body: Any) -> dict[str, Any]:
     return service.client.request("POST", f"/api/datasets/{dataset_id}/runs", json=body)
 
 
-def wait_finished(service: Service, run_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = service.client.request("GET", f"/api/datasets/runs/{run_id}")
-        if run["status"] in ("completed", "failed", "cancelled"):
-            return run
-        time.sleep(0.02)
-    raise AssertionError(f"run {run_id} did not finish in {timeout}s: {run}")
-
-
 def results(service: Service, run_id: str, **params: Any) -> list[dict[str, Any]]:
     answer = service.client.request("GET", f"/api/datasets/runs/{run_id}/results",
                                     params={"perPage": 1000, **params})
@@ -129,7 +120,7 @@ def test_an_echo_run_completes_with_every_item_succeeded(service: Service) -> No
                     scorers=[{"name": "exact-match"}], name="echo")
     assert run["status"] in ("pending", "running", "completed")
     assert run["datasetVersion"] == 1 and run["totalItems"] == 2
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert done["status"] == "completed"
     assert (done["succeededCount"], done["failedCount"], done["pendingCount"]) == (2, 0, 0)
     rows = results(service, run["id"])
@@ -143,7 +134,7 @@ def test_a_failing_first_call_is_recorded_and_the_run_still_completes(service: S
     dataset = dataset_with(service, "x", "y")
     run = start_run(service, dataset.id, target=registered("runs-fails-first-call"), maxConcurrency=1,
                     maxRetries=0)
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert done["status"] == "completed"
     assert (done["succeededCount"], done["failedCount"]) == (1, 1)
     failed = results(service, run["id"], status="failed")
@@ -153,7 +144,7 @@ def test_a_failing_first_call_is_recorded_and_the_run_still_completes(service: S
 def test_a_run_where_every_item_fails_is_failed(service: Service) -> None:
     dataset = dataset_with(service, "x", "y")
     run = start_run(service, dataset.id, target=registered("runs-always-fails"))
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert done["status"] == "failed" and done["failedCount"] == 2
 
 
@@ -161,7 +152,7 @@ def test_a_hanging_target_times_out_on_every_item_and_the_run_ends_promptly(serv
     dataset = dataset_with(service, 1, 2, 3)
     started = time.monotonic()
     run = start_run(service, dataset.id, target=registered("runs-hangs"), itemTimeoutMs=100, maxRetries=0)
-    done = wait_finished(service, run["id"], timeout=10)
+    done = wait_finished(service.client.http, run["id"], timeout=10)
     assert time.monotonic() - started < 3
     assert done["status"] == "failed" and done["failedCount"] == 3
     assert all("timed out after 100 ms" in r["error"] for r in results(service, run["id"]))
@@ -170,13 +161,13 @@ def test_a_hanging_target_times_out_on_every_item_and_the_run_ends_promptly(serv
 def test_transient_errors_are_retried_and_others_are_not(service: Service) -> None:
     dataset = dataset_with(service, "only")
     run = start_run(service, dataset.id, target=registered("runs-429-twice"), maxRetries=3)
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert done["status"] == "completed"
     [row] = results(service, run["id"])
     assert row["attempt"] == 3 and len(row["retryErrors"]) == 2 and "429" in row["retryErrors"][0]
 
     run = start_run(service, dataset.id, target=registered("runs-value-error"), maxRetries=3)
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     [row] = results(service, run["id"])
     assert done["status"] == "failed" and row["attempt"] == 1 and "ValueError: bad input" in row["error"]
 
@@ -186,7 +177,7 @@ def test_scorers_run_concurrently_and_a_broken_one_affects_only_itself(service: 
     started = time.monotonic()
     run = start_run(service, dataset.id, target=registered("runs-echo"), maxConcurrency=5,
                     scorers=["runs-slow-1", "runs-slow-2", "runs-slow-3", "runs-broken"])
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert time.monotonic() - started < 1.5
     assert done["status"] == "completed"
     for row in results(service, run["id"]):
@@ -201,7 +192,7 @@ def test_a_run_executes_exactly_its_pinned_version(service: Service) -> None:
     service.client.update_item(dataset.id, items[0].id, input="changed")
     service.client.add_item(dataset.id, input="added later")
     run = start_run(service, dataset.id, target=registered("runs-echo"), version=1)
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert done["datasetVersion"] == 1 and done["totalItems"] == 2
     assert sorted(r["output"] for r in results(service, run["id"])) == ["v1-a", "v1-b"]
 
@@ -209,7 +200,7 @@ def test_a_run_executes_exactly_its_pinned_version(service: Service) -> None:
 def test_repetitions_give_one_result_per_item_and_repetition(service: Service) -> None:
     dataset = dataset_with(service, "a", "b")
     run = start_run(service, dataset.id, target=registered("runs-echo"), repetitions=3)
-    done = wait_finished(service, run["id"])
+    done = wait_finished(service.client.http, run["id"])
     assert done["expectedResults"] == 6 and done["succeededCount"] == 6
     keys = sorted((r["itemId"], r["repetition"]) for r in results(service, run["id"]))
     assert len(set(keys)) == 6 and {k[1] for k in keys} == {0, 1, 2}
@@ -317,7 +308,7 @@ def test_concurrent_submissions_are_all_recorded(service: Service) -> None:
 def test_progress_streams_as_server_sent_events(service: Service) -> None:
     dataset = dataset_with(service, "a", "b")
     run = start_run(service, dataset.id, target=registered("runs-echo"))
-    wait_finished(service, run["id"])
+    wait_finished(service.client.http, run["id"])
     with httpx.Client(base_url=service.url) as http, http.stream("GET", f"/api/datasets/runs/{run['id']}/stream") as s:
         assert s.headers["content-type"].startswith("text/event-stream")
         text = "".join(s.iter_text())

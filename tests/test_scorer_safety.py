@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Service
+from waiting import wait_finished
 
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.execution.registry import OFF_LOOP, registry
@@ -51,16 +52,6 @@ def cpu_burn_scorer(input: Any, output: Any, expected_output: Any, metadata: Any
     return 1.0
 
 
-def wait_finished(service: Service, run_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = service.client.request("GET", f"/api/datasets/runs/{run_id}")
-        if run["status"] in ("completed", "failed", "cancelled"):
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not finish in {timeout}s")
-
-
 def test_a_pathological_regex_and_cpu_bound_user_code_do_not_stall_writes(service: Service) -> None:
     client = service.client
     runs_dataset = client.create_dataset("safety-runs")
@@ -95,8 +86,8 @@ def test_a_pathological_regex_and_cpu_bound_user_code_do_not_stall_writes(servic
     print(f"{writes} writes meanwhile, the slowest took {slowest:.3f} s")
     assert slowest < 2.0, f"a write to another dataset took {slowest:.2f} s"
 
-    scored_run = wait_finished(service, scored["id"])
-    burning_run = wait_finished(service, burning["id"])
+    scored_run = wait_finished(service.client.http, scored["id"])
+    burning_run = wait_finished(service.client.http, burning["id"])
     assert scored_run["status"] == "completed"
     results = client.request("GET", f"/api/datasets/runs/{scored['id']}/results")["results"]
     assert len(results) == 2

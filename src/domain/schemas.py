@@ -14,9 +14,6 @@ from referencing.jsonschema import DRAFT202012
 
 from evalledger.domain.errors import InvalidSchemaError
 
-# Which item field each dataset schema governs, by its wire name.
-SCHEMA_FIELDS = {"inputSchema": "input", "expectedOutputSchema": "expectedOutput"}
-
 
 def check_schema(field: str, schema: dict[str, Any] | None) -> None:
     if schema is None:

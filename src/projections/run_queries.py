@@ -12,8 +12,6 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.domain.runs import FINISHED, RunNotFoundError, declared_scorer_ids
 
-RESULT_STATUSES = ("succeeded", "failed")
-
 
 def run_wire(row: dict[str, Any]) -> dict[str, Any]:
     settings = row["settings"]
