@@ -66,6 +66,7 @@ class EvalResult:
         """Raise AssertionError when the comparison with the baseline (`compare_to=`) found a
         statistically significant regression: which scorers, by how much, their p-values
         and the items that got worst."""
+        __tracebackhide__ = True  # pytest shows the message, not this function
         if self.comparison is None:
             raise ValueError("this result was not compared with a baseline; pass compare_to= to evaluate()")
         regressed = self.regressed_scorers
@@ -78,12 +79,15 @@ class EvalResult:
                          f"p = {c['pValue']:.3g} ({c['test']}), {c['regressed']} of {c['pairedItems']} items worse")
         worst = [item for item in self.comparison.get("items", []) if item["status"] == "regressed"][:WORST_ITEMS]
         if worst:
-            inputs = {r["itemId"]: r["input"] for r in self.results}
+            mine = {r["itemId"]: r for r in self.results}
             lines.append("  worst items:")
             for item in worst:
                 changes = ", ".join(f"{s} {v['a']:.2f} -> {v['b']:.2f}" for s, v in sorted(item["scores"].items())
                                     if s in regressed and v["delta"] is not None and v["delta"] < 0)
-                lines.append(f"    {item['itemId']} input={_short(inputs.get(item['itemId']))}: {changes}")
+                result = mine.get(item["itemId"], {})
+                lines.append(f"    {item['itemId']} input={_short(result.get('input'))} "
+                             f"output={_short(result.get('output'))} expected={_short(result.get('expectedOutput'))}"
+                             f": {changes}")
         if self.url:
             lines.append(f"  see {self.url}")
         raise AssertionError("\n".join(lines))
