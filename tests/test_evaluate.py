@@ -155,3 +155,77 @@ def test_bad_arguments_are_refused_clearly(service: Service) -> None:
         evaluate("sums", add, [lambda out, exp: 1.0], url=service.url)
     with pytest.raises(Exception, match="unknown scorer 'exact-mach'"):
         evaluate("sums", add, ["exact-mach"], url=service.url)
+
+
+def test_the_service_from_the_environment_and_inside_a_running_loop(
+        service: Service, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """EVALLEDGER_URL names the service; evaluate() called where a loop runs (a Jupyter
+    cell) runs in a thread of its own; aevaluate() is awaited; without a terminal,
+    progress=True prints plain lines."""
+    make_dataset(service.client)
+    monkeypatch.setenv("EVALLEDGER_URL", service.url)
+
+    async def in_a_notebook_cell() -> tuple[EvalResult, EvalResult]:
+        from evalledger import aevaluate
+
+        inside = evaluate("sums", add, [exact], progress=True)
+        awaited = await aevaluate("sums", add, [exact], progress=False)
+        return inside, awaited
+
+    inside, awaited = asyncio.run(in_a_notebook_cell())
+    for result in (inside, awaited):
+        assert result.status == "completed" and result.scores == {"exact": 1.0}
+        assert result.url == f"{service.url}/runs/{result.run_id}"
+    assert inside.run_id != awaited.run_id
+    assert "sums: 12/12 done, 0 failed" in capsys.readouterr().err
+
+
+SCRIPT = '''
+import sys, time
+import evalledger
+
+def slow(question, context):
+    time.sleep(0.1)
+    print("ran", context.item_id, flush=True)
+    return question["a"] + question["b"]
+
+evalledger.evaluate("sums", slow, ["exact-match"], url=sys.argv[1], max_concurrency=1, progress=False)
+'''
+
+
+def test_ctrl_c_records_what_finished_and_the_run_resumes(service: Service, tmp_path: Any) -> None:
+    """A real SIGINT to a script running evaluate(): what finished is recorded, the run id
+    to resume is printed, and resuming executes only the rest."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    make_dataset(service.client)
+    script = tmp_path / "evaluate_script.py"
+    script.write_text(SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), service.url], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    ran = []
+    assert process.stdout is not None
+    while len(ran) < 4:
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else ""
+        ran.append(line.split()[1])
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    ran += [line.split()[1] for line in stdout.splitlines()]
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
+    run_id = re.search(r"resume='([0-9a-f-]+)'", stderr).group(1)  # type: ignore[union-attr]
+    recorded = {str(r.item_id) for r in service.client.list_results(run_id, per_page=100).results}
+    assert recorded <= set(ran) and len(recorded) >= len(ran) - 1  # at most the call in flight is lost
+
+    again: list[str] = []
+
+    def count(input: dict[str, int], context: Any) -> int:
+        again.append(context.item_id)
+        return input["a"] + input["b"]
+
+    result = evaluate("sums", count, ["exact-match"], url=service.url, resume=run_id)
+    assert not recorded & set(again) and len(again) == 12 - len(recorded)
+    assert result.status == "completed" and result.analytics["succeeded"] == 12

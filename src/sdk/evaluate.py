@@ -184,21 +184,25 @@ class _Session:
         except asyncio.CancelledError:  # Ctrl-C under asyncio.run: record what finished, then stop
             self._stop(KeyboardInterrupt())
             await execution
+            print(_interrupted(executor, run_id), file=sys.stderr)
             raise
         finally:
             ticker.cancel()
             display.close(executor.progress.as_wire(executor.expected_results))
-        resume_hint = f"evaluate(..., resume={run_id!r})"
         if self.stop is not None:
-            message = (f"evaluate() was interrupted: {executor.progress.done} of {executor.expected_results} results "
-                       f"are recorded in run {run_id}; go on with {resume_hint}")
+            message = _interrupted(executor, run_id)
             print(message, file=sys.stderr)
             if isinstance(self.stop, SystemExit):
                 raise self.stop
             raise EvaluationInterrupted(message, run_id)
         if sink.error is not None:
             raise RuntimeError(f"evaluate() could not go on: {sink.error}; what finished is recorded in run "
-                               f"{run_id}; go on with {resume_hint}")
+                               f"{run_id}; go on with evaluate(..., resume={run_id!r})")
+
+
+def _interrupted(executor: RunExecutor, run_id: str) -> str:
+    return (f"evaluate() was interrupted: {executor.progress.done} of {executor.expected_results} results are "
+            f"recorded in run {run_id}; go on with evaluate(..., resume={run_id!r})")
 
 
 async def _tick(executor: RunExecutor, display: Any) -> None:
