@@ -229,3 +229,33 @@ def test_ctrl_c_records_what_finished_and_the_run_resumes(service: Service, tmp_
     result = evaluate("sums", count, ["exact-match"], url=service.url, resume=run_id)
     assert not recorded & set(again) and len(again) == 12 - len(recorded)
     assert result.status == "completed" and result.analytics["succeeded"] == 12
+
+
+def test_usage_a_task_reports_is_recorded_and_totalled(service: Service) -> None:
+    from evalledger.execution.targets import TargetOutput
+
+    make_dataset(service.client)
+
+    def metered(input: dict[str, int]) -> TargetOutput:
+        return TargetOutput(input["a"] + input["b"], usage={"input_tokens": 10 + input["a"], "output_tokens": 2,
+                                                            "cost": 0.25, "model": "tiny"})
+
+    result = evaluate("sums", metered, [exact], url=service.url)
+    assert all(r["usage"]["outputTokens"] == 2 and r["usage"]["model"] == "tiny" for r in result.results)
+    usage = result.analytics["usage"]
+    assert usage["results"] == 12 and usage["outputTokens"] == 24 and usage["cost"] == pytest.approx(3.0)
+    assert usage["inputTokens"] == 12 * 10 + 3 * (0 + 1 + 2 + 3) and usage["models"] == ["tiny"]
+    assert usage["perItem"]["inputTokens"] == pytest.approx(11.5) and usage["perItem"]["cost"] == pytest.approx(0.25)
+
+    def bad_usage(input: dict[str, int]) -> TargetOutput:
+        return TargetOutput(1, usage={"tokens": 3})
+
+    failed = evaluate("sums", bad_usage, [exact], url=service.url)
+    assert all("usage has unknown key(s) tokens" in r["error"] for r in failed.results)
+    run_id = service.client.create_run(failed.run["datasetId"]).id
+    item_id = failed.results[0]["itemId"]
+    from evalledger import ApiError
+
+    with pytest.raises(ApiError) as refused:
+        service.client.submit_results(run_id, [{"itemId": item_id, "usage": {"cost": -1}}])
+    assert refused.value.status == 422 and "cost" in refused.value.detail

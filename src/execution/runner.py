@@ -37,7 +37,7 @@ from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
-from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, is_transient
+from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, is_transient, read_usage
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +338,12 @@ class RunExecutor:
         latency_ms = (time.perf_counter() - started) * 1000
         if output is not None and (unstorable := problems(output.output, "output")):
             output, error = None, f"the target's output cannot be stored: {unstorable[0]['message']}"
+        usage = None
+        if output is not None:
+            try:
+                usage = read_usage(output.usage)
+            except ValueError as invalid:
+                output, error = None, f"the target's usage cannot be recorded: {invalid}"
         scores = await self._score(item, output.output if output is not None else None, error, timeout)
         scores = [s if not problems(s, "score") else {**s, "reason": None, "error": "the scorer's answer cannot be "
                   "stored", "score": None} for s in scores]
@@ -353,6 +359,7 @@ class RunExecutor:
             "attempts": attempts,
             "retryErrors": retry_errors,
             "traceId": output.trace_id if output is not None else None,
+            "usage": usage,
             "startedAt": started_at.isoformat(),
             "scores": scores,
         }

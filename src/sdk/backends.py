@@ -231,7 +231,7 @@ def _as_recorded(result: dict[str, Any]) -> dict[str, Any]:
     recorded as `attempts`), so both paths record the same."""
     return {"itemId": result["itemId"], "repetition": result.get("repetition", 0), "output": result.get("output"),
             "error": result.get("error"), "latencyMs": result.get("latencyMs"),
-            "attempts": result.get("attempt", 1), "traceId": result.get("traceId"),
+            "attempts": result.get("attempt", 1), "traceId": result.get("traceId"), "usage": result.get("usage"),
             "scores": [{"scorerId": s["scorerId"], "score": s.get("score"), "reason": s.get("reason"),
                         "error": s.get("error")} for s in result.get("scores") or []]}
 

@@ -32,6 +32,11 @@ class EvalResult:
         """Each scorer's mean score."""
         return {scorer_id: stats.get("mean") for scorer_id, stats in self.analytics.get("scorers", {}).items()}
 
+    @property
+    def usage(self) -> dict[str, Any]:
+        """Tokens and cost the task reported: totals and means per result (analytics' usage)."""
+        return dict(self.analytics.get("usage") or {})
+
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per result: item, repetition, input, expected output, output, error,
         latency, attempts, and a column per scorer."""
@@ -39,7 +44,8 @@ class EvalResult:
         for result in self.results:
             row = {"item_id": result["itemId"], "repetition": result["repetition"], "input": result["input"],
                    "expected_output": result["expectedOutput"], "output": result["output"],
-                   "error": result["error"], "latency_ms": result["latencyMs"], "attempts": result["attempt"]}
+                   "error": result["error"], "latency_ms": result["latencyMs"], "attempts": result["attempt"],
+                   "usage": result.get("usage")}
             for score in result.get("scores") or []:
                 row[score["scorerId"]] = score["score"]
             rows.append(row)
