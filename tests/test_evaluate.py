@@ -215,7 +215,7 @@ def test_ctrl_c_records_what_finished_and_the_run_resumes(service: Service, tmp_
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     ran += [line.split()[1] for line in stdout.splitlines()]
-    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert process.returncode != 0 and "evalledger.sdk.evaluate.EvaluationInterrupted" in stderr, stderr
     run_id = re.search(r"resume='([0-9a-f-]+)'", stderr).group(1)  # type: ignore[union-attr]
     recorded = {str(r.item_id) for r in service.client.list_results(run_id, per_page=100).results}
     assert recorded <= set(ran) and len(recorded) >= len(ran) - 1  # at most the call in flight is lost

@@ -78,3 +78,17 @@ def test_compare_to_a_run_id_in_process(service: Service) -> None:
         evaluate("sums", good, ["exact-match"], ledger=service.ledger, compare_to={"tag": "nightly"})
     with pytest.raises(ValueError, match="not compared with a baseline"):
         baseline.assert_no_regression()
+
+
+def test_declaring_the_plugin_beside_the_installed_entry_point_is_harmless(pytester: pytest.Pytester) -> None:
+    """The documented `pytest_plugins` line (in conftest.py) works with and without the
+    entry point loaded."""
+    pytester.makeconftest('pytest_plugins = ["evalledger.sdk.pytest_plugin"]')
+    pytester.makepyfile(test_declared='''
+        def test_fixture(evalledger):
+            assert evalledger.url == "http://example.invalid"
+    ''')
+    for autoload in ("", "1"):
+        pytester._monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", autoload)
+        pytester.runpytest_subprocess("--evalledger-url=http://example.invalid", "-p", "no:cacheprovider"
+                                      ).assert_outcomes(passed=1)

@@ -77,7 +77,8 @@ def evaluate(
       {"score", "reason"}.
     - max_concurrency, item_timeout_ms, max_retries (transient errors only, as for server
       runs), repetitions, name, metadata: as for a run the service executes.
-    - resume: the id of an interrupted evaluate() run; only its missing results are executed.
+    - resume: the id of an interrupted evaluate() run; only its missing results are executed,
+      with the run's own settings (concurrency, timeout, retries, repetitions).
     - compare_to: a baseline run id, or {"tag": X}: the latest completed run on this dataset
       whose metadata has tag X (`metadata={"tag": X}` or `{"tags": [..., X]}`); the result
       holds the comparison (`result.assert_no_regression()`).
@@ -94,7 +95,14 @@ def evaluate(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(call)
+        try:
+            return asyncio.run(call)
+        except EvaluationInterrupted:
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: asyncio.run raises a bare one; say which run to resume
+            if session.interrupted is None:
+                raise
+            raise EvaluationInterrupted(*session.interrupted) from None
     # Inside a running loop (Jupyter): our own loop in a thread of our own.
     with ThreadPoolExecutor(1, thread_name_prefix="evalledger-evaluate") as pool:
         future = pool.submit(asyncio.run, call)
@@ -119,6 +127,7 @@ class _Session:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.executor: RunExecutor | None = None
         self.stop: BaseException | None = None
+        self.interrupted: tuple[str, str] | None = None  # (message, run id) once stopped by Ctrl-C
         self.ready = threading.Event()
 
     def stop_from_outside(self) -> None:
@@ -184,7 +193,8 @@ class _Session:
         except asyncio.CancelledError:  # Ctrl-C under asyncio.run: record what finished, then stop
             self._stop(KeyboardInterrupt())
             await execution
-            print(_interrupted(executor, run_id), file=sys.stderr)
+            self.interrupted = (_interrupted(executor, run_id), run_id)
+            print(self.interrupted[0], file=sys.stderr)
             raise
         finally:
             ticker.cancel()

@@ -1,5 +1,5 @@
 """pytest plugin (installed with evalledger, entry point `pytest11`; else
-`pytest_plugins = ["evalledger.sdk.pytest_plugin"]`): the `evalledger` fixture makes a
+`pytest_plugins = ["evalledger.sdk.pytest_plugin"]` in the top conftest.py): the `evalledger` fixture makes a
 regression gate one test function:
 
     def test_qa_bot_does_not_regress(evalledger):
