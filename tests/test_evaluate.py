@@ -259,3 +259,40 @@ def test_usage_a_task_reports_is_recorded_and_totalled(service: Service) -> None
     with pytest.raises(ApiError) as refused:
         service.client.submit_results(run_id, [{"itemId": item_id, "usage": {"cost": -1}}])
     assert refused.value.status == 422 and "cost" in refused.value.detail
+
+
+def test_every_kind_of_scorer(service: Service) -> None:
+    """Built-in specs, a registered scorer by name and by function, a (name, function) pair,
+    and an async function that reads the target's error."""
+    from evalledger.execution.registry import registry
+
+    @registry.scorer(name="evaluate-registered-close")
+    def close(input: Any, output: Any, expected_output: Any, metadata: Any) -> float:
+        return 1.0 if output is not None and abs(output - expected_output) <= 1 else 0.0
+
+    async def failed_cleanly(error: str | None) -> dict[str, Any]:
+        return {"score": 0.0 if error else 1.0, "reason": error}
+
+    make_dataset(service.client)
+
+    def off_by_one_for_a3(input: dict[str, int]) -> int:
+        if input["a"] == 0 and input["b"] == 0:
+            raise ValueError("no zeros")
+        return input["a"] + input["b"] + (1 if input["a"] == 3 else 0)
+
+    with pytest.raises(ValueError, match="repeated: \\['evaluate-registered-close'\\]") as repeated:
+        evaluate("sums", add, ["evaluate-registered-close", close], ledger=service.ledger)
+    assert repeated.value.__context__ is None  # no "during handling of another exception" noise
+    result = evaluate("sums", off_by_one_for_a3,
+                      [{"name": "exact-match", "id": "exact"}, close,
+                       ("within-two", lambda output, expected: output is not None and abs(output - expected) <= 2),
+                       failed_cleanly],
+                      ledger=service.ledger, progress=False)
+    assert result.run["scorers"] == ["exact", "evaluate-registered-close", "within-two", "failed_cleanly"]
+    rows = {(r["input"]["a"], r["input"]["b"]): r for r in result.rows()}
+    assert rows[(1, 2)]["exact"] == rows[(1, 2)]["evaluate-registered-close"] == rows[(1, 2)]["within-two"] == 1.0
+    assert rows[(3, 1)]["exact"] == 0.0 and rows[(3, 1)]["evaluate-registered-close"] == 1.0
+    assert rows[(0, 0)]["error"] == "ValueError: no zeros" and rows[(0, 0)]["failed_cleanly"] == 0.0
+    assert rows[(0, 0)]["within-two"] == 0.0 and rows[(1, 2)]["failed_cleanly"] == 1.0
+    reasons = {s["scorerId"]: s["reason"] for r in result.results if r["error"] for s in r["scores"]}
+    assert reasons["failed_cleanly"] == "ValueError: no zeros"

@@ -93,8 +93,10 @@ def evaluate(
                             alpha=alpha, url=url, settings=settings, ledger=ledger, progress=progress,
                             http_allowlist=http_allowlist)
     try:
-        asyncio.get_running_loop()
+        in_a_loop = asyncio.get_running_loop() is not None
     except RuntimeError:
+        in_a_loop = False
+    if not in_a_loop:
         try:
             return asyncio.run(call)
         except EvaluationInterrupted:

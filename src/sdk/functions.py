@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalledger.execution.registry import Registered, Registry, TargetContext, registry
-from evalledger.execution.scorers import RegisteredScorer, Scorer, ScoreInput, build_scorer
+from evalledger.execution.scorers import (
+    RegisteredScorer,
+    Scorer,
+    ScoreInput,
+    ScoreOutput,
+    build_scorer,
+    to_score_output,
+)
 from evalledger.execution.targets import RegisteredTarget, TargetOutput
 
 SCORER_ARGUMENTS = ("input", "output", "expected_output", "expected", "metadata", "error")
@@ -104,9 +111,7 @@ def function_scorer(func: Callable[..., Any], scorer_id: str | None = None) -> R
 class _ErrorAwareScorer(RegisteredScorer):
     """A registered scorer whose function also learns the target's error."""
 
-    async def score(self, x: ScoreInput) -> Any:
-        from evalledger.execution.scorers import to_score_output
-
+    async def score(self, x: ScoreInput) -> ScoreOutput:
         answer = await self.entry.call(x.input, x.output, x.expected_output, x.metadata, x.error)
         return to_score_output(answer, f"scorer {self.name!r}")
 
