@@ -10,6 +10,7 @@ Every failed call raises `ApiError` carrying the problem details the server sent
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -235,6 +236,47 @@ class Client:
                      status: str | None = None) -> models.RunResultList:
         return self._get(models.RunResultList, f"/api/datasets/runs/{run_id}/results", page=page,
                          perPage=per_page, status=status)
+
+    def iter_runs(self, dataset_id: UUID | str, *, per_page: int = 100) -> Iterator[models.Run]:
+        """Every run of a dataset, newest first, fetching pages as it goes."""
+        page = 0
+        while True:
+            listing = self.list_runs(dataset_id, page=page, per_page=per_page)
+            yield from listing.runs
+            if not listing.pagination.has_more:
+                return
+            page += 1
+
+    def iter_results(self, run_id: UUID | str, *, status: str | None = None,
+                     per_page: int = 1000) -> Iterator[models.RunResult]:
+        """Every result of a run in dataset order (optionally only succeeded or failed ones),
+        fetching pages as it goes."""
+        page = 0
+        while True:
+            listing = self.list_results(run_id, page=page, per_page=per_page, status=status)
+            yield from listing.results
+            if not listing.pagination.has_more:
+                return
+            page += 1
+
+    def wait_for_run(self, run_id: UUID | str, *, timeout: float | None = None, poll: float = 0.5) -> models.Run:
+        """The run once it has finished (completed, failed or cancelled); TimeoutError if it
+        has not after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.get_run(run_id)
+            if run.status in ("completed", "failed", "cancelled"):
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {run.status} after {timeout} s "
+                                   f"({run.progress.done} of {run.progress.total} results)")
+            time.sleep(poll)
+
+    def run_and_wait(self, dataset_id: UUID | str, *, target: dict[str, Any], timeout: float | None = None,
+                     poll: float = 0.5, **options: Any) -> models.Run:
+        """Start a run with a target (`create_run`'s options) and return it once finished."""
+        run = self.create_run(dataset_id, target=target, **options)
+        return self.wait_for_run(run.id, timeout=timeout, poll=poll)
 
     def cancel_run(self, run_id: UUID | str, *, reason: str | None = None) -> models.Run:
         return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/cancel", reason=reason))

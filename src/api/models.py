@@ -368,6 +368,7 @@ class ResultSubmission(WireModel):
     attempt: Int = Field(default=1, ge=1)
     trace_id: str | None = Field(default=None, max_length=500)
     scores: list[ScoreSubmission] = Field(default_factory=list)
+    usage: dict[str, JSONValue] | None = None  # inputTokens, outputTokens, cost, model (targets.read_usage)
 
 
 class ResultsSubmission(WireModel):

@@ -8,8 +8,11 @@ Shape (all in one asyncio loop):
   retries with exponential backoff and jitter for transient errors only, see
   `targets.is_transient`), then run every scorer concurrently, each within its own timeout
   (a failing or overrunning scorer gives `score: null` with its error);
-- one writer batches finished results into `ResultsRecorded` events (one writer per
-  run: no optimistic-concurrency conflicts; one save per batch, not per item).
+- one writer batches finished results and hands each batch to the run's `ResultSink`
+  (one writer per run: no optimistic-concurrency conflicts; one save per batch, not per
+  item). In the service the sink is `RunsSink` (`ResultsRecorded` events of the Runs
+  application); `evaluate()` in a caller's process has one that submits to the
+  caller-driven results API (evalledger.sdk.sinks), so both run the same code.
 
 Cancelling stops the producer, abandons in-flight calls, records what finished, then
 records the cancellation. A run that was interrupted (the process died) is started
@@ -26,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from evalledger.service_layer.applications import Runs, Written
@@ -34,7 +37,7 @@ from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
-from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, is_transient
+from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, is_transient, read_usage
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,54 @@ class Progress:
             "itemsPerSecond": round(rate, 2),
             "etaSeconds": round(remaining / rate, 1) if rate > 0 else None,
         }
+
+
+class ResultSink(Protocol):
+    """Where an executor learns what is recorded and records what it does. Every method
+    is blocking; the executor calls them in a worker thread."""
+
+    def recorded(self) -> dict[str, bool]:
+        """The results recorded so far: "itemId#repetition" -> succeeded."""
+        ...
+
+    def start(self) -> None: ...
+
+    def record(self, results: list[dict[str, Any]]) -> None: ...
+
+    def finish(self, error: str | None = None) -> None:
+        """The run is done (`error`: it could not go on)."""
+        ...
+
+    def cancel(self, actor: str, reason: str | None) -> None: ...
+
+
+@dataclass
+class RunsSink:
+    """The service's sink: commands of the Runs application, each write handed to
+    `on_written` (the projections catch up with it). A target-driven run keeps the first
+    result per (item, repetition), so a resumed run never records one twice."""
+
+    runs: Runs
+    run_id: UUID
+    on_written: Callable[[Written], None]
+
+    def _write(self, command: Callable[[], Written]) -> None:
+        self.on_written(command())
+
+    def recorded(self) -> dict[str, bool]:
+        return dict(self.runs.get_run(self.run_id).outcomes)
+
+    def start(self) -> None:
+        self._write(lambda: self.runs.start_run(self.run_id))
+
+    def record(self, results: list[dict[str, Any]]) -> None:
+        self._write(lambda: self.runs.record_results(self.run_id, results, upsert=False))
+
+    def finish(self, error: str | None = None) -> None:
+        self._write(lambda: self.runs.finish_run(self.run_id, error=error))
+
+    def cancel(self, actor: str, reason: str | None) -> None:
+        self._write(lambda: self.runs.cancel_run(self.run_id, actor=actor, reason=reason))
 
 
 def backoff_delay(attempt: int) -> float:
@@ -124,10 +175,9 @@ class RunExecutor:
         settings: RunSettings,
         target: Target,
         scorers: list[Scorer],
-        runs: Runs,
+        sink: ResultSink,
         item_pages: ItemPages,
         expected_results: int,
-        on_written: Callable[[Written], None],
     ) -> None:
         self.run_id = run_id
         self.dataset_id = dataset_id
@@ -135,10 +185,9 @@ class RunExecutor:
         self.settings = settings
         self.target = target
         self.scorers = scorers
-        self.runs = runs
+        self.sink = sink
         self.item_pages = item_pages
         self.expected_results = expected_results
-        self.on_written = on_written
         self.progress = Progress()
         self.cancel_requested = asyncio.Event()
         self.cancel_reason: str | None = None
@@ -154,7 +203,7 @@ class RunExecutor:
             log.exception("run %s crashed", self.run_id)
             text = error_text(error)
             try:
-                await asyncio.to_thread(self._write, lambda: self.runs.finish_run(self.run_id, error=text))
+                await asyncio.to_thread(self.sink.finish, text)
             except Exception:  # noqa: BLE001
                 log.exception("run %s: could not record the failure", self.run_id)
         finally:
@@ -162,10 +211,10 @@ class RunExecutor:
             self.finished.set()
 
     async def _run(self) -> None:
-        run = await asyncio.to_thread(self.runs.get_run, self.run_id)
-        recorded = {key for key in run.outcomes}
-        self.progress.resume(len(recorded), sum(1 for ok in run.outcomes.values() if not ok))
-        await asyncio.to_thread(self._write, lambda: self.runs.start_run(self.run_id))
+        outcomes = await asyncio.to_thread(self.sink.recorded)
+        recorded = set(outcomes)
+        self.progress.resume(len(recorded), sum(1 for ok in outcomes.values() if not ok))
+        await asyncio.to_thread(self.sink.start)
 
         pairs: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(
             maxsize=self.settings.max_concurrency * 4
@@ -189,23 +238,15 @@ class RunExecutor:
         await results.put(None)
         await writer
         if self.cancel_requested.is_set():
-            await asyncio.to_thread(
-                self._write,
-                lambda: self.runs.cancel_run(self.run_id, actor=self.cancel_actor, reason=self.cancel_reason),
-            )
+            await asyncio.to_thread(self.sink.cancel, self.cancel_actor, self.cancel_reason)
         else:
-            await asyncio.to_thread(self._write, lambda: self.runs.finish_run(self.run_id))
+            await asyncio.to_thread(self.sink.finish, None)
 
     def cancel(self, *, actor: str, reason: str | None) -> None:
         """Ask the run to stop (call in the executor's loop)."""
         self.cancel_actor = actor
         self.cancel_reason = reason
         self.cancel_requested.set()
-
-    def _write(self, command: Callable[[], Written]) -> Written:
-        written = command()
-        self.on_written(written)
-        return written
 
     async def _close(self) -> None:
         for resource in (self.target, *self.scorers):
@@ -257,9 +298,7 @@ class RunExecutor:
                 batch.append(result)
             if batch and (closing or len(batch) >= FLUSH_SIZE or time.monotonic() >= deadline):
                 chunk, batch = batch, []
-                await asyncio.to_thread(
-                    self._write, lambda chunk=chunk: self.runs.record_results(self.run_id, chunk, upsert=False)
-                )
+                await asyncio.to_thread(self.sink.record, chunk)
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + FLUSH_INTERVAL
 
@@ -299,6 +338,12 @@ class RunExecutor:
         latency_ms = (time.perf_counter() - started) * 1000
         if output is not None and (unstorable := problems(output.output, "output")):
             output, error = None, f"the target's output cannot be stored: {unstorable[0]['message']}"
+        usage = None
+        if output is not None:
+            try:
+                usage = read_usage(output.usage)
+            except ValueError as invalid:
+                output, error = None, f"the target's usage cannot be recorded: {invalid}"
         scores = await self._score(item, output.output if output is not None else None, error, timeout)
         scores = [s if not problems(s, "score") else {**s, "reason": None, "error": "the scorer's answer cannot be "
                   "stored", "score": None} for s in scores]
@@ -314,6 +359,7 @@ class RunExecutor:
             "attempts": attempts,
             "retryErrors": retry_errors,
             "traceId": output.trace_id if output is not None else None,
+            "usage": usage,
             "startedAt": started_at.isoformat(),
             "scores": scores,
         }

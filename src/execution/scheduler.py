@@ -28,7 +28,7 @@ from evalledger.service_layer.applications import Runs, Written
 from evalledger.domain.errors import DomainError
 from evalledger.domain.runs import FINISHED, Run
 from evalledger.execution.registry import Registry
-from evalledger.execution.runner import RunExecutor, error_text
+from evalledger.execution.runner import RunExecutor, RunsSink, error_text
 from evalledger.execution.scorers import build_scorer
 from evalledger.execution.targets import build_target
 from evalledger.projections.dataset_queries import DatasetQueries
@@ -226,10 +226,9 @@ class RunScheduler:
             settings=run.run_settings,
             target=build_target(run.target or {}, self.registry, http_allowlist=self.http_allowlist),
             scorers=[build_scorer(spec, self.registry, http_allowlist=self.http_allowlist) for spec in run.scorers],
-            runs=self.runs,
+            sink=RunsSink(self.runs, run_id, self.on_written),
             item_pages=lambda: self.dataset_queries.iter_item_pages(dataset_id, run.dataset_version),
             expected_results=run.expected_results,
-            on_written=self.on_written,
         )
 
     def cancel(self, run_id: UUID, *, actor: str, reason: str | None, timeout: float = 30.0) -> bool:

@@ -19,7 +19,7 @@ from evalledger.domain.storable import problems
 from evalledger.execution.registry import Registry
 from evalledger.execution.scheduler import RunScheduler
 from evalledger.execution.scorers import build_scorer
-from evalledger.execution.targets import build_target
+from evalledger.execution.targets import build_target, read_usage
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.run_queries import RunQueries
 
@@ -218,6 +218,13 @@ class RunService:
         if unstorable:
             first = unstorable[0]
             return InvalidRequestError(f"{first['field']} {first['message']}", errors=unstorable)
+        for result in results:  # usage is recorded as read_usage reads it; none: no key, as before usage existed
+            try:
+                usage = read_usage(result.pop("usage", None))
+            except ValueError as invalid:
+                return InvalidRequestError(f"result of item {result['itemId']}: {invalid}")
+            if usage is not None:
+                result["usage"] = usage
         bad = [r["repetition"] for r in results if r["repetition"] >= repetitions]
         if bad:
             return InvalidRequestError(

@@ -51,8 +51,62 @@ class TargetTimeoutError(TransientError):
 
 @dataclass(frozen=True)
 class TargetOutput:
+    """What a target answers. A user's function returns a bare value, or this to report a
+    trace id or what the call used: `usage={"inputTokens": 812, "outputTokens": 95,
+    "cost": 0.0031, "model": "gpt-4o-mini"}` (any of them; see `read_usage`)."""
+
     output: Any
     trace_id: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+# Usage a target may report, by the names it may use (ours, OpenAI's and snake_case).
+_USAGE_NAMES = {"inputTokens": "inputTokens", "input_tokens": "inputTokens", "prompt_tokens": "inputTokens",
+                "outputTokens": "outputTokens", "output_tokens": "outputTokens",
+                "completion_tokens": "outputTokens", "cost": "cost", "model": "model"}
+
+
+def read_usage(usage: Any) -> dict[str, Any] | None:
+    """A target's usage as results record it: {inputTokens, outputTokens, cost, model},
+    each only when given. ValueError for anything else (the item records it as its error)."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        raise ValueError(f"usage must be a dict of inputTokens, outputTokens, cost and model, not {type(usage).__name__}")
+    unknown = sorted(str(k) for k in usage if k not in _USAGE_NAMES)
+    if unknown:
+        raise ValueError(f"usage has unknown key(s) {', '.join(unknown)}; use inputTokens, outputTokens, cost, model")
+    read: dict[str, Any] = {}
+    for key, value in usage.items():
+        name = _USAGE_NAMES[key]
+        if value is None:
+            continue
+        if name == "model":
+            if not isinstance(value, str) or len(value) > 200:
+                raise ValueError("usage model must be a text of at most 200 characters")
+        elif name == "cost":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e12:
+                raise ValueError(f"usage cost must be a number of at least 0, not {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+            raise ValueError(f"usage {name} must be a whole number of at least 0, not {value!r}")
+        read[name] = value
+    return read or None
+
+
+def openai_usage(answer: dict[str, Any]) -> dict[str, Any] | None:
+    """The usage an OpenAI-compatible answer reports (`usage` and `model`; some gateways,
+    OpenRouter's for one, add `usage.cost`), or None when it reports none or no valid one."""
+    usage = answer.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    reported = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens", "cost")}
+    if isinstance(answer.get("model"), str):
+        reported["model"] = answer["model"]
+    try:
+        return read_usage(reported)
+    except ValueError:
+        log.warning("ignoring usage the endpoint reported that is not valid: %.200s", usage)
+        return None
 
 
 class Target(Protocol):
@@ -321,7 +375,7 @@ class OpenAITarget(_HttpClientOwner):
                 content = orjson.loads(content)
             except orjson.JSONDecodeError:
                 raise RuntimeError(f"the model did not answer JSON: {content[:200]}") from None
-        return TargetOutput(content, answer.get("id"))
+        return TargetOutput(content, answer.get("id"), openai_usage(answer))
 
 
 def _plain_headers(headers: Any) -> dict[str, str]:

@@ -61,6 +61,7 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
         "attempt": row["attempts"],
         "retryErrors": row["retry_errors"],
         "traceId": row["trace_id"],
+        "usage": row["usage"],
         "scores": row["scores"],
         "startedAt": row["started_at"],
         "recordedAt": row["recorded_at"],
@@ -118,6 +119,31 @@ def outcome_stats_sql(results: Composed, items: Composed, grouped: bool) -> Comp
         " avg(r.latency_ms::numeric)::float8 AS latency_mean, max(r.latency_ms) AS latency_max"
         " FROM {results} r" + join + " WHERE r.run_id = %(run)s GROUP BY 1 ORDER BY 1"
     ).format(results=results, items=items)
+
+
+def usage_stats_sql(results: Composed) -> Composed:
+    """What the run's results used, as their targets reported it: totals, and means over
+    the results that reported usage (one per item and repetition)."""
+    tokens = {side: f"(r.usage->>'{side}')::numeric" for side in ("inputTokens", "outputTokens", "cost")}
+    return SQL(
+        "SELECT count(r.usage) AS n,"
+        f" sum({tokens['inputTokens']})::int8 AS input_tokens, sum({tokens['outputTokens']})::int8 AS output_tokens,"
+        f" sum({tokens['cost']})::float8 AS cost, avg({tokens['inputTokens']})::float8 AS input_mean,"
+        f" avg({tokens['outputTokens']})::float8 AS output_mean, avg({tokens['cost']})::float8 AS cost_mean,"
+        " array_remove(array_agg(DISTINCT r.usage->>'model'), NULL) AS models"
+        " FROM {results} r WHERE r.run_id = %(run)s"
+    ).format(results=results)
+
+
+def _usage_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "results": row["n"],
+        "inputTokens": row["input_tokens"],
+        "outputTokens": row["output_tokens"],
+        "cost": row["cost"],
+        "models": sorted(row["models"] or []),
+        "perItem": {"inputTokens": row["input_mean"], "outputTokens": row["output_mean"], "cost": row["cost_mean"]},
+    }
 
 
 def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +334,7 @@ class RunQueries:
             "threshold": threshold,
             **_outcome_wire(overall[0] if overall else empty),
             "scorers": _with_declared(run["scorers"], {row["scorer_id"]: _stats_wire(row) for row in scores}),
+            "usage": _usage_wire(self._fetch(usage_stats_sql(self._results), params)[0]),
         }
         if group_by:
             groups: dict[str, dict[str, Any]] = {}
