@@ -1,7 +1,8 @@
 """Did the candidate run get worse than the baseline? Per scorer and per item, with
 statistics over the paired items only.
 
-Items are paired by item id (repetitions averaged per item). For each scorer: means, the
+Items are paired by item id (repetitions averaged per item). A reviewer's score replaces
+the automatic one (`reviewedA` / `reviewedB` count such results per scorer). For each scorer: means, the
 paired difference with a confidence interval and a p-value (see paired.py), counts of
 items improved / regressed / unchanged, and a verdict that needs both significance
 (p < alpha) and, when a threshold is set for that scorer, a difference at least that
@@ -85,6 +86,8 @@ class RunComparer:
         regressed_cell = directional < -EPSILON
         improved_cell = directional > EPSILON
 
+        # Reviewed scores count where there are any (run_queries); say how many, per run.
+        reviewed_a, reviewed_b = self.runs.review_counts(run_a), self.runs.review_counts(run_b)
         scorers = {}
         for scorer_id, j in column.items():
             threshold = options.thresholds.get(scorer_id, Threshold())
@@ -109,6 +112,8 @@ class RunComparer:
                 - int(np.count_nonzero(regressed_cell[valid, j])),
                 "threshold": {"value": threshold.value, "direction": threshold.direction},
                 "verdict": verdict,
+                "reviewedA": reviewed_a.get(scorer_id, 0),
+                "reviewedB": reviewed_b.get(scorer_id, 0),
             }
 
         status = np.full(len(item_ids), "unchanged", dtype=object)

@@ -1,6 +1,6 @@
-"""Run use cases the entry points share: start, cancel, and compare a baseline with one
+"""Run use cases the entry points share: start, cancel, compare a baseline with one
 candidate or several (the rule for several: each is compared with the baseline, and the
-answer regresses when any of them does)."""
+answer regresses when any of them does), and review a result."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from uuid import UUID
 
 from evalledger.analysis.comparison import CompareOptions, RunComparer
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.domain.runs import RunSettings
+from evalledger.domain.runs import RunSettings, declared_scorer_ids
+from evalledger.domain.storable import ensure_storable
 from evalledger.execution.service import RunService
 
 
@@ -42,3 +43,35 @@ class RunUseCases:
         comparisons = [self.comparer.compare(baseline, b, options) for b in candidates or []]
         return {"runIdA": baseline, "hasRegression": any(c["hasRegression"] for c in comparisons),
                 "comparisons": comparisons}
+
+    def review_result(self, run_id: UUID, item_id: UUID, *, repetition: int = 0, verdict: str | None = None,
+                      scores: dict[str, float | None] | None = None, criteria: dict[str, float | None] | None = None,
+                      comment: str | None = None, flagged: bool | None = None, actor: str = "anonymous",
+                      reason: str | None = None) -> dict[str, Any]:
+        """Record a review of one result (see domain/reviews.py) and answer the result as it
+        reads once the review is in: its scores, reviews, score history and output diff.
+
+        A score must be for a scorer of the run (declared, or one that scored this result);
+        a criterion must not be named like one, so the two never mix in the analytics."""
+        scores, criteria = scores or {}, criteria or {}
+        queries = self.run_service.run_queries
+        row = queries.result_row(run_id, item_id, repetition)  # 404 for an unknown run or result
+        known = set(declared_scorer_ids(queries.run_row(run_id)["scorers"]))
+        known |= {s.get("scorerId") for s in row["scores"]}
+        unknown = sorted(set(scores) - known)
+        if unknown:
+            raise InvalidRequestError(
+                f"scorer id(s) {', '.join(map(repr, unknown[:10]))} are not scorers of this result; it has: "
+                f"{', '.join(map(repr, sorted(known))) or 'none'} (a score of your own goes in `criteria`)",
+                unknownScorerIds=unknown[:100])
+        clashing = sorted(set(criteria) & known)
+        if clashing:
+            raise InvalidRequestError(
+                f"criteria {', '.join(map(repr, clashing[:10]))} are named like scorers of this result; "
+                "give their scores in `scores`")
+        ensure_storable({"scores": scores, "criteria": criteria, "comment": comment})
+        written = self.run_service.runs.review_result(
+            run_id, item_id=str(item_id), repetition=repetition, verdict=verdict, scores=scores, criteria=criteria,
+            comment=comment, flagged=flagged, actor=actor, reason=reason)
+        self.run_service.read_your_writes(written)
+        return queries.get_result(run_id, item_id, repetition)
