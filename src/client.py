@@ -303,6 +303,18 @@ class Client:
         return self._get(models.RunResultList, f"/api/datasets/runs/{run_id}/review-queue", page=page,
                          perPage=per_page)
 
+    def rescore(self, run_id: UUID | str, scorers: list[Any], *, name: str = "", max_concurrency: int | None = None,
+                item_timeout_ms: int | None = None, max_retries: int | None = None,
+                reason: str | None = None) -> models.Run:
+        """Apply scorers to a finished run's stored outputs in a derived run (no target call)."""
+        body: dict[str, Any] = {"scorers": scorers, "name": name}
+        for key, value in (("maxConcurrency", max_concurrency), ("itemTimeoutMs", item_timeout_ms),
+                           ("maxRetries", max_retries)):
+            if value is not None:
+                body[key] = value
+        return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/rescore", json=body,
+                                                      reason=reason))
+
 
 def _param(value: Any) -> Any:
     if isinstance(value, datetime):

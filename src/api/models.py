@@ -702,3 +702,15 @@ class ResultDetail(RunResult):
     reviews: list[ResultReviewRecord]
     score_history: list[ScoreHistoryEntry]
     output_diff: OutputDiff
+
+
+class RescoreCreate(WireModel):
+    """Scorers to apply to a finished run's stored outputs, in a derived run."""
+
+    scorers: list[str | dict[str, JSONValue]] = Field(
+        min_length=1, max_length=50, description='Scorer names or {"name", "id", "options"} objects; give a new '
+        "version of a scorer the old one's `id` to compare the two.")
+    name: str = Field(default="", max_length=200)
+    max_concurrency: Int | None = Field(default=None, ge=1, le=256, description="Default: the source run's.")
+    item_timeout_ms: Int | None = Field(default=None, ge=1, le=3_600_000, description="Default: the source run's.")
+    max_retries: Int | None = Field(default=None, ge=0, le=10, description="Default: the source run's.")

@@ -1,6 +1,6 @@
 """Routes for reviewing a run's results (issue 18): one result in detail (its reviews, the
 history of its scores, how its output differs from the expected output), a review of it,
-and the review queue of flagged results."""
+the review queue of flagged results, and re-scoring a run's stored outputs."""
 
 from typing import Annotated, Any
 from uuid import UUID
@@ -33,6 +33,16 @@ def review_result(run_id: UUID, item_id: UUID, body: models.ReviewCreate, ledger
         criteria=body.criteria, comment=body.comment, flagged=body.flagged, actor=actor, reason=reason)
 
 
+def rescore_run(run_id: UUID, body: models.RescoreCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+                reason: Reason = None) -> Any:
+    """Applies scorers to a finished run's stored outputs without calling its target: a derived run (same dataset
+    version and repetitions, `metadata.rescoredFrom` names the source) that runs, shows progress and resumes after
+    a crash as any run. Compare the source run with it to see how the scorers drifted."""
+    return ledger.run_use_cases.rescore(
+        run_id, scorers=body.scorers, name=body.name, max_concurrency=body.max_concurrency,
+        item_timeout_ms=body.item_timeout_ms, max_retries=body.max_retries, actor=actor, reason=reason)
+
+
 def build_router(max_per_page: int) -> APIRouter:
     router = APIRouter(tags=["reviews"], responses=PROBLEMS, route_class=Route)
     PerPage = per_page_param(max_per_page)
@@ -50,4 +60,7 @@ def build_router(max_per_page: int) -> APIRouter:
                          summary="Review a result: verdict, score overrides, criteria, comment, flag")
     router.add_api_route("/api/datasets/runs/{run_id:uuid}/review-queue", review_queue, methods=["GET"],
                          response_model=models.RunResultList, summary="A run's results flagged for follow-up")
+    router.add_api_route("/api/datasets/runs/{run_id:uuid}/rescore", rescore_run, methods=["POST"],
+                         status_code=202, response_model=models.Run,
+                         summary="Re-score a finished run's stored outputs in a derived run (no target call)")
     return router

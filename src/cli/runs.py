@@ -188,6 +188,33 @@ def runs_export(
     console.print(f"wrote {output}")
 
 
+@cli.command()
+def rescore(
+    run_id: RunId,
+    scorer: Annotated[list[str], typer.Option(help="Scorer name or JSON spec (give a new version the old `id` to "
+                                                   "compare); repeat for several.")],
+    concurrency: Annotated[int | None, typer.Option(help="Items in flight at once (default: the run's).")] = None,
+    timeout_ms: Annotated[int | None, typer.Option(help="Per-item timeout (default: the run's).")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries (default: the run's).")] = None,
+    name: Annotated[str, typer.Option(help="Name of the derived run.")] = "",
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Apply scorers to a finished run's stored outputs (its target is not called) in a derived run; show its
+    progress live, then a summary. Compare the two runs to see the drift. Exits 1 if it failed, 2 if refused."""
+    from evalledger.cli_progress import follow_run, summarise_run
+
+    with client(url) as api:
+        with refused("Re-score refused", code=2):
+            started = api.rescore(run_id, [_spec(s, kind="scorer") for s in scorer], name=name,
+                                  max_concurrency=concurrency, item_timeout_ms=timeout_ms, max_retries=retries)
+        console.print(f"run {started.id} re-scores run {run_id}: {started.expected_results} result(s)")
+        finished = follow_run(api, started.id, console)
+        summarise_run(api, finished, console)
+        console.print(f"compare: evalledger compare {run_id} {started.id}")
+        if finished.status != "completed":
+            raise typer.Exit(code=1)
+
+
 # -- review ---------------------------------------------------------------------------------
 
 review_cli = typer.Typer(help="Review a finished run's results: judge one, show one, list the flagged.",
