@@ -96,3 +96,70 @@ def test_the_rescore_command_follows_the_derived_run(service: Service) -> None:
     derived = [r for r in client.list_runs(dataset.id).runs if r.id != run.id]
     assert len(derived) == 1 and derived[0].metadata == {"rescoredFrom": str(run.id)}
     assert client.analytics(derived[0].id).scorers["exact-match"].mean == 0.5
+
+
+def test_a_rescore_killed_half_way_resumes_without_duplicates(settings: Any, tmp_path: Any) -> None:
+    """SIGKILL the service in the middle of re-scoring 1,000 results: after a restart the
+    derived run finishes with exactly one score per result, results already recorded are not
+    scored again, and the target (which notes its calls) is never called by the re-score."""
+    import time
+
+    import httpx
+    import service_process
+    from test_run_recovery import calls_by, recorded_keys
+
+    targets, scorers = tmp_path / "targets.log", tmp_path / "scorers.log"
+    targets.touch()
+    scorers.touch()
+    env = {"CRASH_APP_LOG": str(targets), "RESCORE_APP_LOG": str(scorers)}
+
+    def serve() -> Any:
+        return service_process.start(settings, "crash_app", "rescore_app", env=env)
+
+    first = serve()
+    try:
+        with httpx.Client(base_url=first.url, timeout=30) as http:
+            dataset = http.post("/api/datasets", json={"name": "rescore crash"}).json()
+            http.post(f"/api/datasets/{dataset['id']}/items/batch",
+                      json={"items": [{"input": {"n": i}, "expectedOutput": {"n": i}} for i in range(1000)]}
+                      ).raise_for_status()
+            source = http.post(f"/api/datasets/{dataset['id']}/runs", json={
+                "target": {"type": "registered", "name": "crash-noted-echo"}, "scorers": ["exact-match"],
+                "maxConcurrency": 16}).json()
+            deadline = time.monotonic() + 60
+            while http.get(f"/api/datasets/runs/{source['id']}").json()["status"] != "completed":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            target_calls = len(targets.read_text().splitlines())
+            assert target_calls == 1000
+            derived = http.post(f"/api/datasets/runs/{source['id']}/rescore",
+                                json={"scorers": ["rescore-noted"], "maxConcurrency": 4}).json()
+            while http.get(f"/api/datasets/runs/{derived['id']}").json()["progress"]["done"] < 300:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    finally:
+        first.sigkill()
+
+    before = recorded_keys(settings, derived["id"])
+    assert 0 < len(before) < 1000
+    second = serve()
+    try:
+        with httpx.Client(base_url=second.url, timeout=30) as http:
+            deadline = time.monotonic() + 90
+            while (state := http.get(f"/api/datasets/runs/{derived['id']}").json())["status"] != "completed":
+                assert time.monotonic() < deadline, state
+                time.sleep(0.05)
+            assert (state["succeededCount"], state["failedCount"]) == (1000, 0)
+            listing = http.get(f"/api/datasets/runs/{derived['id']}/results", params={"perPage": 1000}).json()
+            compared = http.post("/api/datasets/compare", json={"runIdA": source["id"], "runIdB": derived["id"]}
+                                 ).json()
+    finally:
+        second.stop(timeout=30)
+
+    keys = [f"{r['itemId']}#{r['repetition']}" for r in listing["results"]]
+    assert len(keys) == len(set(keys)) == 1000
+    assert all([s["scorerId"] for s in r["scores"]] == ["rescore-noted"] for r in listing["results"])
+    assert len(targets.read_text().splitlines()) == target_calls  # the re-score called no target
+    rescored_again = [n for n in calls_by(scorers, second.pid)]
+    assert len(rescored_again) == 1000 - len(before)  # only what was not recorded before the kill
+    assert compared["pairedItems"] == 1000
