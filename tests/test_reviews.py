@@ -167,3 +167,22 @@ def test_unknown_results_and_unfinished_runs_are_refused(service: Service) -> No
     client.submit_results(open_run.id, [{"itemId": items[0], "output": "a",
                                          "scores": [{"scorerId": "exact-match", "score": 1.0}]}])
     assert_problem(review(service, str(open_run.id), items[0], verdict="pass"), 409, "run-not-finished")
+
+
+def test_a_comparison_shows_how_each_items_output_changed(service: Service) -> None:
+    client = service.client
+    run_a, items = finished_run(service, ["The answer is 4", {"a": {"b": 1}}, "same", None],
+                                ["x", "x", "x", "x"], [0.0, 0.0, 1.0, 0.0])
+    dataset_id = client.get_run(run_a).dataset_id
+    run_b = client.create_run(dataset_id, scorers=["exact-match"])
+    client.submit_results(run_b.id, [
+        {"itemId": item_id, "output": output, "scores": [{"scorerId": "exact-match", "score": 0.0}]}
+        for item_id, output in zip(items, ["The answer is 5", {"a": {"b": 2}}, "same", "now"], strict=True)])
+    client.finalize_run(run_b.id)
+    compared = client.http.post("/api/datasets/compare", json={"runIdA": run_a, "runIdB": str(run_b.id)}).json()
+    diffs = {item["itemId"]: item["outputDiff"] for item in compared["items"]}
+    assert diffs[items[0]]["segments"] == [{"op": "equal", "text": "The answer is "}, {"op": "del", "text": "4"},
+                                           {"op": "add", "text": "5"}]
+    assert diffs[items[1]]["changes"] == [{"field": "output.a.b", "before": 1, "after": 2}]
+    assert diffs[items[2]] == {"kind": "text", "equal": True, "segments": [{"op": "equal", "text": "same"}]}
+    assert diffs[items[3]] == {"kind": "missingOutput", "equal": False, "missing": ["A"]}

@@ -86,3 +86,20 @@ def test_three_results_are_reviewed_with_the_keyboard(service: Service, page: Pa
     page.get_by_role("button", name="Apply").click()
     expect(results).to_have_count(1)
     expect(results.first).to_contain_text("2+2")
+
+
+def test_the_comparison_page_highlights_how_outputs_changed(service: Service, page: Page) -> None:
+    client = service.client
+    dataset = client.create_dataset("outputs")
+    added = client.add_items(dataset.id, [{"input": "q", "expectedOutput": "x"}])
+    runs = []
+    for output in ("The answer is 4", "The answer is 5"):
+        run = client.create_run(dataset.id, scorers=["exact-match"])
+        client.submit_results(run.id, [{"itemId": str(added.items[0].id), "output": output,
+                                        "scores": [{"scorerId": "exact-match", "score": 0.0}]}])
+        client.finalize_run(run.id)
+        runs.append(run.id)
+    page.goto(f"{service.url}/compare?baseline={runs[0]}&candidate={runs[1]}")
+    cell = page.locator(".compare-items .output-diff-cell").first
+    expect(cell.locator(".diff-del")).to_have_text("4")
+    expect(cell.locator(".diff-add")).to_have_text("5")

@@ -29,6 +29,14 @@ def output_diff(expected: Any, output: Any, *, failed: bool = False) -> dict[str
     return {"kind": "json", "equal": expected == output, "changes": field_changes(expected, output, "output")}
 
 
+def runs_output_diff(a: Any, b: Any) -> dict[str, Any]:
+    """Run A's output -> run B's output for the same item (None: no output in that run)."""
+    if a is None or b is None:
+        return {"kind": "missingOutput", "equal": a is None and b is None,
+                "missing": [side for side, value in (("A", a), ("B", b)) if value is None]}
+    return output_diff(a, b)
+
+
 def text_segments(before: str, after: str) -> list[dict[str, str]]:
     """The two texts as runs of equal, deleted and added text, in reading order."""
     a, b = _TOKENS.findall(before), _TOKENS.findall(after)

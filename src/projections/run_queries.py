@@ -533,3 +533,12 @@ class RunQueries:
             {"run": run_id},
         )
         return {row["scorer_id"]: row["n"] for row in rows}
+
+    def first_outputs(self, run_id: UUID, item_ids: list[UUID]) -> dict[UUID, Any]:
+        """The output of repetition 0 of some items' results (a failed result has none)."""
+        rows = self._fetch(
+            SQL("SELECT item_id, output, error FROM {} WHERE run_id = %(run)s AND repetition = 0"
+                " AND item_id = ANY(%(ids)s)").format(self._results),
+            {"run": run_id, "ids": item_ids},
+        )
+        return {row["item_id"]: None if row["error"] is not None else row["output"] for row in rows}
