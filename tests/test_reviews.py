@@ -186,3 +186,13 @@ def test_a_comparison_shows_how_each_items_output_changed(service: Service) -> N
     assert diffs[items[1]]["changes"] == [{"field": "output.a.b", "before": 1, "after": 2}]
     assert diffs[items[2]] == {"kind": "text", "equal": True, "segments": [{"op": "equal", "text": "same"}]}
     assert diffs[items[3]] == {"kind": "missingOutput", "equal": False, "missing": ["A"]}
+
+
+def test_audit_verify_replays_reviews_and_finds_nothing_amiss(service: Service) -> None:
+    from test_audit import verify
+
+    run_id, items = finished_run(service, ["a", "b"], ["a", "x"], [1.0, 0.0])
+    review(service, run_id, items[1], scores={"exact-match": 0.9}, criteria={"tone": 0.4})
+    healthy = verify(service)
+    assert healthy.returncode == 0, healthy.stderr
+    assert "match the log" in healthy.stderr
