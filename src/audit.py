@@ -19,6 +19,7 @@ from uuid import UUID
 
 from evalledger.bootstrap import Ledger
 from evalledger.domain.datasets import Dataset
+from evalledger.domain.reviews import fold_review, reviewed_scores
 from evalledger.domain.runs import Run, result_key
 from evalledger.projections.follower import gc_paused
 
@@ -130,11 +131,17 @@ def _run_findings(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
     events = list(ledger.runs.events.get(run_id))
     run: Run | None = None
     latest: dict[str, dict[str, Any]] = {}
+    reviews: dict[str, dict[str, Any]] = {}  # the scores that count are the reviewed ones
     for event in events:
         run = event.mutate(run)
         if isinstance(event, Run.ResultsRecorded):
             for result in event.results:
                 latest[result_key(result)] = result
+        elif isinstance(event, Run.ResultReviewed):
+            key = f"{event.item_id}#{event.repetition}"
+            reviews[key] = fold_review(reviews.get(key), verdict=event.verdict, scores=event.scores,
+                                       criteria=event.criteria, comment=event.comment, flagged=event.flagged,
+                                       actor=event.actor, reason=event.reason, at=event.timestamp.isoformat())
     if run is None:
         yield Finding("run", run_id, None, "no events")
         return
@@ -150,8 +157,9 @@ def _run_findings(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
         if from_log != in_model:
             yield Finding("run", run_id, None, f"{name}: {in_model} in the read model, {from_log} in the log")
     sums: dict[str, list[float]] = {}
-    for result in latest.values():
-        for score in result.get("scores") or []:
+    for key, result in latest.items():
+        scores = result.get("scores") or []
+        for score in reviewed_scores(scores, reviews.get(key)) or scores:
             if score.get("score") is not None:
                 sums.setdefault(score["scorerId"], []).append(float(score["score"]))
     summary = ledger.run_queries.score_summary(run_id)

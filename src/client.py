@@ -322,6 +322,41 @@ class Client:
                 if line.startswith("data: "):
                     yield orjson.loads(line[6:])
 
+    # -- reviews (issue 18) ---------------------------------------------------------------
+
+    def get_result(self, run_id: UUID | str, item_id: UUID | str, *, repetition: int = 0) -> models.ResultDetail:
+        """One result: the scores that count, its reviews, score history and output diff."""
+        return self._get(models.ResultDetail, f"/api/datasets/runs/{run_id}/results/{item_id}", repetition=repetition)
+
+    def review_result(self, run_id: UUID | str, item_id: UUID | str, *, repetition: int = 0,
+                      verdict: str | None = None, scores: dict[str, float | None] | None = None,
+                      criteria: dict[str, float | None] | None = None, comment: str | None = None,
+                      flagged: bool | None = None, reason: str | None = None) -> models.ResultDetail:
+        """Review a finished run's result; only what is given changes (see README, Reviewing results)."""
+        body: dict[str, Any] = {"repetition": repetition, "scores": scores or {}, "criteria": criteria or {}}
+        for key, value in (("verdict", verdict), ("comment", comment), ("flagged", flagged)):
+            if value is not None:
+                body[key] = value
+        return models.ResultDetail.model_validate(self.request(
+            "POST", f"/api/datasets/runs/{run_id}/results/{item_id}/review", json=body, reason=reason))
+
+    def review_queue(self, run_id: UUID | str, *, page: int = 0, per_page: int = 50) -> models.RunResultList:
+        """The run's results flagged for follow-up."""
+        return self._get(models.RunResultList, f"/api/datasets/runs/{run_id}/review-queue", page=page,
+                         perPage=per_page)
+
+    def rescore(self, run_id: UUID | str, scorers: list[Any], *, name: str = "", max_concurrency: int | None = None,
+                item_timeout_ms: int | None = None, max_retries: int | None = None,
+                reason: str | None = None) -> models.Run:
+        """Apply scorers to a finished run's stored outputs in a derived run (no target call)."""
+        body: dict[str, Any] = {"scorers": scorers, "name": name}
+        for key, value in (("maxConcurrency", max_concurrency), ("itemTimeoutMs", item_timeout_ms),
+                           ("maxRetries", max_retries)):
+            if value is not None:
+                body[key] = value
+        return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/rescore", json=body,
+                                                      reason=reason))
+
 
 def _param(value: Any) -> Any:
     if isinstance(value, datetime):

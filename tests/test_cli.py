@@ -36,6 +36,7 @@ TABLES = {
     "dataset_versions",
     "runs",
     "run_results",
+    "run_result_reviews",
 }
 UNREACHABLE = "postgresql://postgres:s3cret-pw@127.0.0.1:1/x"
 

@@ -1,7 +1,9 @@
 """Did the candidate run get worse than the baseline? Per scorer and per item, with
 statistics over the paired items only.
 
-Items are paired by item id (repetitions averaged per item). For each scorer: means, the
+Items are paired by item id (repetitions averaged per item). A reviewer's score replaces
+the automatic one (`reviewedA` / `reviewedB` count such results per scorer). Each item of
+the page says how B's output differs from A's (`outputDiff`, first repetitions). For each scorer: means, the
 paired difference with a confidence interval and a p-value (see paired.py), counts of
 items improved / regressed / unchanged, and a verdict that needs both significance
 (p < alpha) and, when a threshold is set for that scorer, a difference at least that
@@ -17,6 +19,7 @@ from uuid import UUID
 
 import numpy as np
 
+from evalledger.analysis.output_diff import runs_output_diff
 from evalledger.analysis.paired import paired
 from evalledger.domain.errors import ConflictError, InvalidRequestError
 from evalledger.domain.runs import FINISHED
@@ -85,6 +88,8 @@ class RunComparer:
         regressed_cell = directional < -EPSILON
         improved_cell = directional > EPSILON
 
+        # Reviewed scores count where there are any (run_queries); say how many, per run.
+        reviewed_a, reviewed_b = self.runs.review_counts(run_a), self.runs.review_counts(run_b)
         scorers = {}
         for scorer_id, j in column.items():
             threshold = options.thresholds.get(scorer_id, Threshold())
@@ -109,6 +114,8 @@ class RunComparer:
                 - int(np.count_nonzero(regressed_cell[valid, j])),
                 "threshold": {"value": threshold.value, "direction": threshold.direction},
                 "verdict": verdict,
+                "reviewedA": reviewed_a.get(scorer_id, 0),
+                "reviewedB": reviewed_b.get(scorer_id, 0),
             }
 
         status = np.full(len(item_ids), "unchanged", dtype=object)
@@ -119,6 +126,8 @@ class RunComparer:
 
         warnings = self._warnings(a, b, int(both.sum()))
         content_changes = self._content_changes(a, b)
+        page = self._items_page(item_ids, status, scores_a, scores_b, scorer_ids, content_changes, options)
+        self._add_output_diffs(run_a, run_b, page["items"])
         return {
             "runIdA": run_a,
             "runIdB": run_b,
@@ -133,8 +142,17 @@ class RunComparer:
             "scorers": scorers,
             "latency": self._latency(run_a, run_b),
             "warnings": warnings,
-            **self._items_page(item_ids, status, scores_a, scores_b, scorer_ids, content_changes, options),
+            **page,
         }
+
+    def _add_output_diffs(self, run_a: UUID, run_b: UUID, entries: list[dict[str, Any]]) -> None:
+        """Each item of the page: how B's output differs from A's (first repetitions)."""
+        ids = [entry["itemId"] for entry in entries]
+        if not ids:
+            return
+        outputs_a, outputs_b = self.runs.first_outputs(run_a, ids), self.runs.first_outputs(run_b, ids)
+        for entry in entries:
+            entry["outputDiff"] = runs_output_diff(outputs_a.get(entry["itemId"]), outputs_b.get(entry["itemId"]))
 
     def _items_page(
         self,

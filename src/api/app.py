@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from evalledger import ui
-from evalledger.api import datasets, events, models, openapi, problems, runs, transfer
+from evalledger.api import datasets, events, models, openapi, problems, reviews, runs, transfer
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.api.routing import Route
@@ -63,6 +63,7 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     openapi.install(app)
     # Runs first: /api/datasets/runs/{runId} must not be taken for a dataset id.
     app.include_router(runs.build_router(settings.max_per_page))
+    app.include_router(reviews.build_router(settings.max_per_page))
     app.include_router(transfer.build_router())
     app.include_router(events.build_router(settings.max_per_page))
     app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))

@@ -54,6 +54,16 @@ COMPARISON = {
     "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved"}],
     "itemsPagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False},
 }
+RESULT = {"itemId": ITEM_ID, "repetition": 0, "status": "succeeded", "input": ITEM["input"],
+          "expectedOutput": ITEM["expectedOutput"], "itemMetadata": ITEM["metadata"],
+          "output": {"answer": "Lyon"}, "error": None, "latencyMs": 412.5, "attempt": 1, "retryErrors": [],
+          "traceId": None, "startedAt": CREATED, "recordedAt": CREATED,
+          "scores": [{"scorerId": "exact-match", "score": 1.0, "reason": None, "error": None, "automaticScore": 0.0,
+                      "reviewed": True}],
+          "review": {"verdict": "pass", "comment": "Lyon is accepted here", "flagged": False,
+                     "scores": {"exact-match": 1.0}, "criteria": {}, "reviews": 1, "actor": "alice",
+                     "reason": "synonym", "reviewedAt": UPDATED},
+          "flagged": False}
 PROJECTION = {"name": "datasets", "position": 5120, "head": 5120, "lag": 0, "running": True, "lastError": None}
 REBUILD_REPORT = {"projection": "datasets", "position": 5120, "events": 5120, "seconds": 0.21,
                   "eventsPerSecond": 24381}
@@ -114,4 +124,18 @@ EXAMPLES: dict[str, Any] = {
     "RebuildReport": REBUILD_REPORT,
     "RebuildState": {"projection": "datasets", "state": "running", "startedAt": CREATED, "position": 2048,
                      "head": 5120, "finishedAt": None, "report": None, "error": None},
+    "ResultDetail": {
+        **RESULT,
+        "automaticScores": [{"scorerId": "exact-match", "score": 0.0, "reason": None, "error": None}],
+        "reviews": [{"actor": "alice", "at": UPDATED, "reason": "synonym", "verdict": "pass",
+                     "scores": [{"scorerId": "exact-match", "score": 1.0}], "criteria": [],
+                     "comment": "Lyon is accepted here", "flagged": None}],
+        "scoreHistory": [
+            {"scorerId": "exact-match", "score": 0.0, "source": "automatic", "actor": "runner", "at": CREATED,
+             "reason": None},
+            {"scorerId": "exact-match", "score": 1.0, "source": "review", "actor": "alice", "at": UPDATED,
+             "reason": "synonym"}],
+        "outputDiff": {"kind": "json", "equal": False,
+                       "changes": [{"field": "output.answer", "before": "Paris", "after": "Lyon"}]},
+    },
 }

@@ -444,9 +444,14 @@ class RunResult(ResponseModel):
     attempt: int = Field(description="Attempts made (1 + retries).")
     retry_errors: list[str]
     trace_id: str | None
-    scores: list[Score]
+    scores: list[Score] = Field(description="The scores that count: a reviewer's override replaces the automatic "
+                                "score (marked `reviewed`, with `automaticScore`).")
     started_at: datetime | None
     recorded_at: datetime
+    review: dict[str, JSONValue] | None = Field(
+        default=None, description="What the result's reviews add up to: verdict, comment, flagged, scores, "
+        "criteria, reviews (how many), actor, reason, reviewedAt.")
+    flagged: bool = Field(default=False, description="Flagged for follow-up by a reviewer.")
 
 
 class RunResultList(ResponseModel):
@@ -477,6 +482,7 @@ class ScorerStats(ResponseModel):
     max: float | None
     pass_rate: float | None
     error_count: int
+    reviewed_count: int = Field(default=0, description="Results whose score here is a reviewer's (issue 18).")
 
 
 class LatencyStats(ResponseModel):
@@ -535,6 +541,8 @@ class ScorerComparison(ResponseModel):
     unchanged: int
     threshold: dict[str, JSONValue]
     verdict: Literal["regressed", "improved", "no-significant-change"]
+    reviewed_a: int = Field(default=0, description="Results of run A whose score is a reviewer's.")
+    reviewed_b: int = Field(default=0, description="Results of run B whose score is a reviewer's.")
 
 
 class Comparison(ResponseModel):
@@ -636,3 +644,74 @@ class ProjectionWithRebuild(ProjectionStatus):
 
 class ProjectionList(ResponseModel):
     projections: list[ProjectionWithRebuild]
+
+
+# -- reviews (issue 18) -------------------------------------------------------------------
+
+ReviewScore = Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER]
+ScorerName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ReviewCreate(WireModel):
+    """A review says only what it changes; what it leaves out stays as earlier reviews left it."""
+
+    repetition: Int = Field(default=0, ge=0, le=1_000_000)
+    verdict: Literal["pass", "fail"] | None = None
+    scores: dict[ScorerName, ReviewScore | None] = Field(
+        default_factory=dict, max_length=100,
+        description="Per scorer of the run: the reviewer's score (0..1), which overrides the automatic one; null "
+        "goes back to the automatic score.")
+    criteria: dict[ScorerName, ReviewScore | None] = Field(
+        default_factory=dict, max_length=100,
+        description="Scores on criteria of the reviewer's own (not scorers of the run); null removes one.")
+    comment: str | None = Field(default=None, max_length=10_000, description="An empty comment removes it.")
+    flagged: Bool | None = Field(default=None, description="Flag (or unflag) the result for follow-up.")
+
+
+class ScoreHistoryEntry(ResponseModel):
+    scorer_id: str
+    score: float | None = Field(description="null: the review took its override back")
+    source: Literal["automatic", "review", "criterion"]
+    actor: str | None
+    at: datetime
+    reason: str | None
+
+
+class ResultReviewRecord(ResponseModel):
+    actor: str
+    at: datetime
+    reason: str | None
+    verdict: Literal["pass", "fail"] | None
+    scores: list[dict[str, JSONValue]]
+    criteria: list[dict[str, JSONValue]]
+    comment: str | None
+    flagged: bool | None
+
+
+class OutputDiff(ResponseModel):
+    kind: Literal["text", "json", "missingOutput", "noExpectedOutput"]
+    equal: bool
+    segments: list[dict[str, str]] | None = Field(
+        default=None, description="text: runs of the two texts, each `op` equal, del (expected only) or add "
+        "(output only).")
+    changes: list[dict[str, JSONValue]] | None = Field(
+        default=None, description="json: field-level changes from the expected output to the output.")
+
+
+class ResultDetail(RunResult):
+    automatic_scores: list[Score]
+    reviews: list[ResultReviewRecord]
+    score_history: list[ScoreHistoryEntry]
+    output_diff: OutputDiff
+
+
+class RescoreCreate(WireModel):
+    """Scorers to apply to a finished run's stored outputs, in a derived run."""
+
+    scorers: list[str | dict[str, JSONValue]] = Field(
+        min_length=1, max_length=50, description='Scorer names or {"name", "id", "options"} objects; give a new '
+        "version of a scorer the old one's `id` to compare the two.")
+    name: str = Field(default="", max_length=200)
+    max_concurrency: Int | None = Field(default=None, ge=1, le=256, description="Default: the source run's.")
+    item_timeout_ms: Int | None = Field(default=None, ge=1, le=3_600_000, description="Default: the source run's.")
+    max_retries: Int | None = Field(default=None, ge=0, le=10, description="Default: the source run's.")

@@ -1,5 +1,6 @@
 """Commands on runs: run (start and follow one), runs list|show|results|cancel|export,
-and compare (a baseline with one or more candidates, as a CI gate)."""
+compare (a baseline with one or more candidates, as a CI gate), and review (judge a
+result, read one, list the flagged ones)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from evalledger.cli.common import (
@@ -184,6 +186,131 @@ def runs_export(
     """Export a run's results to a file."""
     download(f"{url}/api/datasets/runs/{run_id}/results/export", {"format": file_format}, output, "Export")
     console.print(f"wrote {output}")
+
+
+@cli.command()
+def rescore(
+    run_id: RunId,
+    scorer: Annotated[list[str], typer.Option(help="Scorer name or JSON spec (give a new version the old `id` to "
+                                                   "compare); repeat for several.")],
+    concurrency: Annotated[int | None, typer.Option(help="Items in flight at once (default: the run's).")] = None,
+    timeout_ms: Annotated[int | None, typer.Option(help="Per-item timeout (default: the run's).")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries (default: the run's).")] = None,
+    name: Annotated[str, typer.Option(help="Name of the derived run.")] = "",
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Apply scorers to a finished run's stored outputs (its target is not called) in a derived run; show its
+    progress live, then a summary. Compare the two runs to see the drift. Exits 1 if it failed, 2 if refused."""
+    from evalledger.cli_progress import follow_run, summarise_run
+
+    with client(url) as api:
+        with refused("Re-score refused", code=2):
+            started = api.rescore(run_id, [_spec(s, kind="scorer") for s in scorer], name=name,
+                                  max_concurrency=concurrency, item_timeout_ms=timeout_ms, max_retries=retries)
+        console.print(f"run {started.id} re-scores run {run_id}: {started.expected_results} result(s)")
+        finished = follow_run(api, started.id, console)
+        summarise_run(api, finished, console)
+        console.print(f"compare: evalledger compare {run_id} {started.id}")
+        if finished.status != "completed":
+            raise typer.Exit(code=1)
+
+
+# -- review ---------------------------------------------------------------------------------
+
+review_cli = typer.Typer(help="Review a finished run's results: judge one, show one, list the flagged.",
+                         no_args_is_help=True)
+cli.add_typer(review_cli, name="review")
+ItemId = Annotated[str, typer.Argument(help="Item id of the result.")]
+Repetition = Annotated[int, typer.Option(help="Repetition of the item.")]
+
+
+def _scores(values: list[str] | None, what: str) -> dict[str, float | None]:
+    """`name=0.8` pairs (`name=none` takes an override back)."""
+    parsed: dict[str, float | None] = {}
+    for value in values or []:
+        name, sep, number = value.rpartition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{what} {value!r} is not name=score")
+        try:
+            parsed[name] = None if number.lower() in ("none", "null") else float(number)
+        except ValueError:
+            raise typer.BadParameter(f"{what} {value!r}: {number!r} is not a number") from None
+    return parsed
+
+
+@review_cli.command("set")
+def review_set(
+    run_id: RunId,
+    item: ItemId,
+    verdict: Annotated[str | None, typer.Option(help="pass or fail.")] = None,
+    score: Annotated[list[str] | None, typer.Option(help="scorer=0.8 overrides that scorer's score (=none: back "
+                                                         "to the automatic score); repeat for several.")] = None,
+    criterion: Annotated[list[str] | None, typer.Option(help="name=0.8, a score of your own; repeatable.")] = None,
+    comment: Annotated[str | None, typer.Option(help="A comment (empty: remove it).")] = None,
+    flag: Annotated[bool | None, typer.Option("--flag/--unflag", help="Flag for follow-up, or clear it.")] = None,
+    repetition: Repetition = 0,
+    as_json: AsJson = False,
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Review a result: only what is given changes. Exits 1 if refused."""
+    scores, criteria = _scores(score, "--score"), _scores(criterion, "--criterion")
+    with client(url) as api, refused("Review not recorded"):
+        detail = api.review_result(run_id, item, repetition=repetition, verdict=verdict, scores=scores,
+                                   criteria=criteria, comment=comment, flagged=flag)
+    if as_json:
+        return print_json(detail)
+    _show_result(detail)
+
+
+@review_cli.command("show")
+def review_show(run_id: RunId, item: ItemId, repetition: Repetition = 0, as_json: AsJson = False,
+                url: ServiceUrl = DEFAULT_URL) -> None:
+    """A result: its scores, review, score history and output diff."""
+    with client(url) as api, refused("Cannot show the result"):
+        detail = api.get_result(run_id, item, repetition=repetition)
+    if as_json:
+        return print_json(detail)
+    _show_result(detail)
+
+
+@review_cli.command("queue")
+def review_queue(run_id: RunId, page: Annotated[int, typer.Option(help="Page (0-based).")] = 0,
+                 per_page: Annotated[int, typer.Option(help="Rows per page.")] = 20, as_json: AsJson = False,
+                 url: ServiceUrl = DEFAULT_URL) -> None:
+    """The run's results flagged for follow-up."""
+    with client(url) as api, refused("Cannot list the review queue"):
+        listing = api.review_queue(run_id, page=page, per_page=per_page)
+    if as_json:
+        return print_json(listing)
+    table = Table("item", "rep", "verdict", "comment", "output", title=f"flagged in run {run_id} "
+                  f"({listing.pagination.total})")
+    for result in listing.results:
+        review = result.review or {}
+        table.add_row(str(result.item_id), str(result.repetition), review.get("verdict") or "",
+                      short(review.get("comment"), 40), short(result.output, 40))
+    out.print(table)
+
+
+def _show_result(detail: Any) -> None:
+    review = detail.review or {}
+    console.print(f"result {detail.item_id}#{detail.repetition}: {detail.status}; verdict "
+                  f"{review.get('verdict') or '-'}{' (flagged)' if detail.flagged else ''}"
+                  f"{'; comment: ' + review['comment'] if review.get('comment') else ''}")
+    history = Table("scorer", "score", "source", "by", "at", title="score history")
+    for entry in detail.score_history:
+        history.add_row(entry.scorer_id, _number(entry.score), entry.source, entry.actor or "", _when(entry.at))
+    out.print(history)
+    diff = detail.output_diff
+    if diff.kind == "text" and not diff.equal:
+        style = {"equal": "", "del": "red strike", "add": "green underline"}
+        console.print("output diff (expected [red strike]struck[/], output [green underline]underlined[/]): " + "".join(
+            f"[{style[s['op']]}]{escape(s['text'])}[/]" if style[s["op"]] else escape(s["text"])
+            for s in diff.segments or []))
+    elif diff.kind == "json" and not diff.equal:
+        for change in diff.changes or []:
+            console.print(f"{change['field']}: {short(change.get('before'), 40)} -> {short(change.get('after'), 40)}")
+    else:
+        console.print(f"output diff: {'identical' if diff.equal else diff.kind}")
 
 
 # -- compare --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.domain import Aggregate
 
-from evalledger.domain.errors import ConflictError, DomainError, NotFoundError
+from evalledger.domain.errors import ConflictError, DomainError, InvalidRequestError, NotFoundError
 
 JSON = Any
 
@@ -39,6 +39,20 @@ class RunNotCallerDrivenError(DomainError):
 
 class RunNotFoundError(NotFoundError):
     problem_type = "run-not-found"
+
+
+class ResultNotFoundError(NotFoundError):
+    problem_type = "result-not-found"
+
+
+class RunNotFinishedError(ConflictError):
+    """Results are reviewed once the run has finished: until then a result may still be
+    replaced, and a review would judge an output that is gone (409)."""
+
+    problem_type = "run-not-finished"
+
+
+VERDICTS = ("pass", "fail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +176,21 @@ class Run(Aggregate):
 
         def apply(self, run: Run) -> None:
             run.status = CANCELLED
+
+    class ResultReviewed(Event):
+        """A person's judgment of one result. Each field left None keeps what earlier reviews
+        said; a score per scorer overrides the automatic one (None: back to it), a criterion
+        is a score of the reviewer's own that no scorer gives."""
+
+        class_version = 1
+
+        item_id: str
+        repetition: int
+        verdict: str | None  # "pass" | "fail"
+        scores: list[dict[str, JSON]]  # [{scorerId, score}]
+        criteria: list[dict[str, JSON]]  # [{name, score}]
+        comment: str | None
+        flagged: bool | None
 
     def __init__(
         self,
@@ -289,6 +318,29 @@ class Run(Aggregate):
         succeeded, failed, skipped = self.counts()
         self.trigger_event(
             self.Cancelled, succeeded=succeeded, failed=failed, skipped=skipped, actor=actor, reason=reason
+        )
+
+    def review(self, *, item_id: str, repetition: int, verdict: str | None, scores: dict[str, float | None],
+               criteria: dict[str, float | None], comment: str | None, flagged: bool | None,
+               actor: str, reason: str | None) -> None:
+        """Record a review of a finished run's recorded result (scorer ids are checked by the
+        caller, who can see which scorers the result has)."""
+        if self.status not in FINISHED:
+            raise RunNotFinishedError(f"run {self.id} is {self.status}; review its results once it has finished")
+        if not self.is_recorded(item_id, repetition):
+            raise ResultNotFoundError(f"run {self.id} has no result for item {item_id}, repetition {repetition}")
+        if verdict is not None and verdict not in VERDICTS:
+            raise InvalidRequestError(f"verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}")
+        for name, score in (*scores.items(), *criteria.items()):
+            if score is not None and not 0.0 <= score <= 1.0:
+                raise InvalidRequestError(f"score of {name!r} must be between 0 and 1; got {score}")
+        if verdict is None and not scores and not criteria and comment is None and flagged is None:
+            raise InvalidRequestError("a review needs a verdict, a score, a criterion, a comment or a flag")
+        self.trigger_event(
+            self.ResultReviewed, item_id=item_id, repetition=repetition, verdict=verdict,
+            scores=[{"scorerId": k, "score": v} for k, v in scores.items()],
+            criteria=[{"name": k, "score": v} for k, v in criteria.items()],
+            comment=comment, flagged=flagged, actor=actor, reason=reason,
         )
 
     def check_open(self) -> None:

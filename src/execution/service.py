@@ -131,7 +131,8 @@ class RunService:
         A caller-driven run scores its results itself: there a scorer given as a string is
         only a declared name (so analytics knows it before any result), checked as a name."""
         if target is not None:
-            build_target(target, self.registry, http_allowlist=self.http_allowlist)
+            build_target(target, self.registry, http_allowlist=self.http_allowlist,
+                         result_row=self.run_queries.result_row)
         ids = []
         for spec in scorers:
             if target is None and isinstance(spec, str):

@@ -17,13 +17,15 @@ nothing secret is stored in events or shown by the API.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from uuid import UUID
 
 import httpx
 import orjson
@@ -404,7 +406,35 @@ def _secret_headers(headers: Any) -> dict[str, str]:
             for name, env in headers.items()}
 
 
-def build_target(spec: dict[str, Any], registry: Registry, *, http_allowlist: Sequence[str]) -> Target:
+class StoredResultError(Exception):
+    """The source run's result failed: the re-scored result fails the same way (not retried)."""
+
+    transient = False
+
+
+class StoredOutputTarget:
+    """A re-score's target (issue 18): the output another run recorded for the same item and
+    repetition, read from the read model; nothing is called. `result_row(run, item,
+    repetition)` is RunQueries.result_row."""
+
+    def __init__(self, spec: dict[str, Any], result_row: Callable[[UUID, UUID, int], dict[str, Any]] | None) -> None:
+        try:
+            self.run_id = UUID(str(_require(spec, "runId", "stored-output")))
+        except ValueError:
+            raise InvalidRequestError("stored-output target: runId must be a run id") from None
+        if result_row is None:
+            raise InvalidRequestError("stored-output targets are for re-scoring a run's stored outputs")
+        self.result_row = result_row
+
+    async def invoke(self, input: Any, context: TargetContext) -> TargetOutput:
+        row = await asyncio.to_thread(self.result_row, self.run_id, UUID(context.item_id), context.repetition)
+        if row["error"] is not None:
+            raise StoredResultError(f"the source run's result failed: {row['error']}")
+        return TargetOutput(output=row["output"])
+
+
+def build_target(spec: dict[str, Any], registry: Registry, *, http_allowlist: Sequence[str],
+                 result_row: Callable[[UUID, UUID, int], dict[str, Any]] | None = None) -> Target:
     if not isinstance(spec, dict):
         raise InvalidRequestError("target must be an object with a 'type'")
     kind = spec.get("type")
@@ -419,6 +449,8 @@ def build_target(spec: dict[str, Any], registry: Registry, *, http_allowlist: Se
         return HttpTarget(spec, http_allowlist)
     if kind == "openai":
         return OpenAITarget(spec, http_allowlist)
+    if kind == "stored-output":
+        return StoredOutputTarget(spec, result_row)
     raise InvalidRequestError(f"unknown target type {kind!r}; use 'registered', 'http' or 'openai'")
 
 

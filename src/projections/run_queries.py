@@ -10,7 +10,8 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from evalledger.domain.runs import FINISHED, RunNotFoundError, declared_scorer_ids
+from evalledger.analysis.output_diff import output_diff
+from evalledger.domain.runs import FINISHED, ResultNotFoundError, RunNotFoundError, declared_scorer_ids
 
 
 def run_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +63,10 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
         "retryErrors": row["retry_errors"],
         "traceId": row["trace_id"],
         "usage": row["usage"],
-        "scores": row["scores"],
+        # The scores that count (a reviewer's overrides applied); `review` says who changed what.
+        "scores": row.get("reviewed_scores") or row["scores"],
+        "review": row.get("review"),
+        "flagged": row.get("flagged", False),
         "startedAt": row["started_at"],
         "recordedAt": row["recorded_at"],
     }
@@ -73,6 +77,8 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
 # closest ranks, which is numpy.percentile's default method, so the two agree.
 
 _SCORE = "(s->>'score')::float8"
+# Every score read below is the one that counts: a reviewer's override where there is one
+# (`reviewed_scores`, see projections/runs.py), else the automatic score.
 # Sums (means, deviations) are taken over exact numerics: a float sum depends on the order
 # rows are read in, and a rebuilt table may hold them in another order.
 _EXACT_SCORE = "(s->>'score')::numeric"
@@ -102,8 +108,9 @@ def score_stats_sql(results: Composed, items: Composed, grouped: bool) -> Compos
         f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SCORE}) AS median,"
         f" stddev_samp({_EXACT_SCORE})::float8 AS std, min({_SCORE}) AS min, max({_SCORE}) AS max,"
         f" avg(CASE WHEN {_SCORE} >= %(t)s THEN 1.0 WHEN {_SCORE} IS NOT NULL THEN 0.0 END) AS pass_rate,"
-        " count(*) FILTER (WHERE s->>'error' IS NOT NULL) AS errors"
-        " FROM {results} r" + join + " CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+        " count(*) FILTER (WHERE s->>'error' IS NOT NULL) AS errors,"
+        " count(*) FILTER (WHERE (s->>'reviewed')::boolean) AS reviewed"
+        " FROM {results} r" + join + " CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
         " WHERE r.run_id = %(run)s GROUP BY 1, 2 ORDER BY 1, 2"
     ).format(results=results, items=items)
 
@@ -156,6 +163,7 @@ def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
         "max": row["max"],
         "passRate": float(row["pass_rate"]) if row["pass_rate"] is not None else None,
         "errorCount": row["errors"],
+        "reviewedCount": row["reviewed"],
     }
 
 
@@ -163,7 +171,7 @@ def _with_declared(scorers: list[Any], stats: dict[str, Any]) -> dict[str, Any]:
     """Per-scorer statistics with every scorer the run declared, those without a score yet
     at count 0, so a report lists them before their first result."""
     empty = {"count": 0, "mean": None, "median": None, "std": None, "min": None, "max": None, "passRate": None,
-             "errorCount": 0}
+             "errorCount": 0, "reviewedCount": 0}
     return {**{scorer_id: dict(empty) for scorer_id in declared_scorer_ids(scorers)}, **stats}
 
 
@@ -180,7 +188,7 @@ def _outcome_wire(row: dict[str, Any]) -> dict[str, Any]:
 _PER_ITEM = (
     f"WITH per AS (SELECT r.item_id, s->>'scorerId' AS scorer_id, avg({_EXACT_SCORE})::float8 AS mean,"
     f" var_samp({_EXACT_SCORE})::float8 AS variance, count({_SCORE}) AS n"
-    " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s WHERE r.run_id = %(run)s"
+    " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s WHERE r.run_id = %(run)s"
     " GROUP BY 1, 2)"
 )
 
@@ -292,7 +300,7 @@ class RunQueries:
                 SQL(
                     f"SELECT r.item_id, s->>'scorerId', avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(a)s)::float8,"
                     f" avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(b)s)::float8"
-                    " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+                    " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
                     " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2 ORDER BY 1, 2"
                 ).format(self._results),
                 {"a": run_a, "b": run_b},
@@ -394,6 +402,7 @@ class RunQueries:
     def filtered_results(
         self, run_id: UUID, page: int, per_page: int, *, status: str | None = None, scorer: str | None = None,
         min_score: float | None = None, max_score: float | None = None, sort: str = "dataset",
+        flagged: bool | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of a run's results, filtered by status and by one scorer's score range,
         in dataset order or sorted by latency or by that scorer's score ('latency',
@@ -406,16 +415,18 @@ class RunQueries:
             "score": "sc NULLS LAST, r.seq, r.repetition",
             "-score": "sc DESC NULLS LAST, r.seq, r.repetition",
         }[sort]
-        score = ("(SELECT (s->>'score')::float8 FROM jsonb_array_elements(r.scores) s"
+        score = ("(SELECT (s->>'score')::float8 FROM jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
                  " WHERE s->>'scorerId' = %(scorer)s LIMIT 1)")
         where = (
             " WHERE r.run_id = %(run)s AND (%(status)s::text IS NULL OR r.status = %(status)s)"
+            " AND (%(flagged)s::boolean IS NULL OR r.flagged = %(flagged)s)"
             " AND (%(scorer)s::text IS NULL OR ("
             "  (%(min)s::float8 IS NULL OR sc >= %(min)s) AND (%(max)s::float8 IS NULL OR sc <= %(max)s)))"
         )
         scored = "SELECT r.*, " + score + " AS sc FROM {results} r"
         params = {"d": run["dataset_id"], "v": run["dataset_version"], "run": run_id, "status": status,
-                  "scorer": scorer, "min": min_score, "max": max_score, "limit": per_page, "offset": page * per_page}
+                  "scorer": scorer, "min": min_score, "max": max_score, "limit": per_page, "offset": page * per_page,
+                  "flagged": flagged}
         rows = self._fetch(
             SQL(
                 "WITH page AS (SELECT * FROM (" + scored + ") r" + where + " ORDER BY " + order +
@@ -425,7 +436,7 @@ class RunQueries:
             ).format(results=self._results, items=self._items),
             params,
         )
-        if status is None and scorer is None:
+        if status is None and scorer is None and flagged is None:
             total = run["recorded"]
         else:
             total = self._fetch(
@@ -440,7 +451,7 @@ class RunQueries:
         rows = self._fetch(
             SQL(
                 f"SELECT s->>'scorerId' AS scorer_id, least(width_bucket({_SCORE}, 0, 1, %(bins)s), %(bins)s) AS bin,"
-                " count(*) AS n FROM {} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+                " count(*) AS n FROM {} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
                 f" WHERE r.run_id = %(run)s AND {_SCORE} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
             ).format(self._results),
             {"run": run_id, "bins": bins},
@@ -489,3 +500,70 @@ class RunQueries:
             {"d": dataset_id, "v": version, "ids": item_ids},
         )
         return {row["item_id"]: row["input"] for row in rows}
+
+    # -- one result, its reviews and its diff ----------------------------------------------------
+
+    def result_row(self, run_id: UUID, item_id: UUID, repetition: int = 0) -> dict[str, Any]:
+        """A result with its item as at the run's pinned version (404 when the run has none)."""
+        run = self.run_row(run_id)
+        rows = self._fetch(
+            SQL("SELECT r.*, i.input, i.expected_output, i.metadata AS item_metadata FROM {results} r"
+                + _ITEM_AT_PINNED_VERSION.replace(" JOIN ", " LEFT JOIN ", 1)
+                + " WHERE r.run_id = %(run)s AND r.item_id = %(item)s AND r.repetition = %(rep)s").format(
+                    results=self._results, items=self._items),
+            {"d": run["dataset_id"], "v": run["dataset_version"], "run": run_id, "item": item_id, "rep": repetition},
+        )
+        if not rows:
+            raise ResultNotFoundError(f"run {run_id} has no result for item {item_id}, repetition {repetition}")
+        return rows[0]
+
+    def get_result(self, run_id: UUID, item_id: UUID, repetition: int = 0) -> dict[str, Any]:
+        """A result with its reviews, the history of its scores, and how its output differs
+        from the expected output."""
+        row = self.result_row(run_id, item_id, repetition)
+        reviews = self._fetch(
+            SQL("SELECT * FROM {} WHERE run_id = %(run)s AND item_id = %(item)s AND repetition = %(rep)s"
+                " ORDER BY run_version").format(SQL("{}.run_result_reviews").format(Identifier(self.datastore.schema))),
+            {"run": run_id, "item": item_id, "rep": repetition},
+        )
+        history = [
+            {"scorerId": s.get("scorerId"), "score": s.get("score"), "source": "automatic",
+             "actor": row["recorded_by"], "at": row["recorded_at"], "reason": s.get("reason")}
+            for s in row["scores"]
+        ]
+        for review in reviews:
+            for s in review["scores"]:
+                history.append({"scorerId": s["scorerId"], "score": s["score"], "source": "review",
+                                "actor": review["actor"], "at": review["reviewed_at"], "reason": review["reason"]})
+            for c in review["criteria"]:
+                history.append({"scorerId": c["name"], "score": c["score"], "source": "criterion",
+                                "actor": review["actor"], "at": review["reviewed_at"], "reason": review["reason"]})
+        return {
+            **result_wire(row),
+            "automaticScores": row["scores"],
+            "reviews": [{"actor": r["actor"], "at": r["reviewed_at"], "reason": r["reason"], "verdict": r["verdict"],
+                         "scores": r["scores"], "criteria": r["criteria"], "comment": r["comment"],
+                         "flagged": r["flagged"]} for r in reviews],
+            "scoreHistory": history,
+            "outputDiff": output_diff(row["expected_output"], row["output"], failed=row["status"] == "failed"),
+        }
+
+    def review_counts(self, run_id: UUID) -> dict[str, int]:
+        """Per scorer: how many of the run's results carry a reviewer's score."""
+        rows = self._fetch(
+            SQL("SELECT s->>'scorerId' AS scorer_id, count(*) AS n FROM {} r"
+                " CROSS JOIN LATERAL jsonb_array_elements(r.reviewed_scores) s"
+                " WHERE r.run_id = %(run)s AND r.reviewed_scores IS NOT NULL AND (s->>'reviewed')::boolean"
+                " GROUP BY 1").format(self._results),
+            {"run": run_id},
+        )
+        return {row["scorer_id"]: row["n"] for row in rows}
+
+    def first_outputs(self, run_id: UUID, item_ids: list[UUID]) -> dict[UUID, Any]:
+        """The output of repetition 0 of some items' results (a failed result has none)."""
+        rows = self._fetch(
+            SQL("SELECT item_id, output, error FROM {} WHERE run_id = %(run)s AND repetition = 0"
+                " AND item_id = ANY(%(ids)s)").format(self._results),
+            {"run": run_id, "ids": item_ids},
+        )
+        return {row["item_id"]: None if row["error"] is not None else row["output"] for row in rows}

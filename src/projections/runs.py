@@ -5,7 +5,11 @@ Tables
 - `run_results`: one row per (run, item, repetition): output, error, latency, attempts,
   trace id and scores (a JSON array), and the item's `seq` in its dataset, so results list
   in dataset order from an index. Caller-driven runs upsert; counts on `runs` are kept
-  by difference, so a replaced result is counted once.
+  by difference, so a replaced result is counted once. `recorded_by` is who recorded it;
+  `review` what its reviews add up to (domain/reviews.py), `flagged` its follow-up flag,
+  and `reviewed_scores` its scores with the review's overrides (NULL: none; readers use
+  `coalesce(reviewed_scores, scores)`).
+- `run_result_reviews`: every review of a result, for its history.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from psycopg.types.json import Jsonb
 
 from evalledger.domain.content import PURGED_TEXT
 from evalledger.domain.datasets import Dataset
+from evalledger.domain.reviews import fold_review, reviewed_scores
 from evalledger.domain.runs import Run, result_key
 from evalledger.projections.view import BatchingView, Handler, one_at_a_time
 
 RUN_TOPICS = tuple(
     f"evalledger.domain.runs:Run.{name}"
-    for name in ("Created", "Started", "ResultsRecorded", "Completed", "Failed", "Cancelled")
+    for name in ("Created", "Started", "ResultsRecorded", "Completed", "Failed", "Cancelled", "ResultReviewed")
 )
 # The view also strips purged items' texts from the results that copied them.
 RUNS_VIEW_TOPICS = (*RUN_TOPICS, "evalledger.domain.datasets:Dataset.ItemPurged")
@@ -54,6 +59,7 @@ def _result_rows(events: list[Run.ResultsRecorded]) -> dict[str, str]:
                 "retry_errors": r.get("retryErrors") or [],
                 "usage": r.get("usage"),
                 "recorded_at": e.timestamp,
+                "recorded_by": e.actor,
             }
         runs.setdefault(e.originator_id, {"run_id": e.originator_id, "first_ts": e.timestamp})["last_ts"] = e.timestamp
     return {"rows": orjson.dumps(list(latest.values())).decode(), "runs": orjson.dumps(list(runs.values())).decode()}
@@ -71,8 +77,17 @@ def _finished_params(e: Run.Completed | Run.Failed | Run.Cancelled) -> dict[str,
     }
 
 
+def _purged_scores(column: str) -> str:
+    """A score array with a purged item's texts (reasons, errors) taken out (sealing.py)."""
+    return (
+        f"(SELECT coalesce(jsonb_agg(s || jsonb_build_object('reason', NULL, 'error',"
+        "  CASE WHEN coalesce(s->'error', 'null'::jsonb) = 'null'::jsonb THEN NULL ELSE %(purged)s END)"
+        f"  ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements({column}) WITH ORDINALITY AS x(s, n))"
+    )
+
+
 class RunsView(BatchingView):
-    read_model_tables = ("runs", "run_results")
+    read_model_tables = ("runs", "run_results", "run_result_reviews")
 
     def table_statements(self) -> list[Composed]:
         t = self.table
@@ -129,6 +144,28 @@ class RunsView(BatchingView):
             SQL("CREATE INDEX IF NOT EXISTS run_results_order_idx ON {} (run_id, seq, repetition)").format(
                 t("run_results")
             ),
+            # Added with reviews (issue 18); tables made before get them here.
+            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS recorded_by text,"
+                " ADD COLUMN IF NOT EXISTS review jsonb, ADD COLUMN IF NOT EXISTS reviewed_scores jsonb,"
+                " ADD COLUMN IF NOT EXISTS flagged boolean NOT NULL DEFAULT false").format(t("run_results")),
+            SQL("CREATE INDEX IF NOT EXISTS run_results_flagged_idx ON {} (run_id, seq, repetition)"
+                " WHERE flagged").format(t("run_results")),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                " run_id uuid NOT NULL,"
+                " item_id uuid NOT NULL,"
+                " repetition integer NOT NULL,"
+                " run_version integer NOT NULL,"
+                " reviewed_at timestamptz NOT NULL,"
+                " actor text NOT NULL,"
+                " reason text,"
+                " verdict text,"
+                " scores jsonb NOT NULL,"
+                " criteria jsonb NOT NULL,"
+                " comment text,"
+                " flagged boolean,"
+                " PRIMARY KEY (run_id, item_id, repetition, run_version))"
+            ).format(t("run_result_reviews")),
         ]
 
     def handler_of(self, event: Any) -> Handler | None:
@@ -180,12 +217,12 @@ class RunsView(BatchingView):
                 "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(run_id uuid, item_id uuid,"
                 "  repetition int, status text, output jsonb, error text, latency_ms float8, attempts int,"
                 "  trace_id text, scores jsonb, started_at timestamptz, retry_errors jsonb, usage jsonb,"
-                "  recorded_at timestamptz)),"
+                "  recorded_at timestamptz, recorded_by text)),"
                 " old AS (SELECT x.run_id, x.status FROM {results} x JOIN r USING (run_id, item_id, repetition)),"
                 " up AS (INSERT INTO {results} (run_id, item_id, repetition, status, output, error, latency_ms,"
-                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, usage, seq)"
+                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, usage, recorded_by, seq)"
                 "  SELECT r.run_id, r.item_id, r.repetition, r.status, r.output, r.error, r.latency_ms, r.attempts,"
-                "  r.retry_errors, r.trace_id, r.scores, r.started_at, r.recorded_at, r.usage,"
+                "  r.retry_errors, r.trace_id, r.scores, r.started_at, r.recorded_at, r.usage, r.recorded_by,"
                 "  coalesce(i.seq, 9223372036854775807)"
                 "  FROM r JOIN {runs} run USING (run_id)"
                 "  LEFT JOIN {items} i ON i.dataset_id = run.dataset_id AND i.item_id = r.item_id"
@@ -195,7 +232,7 @@ class RunsView(BatchingView):
                 "  output = excluded.output, error = excluded.error, latency_ms = excluded.latency_ms,"
                 "  attempts = excluded.attempts, retry_errors = excluded.retry_errors,"
                 "  trace_id = excluded.trace_id, scores = excluded.scores, started_at = excluded.started_at,"
-                "  recorded_at = excluded.recorded_at, usage = excluded.usage),"
+                "  recorded_at = excluded.recorded_at, usage = excluded.usage, recorded_by = excluded.recorded_by),"
                 " delta AS (SELECT run_id, sum(n) AS recorded, sum(n) FILTER (WHERE status = 'succeeded') AS succeeded,"
                 "  sum(n) FILTER (WHERE status = 'failed') AS failed"
                 "  FROM (SELECT run_id, status, 1 AS n FROM r UNION ALL SELECT run_id, status, -1 FROM old) z"
@@ -221,9 +258,9 @@ class RunsView(BatchingView):
             SQL(
                 "UPDATE {results} SET output = NULL, retry_errors = '[]'::jsonb,"
                 " error = CASE WHEN error IS NULL THEN NULL ELSE %(purged)s END,"
-                " scores = (SELECT coalesce(jsonb_agg(s || jsonb_build_object('reason', NULL, 'error',"
-                "  CASE WHEN coalesce(s->'error', 'null'::jsonb) = 'null'::jsonb THEN NULL ELSE %(purged)s END)"
-                "  ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements(scores) WITH ORDINALITY AS x(s, n))"
+                " scores = " + _purged_scores("scores") + ","
+                " reviewed_scores = CASE WHEN reviewed_scores IS NULL THEN NULL ELSE "
+                + _purged_scores("reviewed_scores") + " END"
                 " WHERE item_id = %(item)s AND run_id IN (SELECT run_id FROM {runs} WHERE dataset_id = %(id)s)"
             ).format(results=self.table("run_results"), runs=self.table("runs")),
             {"id": e.originator_id, "item": e.item_id, "purged": PURGED_TEXT},
@@ -240,7 +277,40 @@ class RunsView(BatchingView):
         )
 
 
+    def _result_reviewed(self, curs: Cursor[Any], e: Run.ResultReviewed) -> None:
+        # One at a time: reviews are a person's pace, and each folds into the state the
+        # one before left (domain/reviews.py).
+        key = {"run": e.originator_id, "item": e.item_id, "rep": e.repetition}
+        curs.execute(
+            SQL("INSERT INTO {} (run_id, item_id, repetition, run_version, reviewed_at, actor, reason, verdict,"
+                " scores, criteria, comment, flagged) VALUES (%(run)s, %(item)s, %(rep)s, %(version)s, %(ts)s,"
+                " %(actor)s, %(reason)s, %(verdict)s, %(scores)s, %(criteria)s, %(comment)s, %(flagged)s)"
+                " ON CONFLICT DO NOTHING").format(self.table("run_result_reviews")),
+            {**key, "version": e.originator_version, "ts": e.timestamp, "actor": e.actor, "reason": e.reason,
+             "verdict": e.verdict, "scores": Jsonb(e.scores), "criteria": Jsonb(e.criteria), "comment": e.comment,
+             "flagged": e.flagged},
+        )
+        row = curs.execute(
+            SQL("SELECT scores, review FROM {} WHERE run_id = %(run)s AND item_id = %(item)s"
+                " AND repetition = %(rep)s FOR UPDATE").format(self.table("run_results")), key).fetchone()
+        if row is None:
+            return
+        scores, current = (row["scores"], row["review"]) if isinstance(row, dict) else row
+        review = fold_review(current, verdict=e.verdict, scores=e.scores, criteria=e.criteria, comment=e.comment,
+                             flagged=e.flagged, actor=e.actor, reason=e.reason,
+                             at=e.timestamp.isoformat())
+        effective = reviewed_scores(scores, review)
+        curs.execute(
+            SQL("UPDATE {} SET review = %(review)s, reviewed_scores = %(effective)s, flagged = %(flagged)s"
+                " WHERE run_id = %(run)s AND item_id = %(item)s AND repetition = %(rep)s").format(
+                    self.table("run_results")),
+            {**key, "review": Jsonb(review), "effective": None if effective is None else Jsonb(effective),
+             "flagged": review["flagged"]},
+        )
+
+
 _HANDLERS = {
+    Run.ResultReviewed: one_at_a_time(RunsView._result_reviewed),
     Dataset.ItemPurged: one_at_a_time(RunsView._item_purged),
     Run.Created: RunsView._created,
     Run.Started: RunsView._started,

@@ -8,7 +8,9 @@ The rows come out exactly as `RunsView`'s handlers write them:
   item's `seq` in the dataset version the run is pinned to (one query per run);
 - run rows are held until the end;
 - purges are applied at the end with the handler's own statement, which leaves results
-  already stripped of their texts (recorded after the purge, or read after it) as they are.
+  already stripped of their texts (recorded after the purge, or read after it) as they are;
+- reviews (rare, and only of finished runs, whose results are final) are applied at the
+  end too, with the handler's own statements, in log order with the purges.
 A spilled result (bulk.py) that is replaced later is deleted and written again.
 """
 
@@ -39,7 +41,7 @@ _RUN_COLUMNS = ("run_id", "dataset_id", "dataset_version", "name", "status", "ta
                 "metadata", "total_items", "expected_results", "recorded", "succeeded", "failed", "skipped", "error",
                 "actor", "created_at", "started_at", "finished_at", "updated_at")
 _RESULT_COLUMNS = ("run_id", "item_id", "repetition", "status", "output", "error", "latency_ms", "attempts",
-                   "retry_errors", "trace_id", "scores", "started_at", "recorded_at", "usage", "seq")
+                   "retry_errors", "trace_id", "scores", "started_at", "recorded_at", "usage", "recorded_by", "seq")
 # Results of fewer items than this share of the run's items look their items' seqs up by
 # id (about 2 µs an id); more look up those of the whole dataset version (0.5 µs an item).
 SEQS_BY_ID = 0.25
@@ -82,7 +84,8 @@ class RunsBulkLoad(BulkLoad):
         super().__init__(*args, **kwargs)
         self.runs: dict[UUID, _Run] = {}
         self.results_out = self.rows("run_results", _RESULT_COLUMNS)
-        self.purges: list[Dataset.ItemPurged] = []
+        # Purges and reviews, in log order, applied once the rows are in.
+        self.purges: list[Dataset.ItemPurged | Run.ResultReviewed] = []
         # (run id, item id, repetition) -> the row that replaces a spilled result's row
         self.replacements: dict[tuple[UUID, str, int], bytes] = {}
 
@@ -125,7 +128,7 @@ class RunsBulkLoad(BulkLoad):
                 item_id.encode(), b"%d" % repetition, status.encode(), copy_json(r.get("output")),
                 copy_text(r.get("error")), copy_float(r.get("latencyMs")), copy_int(r.get("attempts", 1)),
                 copy_json(r.get("retryErrors") or []), copy_text(r.get("traceId")), copy_json(r.get("scores") or []),
-                copy_time(r.get("startedAt")), ts, copy_json(r.get("usage")))) + b"\t"
+                copy_time(r.get("startedAt")), ts, copy_json(r.get("usage")), copy_text(e.actor))) + b"\t"
             held[key] = (status, row)
             self.held += len(row)
         if run.status == "pending":
@@ -149,6 +152,9 @@ class RunsBulkLoad(BulkLoad):
     def _item_purged(self, e: Dataset.ItemPurged) -> None:
         self.purges.append(e)
 
+    def _result_reviewed(self, e: Run.ResultReviewed) -> None:
+        self.purges.append(e)
+
     folds = {
         Run.Created: _created,
         Run.Started: _started,
@@ -157,6 +163,7 @@ class RunsBulkLoad(BulkLoad):
         Run.Failed: _finished,
         Run.Cancelled: _finished,
         Dataset.ItemPurged: _item_purged,
+        Run.ResultReviewed: _result_reviewed,
     }
 
     # -- writing results ----------------------------------------------------------------
@@ -229,6 +236,9 @@ class RunsBulkLoad(BulkLoad):
                         results, SQL(", ").join(map(Identifier, _RESULT_COLUMNS)))) as copy:
                     copy.write(b"".join(replacements.values()))
             for e in purges:
-                view._item_purged(curs, e)
+                if isinstance(e, Run.ResultReviewed):
+                    view._result_reviewed(curs, e)
+                else:
+                    view._item_purged(curs, e)
 
         self.writer.after(replace_and_purge)

@@ -560,3 +560,11 @@ class Runs(LedgerApplication):
     def cancel_run(self, run_id: UUID, *, actor: str = "anonymous", reason: str | None = None) -> Written:
         run, _, recordings = self._command(run_id, lambda run: run.cancel(actor=actor, reason=reason))
         return self._written(run, recordings)
+
+    def review_result(self, run_id: UUID, *, item_id: str, repetition: int, verdict: str | None,
+                      scores: dict[str, float | None], criteria: dict[str, float | None], comment: str | None,
+                      flagged: bool | None, actor: str = "anonymous", reason: str | None = None) -> Written:
+        run, _, recordings = self._command(run_id, lambda run: run.review(
+            item_id=item_id, repetition=repetition, verdict=verdict, scores=scores, criteria=criteria,
+            comment=comment, flagged=flagged, actor=actor, reason=reason))
+        return self._written(run, recordings)

@@ -1,6 +1,6 @@
-"""Run use cases the entry points share: start, cancel, and compare a baseline with one
+"""Run use cases the entry points share: start, cancel, compare a baseline with one
 candidate or several (the rule for several: each is compared with the baseline, and the
-answer regresses when any of them does)."""
+answer regresses when any of them does), review a result, and re-score a run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from uuid import UUID
 
 from evalledger.analysis.comparison import CompareOptions, RunComparer
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.domain.runs import RunSettings
+from evalledger.domain.runs import FINISHED, RunNotFinishedError, RunSettings, declared_scorer_ids
+from evalledger.domain.storable import ensure_storable
 from evalledger.execution.service import RunService
 
 
@@ -42,3 +43,61 @@ class RunUseCases:
         comparisons = [self.comparer.compare(baseline, b, options) for b in candidates or []]
         return {"runIdA": baseline, "hasRegression": any(c["hasRegression"] for c in comparisons),
                 "comparisons": comparisons}
+
+    def review_result(self, run_id: UUID, item_id: UUID, *, repetition: int = 0, verdict: str | None = None,
+                      scores: dict[str, float | None] | None = None, criteria: dict[str, float | None] | None = None,
+                      comment: str | None = None, flagged: bool | None = None, actor: str = "anonymous",
+                      reason: str | None = None) -> dict[str, Any]:
+        """Record a review of one result (see domain/reviews.py) and answer the result as it
+        reads once the review is in: its scores, reviews, score history and output diff.
+
+        A score must be for a scorer of the run (declared, or one that scored this result);
+        a criterion must not be named like one, so the two never mix in the analytics."""
+        scores, criteria = scores or {}, criteria or {}
+        queries = self.run_service.run_queries
+        row = queries.result_row(run_id, item_id, repetition)  # 404 for an unknown run or result
+        known = set(declared_scorer_ids(queries.run_row(run_id)["scorers"]))
+        known |= {s.get("scorerId") for s in row["scores"]}
+        unknown = sorted(set(scores) - known)
+        if unknown:
+            raise InvalidRequestError(
+                f"scorer id(s) {', '.join(map(repr, unknown[:10]))} are not scorers of this result; it has: "
+                f"{', '.join(map(repr, sorted(known))) or 'none'} (a score of your own goes in `criteria`)",
+                unknownScorerIds=unknown[:100])
+        clashing = sorted(set(criteria) & known)
+        if clashing:
+            raise InvalidRequestError(
+                f"criteria {', '.join(map(repr, clashing[:10]))} are named like scorers of this result; "
+                "give their scores in `scores`")
+        ensure_storable({"scores": scores, "criteria": criteria, "comment": comment})
+        written = self.run_service.runs.review_result(
+            run_id, item_id=str(item_id), repetition=repetition, verdict=verdict, scores=scores, criteria=criteria,
+            comment=comment, flagged=flagged, actor=actor, reason=reason)
+        self.run_service.read_your_writes(written)
+        return queries.get_result(run_id, item_id, repetition)
+
+    def rescore(self, run_id: UUID, *, scorers: list[Any], name: str = "", max_concurrency: int | None = None,
+                item_timeout_ms: int | None = None, max_retries: int | None = None, actor: str = "anonymous",
+                reason: str | None = None) -> dict[str, Any]:
+        """Apply scorers to a finished run's stored outputs: a derived run over the same dataset
+        version and repetitions whose target reads the source run's outputs (nothing is
+        called), executed, resumed and counted as any run, and recording its source in
+        `metadata.rescoredFrom`. Comparing the source with it shows the scorers' drift (give
+        a new scorer the old one's `id`)."""
+        source = self.run_service.run_queries.run_row(run_id)
+        if source["status"] not in FINISHED:
+            raise RunNotFinishedError(f"run {run_id} is {source['status']}; re-score it once it has finished")
+        if not scorers:
+            raise InvalidRequestError("give at least one scorer to re-score with")
+        old = RunSettings.from_wire(source["settings"])
+        settings = RunSettings(
+            max_concurrency=max_concurrency or old.max_concurrency,
+            item_timeout_ms=item_timeout_ms or old.item_timeout_ms,
+            max_retries=old.max_retries if max_retries is None else max_retries,
+            repetitions=old.repetitions,
+        )
+        return self.run_service.create_run(
+            source["dataset_id"], target={"type": "stored-output", "runId": str(run_id)}, scorers=scorers,
+            settings=settings, version=source["dataset_version"],
+            name=name or f"{source['name'] or str(run_id)[:8]} re-scored", metadata={"rescoredFrom": str(run_id)},
+            actor=actor, reason=reason)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from evalledger.analysis.output_diff import output_diff
 from evalledger.api.models import RunCreate
 from evalledger.bootstrap import Ledger
 from evalledger.domain.errors import DomainError, NotFoundError, VersionNotFoundError
@@ -255,6 +256,7 @@ def run_page(
     min_text: Annotated[str, Query(alias="minScore", max_length=50)] = "",
     max_text: Annotated[str, Query(alias="maxScore", max_length=50)] = "",
     sort: Annotated[str, Query(pattern="^(dataset|latency|-latency|score|-score)$")] = "dataset",
+    flagged: Annotated[str, Query(pattern="^(true)?$")] = "",
 ) -> HTMLResponse:
     ledger = ledger_of(request)
     filter_error = None
@@ -277,18 +279,57 @@ def run_page(
             sort = "dataset"
     results, total = ledger.run_queries.filtered_results(
         run_id, page, RESULTS_PER_PAGE, status=status or None, scorer=scorer or None,
-        min_score=min_score, max_score=max_score, sort=sort,
+        min_score=min_score, max_score=max_score, sort=sort, flagged=True if flagged else None,
     )
+    for result in results:
+        result["outputDiff"] = _diff_of(result)
     dataset = _dataset_or_none(ledger, run["datasetId"])
     return templates.TemplateResponse(request, "runs/run.html", {
         "run": run, "dataset": dataset, "results": results, "total": total, "page": page,
         "per_page": RESULTS_PER_PAGE, "has_more": (page + 1) * RESULTS_PER_PAGE < total,
         "filters": {"status": status or "", "scorer": scorer or "", "minScore": min_score, "maxScore": max_score,
-                    "sort": sort},
-        "filtered": bool(status or scorer or min_score is not None or max_score is not None),
+                    "sort": sort, "flagged": bool(flagged)},
+        "filtered": bool(status or scorer or min_score is not None or max_score is not None or flagged),
         "filter_error": filter_error, "scorer_ids": scorer_ids, "sorts": SORTS, "finished": run["status"] in FINISHED, "nav": "runs",
         "ms": charts.milliseconds,
     })
+
+
+def _diff_of(result: dict[str, Any]) -> dict[str, Any]:
+    return output_diff(result["expectedOutput"], result["output"], failed=result["status"] == "failed")
+
+
+@router.post("/runs/{run_id}/results/{item_id}/review", response_class=HTMLResponse)
+async def review_result(request: Request, run_id: UUID, item_id: UUID) -> HTMLResponse:
+    """A review from the result panel (its buttons and keys): the verdict or flag of the
+    button pressed, and the comment when it changed. Answers the result's rows again."""
+    form = await request.form()
+    ledger = ledger_of(request)
+    try:
+        repetition = _integer(form, "repetition", "Repetition") or 0
+        index = _integer(form, "index", "Row") or 1
+        before = await asyncio.to_thread(ledger.run_queries.get_result, run_id, item_id, repetition)
+        comment = text_field(form, "comment", label="Comment", max_length=10_000)
+        old_comment = (before["review"] or {}).get("comment") or ""
+        verdict = str(form.get("verdict") or "") or None
+        flagged = {"true": True, "false": False}.get(str(form.get("flagged") or ""))
+    except FormError as error:
+        return error_page(request, 422, error.message)
+    error_text, status_code = None, 200
+    try:
+        await asyncio.to_thread(
+            ledger.run_use_cases.review_result, run_id, item_id, repetition=repetition, verdict=verdict,
+            comment=comment if comment != old_comment else None, flagged=flagged, actor=actor_of(request))
+    except DomainError as error:
+        if isinstance(error, NotFoundError):
+            raise
+        error_text, status_code = error.detail, 422
+    result = await asyncio.to_thread(ledger.run_queries.get_result, run_id, item_id, repetition)
+    run = ledger.run_queries.get_run(run_id)
+    return templates.TemplateResponse(request, "runs/_result.html", {
+        "r": result, "index": index, "run": run, "dataset": _dataset_or_none(ledger, run["datasetId"]),
+        "finished": run["status"] in FINISHED, "current": True, "review_error": error_text, "ms": charts.milliseconds,
+    }, status_code=status_code)
 
 
 def _dataset_or_none(ledger: Ledger, dataset_id: Any) -> dict[str, Any] | None:
