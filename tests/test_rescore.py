@@ -10,7 +10,7 @@ from typing import Any
 from cli_runner import evalledger
 from conftest import Service
 from test_bad_input import assert_problem
-from test_runs import wait_finished
+from waiting import wait_finished
 
 from evalledger.execution.registry import registry
 
@@ -37,7 +37,7 @@ def test_a_rescore_calls_no_target_and_shows_the_drift(service: Service) -> None
     client.add_items(dataset.id, items)
     source = client.create_run(dataset.id, target={"type": "registered", "name": "rescore-counted"},
                                scorers=[{"name": "exact-match", "id": "match"}])
-    wait_finished(service, str(source.id), timeout=120)
+    wait_finished(service.client.http, str(source.id), timeout=120)
     assert calls["n"] == 1000
     before = client.analytics(source.id).scorers["match"]
 
@@ -48,7 +48,7 @@ def test_a_rescore_calls_no_target_and_shows_the_drift(service: Service) -> None
     derived = answer.json()
     assert derived["metadata"] == {"rescoredFrom": str(source.id)}
     assert derived["target"] == {"type": "stored-output", "runId": str(source.id)}
-    done = wait_finished(service, derived["id"], timeout=120)
+    done = wait_finished(service.client.http, derived["id"], timeout=120)
     assert calls["n"] == 1000  # no target was called again
     assert (done["succeededCount"], done["failedCount"]) == (999, 1)
 

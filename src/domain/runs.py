@@ -265,6 +265,9 @@ class Run(Aggregate):
         failed = len(self.outcomes) - succeeded
         return succeeded, failed, max(0, self.expected_results - len(self.outcomes))
 
+    def is_recorded(self, item_id: str, repetition: int) -> bool:
+        return f"{item_id}#{repetition}" in self.outcomes
+
     # -- commands -------------------------------------------------------------------------
 
     def start(self, *, actor: str) -> None:
