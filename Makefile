@@ -21,7 +21,7 @@ serve: install
 
 ## Install (first time) and run the tests against $DATABASE_URL, or an embedded PostgreSQL.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
 ## The benchmark workloads of DESIGN.md (W1-W3) against a fresh server; see benchmarks/README.md.
 bench: install
