@@ -4,14 +4,14 @@ an OpenAI-compatible model, a plain HTTP endpoint, and a judge."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from conftest import running_service, with_settings
+from json_endpoint import answer_json, serve, stop
 from waiting import wait_finished
 from llm_server import LLMServer, chat_completion
 
@@ -39,24 +39,16 @@ class Endpoint:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 endpoint.calls.append(body)
                 status = 503 if len(endpoint.calls) <= flaky else 200
-                payload = json.dumps({"answer": str(body.get("question", "")).upper()}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("x-trace-id", f"trace-{len(endpoint.calls)}")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                answer_json(self, status, {"answer": str(body.get("question", "")).upper()}, x_trace_id=f"trace-{len(endpoint.calls)}")
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = serve(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/answer"
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)
 
 
 def test_an_openai_compatible_target_and_an_llm_judge(settings: Settings) -> None:
