@@ -10,6 +10,7 @@ Every failed call raises `ApiError` carrying the problem details the server sent
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -36,19 +37,45 @@ class ApiError(Exception):
         super().__init__(f"{status} {self.type}: {self.detail}")
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def find_api_key(base_url: str) -> str | None:
+    """The key to use when none is given: EVALLEDGER_API_KEY, else (only for a service on
+    this machine, so the key never travels) the first-start key file (see
+    `settings.default_key_file`)."""
+    key = os.environ.get("EVALLEDGER_API_KEY")
+    if key:
+        return key.strip()
+    if httpx.URL(base_url).host not in LOOPBACK:
+        return None
+    from evalledger.settings import default_key_file
+
+    try:
+        return default_key_file().read_text().strip() or None
+    except OSError:
+        return None
+
+
 class Client:
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
         *,
+        api_key: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """`actor` and `reason` are sent with every write (X-Actor, X-Change-Reason); a
-        `reason` given to one call replaces this one."""
+        """`api_key` (default: EVALLEDGER_API_KEY, else, for a service on this machine, the
+        first-start admin key in `.evalledger/admin.key`) is sent with every request.
+        `actor` (who the key acts for) and `reason` are sent with every write (X-Actor,
+        X-Change-Reason); a `reason` given to one call replaces this one."""
         headers = {"X-Actor": actor} if actor else {}
+        key = api_key or find_api_key(base_url)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         self.reason = reason
         self.http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
 

@@ -35,6 +35,15 @@ class Who:
 who = Who()
 
 
+def auth_headers(url: str) -> dict[str, str]:
+    """The API key header for `url` (EVALLEDGER_API_KEY, or the first-start key file for a
+    service on this machine), as the Python client finds it."""
+    from evalledger.client import find_api_key
+
+    key = find_api_key(url)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 @cli.callback()
 def main_options(
     actor: Annotated[str | None, typer.Option(envvar="EVALLEDGER_ACTOR",

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from evalledger.cli.common import (
+    auth_headers,
     DEFAULT_DATA_DIR,
     DataDir,
     DatabaseUrl,
@@ -162,7 +163,8 @@ def projections_rebuild(
     names = [name] if name else ["datasets", "runs"]
     if url:
         for each in names:
-            response = httpx.post(f"{url}/api/projections/{each}/rebuild", params={"wait": "false"}, timeout=60)
+            response = httpx.post(f"{url}/api/projections/{each}/rebuild", params={"wait": "false"}, timeout=60,
+                                  headers=auth_headers(url))
             if response.status_code >= 400:
                 console.print(f"[bold red]Rebuild refused:[/] {response.json().get('detail')}")
                 raise typer.Exit(code=1)
@@ -170,7 +172,7 @@ def projections_rebuild(
                 task = bar.add_task(each, total=None, at="…")
                 while True:
                     time.sleep(0.2)
-                    listed = httpx.get(f"{url}/api/projections", timeout=60).json()["projections"]
+                    listed = httpx.get(f"{url}/api/projections", timeout=60, headers=auth_headers(url)).json()["projections"]
                     state = next(p for p in listed if p["name"] == each)["rebuild"]
                     if state["head"]:
                         bar.update(task, completed=state["position"], total=state["head"],

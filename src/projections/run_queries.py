@@ -208,6 +208,13 @@ class RunQueries:
             curs.execute(query, params, prepare=True)
             return curs.fetchall()
 
+    def project_of_run(self, run_id: UUID) -> UUID | None:
+        """The project a run belongs to (its dataset's); None for an unknown run."""
+        rows = self._fetch(SQL("SELECT d.project_id FROM {} r JOIN {}.datasets d USING (dataset_id)"
+                               " WHERE r.run_id = %s").format(self._runs, Identifier(self.datastore.schema)),
+                           (run_id,))
+        return rows[0]["project_id"] if rows else None
+
     def run_row(self, run_id: UUID) -> dict[str, Any]:
         rows = self._fetch(SQL("SELECT * FROM {} WHERE run_id = %s").format(self._runs), (run_id,))
         if not rows:

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from evalledger.api.problems import status_for
+from evalledger.api.security import declare
 from evalledger.domain.errors import DomainError
 from evalledger.ui.templating import HERE, templates
 
@@ -50,7 +51,7 @@ def install(app: FastAPI) -> None:
     for module in (datasets, items, history, imports, runs, compare, operations):
         app.include_router(module.router)
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, openapi_extra=declare("public"))
     def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
@@ -60,7 +61,7 @@ def install(app: FastAPI) -> None:
             swagger_favicon_url=f"{STATIC}/favicon.svg",
         )
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False, openapi_extra=declare("public"))
     def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json",
