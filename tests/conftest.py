@@ -167,7 +167,9 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dic
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, object]) -> dict[str, object]:
-    return {**browser_context_args, "viewport": {"width": 1360, "height": 860}}
+    # Pages need a key too: the browser sends the test admin key, as an API client would. (Signing
+    # in with a key, the session cookie and its CSRF token have tests of their own.)
+    return {**browser_context_args, "viewport": {"width": 1360, "height": 860}, "extra_http_headers": AUTH}
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -117,7 +117,7 @@ def test_an_unexpected_error_is_a_500_problem_and_the_connection_stays_usable(se
     server.start()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        conn.request("GET", "/boom")
+        conn.request("GET", "/boom", headers=AUTH)
         response = conn.getresponse()
         body = response.read()
         assert response.status == 500

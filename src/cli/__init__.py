@@ -4,7 +4,7 @@ Each module adds its commands to the one Typer app in `common`: `server` (serve,
 db, audit, projections), `datasets` (datasets, items, import, export, purge) and `runs`
 (run, runs, compare)."""
 
-from evalledger.cli import datasets, runs, server  # noqa: F401 - importing them registers their commands
+from evalledger.cli import access, datasets, runs, server  # noqa: F401 - importing them registers their commands
 from evalledger.cli.common import cli
 
 

@@ -70,8 +70,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answe
 
 
 def settings_for(database_url: str | None, data_dir: Path, **overrides: object) -> Settings:
+    import os
+
     base = Settings.from_env()
     fields = {**base.__dict__, "database_url": database_url, "embedded_data_dir": data_dir, **overrides}
+    if not os.environ.get("EVALLEDGER_KEY_FILE"):  # the first-start key lives beside the data
+        fields["key_file"] = overrides.get("key_file", Path(data_dir).parent / "admin.key")
     return Settings(**fields)
 
 

@@ -63,6 +63,12 @@ def serve(
     except ImportError as error:
         console.print(f"[bold red]Cannot load your app module:[/] {error}")
         raise typer.Exit(code=2) from None
+    if not is_loopback(host) and settings.admin_key is None and not ledger.access.has_keys():
+        ledger.close()
+        console.print(f"[bold red]Refusing to serve on {host}:[/] no API key is configured, and this address is "
+                      "reachable from other machines. Set EVALLEDGER_ADMIN_KEY (32 characters or more), or start "
+                      "once on 127.0.0.1 to make the first key.")
+        raise typer.Exit(code=2)
     ledger.start()
     console.print(f"evalledger on http://{host}:{port} (database {ledger.connection.describe()}); "
                   f"API docs at http://{host}:{port}/docs")
@@ -70,6 +76,17 @@ def serve(
         uvicorn.run(create_app(ledger), host=host, port=port, log_level=log_level, access_log=False)
     finally:
         ledger.close()
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @cli.command()

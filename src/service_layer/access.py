@@ -340,11 +340,16 @@ class AccessUseCases:
         keys.sort(key=lambda k: k.created_at, reverse=True)
         return [k.wire(used.get(k.id)) for k in keys]
 
-    def _managed_key(self, principal: Principal, key_id: UUID) -> KeyView:
+    def visible_key(self, principal: Principal, key_id: UUID) -> KeyView:
+        """A key of the caller's project (any key, for instance keys); else not found."""
         self.book.refresh()
         key = self.book.keys.get(key_id)
         if key is None or not principal.sees(key.project_id) or (key.project_id is None and not principal.is_instance):
             raise KeyNotFoundError(f"key {key_id} not found")
+        return key
+
+    def _managed_key(self, principal: Principal, key_id: UUID) -> KeyView:
+        key = self.visible_key(principal, key_id)
         self._require_admin_of(principal, key.project_id)
         return key
 
