@@ -300,3 +300,12 @@ def test_the_cli_creates_projects_and_keys_and_the_new_key_acts_in_its_project_o
     projects = {p.slug: p.id for p in service.client.list_projects().projects}
     omega = [d for d in service.client.list_datasets(per_page=100).datasets if d.name == "omega cases"]
     assert [d.project_id for d in omega] == [projects["omega"]]
+
+
+def test_health_is_open_and_says_nothing_about_data_without_a_key(world: World) -> None:
+    open_answer = httpx.get(world.service.url + "/health").json()
+    assert open_answer["status"] == "ok" and "database" not in open_answer
+    assert all(set(p) == {"name", "lag", "running"} for p in open_answer["projections"])
+    with world.client("alpha-reader") as reader:
+        full = reader.get("/health").json()
+    assert full["database"] and all("position" in p and "lastError" in p for p in full["projections"])

@@ -13,7 +13,8 @@ from evalledger.api import access, datasets, events, models, openapi, problems, 
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.api.routing import Route
-from evalledger.api.security import RateLimits, declare
+from evalledger.api.security import RateLimits, bearer_secret, declare
+from evalledger.domain.errors import DomainError
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings
 
@@ -78,14 +79,16 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag",
              openapi_extra=declare("public"))
     def health(request: Request) -> dict[str, Any]:
-        """`status` is `ok` while the service answers; `database` names the PostgreSQL it uses (no
-        password); each read model tells how far it lags behind the event log."""
+        """Open to all, and says nothing about data: `status` is `ok` while the service answers, and each read
+        model tells how far it lags behind the event log. With a valid key it also names the database (no
+        password) and each read model's position and last error."""
         current: Ledger = request.app.state.ledger
-        return {
-            "status": "ok",
-            "database": current.connection.describe(),
-            "projections": [f.status() for f in current.followers],
-        }
+        projections = [f.status() for f in current.followers]
+        try:
+            current.access.authenticate(bearer_secret(request))
+        except DomainError:
+            return {"status": "ok", "projections": [{k: p[k] for k in ("name", "lag", "running")} for p in projections]}
+        return {"status": "ok", "database": current.connection.describe(), "projections": projections}
 
     ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)

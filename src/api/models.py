@@ -329,10 +329,18 @@ class Problem(ResponseModel):
     errors: list[FieldError] | None = None
 
 
+class HealthProjection(ResponseModel):
+    name: str
+    lag: int
+    running: bool
+
+
 class Health(ResponseModel):
     status: str
-    database: str
-    projections: list[ProjectionStatus]
+    projections: list[HealthProjection] = Field(
+        description="Each read model's lag; with a valid key, also its position, the log's head and its last error.")
+    database: str | None = Field(default=None, description="With a valid key only: the PostgreSQL in use (no "
+                                 "password).")
 
 
 # -- runs --------------------------------------------------------------------------------
