@@ -77,6 +77,8 @@ class Settings:
     key_file: Path = field(default_factory=lambda: Path(".evalledger/admin.key"))
     # Requests per key and process (`limits` notation, e.g. "100/second;5000/minute"; "off").
     rate_limit: str = "100/second"
+    # Requests carrying a wrong key, per client address and process ("off" to turn it off).
+    failed_auth_limit: str = "50/second;1000/minute"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -98,4 +100,5 @@ class Settings:
             admin_key=_admin_key_env(),
             key_file=default_key_file(),
             rate_limit=os.environ.get("EVALLEDGER_RATE_LIMIT") or "100/second",
+            failed_auth_limit=os.environ.get("EVALLEDGER_FAILED_AUTH_LIMIT") or "50/second;1000/minute",
         )

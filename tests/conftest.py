@@ -35,6 +35,7 @@ AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
 os.environ["EVALLEDGER_ADMIN_KEY"] = TEST_ADMIN_KEY
 os.environ["EVALLEDGER_API_KEY"] = TEST_ADMIN_KEY
 os.environ["EVALLEDGER_RATE_LIMIT"] = "off"
+os.environ["EVALLEDGER_FAILED_AUTH_LIMIT"] = "off"
 
 
 def acting_for(person: str) -> str:
@@ -103,7 +104,7 @@ class Service:
 
 
 def fresh_settings(database_url: str, **overrides: object) -> Settings:
-    fields = {"admin_key": TEST_ADMIN_KEY, "rate_limit": "off", **overrides}
+    fields = {"admin_key": TEST_ADMIN_KEY, "rate_limit": "off", "failed_auth_limit": "off", **overrides}
     return Settings(database_url=database_url, schema=f"t_{uuid4().hex[:12]}", **fields)  # type: ignore[arg-type]
 
 

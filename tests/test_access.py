@@ -207,7 +207,7 @@ def test_keys_are_listed_without_secrets_rotated_and_revoked_at_once_in_every_pr
 
 
 def test_a_key_over_its_rate_limit_gets_429_with_retry_after(database_url: str) -> None:
-    settings = fresh_settings(database_url, rate_limit="5/second;8/minute")
+    settings = fresh_settings(database_url, rate_limit="5/second;8/minute", failed_auth_limit="3/minute")
     try:
         with running_service(settings) as service:
             with httpx.Client(base_url=service.url, headers=AUTH) as http:
@@ -217,6 +217,11 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(database_url: str) 
                 assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
                 assert limited.json()["type"].endswith("/rate-limited")
                 assert httpx.get(service.url + "/health").status_code == 200  # /health has no limit
+            # Wrong keys from one address: a few get 401, then 429 (no key at all is always a plain 401).
+            wrong = {"Authorization": "Bearer elk_guess"}
+            codes = [httpx.get(service.url + "/api/datasets", headers=wrong).status_code for _ in range(5)]
+            assert codes == [401, 401, 401, 429, 429]
+            assert httpx.get(service.url + "/api/datasets").status_code == 401
     finally:
         drop_schema(database_url, settings.schema)
 

@@ -64,7 +64,7 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
         redoc_url=None,
     )
     app.state.ledger = ledger
-    app.state.rate_limits = RateLimits(settings.rate_limit)
+    app.state.rate_limits = RateLimits(settings.rate_limit, settings.failed_auth_limit)
     app.router.route_class = Route
     problems.install(app)
     openapi.install(app)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from limits import parse_many
@@ -24,9 +25,6 @@ from evalledger.domain.errors import InvalidRequestError
 
 ROLE_KEY = "x-required-role"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Failed authentications allowed per client address (keeps key guessing and log spam down).
-# Only requests that carry a key count (they may cost a database read); none at all is a plain 401.
-FAILED_AUTH_LIMIT = "50/second;1000/minute"
 
 
 def required_role(methods: set[str] | frozenset[str], openapi_extra: dict[str, Any] | None) -> str:
@@ -44,15 +42,16 @@ def declare(role: str) -> dict[str, Any]:
 class RateLimits:
     """Requests per key in this process (moving window), with `limits`."""
 
-    def __init__(self, spec: str) -> None:
-        self.off = spec.strip().lower() in ("", "off", "none")
-        self.items = [] if self.off else parse_many(spec)
-        self.failed_items = parse_many(FAILED_AUTH_LIMIT)
+    def __init__(self, spec: str, failed_spec: str = "50/second;1000/minute") -> None:
+        """`spec`: requests per key; `failed_spec`: requests with a wrong key per client
+        address (only those that carry a key count; none at all is a plain 401). "off"
+        turns a limit off."""
+        self.items = _limits(spec)
+        self.failed_items = _limits(failed_spec)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def hit(self, who: str) -> None:
-        if not self.off:
-            self._hit(self.items, "key:" + who, "this key sent more requests than its limit ({limit})")
+        self._hit(self.items, "key:" + who, "this key sent more requests than its limit ({limit})")
 
     def failed(self, address: str) -> None:
         self._hit(self.failed_items, "failed:" + address,
@@ -71,6 +70,10 @@ class RateLimits:
             if not self.limiter.hit(item, key):
                 reset = self.limiter.get_window_stats(item, key).reset_time
                 raise RateLimitedError(message.format(limit=item), retry_after=max(1, math.ceil(reset - time.time())))
+
+
+def _limits(spec: str) -> list[Any]:
+    return [] if spec.strip().lower() in ("", "off", "none") else parse_many(spec)
 
 
 def bearer_secret(request: Request) -> str | None:
@@ -104,21 +107,32 @@ def guard(request: Request, role: str) -> Principal:
         raise
     limits.hit(str(principal.key_id or "env"))
     request.state.principal = principal
+    authorize(request, principal, role)
+    return principal
+
+
+def authorize(request: Request, principal: Principal, role: str) -> None:
+    """Does the key's role allow this, and is every object its path names (a dataset, run,
+    project or key) of the key's project? Another project's object is not found (404).
+    The API and the web UI's pages both ask this."""
     if role == "instance":
         if not (principal.is_instance and principal.may("admin")):
             raise ForbiddenError("this needs an instance admin key")
     elif not principal.may(role):
         raise ForbiddenError(f"this needs a {role} key; this key is a {principal.role}")
-    params = request.path_params
-    if "dataset_id" in params:
-        ledger.scope.dataset(principal, params["dataset_id"])
-    if "run_id" in params:
-        ledger.scope.run(principal, params["run_id"])
-    if "slug" in params:
-        ledger.access.get_project(principal, params["slug"])
-    if "key_id" in params:
-        ledger.access.visible_key(principal, params["key_id"])
-    return principal
+    ledger = request.app.state.ledger
+    checks = {"dataset_id": ledger.scope.dataset, "run_id": ledger.scope.run,
+              "slug": ledger.access.get_project, "key_id": ledger.access.visible_key}
+    for name, value in request.path_params.items():
+        check = checks.get(name)
+        if check is None:
+            continue
+        if name in ("dataset_id", "run_id", "key_id") and not isinstance(value, UUID):
+            try:
+                value = UUID(str(value))
+            except ValueError:
+                continue  # not an id at all: the route answers its own 404
+        check(principal, value)
 
 
 def current_principal(request: Request) -> Principal:

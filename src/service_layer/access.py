@@ -308,12 +308,7 @@ class AccessUseCases:
         """A new key: its details and, this once, its secret. `project_slug` None makes an
         instance key (instance admins only)."""
         check_role(role)
-        if project_slug is None:
-            self._require_instance(principal)
-            project_id = None
-        else:
-            project_id = self.get_project(principal, project_slug).id
-            self._require_admin_of(principal, project_id)
+        project_id = self._managed_project(principal, project_slug)
         secret = new_secret()
         key = ApiKey.issue(project_id=project_id, name=name, role=role, prefix=secret[:PREFIX_LENGTH],
                            digest=digest_of(secret), actor=principal.actor(on_behalf_of), reason=reason,
@@ -329,12 +324,7 @@ class AccessUseCases:
 
     def list_keys(self, principal: Principal, project_slug: str | None) -> list[dict[str, Any]]:
         """The keys of a project (or, None, the instance keys), newest first; never a secret."""
-        if project_slug is None:
-            self._require_instance(principal)
-            project_id = None
-        else:
-            project_id = self.get_project(principal, project_slug).id
-            self._require_admin_of(principal, project_id)
+        project_id = self._managed_project(principal, project_slug)
         used = self._last_used_at()
         keys = [k for k in self.book.keys.values() if k.project_id == project_id]
         keys.sort(key=lambda k: k.created_at, reverse=True)
@@ -377,6 +367,16 @@ class AccessUseCases:
             self._require_instance(principal)
         return self.issue_key(principal, project_slug=slug, name=key.name, role=key.role, reason=reason,
                               on_behalf_of=on_behalf_of, rotated_from=key)
+
+    def _managed_project(self, principal: Principal, project_slug: str | None) -> UUID | None:
+        """The project whose keys the caller manages: its slug's (project admins), or None for
+        the instance keys (instance admins)."""
+        if project_slug is None:
+            self._require_instance(principal)
+            return None
+        project_id = self.get_project(principal, project_slug).id
+        self._require_admin_of(principal, project_id)
+        return project_id
 
     def _require_instance(self, principal: Principal) -> None:
         if not (principal.is_instance and principal.may("admin")):

@@ -25,20 +25,11 @@ class Scope:
     def dataset(self, principal: Principal, dataset_id: UUID) -> UUID | None:
         """The dataset's project, when the key may see it; else the dataset is not found.
         (An unknown id passes for instance keys: the route answers its own 404.)"""
-        project = self.dataset_queries.project_of_dataset(dataset_id)
-        if principal.is_instance:
-            return project
-        if project is None or not principal.sees(project):
-            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
-        return project
+        return _visible(principal, self.dataset_queries.project_of_dataset(dataset_id),
+                        DatasetNotFoundError(f"dataset {dataset_id} not found"))
 
     def run(self, principal: Principal, run_id: UUID) -> UUID | None:
-        project = self.run_queries.project_of_run(run_id)
-        if principal.is_instance:
-            return project
-        if project is None or not principal.sees(project):
-            raise RunNotFoundError(f"run {run_id} not found")
-        return project
+        return _visible(principal, self.run_queries.project_of_run(run_id), RunNotFoundError(f"run {run_id} not found"))
 
     def runs_of_one_project(self, principal: Principal, run_ids: Iterable[UUID | None]) -> None:
         """Every run visible to the key, and all of one project (runs of two projects are
@@ -47,3 +38,11 @@ class Scope:
         projects.discard(None)
         if len(projects) > 1:
             raise InvalidRequestError("these runs belong to different projects; runs are compared within a project")
+
+
+def _visible(principal: Principal, project: UUID | None, not_found: Exception) -> UUID | None:
+    if principal.is_instance:
+        return project
+    if project is None or not principal.sees(project):
+        raise not_found
+    return project

@@ -18,14 +18,13 @@ import hmac
 import secrets
 from typing import Any
 from urllib.parse import quote
-from uuid import UUID
 
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from evalledger.api.security import bearer_secret
+from evalledger.api.security import authorize, bearer_secret
 from evalledger.domain.access import ForbiddenError, NotAuthenticatedError, Principal
 
 COOKIE = "evalledger_session"
@@ -82,20 +81,7 @@ def check(request: Request, role: str) -> None:
     principal, csrf = identify(request)
     request.state.principal = principal
     request.state.csrf = csrf
-    if role == "instance":
-        if not (principal.is_instance and principal.may("admin")):
-            raise ForbiddenError("this needs an instance admin key")
-    elif not principal.may(role):
-        raise ForbiddenError(f"this needs a {role} key; you are signed in with a {principal.role} key")
-    scope = request.app.state.ledger.scope
-    for name, of in (("dataset_id", scope.dataset), ("run_id", scope.run)):
-        value = request.path_params.get(name)
-        if value is None:
-            continue
-        try:
-            of(principal, value if isinstance(value, UUID) else UUID(str(value)))
-        except ValueError:
-            continue  # not an id at all: the page answers its own 404
+    authorize(request, principal, role)
 
 
 async def guard(request: Request, role: str) -> Response | None:
