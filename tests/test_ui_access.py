@@ -83,3 +83,42 @@ def test_people_sign_in_with_keys_and_see_and_do_what_their_role_allows(service:
     page.goto(service.url + "/datasets")
     expect(page).to_have_url(re.compile(r"/login\?next=/datasets$"))
     context.close()
+
+
+def test_a_project_admin_issues_rotates_and_revokes_keys_in_the_browser(service: Service, browser: Browser) -> None:
+    client = service.client
+    client.request("POST", "/api/projects", json={"name": "Epsilon", "slug": "epsilon"})
+    client.request("POST", "/api/projects", json={"name": "Zeta", "slug": "zeta"})
+    admin = issue(service, "epsilon", "admin")
+    issue(service, "zeta", "writer")
+    context = browser.new_context(viewport={"width": 1360, "height": 860})
+    page = context.new_page()
+    page.goto(service.url + "/keys")
+    sign_in(page, service.url, admin["secret"])
+    expect(page).to_have_url(re.compile(r"/keys$"))
+    expect(page.get_by_role("heading", name="Epsilon (epsilon)")).to_be_visible()
+    expect(page.get_by_text("zeta writer")).to_have_count(0)  # another project's keys are not listed
+    expect(page.get_by_role("button", name="Create project")).to_have_count(0)  # instance admins only
+
+    page.get_by_label("Name", exact=True).fill("notebook")
+    page.get_by_label("Role").select_option("reader")
+    page.get_by_role("button", name="Issue key").click()
+    secret = page.get_by_label("The new key's secret").input_value()
+    assert secret.startswith("elk_")
+    screenshot(page, "ui-keys")
+    as_new = {"Authorization": f"Bearer {secret}"}
+    assert httpx.get(service.url + "/api/me", headers=as_new).json()["role"] == "reader"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rotate notebook").click()
+    rotated = page.get_by_label("The new key's secret").input_value()
+    assert rotated != secret and httpx.get(service.url + "/api/me", headers=as_new).status_code == 401
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr", has=page.get_by_text("notebook")).filter(has=page.get_by_role("button", name="Revoke notebook")) \
+        .get_by_role("button", name="Revoke notebook").click()
+    expect(page.get_by_text(re.compile("revoked"))).not_to_have_count(0)
+    assert httpx.get(service.url + "/api/me", headers={"Authorization": f"Bearer {rotated}"}).status_code == 401
+    listed = client.list_keys("epsilon").keys
+    assert {k.name for k in listed} == {"epsilon admin", "notebook"} and all(
+        k.revoked_at is not None for k in listed if k.name == "notebook")
+    context.close()

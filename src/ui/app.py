@@ -54,10 +54,10 @@ def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
 
 
 def install(app: FastAPI) -> None:
-    from evalledger.ui import compare, datasets, history, imports, items, operations, runs, signin
+    from evalledger.ui import compare, datasets, history, imports, items, keys, operations, runs, signin
 
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="static")
-    for module in (signin, datasets, items, history, imports, runs, compare, operations):
+    for module in (signin, datasets, items, history, imports, runs, compare, operations, keys):
         app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False, openapi_extra=declare("public"))
