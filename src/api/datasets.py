@@ -1,7 +1,6 @@
 """Routes for datasets, their items, versions, diffs and event streams."""
 
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -9,14 +8,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
-from evalledger.api.paging import After, Page, pagination, per_page as per_page_param
+from evalledger.api.paging import Page, pagination, per_page as per_page_param
+from evalledger.api.streams import stream_query, utc
 from evalledger.api.routing import Route
 from evalledger.api.security import Actor, PrincipalDep, declare
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
 from evalledger.domain.errors import InvalidRequestError
-from evalledger.service_layer.events import stream_page
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.Problem, "description": description}
@@ -40,15 +39,10 @@ Reason = Annotated[
 ]
 
 
-def utc(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     router = APIRouter(prefix="/api/datasets", tags=["datasets"], responses=PROBLEMS, route_class=Route)
     PerPage = per_page_param(max_per_page)
+    Stream = stream_query(max_per_page)
     Version = Annotated[int | None, Query(ge=0, description="Dataset version (default: current)")]
     AsOf = Annotated[
         models.Timestamp | None, Query(alias="asOf", description="ISO timestamp: the version current at that instant")
@@ -241,21 +235,10 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
 
     @router.get("/{dataset_id:uuid}/events", response_model=models.EventList,
                 summary="The dataset's own event stream, oldest first: the audit trail")
-    def list_events(
-        dataset_id: UUID,
-        ledger: LedgerDep,
-        page: Page = 0,
-        per_page: PerPage = 50,
-        after: After = None,
-        types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
-        since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
-        until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
-    ) -> JSONBody:
+    def list_events(dataset_id: UUID, ledger: LedgerDep, query: Stream) -> JSONBody:
         """The dataset's events, oldest first: who changed what, when and why. Page by `page` or by position
         (`after`), filter by `type` and time."""
         total = ledger.dataset_queries.dataset_row(dataset_id)["aggregate_version"]
-        return JSONBody({**stream_page(ledger.datasets.events, dataset_id, total, page, per_page, after, types,
-                                    utc(since), utc(until)),
-                        "pagination": pagination(total, page, per_page)})
+        return query.answer(ledger.datasets.events, dataset_id, total)
 
     return router

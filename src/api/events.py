@@ -7,16 +7,16 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from evalledger.api import models
-from evalledger.api.datasets import PROBLEMS, LedgerDep, utc
+from evalledger.api.datasets import PROBLEMS, LedgerDep
 from evalledger.api.encoding import JSONBody, through
-from evalledger.api.paging import MAX_POSITION, After, Page, pagination
-from evalledger.api.paging import per_page as per_page_param
+from evalledger.api.paging import MAX_POSITION
 from evalledger.api.routing import Route
+from evalledger.api.streams import stream_query
 from evalledger.api.security import PrincipalDep, declare
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.projections.datasets import DATASET_TOPICS
 from evalledger.projections.runs import RUN_TOPICS
-from evalledger.service_layer.events import event_wire, stream_page
+from evalledger.service_layer.events import event_wire
 
 TOPICS_BY_TYPE: dict[str, list[str]] = {}
 for _topic in DATASET_TOPICS + RUN_TOPICS:
@@ -25,26 +25,14 @@ for _topic in DATASET_TOPICS + RUN_TOPICS:
 
 def build_router(max_per_page: int) -> APIRouter:
     router = APIRouter(tags=["audit"], responses=PROBLEMS, route_class=Route)
-    PerPage = per_page_param(max_per_page)
+    Stream = stream_query(max_per_page)
 
     @router.get("/api/datasets/runs/{run_id:uuid}/events", response_model=models.EventList,
                 summary="A run's own event stream, oldest first")
-    def run_events(
-        run_id: UUID,
-        ledger: LedgerDep,
-        page: Page = 0,
-        per_page: PerPage = 50,
-        after: After = None,
-        types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
-        since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
-        until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
-    ) -> JSONBody:
+    def run_events(run_id: UUID, ledger: LedgerDep, query: Stream) -> JSONBody:
         """The run's events, oldest first: its creation, start, results and end. Page by `page` or by position
         (`after`), filter by `type` and time."""
-        total = ledger.runs.get_run(run_id).version
-        return JSONBody({**stream_page(ledger.runs.events, run_id, total, page, per_page, after, types, utc(since),
-                                    utc(until)),
-                        "pagination": pagination(total, page, per_page)})
+        return query.answer(ledger.runs.events, run_id, ledger.runs.get_run(run_id).version)
 
     @router.get("/api/events", response_model=models.EventFeed,
                 summary="Every event of every dataset and run, in log order (poll with `after`)")

@@ -1,0 +1,59 @@
+"""The query of an aggregate's own event stream (a dataset's or a run's audit trail): by
+page or after a position, filtered by type and time; one definition for every stream route."""
+
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, Query
+
+from evalledger.api import models
+from evalledger.api.encoding import JSONBody
+from evalledger.api.paging import After, Page, pagination
+from evalledger.api.paging import per_page as per_page_param
+from evalledger.service_layer.events import stream_page
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+@dataclass(frozen=True)
+class StreamQuery:
+    """Which page of an aggregate's own event stream: by page or after a position, filtered
+    by type and time (the query parameters every stream route takes)."""
+
+    page: int
+    per_page: int
+    after: int | None
+    types: list[str] | None
+    since: datetime | None
+    until: datetime | None
+
+    def answer(self, events: Any, aggregate_id: UUID, total: int) -> JSONBody:
+        return JSONBody({**stream_page(events, aggregate_id, total, self.page, self.per_page, self.after, self.types,
+                                       self.since, self.until),
+                         "pagination": pagination(total, self.page, self.per_page)})
+
+
+def stream_query(max_per_page: int) -> Any:
+    """The dependency that reads a StreamQuery from the query string."""
+    PerPage = per_page_param(max_per_page)
+
+    def read(
+        page: Page = 0,
+        per_page: PerPage = 50,
+        after: After = None,
+        types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
+        since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
+        until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
+    ) -> StreamQuery:
+        return StreamQuery(page, per_page, after, types, utc(since), utc(until))
+
+    return Annotated[StreamQuery, Depends(read)]
+
+
