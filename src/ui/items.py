@@ -5,7 +5,7 @@ done with a selection of items (export, new dataset, copy, delete)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from uuid import UUID
@@ -296,61 +296,58 @@ async def export_selection(request: Request, dataset_id: UUID) -> Response:
         "Content-Disposition": f'attachment; filename="{filename}"', "X-Dataset-Version": str(at.version)})
 
 
-@router.post("/datasets/{dataset_id}/selection/new-dataset")
-async def dataset_from_selection(request: Request, dataset_id: UUID) -> Response:
+async def _on_selection(request: Request, dataset_id: UUID, act: Callable[[Any, Any, list[UUID]], str]) -> Response:
+    """Do `act(form, at, ids)` to the selected items (in a worker thread) and go where it
+    says; a refusal is said beside the buttons (htmx) or as a page."""
     form = await request.form()
+
+    def run() -> str:
+        at, ids = _selection(request, form, dataset_id)
+        return act(form, at, ids)
+
     try:
-        name = text_field(form, "name", label="Name", required=True)
-        at, ids = await asyncio.to_thread(_selection, request, form, dataset_id)
-        created = await asyncio.to_thread(
-            ledger_of(request).dataset_use_cases.dataset_from_items, name=name, source_dataset_id=dataset_id,
-            item_ids=ids, version=at.version, actor=actor_of(request),
-        )
+        target = await asyncio.to_thread(run)
     except FormError as error:
         return _selection_failed(request, error.message)
     except DomainError as error:
         return _selection_failed(request, error.detail)
-    return redirect(request, f"/datasets/{created['id']}")
+    return redirect(request, target)
+
+
+@router.post("/datasets/{dataset_id}/selection/new-dataset")
+async def dataset_from_selection(request: Request, dataset_id: UUID) -> Response:
+    def new_dataset(form: Any, at: Any, ids: list[UUID]) -> str:
+        name = text_field(form, "name", label="Name", required=True)
+        created = ledger_of(request).dataset_use_cases.dataset_from_items(
+            name=name, source_dataset_id=dataset_id, item_ids=ids, version=at.version, actor=actor_of(request))
+        return f"/datasets/{created['id']}"
+
+    return await _on_selection(request, dataset_id, new_dataset)
 
 
 @router.post("/datasets/{dataset_id}/selection/copy")
 async def copy_selection(request: Request, dataset_id: UUID) -> Response:
-    form = await request.form()
-    try:
-        target_text = str(form.get("target") or "")
+    def copy(form: Any, at: Any, ids: list[UUID]) -> str:
         try:
-            target = UUID(target_text)
+            target = UUID(str(form.get("target") or ""))
         except ValueError:
             raise FormError("target", "Choose the dataset to copy the items to.") from None
-        at, ids = await asyncio.to_thread(_selection, request, form, dataset_id)
-        scope = ledger_of(request).scope
-        same = await asyncio.to_thread(lambda: scope.dataset(principal_of(request), target)
-                                       == scope.dataset(principal_of(request), dataset_id))
-        if not same:
+        scope, principal = ledger_of(request).scope, principal_of(request)
+        if scope.dataset(principal, target) != scope.dataset(principal, dataset_id):
             raise FormError("target", "Items are copied within a project; choose a dataset of this one.")
-        await asyncio.to_thread(
-            ledger_of(request).dataset_use_cases.copy_items, dataset_id, target_dataset_id=target, item_ids=ids,
-            version=at.version, actor=actor_of(request),
-        )
-    except FormError as error:
-        return _selection_failed(request, error.message)
-    except DomainError as error:
-        return _selection_failed(request, error.detail)
-    return redirect(request, f"/datasets/{target}")
+        ledger_of(request).dataset_use_cases.copy_items(dataset_id, target_dataset_id=target, item_ids=ids,
+                                                         version=at.version, actor=actor_of(request))
+        return f"/datasets/{target}"
+
+    return await _on_selection(request, dataset_id, copy)
 
 
 @router.post("/datasets/{dataset_id}/selection/delete")
 async def delete_selection(request: Request, dataset_id: UUID) -> Response:
-    form = await request.form()
-    try:
-        at, ids = await asyncio.to_thread(_selection, request, form, dataset_id)
+    def delete(form: Any, at: Any, ids: list[UUID]) -> str:
         if at.is_old:
             raise FormError("version", "Items can only be deleted from the current version.")
-        await asyncio.to_thread(
-            ledger_of(request).dataset_use_cases.delete_items, dataset_id, ids, actor=actor_of(request),
-        )
-    except FormError as error:
-        return _selection_failed(request, error.message)
-    except DomainError as error:
-        return _selection_failed(request, error.detail)
-    return redirect(request, back_url(request, item=None, page=None))
+        ledger_of(request).dataset_use_cases.delete_items(dataset_id, ids, actor=actor_of(request))
+        return back_url(request, item=None, page=None)
+
+    return await _on_selection(request, dataset_id, delete)
