@@ -175,16 +175,18 @@ class Client:
 
     def list_items(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10,
                    version: int | None = None, as_of: datetime | None = None,
-                   search: str | None = None) -> models.ItemList:
+                   search: str | None = None, tag: str | None = None) -> models.ItemList:
+        """Items at a version (default: current; or the one current `as_of`, or the one `tag` names)."""
         return self._get(models.ItemList, f"/api/datasets/{dataset_id}/items", page=page, perPage=per_page,
-                         version=version, asOf=as_of, search=search)
+                         version=version, asOf=as_of, search=search, tag=tag)
 
-    def iter_items(self, dataset_id: UUID | str, *, version: int | None = None,
+    def iter_items(self, dataset_id: UUID | str, *, version: int | None = None, tag: str | None = None,
                    per_page: int = 1000) -> Iterator[models.Item]:
         """Every item at a version (pinned on the first page, so later writes don't shift it)."""
         page = 0
         while True:
-            listing = self.list_items(dataset_id, page=page, per_page=per_page, version=version)
+            listing = self.list_items(dataset_id, page=page, per_page=per_page, version=version,
+                                      tag=tag if version is None else None)
             version = listing.version
             yield from listing.items
             if not listing.pagination.has_more:
@@ -192,8 +194,9 @@ class Client:
             page += 1
 
     def get_item(self, dataset_id: UUID | str, item_id: UUID | str, *, version: int | None = None,
-                 as_of: datetime | None = None) -> models.Item:
-        return self._get(models.Item, f"/api/datasets/{dataset_id}/items/{item_id}", version=version, asOf=as_of)
+                 as_of: datetime | None = None, tag: str | None = None) -> models.Item:
+        return self._get(models.Item, f"/api/datasets/{dataset_id}/items/{item_id}", version=version, asOf=as_of,
+                         tag=tag)
 
     def item_history(self, dataset_id: UUID | str, item_id: UUID | str) -> models.ItemHistory:
         return self._get(models.ItemHistory, f"/api/datasets/{dataset_id}/items/{item_id}/history")
@@ -203,10 +206,32 @@ class Client:
     def list_versions(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10) -> models.VersionList:
         return self._get(models.VersionList, f"/api/datasets/{dataset_id}/versions", page=page, perPage=per_page)
 
-    def diff(self, dataset_id: UUID | str, from_version: int, to_version: int | None = None, *,
-             page: int = 0, per_page: int = 100) -> models.Diff:
+    def diff(self, dataset_id: UUID | str, from_version: int | None = None, to_version: int | None = None, *,
+             from_tag: str | None = None, to_tag: str | None = None, page: int = 0,
+             per_page: int = 100) -> models.Diff:
+        """Items added, removed and changed between two versions, each given by number or by tag."""
         return self._get(models.Diff, f"/api/datasets/{dataset_id}/diff", page=page, perPage=per_page,
-                         **{"from": from_version, "to": to_version})
+                         **{"from": from_version, "to": to_version, "fromTag": from_tag, "toTag": to_tag})
+
+    # -- version tags -------------------------------------------------------------------------
+
+    def list_tags(self, dataset_id: UUID | str) -> models.TagList:
+        return self._get(models.TagList, f"/api/datasets/{dataset_id}/tags")
+
+    def get_tag(self, dataset_id: UUID | str, tag: str) -> models.DatasetTag:
+        return self._get(models.DatasetTag, f"/api/datasets/{dataset_id}/tags/{tag}")
+
+    def tag_version(self, dataset_id: UUID | str, tag: str, version: int | None = None, *, move: bool = False,
+                    reason: str | None = None) -> models.TagWritten:
+        """Name a version (default: the current one) with `tag`; a tag that names another
+        version is moved only with `move=True` (else ApiError 409 tag-exists)."""
+        body = {"version": version, "move": move}
+        return models.TagWritten.model_validate(
+            self.request("PUT", f"/api/datasets/{dataset_id}/tags/{tag}", json=body, reason=reason))
+
+    def delete_tag(self, dataset_id: UUID | str, tag: str, *, reason: str | None = None) -> models.TagDeleted:
+        return models.TagDeleted.model_validate(
+            self.request("DELETE", f"/api/datasets/{dataset_id}/tags/{tag}", reason=reason))
 
     def list_events(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 50) -> models.EventList:
         return self._get(models.EventList, f"/api/datasets/{dataset_id}/events", page=page, perPage=per_page)
@@ -217,11 +242,15 @@ class Client:
                    scorers: list[str | dict[str, Any]] | None = None, version: int | None = None,
                    max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2,
                    repetitions: int = 1, name: str = "", metadata: dict[str, Any] | None = None,
-                   run_id: UUID | str | None = None, reason: str | None = None) -> models.Run:
-        """Start a run (without a target: a caller-driven run you submit results to)."""
+                   run_id: UUID | str | None = None, reason: str | None = None,
+                   tag: str | None = None) -> models.Run:
+        """Start a run (without a target: a caller-driven run you submit results to) on a
+        version (default: current), or on the version a dataset `tag` names."""
         body = {"target": target, "scorers": scorers or [], "version": version, "maxConcurrency": max_concurrency,
                 "itemTimeoutMs": item_timeout_ms, "maxRetries": max_retries, "repetitions": repetitions,
                 "name": name, "metadata": metadata or {}, "runId": str(run_id) if run_id else None}
+        if tag is not None:
+            body["tag"] = tag
         return models.Run.model_validate(
             self.request("POST", f"/api/datasets/{dataset_id}/runs", json=body, reason=reason)
         )

@@ -68,6 +68,8 @@ PROJECTION = {"name": "datasets", "position": 5120, "head": 5120, "lag": 0, "run
 REBUILD_REPORT = {"projection": "datasets", "position": 5120, "events": 5120, "seconds": 0.21,
                   "eventsPerSecond": 24381}
 
+TAG = {"tag": "golden", "version": 3, "taggedAt": UPDATED, "actor": "alice", "reason": "reviewed by QA"}
+
 # By the name of the response model's schema in the document.
 EXAMPLES: dict[str, Any] = {
     "Health": {"status": "ok", "database": "postgresql://evalledger@127.0.0.1:5432/evalledger",
@@ -86,7 +88,8 @@ EXAMPLES: dict[str, Any] = {
                    "aggregateVersion": 7},
     "ItemHistory": {"itemId": ITEM_ID, "history": [{**ITEM, "deleted": False}]},
     "VersionList": {"versions": [{"version": 3, "createdAt": UPDATED, "added": 0, "updated": 1, "removed": 0,
-                                  "itemCount": 120, "actor": "alice", "reason": "fix the answer"}],
+                                  "itemCount": 120, "actor": "alice", "reason": "fix the answer",
+                                  "tags": ["golden"]}],
                     "pagination": PAGINATION},
     "Diff": {"datasetId": DATASET_ID, "fromVersion": 2, "toVersion": 3,
              "summary": {"added": 0, "removed": 0, "changed": 1},
@@ -96,6 +99,10 @@ EXAMPLES: dict[str, Any] = {
                                      "validFrom": 1, "validTo": 3},
                           "after": ITEM}],
              "pagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False}},
+    "TagList": {"datasetId": DATASET_ID, "tags": [TAG]},
+    "DatasetTag": TAG,
+    "TagWritten": {"datasetId": DATASET_ID, **TAG, "outcome": "moved", "previousVersion": 2},
+    "TagDeleted": {"datasetId": DATASET_ID, "tag": "golden", "version": 3, "deleted": True},
     "EventList": {"events": [EVENT], "nextAfter": None, "pagination": PAGINATION},
     "EventFeed": {"events": [{**EVENT, "position": 42, "aggregateId": DATASET_ID, "aggregateType": "Dataset"}],
                   "nextAfter": None, "head": 42},

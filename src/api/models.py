@@ -11,6 +11,8 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from evalledger.domain.datasets import TAG_PATTERN
+
 JSONValue = Any
 
 
@@ -195,11 +197,48 @@ class DatasetVersion(ResponseModel):
     item_count: int
     actor: str
     reason: str | None
+    tags: list[str] = Field(default_factory=list, description="The tags that name this version.")
 
 
 class VersionList(ResponseModel):
     versions: list[DatasetVersion]
     pagination: Pagination
+
+
+TagName = Annotated[str, Field(pattern=TAG_PATTERN, max_length=100)]
+
+
+class TagSet(WireModel):
+    """Point a tag at a version."""
+
+    version: Version | None = Field(default=None, description="The version to tag (default: the current one).")
+    move: Bool = Field(default=False, description="Move the tag when it names another version (else 409).")
+
+
+class DatasetTag(ResponseModel):
+    tag: str
+    version: int = Field(description="The dataset version the tag names.")
+    tagged_at: datetime = Field(description="When the tag came to name this version.")
+    actor: str
+    reason: str | None
+
+
+class TagList(ResponseModel):
+    dataset_id: UUID
+    tags: list[DatasetTag]
+
+
+class TagWritten(DatasetTag):
+    dataset_id: UUID
+    outcome: Literal["tagged", "moved", "unchanged"]
+    previous_version: int | None = Field(description="The version a moved tag named before; else null.")
+
+
+class TagDeleted(ResponseModel):
+    dataset_id: UUID
+    tag: str
+    version: int = Field(description="The version the tag named (it stays).")
+    deleted: bool
 
 
 class FieldChange(ResponseModel):
@@ -341,6 +380,8 @@ class RunCreate(WireModel):
         default_factory=list, description='Scorer names or {"name", "id", "options"} objects.'
     )
     version: Version | None = Field(default=None, description="Dataset version to pin (default: current).")
+    tag: TagName | None = Field(
+        default=None, description="Pin the version this tag names instead (recorded as metadata.datasetTag).")
     max_concurrency: Int = Field(default=8, ge=1, le=256)
     item_timeout_ms: Int = Field(default=60_000, ge=1, le=3_600_000)
     max_retries: Int = Field(default=2, ge=0, le=10)

@@ -18,6 +18,7 @@ from evalledger.analysis.comparison import CompareOptions, Threshold
 from evalledger.domain.runs import FINISHED, RunSettings
 from evalledger.execution.scorers import describe_builtin_scorers
 from evalledger.execution.targets import describe_builtin_targets
+from evalledger.service_layer.runs import pin_tag
 
 
 # One server-sent event of a run's stream (OpenAPI 3.2's `itemSchema` for event streams).
@@ -112,7 +113,9 @@ def build_router(max_per_page: int) -> APIRouter:
                    reason: Reason = None) -> Any:
         """Starts a run over a pinned dataset version: each item goes to the target and its output to the
         scorers. Without a target the run is caller-driven: you submit the results. With your own `runId`,
-        creating the same run again answers it unchanged."""
+        creating the same run again answers it unchanged. `tag` pins the version a dataset tag names (and
+        records the tag as `metadata.datasetTag`)."""
+        version, metadata = pin_tag(ledger.dataset_queries, dataset_id, body.version, body.tag, body.metadata)
         run = ledger.run_service.create_run(
             dataset_id,
             target=body.target,
@@ -123,9 +126,9 @@ def build_router(max_per_page: int) -> APIRouter:
                 max_retries=body.max_retries,
                 repetitions=body.repetitions,
             ),
-            version=body.version,
+            version=version,
             name=body.name,
-            metadata=body.metadata,
+            metadata=metadata,
             run_id=body.run_id,
             actor=actor,
             reason=reason,

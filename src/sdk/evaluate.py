@@ -49,6 +49,7 @@ def evaluate(
     scorers: Sequence[Any] = (),
     *,
     version: int | None = None,
+    tag: str | None = None,
     name: str = "",
     metadata: dict[str, Any] | None = None,
     max_concurrency: int = 8,
@@ -64,9 +65,9 @@ def evaluate(
     progress: bool | None = None,
     http_allowlist: Sequence[str] | None = None,
 ) -> EvalResult:
-    """Run `task` over every item of `dataset` (an id or a name; `version` pins one, else
-    the latest) in this process, score each output, record it all as a run, and return an
-    `EvalResult`.
+    """Run `task` over every item of `dataset` (an id or a name; `version` pins one, `tag`
+    the one a dataset tag names, recorded as metadata.datasetTag; else the latest) in this
+    process, score each output, record it all as a run, and return an `EvalResult`.
 
     - task: a sync or async function of the item's input (and the `TargetContext`, if it
       takes a second argument); what it returns is the output.
@@ -87,7 +88,7 @@ def evaluate(
     - progress: show a progress bar (default: when in a terminal or Jupyter).
     """
     session = _Session()
-    call = session.evaluate(dataset, task, scorers, version=version, name=name, metadata=metadata,
+    call = session.evaluate(dataset, task, scorers, version=version, tag=tag, name=name, metadata=metadata,
                             max_concurrency=max_concurrency, item_timeout_ms=item_timeout_ms,
                             max_retries=max_retries, repetitions=repetitions, resume=resume, compare_to=compare_to,
                             alpha=alpha, url=url, settings=settings, ledger=ledger, progress=progress,
@@ -145,8 +146,8 @@ class _Session:
 
     async def evaluate(
         self, dataset: str | UUID, task: Callable[..., Any], scorers: Sequence[Any] = (), *,
-        version: int | None = None, name: str = "", metadata: dict[str, Any] | None = None,
-        max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2, repetitions: int = 1,
+        version: int | None = None, tag: str | None = None, name: str = "",
+        metadata: dict[str, Any] | None = None, max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2, repetitions: int = 1,
         resume: str | UUID | None = None, compare_to: str | UUID | dict[str, str] | None = None,
         alpha: float = 0.05, url: str | None = None, settings: Settings | None = None, ledger: Ledger | None = None,
         progress: bool | None = None, http_allowlist: Sequence[str] | None = None,
@@ -166,8 +167,8 @@ class _Session:
                 run = await asyncio.to_thread(_resumable, backend, str(resume), str(found["id"]), scorer_ids)
             else:
                 run = await asyncio.to_thread(
-                    backend.create_run, str(found["id"]), scorers=scorer_ids, version=version, name=name,
-                    metadata=metadata or {},
+                    backend.create_run, str(found["id"]), scorers=scorer_ids, version=version, tag=tag,
+                    name=name, metadata=metadata or {},
                     settings=RunSettings(max_concurrency=max_concurrency, item_timeout_ms=item_timeout_ms,
                                          max_retries=max_retries, repetitions=repetitions))
             run_id = str(run["id"])
