@@ -398,6 +398,7 @@ class ScoreSubmission(WireModel):
     score: Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER] | None = None
     reason: str | None = None
     error: str | None = None
+    usage: dict[str, JSONValue] | None = None  # what scoring used: inputTokens, outputTokens, cost, model
 
 
 class ResultSubmission(WireModel):
@@ -534,6 +535,42 @@ class LatencyStats(ResponseModel):
     max: float | None = None
 
 
+class UsagePerItem(ResponseModel):
+    input_tokens: float | None
+    output_tokens: float | None
+    cost: float | None
+
+
+class UsageTotals(ResponseModel):
+    results: int = Field(description="Results (or scores) that reported usage.")
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+    models: list[str]
+    per_item: UsagePerItem = Field(description="Means over the results that reported usage.")
+
+
+class Usage(UsageTotals):
+    """What a run used, as its target (and its scorers: an LLM judge) reported it."""
+
+    scorers: dict[str, UsageTotals] = Field(default_factory=dict, description="Per scorer that reported usage.")
+    total_cost: float | None = Field(default=None, description="The target's cost and the scorers' together.")
+
+
+class UsageDelta(ResponseModel):
+    input_tokens: float | None
+    output_tokens: float | None
+    cost: float | None
+    total_cost: float | None
+    per_item: UsagePerItem
+
+
+class UsageComparison(ResponseModel):
+    a: Usage
+    b: Usage
+    delta: UsageDelta = Field(description="B minus A; null where either run reported nothing.")
+
+
 class RunAnalytics(ResponseModel):
     run_id: UUID
     status: str
@@ -545,6 +582,7 @@ class RunAnalytics(ResponseModel):
     success_rate: float | None
     latency_ms: LatencyStats
     scorers: dict[str, ScorerStats]
+    usage: Usage | None = None
     group_by: str | None = None
     groups: dict[str, dict[str, JSONValue]] | None = None
     repetitions: dict[str, JSONValue] | None = None
@@ -599,6 +637,7 @@ class Comparison(ResponseModel):
     has_regression: bool
     scorers: dict[str, ScorerComparison]
     latency: dict[str, dict[str, float | None]]
+    usage: UsageComparison | None = Field(default=None, description="Tokens and cost of each run, and the delta.")
     warnings: list[dict[str, str]]
     items: list[dict[str, JSONValue]]
     items_pagination: Pagination

@@ -114,7 +114,10 @@ def runs_list(
 
 @runs_cli.command("show")
 def runs_show(run_id: RunId, as_json: AsJson = False, url: ServiceUrl = DEFAULT_URL) -> None:
-    """A run: its definition, counts, and per-scorer statistics (every declared scorer)."""
+    """A run: its definition, counts, what it used (tokens, cost) and per-scorer statistics (every declared
+    scorer)."""
+    from evalledger.cli_progress import usage_rows
+
     with client(url) as api, refused("Cannot show the run"):
         details = api.get_run(run_id)
         analytics = api.analytics(run_id)
@@ -133,6 +136,8 @@ def runs_show(run_id: RunId, as_json: AsJson = False, url: ServiceUrl = DEFAULT_
         ("error", details.error or ""),
     ):
         table.add_row(label, str(value))
+    for label, value in usage_rows(analytics.usage):
+        table.add_row(label, value)
     out.print(table)
     scorers = Table("scorer", "count", "mean", "median", "min", "max", "pass rate", "errors", title="scorers")
     for scorer_id, stats in analytics.scorers.items():
@@ -370,3 +375,13 @@ def _show_comparison(baseline: str, candidate: str, result: Any) -> None:
     latency = result.latency.get("delta", {})
     console.print(f"latency p50 delta {_number(latency.get('p50'), 1)} ms, "
                   f"p95 delta {_number(latency.get('p95'), 1)} ms")
+    usage = result.usage
+    if usage is not None and (usage.a.results or usage.b.results or usage.a.scorers or usage.b.scorers):
+        d = usage.delta
+        console.print(f"cost A {_number(usage.a.total_cost, 4)}, B {_number(usage.b.total_cost, 4)} "
+                      f"(delta {_signed(d.total_cost, 4)}); per item: cost delta {_signed(d.per_item.cost, 6)}, "
+                      f"tokens in {_signed(d.per_item.input_tokens, 1)}, out {_signed(d.per_item.output_tokens, 1)}")
+
+
+def _signed(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:+.{digits}f}"

@@ -382,7 +382,10 @@ class RunExecutor:
                                       f"scorer {scorer.id}")
             except Exception as failure:  # noqa: BLE001 - a failing scorer only affects itself
                 return {"scorerId": scorer.id, "score": None, "reason": None, "error": error_text(failure)}
-            return {"scorerId": scorer.id, "score": answer.score, "reason": answer.reason, "error": None}
+            scored = {"scorerId": scorer.id, "score": answer.score, "reason": answer.reason, "error": None}
+            if getattr(answer, "usage", None) is not None:  # what scoring used (an LLM judge's tokens, cost)
+                scored["usage"] = answer.usage
+            return scored
 
         if len(self.scorers) == 1:
             return [await one(self.scorers[0])]

@@ -226,6 +226,13 @@ class RunService:
                 return InvalidRequestError(f"result of item {result['itemId']}: {invalid}")
             if usage is not None:
                 result["usage"] = usage
+            for score in result.get("scores") or []:  # a scorer's usage (an LLM judge's), the same way
+                try:
+                    scored = read_usage(score.pop("usage", None))
+                except ValueError as invalid:
+                    return InvalidRequestError(f"score {score.get('scorerId')!r} of item {result['itemId']}: {invalid}")
+                if scored is not None:
+                    score["usage"] = scored
         bad = [r["repetition"] for r in results if r["repetition"] >= repetitions]
         if bad:
             return InvalidRequestError(

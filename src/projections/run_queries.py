@@ -142,6 +142,21 @@ def usage_stats_sql(results: Composed) -> Composed:
     ).format(results=results)
 
 
+def scorer_usage_sql(results: Composed) -> Composed:
+    """What each scorer used (an LLM judge's tokens and cost, as its endpoint reported them),
+    over the run's automatic scores that carry usage."""
+    used = {side: f"(s->'usage'->>'{side}')::numeric" for side in ("inputTokens", "outputTokens", "cost")}
+    return SQL(
+        "SELECT s->>'scorerId' AS scorer_id, count(*) AS n,"
+        f" sum({used['inputTokens']})::int8 AS input_tokens, sum({used['outputTokens']})::int8 AS output_tokens,"
+        f" sum({used['cost']})::float8 AS cost, avg({used['inputTokens']})::float8 AS input_mean,"
+        f" avg({used['outputTokens']})::float8 AS output_mean, avg({used['cost']})::float8 AS cost_mean,"
+        " array_remove(array_agg(DISTINCT s->'usage'->>'model'), NULL) AS models"
+        " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+        " WHERE r.run_id = %(run)s AND jsonb_typeof(s->'usage') = 'object' GROUP BY 1 ORDER BY 1"
+    ).format(results=results)
+
+
 def _usage_wire(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "results": row["n"],
@@ -151,6 +166,12 @@ def _usage_wire(row: dict[str, Any]) -> dict[str, Any]:
         "models": sorted(row["models"] or []),
         "perItem": {"inputTokens": row["input_mean"], "outputTokens": row["output_mean"], "cost": row["cost_mean"]},
     }
+
+
+def _add(*values: float | None) -> float | None:
+    """The sum of the values that are there (None when none is)."""
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
 
 
 def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -323,6 +344,17 @@ class RunQueries:
                 return
             page += 1
 
+    def usage(self, run_id: UUID) -> dict[str, Any]:
+        """What a run used: the target's tokens and cost (totals, and means per result that
+        reported usage), each scorer's that reported any (`scorers`: an LLM judge's), and
+        `totalCost`, the target's and the scorers' together (None when nothing reported a cost)."""
+        params = {"run": run_id}
+        usage = _usage_wire(self._fetch(usage_stats_sql(self._results), params)[0])
+        usage["scorers"] = {row["scorer_id"]: _usage_wire(row)
+                            for row in self._fetch(scorer_usage_sql(self._results), params)}
+        usage["totalCost"] = _add(usage["cost"], *(s["cost"] for s in usage["scorers"].values()))
+        return usage
+
     def analytics(self, run_id: UUID, *, threshold: float = 0.5, group_by: list[str] | None = None,
                    item_limit: int = 100) -> dict[str, Any]:
         """Success rate, per-scorer statistics and latency percentiles of a run, optionally per
@@ -342,7 +374,7 @@ class RunQueries:
             "threshold": threshold,
             **_outcome_wire(overall[0] if overall else empty),
             "scorers": _with_declared(run["scorers"], {row["scorer_id"]: _stats_wire(row) for row in scores}),
-            "usage": _usage_wire(self._fetch(usage_stats_sql(self._results), params)[0]),
+            "usage": self.usage(run_id),
         }
         if group_by:
             groups: dict[str, dict[str, Any]] = {}

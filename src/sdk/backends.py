@@ -235,7 +235,7 @@ def _as_recorded(result: dict[str, Any]) -> dict[str, Any]:
             "error": result.get("error"), "latencyMs": result.get("latencyMs"),
             "attempts": result.get("attempt", 1), "traceId": result.get("traceId"), "usage": result.get("usage"),
             "scores": [{"scorerId": s["scorerId"], "score": s.get("score"), "reason": s.get("reason"),
-                        "error": s.get("error")} for s in result.get("scores") or []]}
+                        "error": s.get("error"), "usage": s.get("usage")} for s in result.get("scores") or []]}
 
 
 def choose_backend(*, url: str | None, settings: Settings | None, ledger: Ledger | None) -> Backend:
