@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -89,7 +89,7 @@ class ScoreOutput:
 
     score: float | None
     reason: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = field(default=None, compare=False)  # not part of the verdict
 
 
 class Scorer(Protocol):
