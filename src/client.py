@@ -243,14 +243,21 @@ class Client:
                    max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2,
                    repetitions: int = 1, name: str = "", metadata: dict[str, Any] | None = None,
                    run_id: UUID | str | None = None, reason: str | None = None,
-                   tag: str | None = None) -> models.Run:
+                   tag: str | None = None, model: str | None = None, prompt: str | dict[str, Any] | None = None,
+                   code_version: str | None = None, tags: list[str] | None = None) -> models.Run:
         """Start a run (without a target: a caller-driven run you submit results to) on a
-        version (default: current), or on the version a dataset `tag` names."""
+        version (default: current), or on the version a dataset `tag` names. `model`,
+        `prompt` (a template, or {"template", "version"}), `code_version` and `tags` are kept
+        in its metadata, and runs are listed by them."""
         body = {"target": target, "scorers": scorers or [], "version": version, "maxConcurrency": max_concurrency,
                 "itemTimeoutMs": item_timeout_ms, "maxRetries": max_retries, "repetitions": repetitions,
                 "name": name, "metadata": metadata or {}, "runId": str(run_id) if run_id else None}
-        if tag is not None:
-            body["tag"] = tag
+        if isinstance(prompt, str):
+            prompt = {"template": prompt}
+        for key, value in (("tag", tag), ("model", model), ("prompt", prompt), ("codeVersion", code_version),
+                           ("tags", tags)):
+            if value is not None:
+                body[key] = value
         return models.Run.model_validate(
             self.request("POST", f"/api/datasets/{dataset_id}/runs", json=body, reason=reason)
         )
@@ -258,19 +265,25 @@ class Client:
     def get_run(self, run_id: UUID | str) -> models.Run:
         return self._get(models.Run, f"/api/datasets/runs/{run_id}")
 
-    def list_runs(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10) -> models.RunList:
-        return self._get(models.RunList, f"/api/datasets/{dataset_id}/runs", page=page, perPage=per_page)
+    def list_runs(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10,
+                  tags: list[str] | None = None, model: str | None = None, code_version: str | None = None,
+                  prompt_version: str | None = None, status: str | None = None) -> models.RunList:
+        """A dataset's runs, newest first; only those with all `tags`, of a `model`, a
+        `code_version` (or a prefix), a `prompt_version` or a `status`, when given."""
+        params = {"page": page, "perPage": per_page, "tag": tags, "model": model, "codeVersion": code_version,
+                  "promptVersion": prompt_version, "status": status}
+        return models.RunList.model_validate(self.request("GET", f"/api/datasets/{dataset_id}/runs", params=params))
 
     def list_results(self, run_id: UUID | str, *, page: int = 0, per_page: int = 50,
                      status: str | None = None) -> models.RunResultList:
         return self._get(models.RunResultList, f"/api/datasets/runs/{run_id}/results", page=page,
                          perPage=per_page, status=status)
 
-    def iter_runs(self, dataset_id: UUID | str, *, per_page: int = 100) -> Iterator[models.Run]:
-        """Every run of a dataset, newest first, fetching pages as it goes."""
+    def iter_runs(self, dataset_id: UUID | str, *, per_page: int = 100, **filters: Any) -> Iterator[models.Run]:
+        """Every run of a dataset, newest first (with `list_runs`' filters), fetching pages as it goes."""
         page = 0
         while True:
-            listing = self.list_runs(dataset_id, page=page, per_page=per_page)
+            listing = self.list_runs(dataset_id, page=page, per_page=per_page, **filters)
             yield from listing.runs
             if not listing.pagination.has_more:
                 return

@@ -139,7 +139,7 @@ def test_runs_and_evaluate_pin_the_version_a_tag_names(service: Service) -> None
 
     result = evaluate("geo", answer, ["exact-match"], tag="golden", url=service.url, progress=False)
     assert (result.run["datasetVersion"], len(result.results), result.scores) == (1, 2, {"exact-match": 1.0})
-    assert result.run["metadata"] == {"datasetTag": "golden"}
+    assert result.run["metadata"]["datasetTag"] == "golden"
     # Moving the tag later does not move the runs made through it.
     client.tag_version(dataset_id, "golden", 3, move=True)
     assert client.get_run(result.run_id).dataset_version == 1

@@ -369,6 +369,14 @@ class Health(ResponseModel):
 # -- runs --------------------------------------------------------------------------------
 
 
+RunTag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class PromptSpec(WireModel):
+    template: str = Field(max_length=100_000)
+    version: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class RunCreate(WireModel):
     target: dict[str, JSONValue] | None = Field(
         default=None,
@@ -382,6 +390,14 @@ class RunCreate(WireModel):
     version: Version | None = Field(default=None, description="Dataset version to pin (default: current).")
     tag: TagName | None = Field(
         default=None, description="Pin the version this tag names instead (recorded as metadata.datasetTag).")
+    model: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="The model the run evaluates (recorded as metadata.model).")
+    prompt: PromptSpec | None = Field(default=None, description="The prompt template and its version "
+                                      "(metadata.prompt; no version: a digest of the template).")
+    code_version: str | None = Field(default=None, min_length=1, max_length=200,
+                                     description="The code's version, e.g. a git commit (metadata.codeVersion).")
+    tags: list[RunTag] | None = Field(default=None, max_length=50, description="Free-form tags (metadata.tags); "
+                                      "runs are listed by them (`GET .../runs?tag=`).")
     max_concurrency: Int = Field(default=8, ge=1, le=256)
     item_timeout_ms: Int = Field(default=60_000, ge=1, le=3_600_000)
     max_retries: Int = Field(default=2, ge=0, le=10)

@@ -96,17 +96,27 @@ def runs_list(
     per_page: Annotated[int, typer.Option(help="Rows per page.")] = 20,
     as_json: AsJson = False,
     url: ServiceUrl = DEFAULT_URL,
+    tag: Annotated[list[str] | None, typer.Option(help="Only runs with this tag; repeat for all of several.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only runs of this model.")] = None,
+    code_version: Annotated[str | None, typer.Option(help="Only runs of this code version (or a prefix: a short "
+                                                     "commit).")] = None,
+    prompt_version: Annotated[str | None, typer.Option(help="Only runs with this prompt version.")] = None,
 ) -> None:
-    """A dataset's runs, newest first."""
+    """A dataset's runs, newest first (filtered by tag, model, code or prompt version)."""
     with client(url) as api, refused("Cannot list runs"):
-        listing = api.list_runs(dataset, page=page, per_page=per_page)
+        listing = api.list_runs(dataset, page=page, per_page=per_page, tags=tag, model=model,
+                                code_version=code_version, prompt_version=prompt_version)
     if as_json:
         return print_json(listing)
-    table = Table("id", "name", "status", "version", "succeeded", "failed", "skipped", "created",
-                  title=f"runs of {dataset} ({listing.pagination.total})")
+    table = Table("id", "name", "status", "version", "succeeded", "failed", "skipped", "model", "code", "tags",
+                  "created", title=f"runs of {dataset} ({listing.pagination.total})")
     for each in listing.runs:
+        meta = each.metadata
+        tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
         table.add_row(str(each.id), each.name, each.status, str(each.dataset_version), str(each.succeeded_count),
-                      str(each.failed_count), str(each.skipped_count), _when(each.created_at))
+                      str(each.failed_count), str(each.skipped_count),
+                      str(meta.get("model") or (each.target or {}).get("model") or ""),
+                      str(meta.get("codeVersion") or "")[:12], ", ".join(map(str, tags)), _when(each.created_at))
     out.print(table)
     if listing.pagination.has_more:
         console.print(f"{listing.pagination.total} runs in all; next: --page {page + 1}")

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
@@ -238,18 +239,39 @@ class RunQueries:
     def get_run(self, run_id: UUID) -> dict[str, Any]:
         return run_wire(self.run_row(run_id))
 
-    def list_runs(self, dataset_id: UUID, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+    def list_runs(self, dataset_id: UUID, page: int, per_page: int, *, tags: list[str] | None = None,
+                  model: str | None = None, code_version: str | None = None, prompt_version: str | None = None,
+                  status: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A dataset's runs, newest first, optionally only those with every tag given (in
+        metadata.tags, or as metadata.tag), of a model (metadata.model, or the target's),
+        of a code version (or a prefix of it), of a prompt version, or in a status."""
+        conditions = ["dataset_id = %(d)s"]
+        params: dict[str, Any] = {"d": dataset_id, "limit": per_page, "offset": page * per_page}
+        for n, tag in enumerate(tags or []):
+            conditions.append(f"(metadata @> %(tag{n})s::jsonb OR metadata->>'tag' = %(plain{n})s)")
+            params[f"tag{n}"], params[f"plain{n}"] = orjson.dumps({"tags": [tag]}).decode(), tag
+        if model is not None:
+            conditions.append("(metadata->>'model' = %(model)s OR target->>'model' = %(model)s)")
+            params["model"] = model
+        if code_version is not None:
+            conditions.append("starts_with(metadata->>'codeVersion', %(code)s)")
+            params["code"] = code_version
+        if prompt_version is not None:
+            conditions.append("metadata->'prompt'->>'version' = %(prompt)s")
+            params["prompt"] = prompt_version
+        if status is not None:
+            conditions.append("status = %(status)s")
+            params["status"] = status
+        where = " AND ".join(conditions)
         rows = self._fetch(
-            SQL(
-                "SELECT *, count(*) OVER () AS total FROM {} WHERE dataset_id = %s"
-                " ORDER BY created_at DESC, run_id LIMIT %s OFFSET %s"
-            ).format(self._runs),
-            (dataset_id, per_page, page * per_page),
+            SQL("SELECT *, count(*) OVER () AS total FROM {} WHERE " + where +
+                " ORDER BY created_at DESC, run_id LIMIT %(limit)s OFFSET %(offset)s").format(self._runs),
+            params,
         )
         if rows:
             return [run_wire(r) for r in rows], rows[0]["total"]
-        count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE dataset_id = %s").format(self._runs), (dataset_id,))
-        return [result_wire(r) for r in rows], count[0]["n"]
+        count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE " + where).format(self._runs), params)
+        return [], count[0]["n"]
 
     def run_ids(self) -> list[UUID]:
         return [r["run_id"] for r in self._fetch(SQL("SELECT run_id FROM {} ORDER BY created_at").format(self._runs))]
