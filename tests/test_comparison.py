@@ -59,7 +59,7 @@ def test_thirty_items_worse_by_point_four_is_a_significant_regression(hundred: A
     assert block.delta == pytest.approx(-0.12) and block.mean_a == 1.0 and block.mean_b == pytest.approx(0.88)
     assert block.confidence_interval["low"] < -0.12 < block.confidence_interval["high"] < 0
     assert result.paired_items == 100 and result.warnings == []
-    assert [item["status"] for item in result.items[:30]] == ["regressed"] * 30
+    assert [item.status for item in result.items[:30]] == ["regressed"] * 30
 
 
 def test_small_random_noise_is_no_significant_change(hundred: Any) -> None:

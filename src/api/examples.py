@@ -60,7 +60,10 @@ COMPARISON = {
     "usage": {"a": USAGE, "b": {**USAGE, "cost": 0.36, "totalCost": 0.46},
               "delta": {"inputTokens": 0, "outputTokens": 0, "cost": -0.06, "totalCost": -0.06,
                         "perItem": {"inputTokens": 0.0, "outputTokens": 0.0, "cost": -0.0005}}},
-    "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved"}],
+    "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved",
+                                     "scores": {"exact-match": {"a": 0.0, "b": 1.0, "delta": 1.0}},
+                                     "outputDiff": {"kind": "json", "equal": False, "changes": [
+                                         {"field": "output.answer", "before": "Lyon", "after": "Paris"}]}}],
     "itemsPagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False},
 }
 RESULT = {"itemId": ITEM_ID, "repetition": 0, "status": "succeeded", "input": ITEM["input"],

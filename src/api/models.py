@@ -640,6 +640,23 @@ class ScorerComparison(ResponseModel):
     reviewed_b: int = Field(default=0, description="Results of run B whose score is a reviewer's.")
 
 
+class ScoreChange(ResponseModel):
+    a: float | None
+    b: float | None
+    delta: float | None
+
+
+class ComparisonItem(ResponseModel):
+    item_id: UUID
+    status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"]
+    scores: dict[str, ScoreChange] = Field(description="Per scorer: the item's score in A and B (repetitions "
+                                           "averaged) and B minus A.")
+    content_changed: bool | None = Field(default=None, description="The runs pinned different versions: whether "
+                                         "the item's content changed between them.")
+    content_change: dict[str, JSONValue] | None = None
+    output_diff: OutputDiff | None = Field(default=None, description="How B's output differs from A's.")
+
+
 class Comparison(ResponseModel):
     run_id_a: UUID
     run_id_b: UUID
@@ -655,7 +672,7 @@ class Comparison(ResponseModel):
     latency: dict[str, dict[str, float | None]]
     usage: UsageComparison | None = Field(default=None, description="Tokens and cost of each run, and the delta.")
     warnings: list[dict[str, str]]
-    items: list[dict[str, JSONValue]]
+    items: list[ComparisonItem]
     items_pagination: Pagination
 
 
