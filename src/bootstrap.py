@@ -150,6 +150,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
     ]
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)
+    run_queries.trace_url = settings.trace_url
 
     ledger: Ledger
 

@@ -53,6 +53,9 @@ class Settings:
     app_modules: tuple[str, ...] = ()
     # Resume unfinished runs (with a target) when the service starts.
     resume_runs: bool = True
+    # Makes a result's trace and span ids a link: `{traceId}` and `{spanId}` are replaced
+    # (e.g. https://jaeger.example.com/trace/{traceId}); see execution/tracing.py.
+    trace_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,4 +74,5 @@ class Settings:
             pool_size=_int_env("EVALLEDGER_POOL_SIZE", 8),
             http_allowlist=_list_env("EVALLEDGER_HTTP_ALLOWLIST"),
             app_modules=_list_env("EVALLEDGER_APP"),
+            trace_url=os.environ.get("EVALLEDGER_TRACE_URL") or None,
         )

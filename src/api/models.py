@@ -425,6 +425,7 @@ class ResultSubmission(WireModel):
     latency_ms: Annotated[float, Field(ge=0), JSON_NUMBER] | None = None
     attempt: Int = Field(default=1, ge=1)
     trace_id: str | None = Field(default=None, max_length=500)
+    span_id: str | None = Field(default=None, max_length=500)
     scores: list[ScoreSubmission] = Field(default_factory=list)
     usage: dict[str, JSONValue] | None = None  # inputTokens, outputTokens, cost, model (targets.read_usage)
 
@@ -502,6 +503,9 @@ class RunResult(ResponseModel):
     attempt: int = Field(description="Attempts made (1 + retries).")
     retry_errors: list[str]
     trace_id: str | None
+    span_id: str | None = Field(default=None, description="The result's span (with OpenTelemetry configured).")
+    trace_url: str | None = Field(default=None, description="A link to the trace (EVALLEDGER_TRACE_URL's "
+                                  "template filled with the ids).")
     scores: list[Score] = Field(description="The scores that count: a reviewer's override replaces the automatic "
                                 "score (marked `reviewed`, with `automaticScore`).")
     started_at: datetime | None

@@ -219,6 +219,9 @@ class RunService:
         if unstorable:
             first = unstorable[0]
             return InvalidRequestError(f"{first['field']} {first['message']}", errors=unstorable)
+        for result in results:  # no span id: no key, as before spans existed
+            if result.get("spanId") is None:
+                result.pop("spanId", None)
         for result in results:  # usage is recorded as read_usage reads it; none: no key, as before usage existed
             try:
                 usage = read_usage(result.pop("usage", None))

@@ -13,6 +13,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.analysis.output_diff import output_diff
 from evalledger.domain.runs import FINISHED, ResultNotFoundError, RunNotFoundError, declared_scorer_ids
+from evalledger.execution.tracing import trace_url
 
 
 def run_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +64,7 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
         "attempt": row["attempts"],
         "retryErrors": row["retry_errors"],
         "traceId": row["trace_id"],
+        "spanId": row.get("span_id"),
         "usage": row["usage"],
         # The scores that count (a reviewer's overrides applied); `review` says who changed what.
         "scores": row.get("reviewed_scores") or row["scores"],
@@ -218,6 +220,9 @@ _PER_ITEM = (
 class RunQueries:
     """Reads of runs, results and run analytics."""
 
+    # Turns a result's trace and span ids into a link (`traceUrl`; see execution/tracing.py).
+    trace_url: str | None = None
+
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
         schema = Identifier(datastore.schema)
@@ -238,6 +243,13 @@ class RunQueries:
 
     def get_run(self, run_id: UUID) -> dict[str, Any]:
         return run_wire(self.run_row(run_id))
+
+    def _result(self, row: dict[str, Any]) -> dict[str, Any]:
+        wire = result_wire(row)
+        link = trace_url(self.trace_url, wire["traceId"], wire["spanId"]) if wire["spanId"] else None
+        if link is not None:
+            wire["traceUrl"] = link
+        return wire
 
     def list_runs(self, dataset_id: UUID, page: int, per_page: int, *, tags: list[str] | None = None,
                   model: str | None = None, code_version: str | None = None, prompt_version: str | None = None,
@@ -309,14 +321,14 @@ class RunQueries:
             },
         )
         if status is None:
-            return [result_wire(r) for r in rows], run["recorded"]
+            return [self._result(r) for r in rows], run["recorded"]
         count = self._fetch(
             SQL(
                 "SELECT count(*) AS n FROM {} WHERE run_id = %(run)s AND status = %(status)s"
             ).format(self._results),
             {"run": run_id, "status": status},
         )
-        return [result_wire(r) for r in rows], count[0]["n"]
+        return [self._result(r) for r in rows], count[0]["n"]
 
     def score_summary(self, run_id: UUID, threshold: float = 0.5) -> dict[str, Any]:
         """Per scorer statistics (as in analytics), for the run's own summary."""
@@ -498,7 +510,7 @@ class RunQueries:
                     results=self._results),
                 params,
             )[0]["n"]
-        return [result_wire(r) for r in rows], total
+        return [self._result(r) for r in rows], total
 
     def score_histograms(self, run_id: UUID, bins: int = 10) -> dict[str, list[int]]:
         """Per scorer: how many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last)."""
@@ -593,7 +605,7 @@ class RunQueries:
                 history.append({"scorerId": c["name"], "score": c["score"], "source": "criterion",
                                 "actor": review["actor"], "at": review["reviewed_at"], "reason": review["reason"]})
         return {
-            **result_wire(row),
+            **self._result(row),
             "automaticScores": row["scores"],
             "reviews": [{"actor": r["actor"], "at": r["reviewed_at"], "reason": r["reason"], "verdict": r["verdict"],
                          "scores": r["scores"], "criteria": r["criteria"], "comment": r["comment"],

@@ -233,7 +233,8 @@ def _as_recorded(result: dict[str, Any]) -> dict[str, Any]:
     recorded as `attempts`), so both paths record the same."""
     return {"itemId": result["itemId"], "repetition": result.get("repetition", 0), "output": result.get("output"),
             "error": result.get("error"), "latencyMs": result.get("latencyMs"),
-            "attempts": result.get("attempt", 1), "traceId": result.get("traceId"), "usage": result.get("usage"),
+            "attempts": result.get("attempt", 1), "traceId": result.get("traceId"), "spanId": result.get("spanId"),
+            "usage": result.get("usage"),
             "scores": [{"scorerId": s["scorerId"], "score": s.get("score"), "reason": s.get("reason"),
                         "error": s.get("error"), "usage": s.get("usage")} for s in result.get("scores") or []]}
 
