@@ -15,6 +15,7 @@ from conftest import Service
 
 from evalledger import Client, evaluate
 from evalledger.client import ApiError
+from evalledger.audit import verify_dataset
 from evalledger.projections.rebuild import rebuild
 
 
@@ -173,6 +174,8 @@ def test_the_read_model_holds_the_replayed_tags_live_and_rebuilt(service: Servic
     assert [t for t, *_ in live[datasets[0]]] == ["golden", "gone", "next"]
     events = {d: client.list_events(d, per_page=1).pagination.total for d in datasets[:2]}
 
+    for dataset_id in datasets[:2]:  # the audit check replays tagged datasets as any other
+        assert list(verify_dataset(service.ledger, UUID(dataset_id))) == []
     follower = next(f for f in service.ledger.followers if f.name == "datasets")
     assert rebuild(follower, service.ledger.connection)["events"] > 0
     assert read_model() == live
