@@ -168,6 +168,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         access.create_tables()
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)
+    run_queries.trace_url = settings.trace_url
 
     ledger: Ledger
 

@@ -52,9 +52,45 @@ def summarise_run(client: Client, run: models.Run, console: Console) -> None:
     for scorer_id, (total, count, errors) in _scorer_means(client, run.id).items():
         mean = f"{total / count:.3f}" if count else "-"
         table.add_row(f"mean {scorer_id}", mean + (f" ({errors} errors)" if errors else ""))
+    for label, value in usage_rows(client.analytics(run.id).usage):
+        table.add_row(label, value)
     if run.error:
         table.add_row("error", run.error)
     console.print(table)
+
+
+def usage_rows(usage: models.Usage | None) -> list[tuple[str, str]]:
+    """What a run used, as summary rows: the target's tokens and cost (totals and per
+    result), each scorer's cost, the whole cost (none when nothing reported usage)."""
+    if usage is None or (usage.results == 0 and not usage.scorers):
+        return []
+    rows = []
+    if usage.results:
+        per = usage.per_item
+        rows.append(("tokens in / out", f"{_count(usage.input_tokens)} / {_count(usage.output_tokens)}"
+                     f" ({_mean(per.input_tokens)} / {_mean(per.output_tokens)} per item)"))
+        if usage.cost is not None:
+            rows.append(("cost", f"{usage.cost:.4f} ({_money(per.cost)} per item)"))
+        if usage.models:
+            rows.append(("models", ", ".join(usage.models)))
+    for scorer_id, used in usage.scorers.items():
+        rows.append((f"scoring {scorer_id}", f"{_count(used.input_tokens)} / {_count(used.output_tokens)} tokens"
+                     + (f", cost {used.cost:.4f}" if used.cost is not None else "")))
+    if usage.total_cost is not None and usage.scorers:
+        rows.append(("total cost", f"{usage.total_cost:.4f}"))
+    return rows
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _mean(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6f}"
 
 
 def _scorer_means(client: Client, run_id: UUID) -> dict[str, tuple[float, int, int]]:

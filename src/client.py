@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 from uuid import UUID
 
 import httpx
@@ -107,6 +108,32 @@ class Client:
                 problem = {"detail": response.text}
             raise ApiError(response.status_code, problem)
         return response.json() if response.content else None
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text}
+            raise ApiError(response.status_code, problem)
+        return response.json() if response.content else None
+
+    def _download(self, path: str, params: dict[str, Any], destination: str | Path | IO[bytes]) -> httpx.Headers:
+        """Stream a GET's body into `destination`; the answer's headers."""
+        clean = {k: _param(v) for k, v in params.items() if v is not None}
+        with self.http.stream("GET", path, params=clean, timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._answer(response)
+            if isinstance(destination, (str, Path)):
+                with open(destination, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            else:
+                for chunk in response.iter_bytes():
+                    destination.write(chunk)
+            return response.headers
 
     def _get(self, model: type[M], path: str, **params: Any) -> M:
         return model.model_validate(self.request("GET", path, params=params))
@@ -235,16 +262,18 @@ class Client:
 
     def list_items(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10,
                    version: int | None = None, as_of: datetime | None = None,
-                   search: str | None = None) -> models.ItemList:
+                   search: str | None = None, tag: str | None = None) -> models.ItemList:
+        """Items at a version (default: current; or the one current `as_of`, or the one `tag` names)."""
         return self._get(models.ItemList, f"/api/datasets/{dataset_id}/items", page=page, perPage=per_page,
-                         version=version, asOf=as_of, search=search)
+                         version=version, asOf=as_of, search=search, tag=tag)
 
-    def iter_items(self, dataset_id: UUID | str, *, version: int | None = None,
+    def iter_items(self, dataset_id: UUID | str, *, version: int | None = None, tag: str | None = None,
                    per_page: int = 1000) -> Iterator[models.Item]:
         """Every item at a version (pinned on the first page, so later writes don't shift it)."""
         page = 0
         while True:
-            listing = self.list_items(dataset_id, page=page, per_page=per_page, version=version)
+            listing = self.list_items(dataset_id, page=page, per_page=per_page, version=version,
+                                      tag=tag if version is None else None)
             version = listing.version
             yield from listing.items
             if not listing.pagination.has_more:
@@ -252,24 +281,161 @@ class Client:
             page += 1
 
     def get_item(self, dataset_id: UUID | str, item_id: UUID | str, *, version: int | None = None,
-                 as_of: datetime | None = None) -> models.Item:
-        return self._get(models.Item, f"/api/datasets/{dataset_id}/items/{item_id}", version=version, asOf=as_of)
+                 as_of: datetime | None = None, tag: str | None = None) -> models.Item:
+        return self._get(models.Item, f"/api/datasets/{dataset_id}/items/{item_id}", version=version, asOf=as_of,
+                         tag=tag)
 
     def item_history(self, dataset_id: UUID | str, item_id: UUID | str) -> models.ItemHistory:
         return self._get(models.ItemHistory, f"/api/datasets/{dataset_id}/items/{item_id}/history")
+
+    def iter_datasets(self, *, per_page: int = 100) -> Iterator[models.Dataset]:
+        """Every dataset, newest first, fetching pages as it goes."""
+        yield from self._pages(lambda page: self.list_datasets(page=page, per_page=per_page), "datasets")
+
+    def _pages(self, fetch: Any, key: str) -> Iterator[Any]:
+        page = 0
+        while True:
+            listing = fetch(page)
+            yield from getattr(listing, key)
+            if not listing.pagination.has_more:
+                return
+            page += 1
 
     # -- versions, diffs, events ------------------------------------------------------------
 
     def list_versions(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10) -> models.VersionList:
         return self._get(models.VersionList, f"/api/datasets/{dataset_id}/versions", page=page, perPage=per_page)
 
-    def diff(self, dataset_id: UUID | str, from_version: int, to_version: int | None = None, *,
-             page: int = 0, per_page: int = 100) -> models.Diff:
+    def diff(self, dataset_id: UUID | str, from_version: int | None = None, to_version: int | None = None, *,
+             from_tag: str | None = None, to_tag: str | None = None, page: int = 0,
+             per_page: int = 100) -> models.Diff:
+        """Items added, removed and changed between two versions, each given by number or by tag."""
         return self._get(models.Diff, f"/api/datasets/{dataset_id}/diff", page=page, perPage=per_page,
-                         **{"from": from_version, "to": to_version})
+                         **{"from": from_version, "to": to_version, "fromTag": from_tag, "toTag": to_tag})
 
-    def list_events(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 50) -> models.EventList:
-        return self._get(models.EventList, f"/api/datasets/{dataset_id}/events", page=page, perPage=per_page)
+    # -- import, export, copies ------------------------------------------------------------------
+
+    def import_items(self, dataset_id: UUID | str, source: str | Path | bytes | IO[bytes], *,
+                     format: str | None = None, filename: str | None = None, mode: str = "append",
+                     dry_run: bool = False, skip_invalid: bool = False, mapping: dict[str, str] | None = None,
+                     reason: str | None = None) -> models.ImportResult:
+        """Import a CSV, JSON (an array) or JSONL file as one new version. `source` is a path,
+        the file's bytes or an open binary file; the format comes from `format`, else from the
+        file's name. mode: append, upsert (by externalId) or replace. `mapping`: CSV column ->
+        role (input, expectedOutput, metadata, externalId, ignore). A refused import raises
+        ApiError with the rows' problems in `problem["errors"]`."""
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            filename = filename or path.name
+            content: Any = path.read_bytes()
+        else:
+            content = source
+        params = {"format": format, "filename": filename, "mode": mode, "dryRun": dry_run or None,
+                  "skipInvalid": skip_invalid or None,
+                  "map": [f"{column}={role}" for column, role in (mapping or {}).items()] or None}
+        kind = format or (filename or "").rsplit(".", 1)[-1].lower()
+        headers = {"Content-Type": {"csv": "text/csv", "json": "application/json"}.get(kind, "application/x-ndjson")}
+        reason = reason or self.reason
+        if reason:
+            headers["X-Change-Reason"] = reason
+        clean = {k: _param(v) for k, v in params.items() if v is not None}
+        response = self.http.post(f"/api/datasets/{dataset_id}/items/import", content=content, params=clean,
+                                  headers=headers)
+        return models.ImportResult.model_validate(self._answer(response))
+
+    def export_items(self, dataset_id: UUID | str, destination: str | Path | IO[bytes], *, format: str = "jsonl",
+                     version: int | None = None, tag: str | None = None, include_ids: bool = False) -> int:
+        """Write a version's items (default: current; or the one `tag` names) as CSV, JSON
+        or JSONL to a file (path or open binary file), streamed. Returns the version written."""
+        if tag is not None:
+            version = self.get_tag(dataset_id, tag).version
+        params = {"format": format, "version": version, "includeIds": include_ids or None}
+        return int(self._download(f"/api/datasets/{dataset_id}/items/export", params, destination)
+                   .get("X-Dataset-Version", -1))
+
+    def export_results(self, run_id: UUID | str, destination: str | Path | IO[bytes], *,
+                       format: str = "jsonl") -> None:
+        """Write a run's results as CSV or JSONL to a file (path or open binary file), streamed."""
+        self._download(f"/api/datasets/runs/{run_id}/results/export", {"format": format}, destination)
+
+    def duplicate_dataset(self, dataset_id: UUID | str, *, name: str | None = None, version: int | None = None,
+                          reason: str | None = None) -> models.DatasetWritten:
+        """A new dataset with a version's items (default: current), each recording its origin."""
+        body = {"name": name, "version": version}
+        return models.DatasetWritten.model_validate(
+            self.request("POST", f"/api/datasets/{dataset_id}/duplicate", json=body, reason=reason))
+
+    def duplicate_item(self, dataset_id: UUID | str, item_id: UUID | str, *,
+                       reason: str | None = None) -> models.ItemsWritten:
+        """A copy of one item in its own dataset (without its externalId), in a new version."""
+        return models.ItemsWritten.model_validate(
+            self.request("POST", f"/api/datasets/{dataset_id}/items/{item_id}/duplicate", reason=reason))
+
+    def dataset_from_items(self, name: str, source_dataset_id: UUID | str, item_ids: list[UUID | str], *,
+                           version: int | None = None, reason: str | None = None) -> models.DatasetWritten:
+        """A new dataset holding copies of the named items of another dataset's version."""
+        body = {"name": name, "sourceDatasetId": str(source_dataset_id), "itemIds": [str(i) for i in item_ids],
+                "version": version}
+        return models.DatasetWritten.model_validate(
+            self.request("POST", "/api/datasets/from-items", json=body, reason=reason))
+
+    # -- version tags -------------------------------------------------------------------------
+
+    def list_tags(self, dataset_id: UUID | str) -> models.TagList:
+        return self._get(models.TagList, f"/api/datasets/{dataset_id}/tags")
+
+    def get_tag(self, dataset_id: UUID | str, tag: str) -> models.DatasetTag:
+        return self._get(models.DatasetTag, f"/api/datasets/{dataset_id}/tags/{tag}")
+
+    def tag_version(self, dataset_id: UUID | str, tag: str, version: int | None = None, *, move: bool = False,
+                    reason: str | None = None) -> models.TagWritten:
+        """Name a version (default: the current one) with `tag`; a tag that names another
+        version is moved only with `move=True` (else ApiError 409 tag-exists)."""
+        body = {"version": version, "move": move}
+        return models.TagWritten.model_validate(
+            self.request("PUT", f"/api/datasets/{dataset_id}/tags/{tag}", json=body, reason=reason))
+
+    def delete_tag(self, dataset_id: UUID | str, tag: str, *, reason: str | None = None) -> models.TagDeleted:
+        return models.TagDeleted.model_validate(
+            self.request("DELETE", f"/api/datasets/{dataset_id}/tags/{tag}", reason=reason))
+
+    def list_events(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 50,
+                    types: list[str] | None = None) -> models.EventList:
+        return self._get(models.EventList, f"/api/datasets/{dataset_id}/events", page=page, perPage=per_page,
+                         type=types)
+
+    def iter_versions(self, dataset_id: UUID | str, *, per_page: int = 100) -> Iterator[models.DatasetVersion]:
+        """Every version of a dataset, newest first."""
+        yield from self._pages(lambda page: self.list_versions(dataset_id, page=page, per_page=per_page), "versions")
+
+    def iter_events(self, dataset_id: UUID | str, *, types: list[str] | None = None,
+                    per_page: int = 500) -> Iterator[models.Event]:
+        """A dataset's whole audit trail, oldest first."""
+        yield from self._pages(lambda page: self.list_events(dataset_id, page=page, per_page=per_page, types=types),
+                               "events")
+
+    def run_events(self, run_id: UUID | str, *, page: int = 0, per_page: int = 50) -> models.EventList:
+        """A run's own events, oldest first."""
+        return self._get(models.EventList, f"/api/datasets/runs/{run_id}/events", page=page, perPage=per_page)
+
+    def iter_feed(self, *, after: int = 0, types: list[str] | None = None,
+                  per_page: int = 500) -> Iterator[models.FeedEvent]:
+        """Every event of the service after position `after`, in log order, up to the head
+        when the call reaches it (call again with the last `position` for more)."""
+        while True:
+            feed = self._get(models.EventFeed, "/api/events", after=after, limit=per_page, type=types)
+            yield from feed.events
+            if feed.next_after is None or not feed.events:
+                return
+            after = feed.next_after
+
+    def projections(self) -> models.ProjectionList:
+        """The read models: their positions in the log, lag and latest rebuild."""
+        return self._get(models.ProjectionList, "/api/projections")
+
+    def rebuild_projection(self, name: str) -> models.RebuildReport:
+        """Rebuild a read model from the log beside the live one and switch over (waits)."""
+        return models.RebuildReport.model_validate(self.request("POST", f"/api/projections/{name}/rebuild"))
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -277,11 +443,22 @@ class Client:
                    scorers: list[str | dict[str, Any]] | None = None, version: int | None = None,
                    max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2,
                    repetitions: int = 1, name: str = "", metadata: dict[str, Any] | None = None,
-                   run_id: UUID | str | None = None, reason: str | None = None) -> models.Run:
-        """Start a run (without a target: a caller-driven run you submit results to)."""
+                   run_id: UUID | str | None = None, reason: str | None = None,
+                   tag: str | None = None, model: str | None = None, prompt: str | dict[str, Any] | None = None,
+                   code_version: str | None = None, tags: list[str] | None = None) -> models.Run:
+        """Start a run (without a target: a caller-driven run you submit results to) on a
+        version (default: current), or on the version a dataset `tag` names. `model`,
+        `prompt` (a template, or {"template", "version"}), `code_version` and `tags` are kept
+        in its metadata, and runs are listed by them."""
         body = {"target": target, "scorers": scorers or [], "version": version, "maxConcurrency": max_concurrency,
                 "itemTimeoutMs": item_timeout_ms, "maxRetries": max_retries, "repetitions": repetitions,
                 "name": name, "metadata": metadata or {}, "runId": str(run_id) if run_id else None}
+        if isinstance(prompt, str):
+            prompt = {"template": prompt}
+        for key, value in (("tag", tag), ("model", model), ("prompt", prompt), ("codeVersion", code_version),
+                           ("tags", tags)):
+            if value is not None:
+                body[key] = value
         return models.Run.model_validate(
             self.request("POST", f"/api/datasets/{dataset_id}/runs", json=body, reason=reason)
         )
@@ -289,19 +466,25 @@ class Client:
     def get_run(self, run_id: UUID | str) -> models.Run:
         return self._get(models.Run, f"/api/datasets/runs/{run_id}")
 
-    def list_runs(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10) -> models.RunList:
-        return self._get(models.RunList, f"/api/datasets/{dataset_id}/runs", page=page, perPage=per_page)
+    def list_runs(self, dataset_id: UUID | str, *, page: int = 0, per_page: int = 10,
+                  tags: list[str] | None = None, model: str | None = None, code_version: str | None = None,
+                  prompt_version: str | None = None, status: str | None = None) -> models.RunList:
+        """A dataset's runs, newest first; only those with all `tags`, of a `model`, a
+        `code_version` (or a prefix), a `prompt_version` or a `status`, when given."""
+        params = {"page": page, "perPage": per_page, "tag": tags, "model": model, "codeVersion": code_version,
+                  "promptVersion": prompt_version, "status": status}
+        return models.RunList.model_validate(self.request("GET", f"/api/datasets/{dataset_id}/runs", params=params))
 
     def list_results(self, run_id: UUID | str, *, page: int = 0, per_page: int = 50,
                      status: str | None = None) -> models.RunResultList:
         return self._get(models.RunResultList, f"/api/datasets/runs/{run_id}/results", page=page,
                          perPage=per_page, status=status)
 
-    def iter_runs(self, dataset_id: UUID | str, *, per_page: int = 100) -> Iterator[models.Run]:
-        """Every run of a dataset, newest first, fetching pages as it goes."""
+    def iter_runs(self, dataset_id: UUID | str, *, per_page: int = 100, **filters: Any) -> Iterator[models.Run]:
+        """Every run of a dataset, newest first (with `list_runs`' filters), fetching pages as it goes."""
         page = 0
         while True:
-            listing = self.list_runs(dataset_id, page=page, per_page=per_page)
+            listing = self.list_runs(dataset_id, page=page, per_page=per_page, **filters)
             yield from listing.runs
             if not listing.pagination.has_more:
                 return
@@ -319,12 +502,15 @@ class Client:
                 return
             page += 1
 
-    def wait_for_run(self, run_id: UUID | str, *, timeout: float | None = None, poll: float = 0.5) -> models.Run:
+    def wait_for_run(self, run_id: UUID | str, *, timeout: float | None = None, poll: float = 0.5,
+                     on_progress: Callable[[models.Run], None] | None = None) -> models.Run:
         """The run once it has finished (completed, failed or cancelled); TimeoutError if it
-        has not after `timeout` seconds."""
+        has not after `timeout` seconds. `on_progress` is called with the run at each poll."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             run = self.get_run(run_id)
+            if on_progress is not None:
+                on_progress(run)
             if run.status in ("completed", "failed", "cancelled"):
                 return run
             if deadline is not None and time.monotonic() >= deadline:
@@ -333,10 +519,11 @@ class Client:
             time.sleep(poll)
 
     def run_and_wait(self, dataset_id: UUID | str, *, target: dict[str, Any], timeout: float | None = None,
-                     poll: float = 0.5, **options: Any) -> models.Run:
+                     poll: float = 0.5, on_progress: Callable[[models.Run], None] | None = None,
+                     **options: Any) -> models.Run:
         """Start a run with a target (`create_run`'s options) and return it once finished."""
         run = self.create_run(dataset_id, target=target, **options)
-        return self.wait_for_run(run.id, timeout=timeout, poll=poll)
+        return self.wait_for_run(run.id, timeout=timeout, poll=poll, on_progress=on_progress)
 
     def cancel_run(self, run_id: UUID | str, *, reason: str | None = None) -> models.Run:
         return models.Run.model_validate(self.request("POST", f"/api/datasets/runs/{run_id}/cancel", reason=reason))

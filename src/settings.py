@@ -79,6 +79,9 @@ class Settings:
     rate_limit: str = "100/second"
     # Requests carrying a wrong key, per client address and process ("off" to turn it off).
     failed_auth_limit: str = "50/second;1000/minute"
+    # Makes a result's trace and span ids a link: `{traceId}` and `{spanId}` are replaced
+    # (e.g. https://jaeger.example.com/trace/{traceId}); see execution/tracing.py.
+    trace_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -101,4 +104,5 @@ class Settings:
             key_file=default_key_file(),
             rate_limit=os.environ.get("EVALLEDGER_RATE_LIMIT") or "100/second",
             failed_auth_limit=os.environ.get("EVALLEDGER_FAILED_AUTH_LIMIT") or "50/second;1000/minute",
+            trace_url=os.environ.get("EVALLEDGER_TRACE_URL") or None,
         )

@@ -38,6 +38,7 @@ TABLES = {
     "datasets",
     "dataset_items",
     "dataset_versions",
+    "dataset_tags",
     "runs",
     "run_results",
     "run_result_reviews",

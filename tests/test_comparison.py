@@ -59,7 +59,7 @@ def test_thirty_items_worse_by_point_four_is_a_significant_regression(hundred: A
     assert block.delta == pytest.approx(-0.12) and block.mean_a == 1.0 and block.mean_b == pytest.approx(0.88)
     assert block.confidence_interval["low"] < -0.12 < block.confidence_interval["high"] < 0
     assert result.paired_items == 100 and result.warnings == []
-    assert [item["status"] for item in result.items[:30]] == ["regressed"] * 30
+    assert [item.status for item in result.items[:30]] == ["regressed"] * 30
 
 
 def test_small_random_noise_is_no_significant_change(hundred: Any) -> None:
@@ -102,18 +102,17 @@ def test_runs_on_different_versions_pair_only_common_items_and_flag_changed_cont
     run5 = scored_run(client, dataset.id, {i: {"s": 1.0} for i in v5}, version=5)
     result = client.compare(run3, run5, items_per_page=100)
     assert {w["code"] for w in result.warnings} == {"different-dataset-versions"}
-    by_id = {str(item["itemId"]): item for item in result.items}
-    assert by_id[ids[1]]["status"] == "onlyInA"
+    by_id = {str(item.item_id): item for item in result.items}  # typed: models.ComparisonItem
+    assert by_id[ids[1]].status == "onlyInA"
     assert result.paired_items == 9 and result.scorers["s"].paired_items == 9
-    assert by_id[ids[0]]["contentChanged"] is True
-    change = by_id[ids[0]]["contentChange"]
+    assert by_id[ids[0]].content_changed is True
+    change = by_id[ids[0]].content_change
     assert change["change"] == "changed"
     assert [(f["field"], f["before"], f["after"]) for f in change["fields"]] == [("input.q", 0, "changed")]
-    assert by_id[ids[2]]["contentChanged"] is False
+    assert by_id[ids[2]].content_changed is False
     run6 = scored_run(client, dataset.id, {i: {"s": 1.0} for i in items_of(client, dataset.id)})
     later = client.compare(run5, run6, items_per_page=100)
-    assert {str(i["itemId"]): i["status"] for i in later.items}[str(added.id)] == "onlyInB"
-
+    assert {str(i.item_id): i.status for i in later.items}[str(added.id)] == "onlyInB"
 
 def test_latency_percentiles_match_numpy(hundred: Any) -> None:
     client, dataset_id, ids = hundred

@@ -43,7 +43,8 @@ def test_sync_task_against_a_live_service(service: Service) -> None:
     assert isinstance(result, EvalResult)
     run = service.client.get_run(result.run_id)
     assert run.status == "completed" and run.caller_driven and str(run.dataset_id) == dataset_id
-    assert run.scorers == ["exact-match", "exact"] and run.name == "adder" and run.metadata == {"tag": "main"}
+    assert run.scorers == ["exact-match", "exact"] and run.name == "adder"
+    assert run.metadata == {"tag": "main", "codeVersion": run.metadata["codeVersion"]}  # this repository's commit
     assert result.scores == {"exact-match": 1.0, "exact": 1.0}
     assert result.analytics["succeeded"] == 12
     rows = result.rows()

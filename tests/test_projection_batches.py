@@ -54,6 +54,7 @@ TABLES = {
     "dataset_versions": "dataset_id, version",
     "runs": "run_id",
     "run_results": "run_id, item_id, repetition",
+    "dataset_tags": "dataset_id, tag",
 }
 
 
@@ -143,6 +144,13 @@ def write_the_story(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> dict[str
     ds.update_items(b, [edit(b_items[0].id, "b-edit")])
     v_x2 = ds.update_items(a, [edit(x, "x2")]).dataset_version
     v_x3 = ds.update_items(a, [edit(x, "x3"), edit(y, "y1")]).dataset_version
+    # Version tags: tagged, a tag of b's in between, moved, tagged and deleted, all in a row.
+    ds.tag_version(a, "golden", v_x1, reason="first look")
+    ds.tag_version(b, "golden", 1)
+    ds.tag_version(a, "golden", v_x3, move=True)
+    ds.tag_version(a, "old", 0)
+    ds.tag_version(a, "first", 1)
+    ds.delete_tag(a, "old")
     run_one = uuid4()  # pinned to the version after x's third edit
     runs.create_run(run_id=run_one, dataset_id=a, dataset_version=v_x3, target=None, scorers=[],
                     settings=RunSettings(), name="one", metadata={}, total_items=9)
@@ -244,6 +252,10 @@ def check_the_story(rows: dict[str, list[dict[str, Any]]], story: dict[str, Any]
     assert (a["version"], a["item_count"], a["next_seq"]) == (max(versions), 6, len(seqs))
     assert a["aggregate_version"] == max(v["aggregate_version"] for v in versions.values()) + 3  # details, purge
     assert next(r for r in rows["datasets"] if r["dataset_id"] == story["b"])["deleted_at"] is not None
+
+    tags = {(r["dataset_id"], r["tag"]): (r["version"], r["reason"]) for r in rows["dataset_tags"]}
+    assert tags == {(story["a"], "golden"): (story["v_x3"], None), (story["a"], "first"): (1, None),
+                    (story["b"], "golden"): (1, None)}
 
     by_run = {r["run_id"]: r for r in rows["runs"]}
     one, two = by_run[story["run_one"]], by_run[story["run_two"]]

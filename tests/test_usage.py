@@ -30,10 +30,11 @@ def test_the_openai_target_records_the_usage_its_endpoint_reports(settings: Sett
         assert run.status == "completed"
         usage = {r.input: r.usage for r in client.iter_results(run.id)}
         assert usage["aa"] == {"inputTokens": 2, "outputTokens": 3, "cost": 0.002, "model": "served-model"}
-        totals = client.analytics(run.id).usage
-        assert totals["inputTokens"] == 10 and totals["outputTokens"] == 12 and totals["results"] == 4
-        assert abs(totals["cost"] - 0.008) < 1e-9 and totals["models"] == ["served-model"]
-        assert totals["perItem"]["inputTokens"] == 2.5 and totals["perItem"]["outputTokens"] == 3
+        typed = client.analytics(run.id).usage
+        assert typed.input_tokens == 10 and typed.output_tokens == 12 and typed.results == 4
+        assert abs(typed.cost - 0.008) < 1e-9 and typed.models == ["served-model"]
+        assert typed.per_item.input_tokens == 2.5 and typed.per_item.output_tokens == 3
+        totals = client.request("GET", f"/api/datasets/runs/{run.id}/analytics")["usage"]
 
         report = client.request("POST", "/api/projections/runs/rebuild")
         deadline = time.monotonic() + 30
@@ -56,4 +57,4 @@ def test_an_endpoint_without_usage_records_none(settings: Settings) -> None:
                                                           "promptTemplate": "{{input}}"}, timeout=30)
         [result] = list(svc.client.iter_results(run.id))
         assert result.usage is None
-        assert svc.client.analytics(run.id).usage["results"] == 0
+        assert svc.client.analytics(run.id).usage.results == 0

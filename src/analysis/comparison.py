@@ -8,7 +8,8 @@ paired difference with a confidence interval and a p-value (see paired.py), coun
 items improved / regressed / unchanged, and a verdict that needs both significance
 (p < alpha) and, when a threshold is set for that scorer, a difference at least that
 large. When the runs pinned different versions of a dataset, each paired item says
-whether its content changed between them, field by field.
+whether its content changed between them, field by field. What the runs used (tokens and
+cost, the target's and each scorer's) is set side by side with B's difference (`usage`).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class RunComparer:
             "hasRegression": any(s["verdict"] == "regressed" for s in scorers.values()),
             "scorers": scorers,
             "latency": self._latency(run_a, run_b),
+            "usage": self._usage(run_a, run_b),
             "warnings": warnings,
             **page,
         }
@@ -223,6 +225,25 @@ class RunComparer:
             "a": {"p50": la.get("p50"), "p95": la.get("p95")},
             "b": {"p50": lb.get("p50"), "p95": lb.get("p95")},
             "delta": {"p50": delta("p50"), "p95": delta("p95")},
+        }
+
+    def _usage(self, run_a: UUID, run_b: UUID) -> dict[str, Any]:
+        """What each run used (tokens, cost: totals, means per result, each scorer's) and B's
+        difference from A (None where either run reported nothing)."""
+        ua, ub = self.runs.usage(run_a), self.runs.usage(run_b)
+
+        def delta(a: float | None, b: float | None) -> float | None:
+            return b - a if a is not None and b is not None else None
+
+        totals = ("inputTokens", "outputTokens", "cost")
+        return {
+            "a": ua,
+            "b": ub,
+            "delta": {
+                **{key: delta(ua[key], ub[key]) for key in totals},
+                "totalCost": delta(ua["totalCost"], ub["totalCost"]),
+                "perItem": {key: delta(ua["perItem"][key], ub["perItem"][key]) for key in totals},
+            },
         }
 
     @staticmethod

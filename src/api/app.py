@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from evalledger import ui
-from evalledger.api import access, datasets, events, models, openapi, problems, reviews, runs, transfer
+from evalledger.api import access, datasets, events, models, openapi, problems, reviews, runs, tags, transfer
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.api.routing import Route
@@ -74,6 +74,7 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     app.include_router(reviews.build_router(settings.max_per_page))
     app.include_router(transfer.build_router())
     app.include_router(events.build_router(settings.max_per_page))
+    app.include_router(tags.build_router())
     app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))
 
     @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag",

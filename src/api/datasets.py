@@ -47,6 +47,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     AsOf = Annotated[
         models.Timestamp | None, Query(alias="asOf", description="ISO timestamp: the version current at that instant")
     ]
+    Tag = Annotated[str | None, Query(max_length=100, description="A version tag (e.g. golden): the version it names")]
 
     def check_batch(count: int) -> None:
         if count > max_batch_items:
@@ -116,12 +117,14 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
                                             "text of input or expectedOutput (or of a string in them)")] = None,
         external_id: Annotated[str | None, Query(alias="externalId", min_length=1, max_length=256,
                                                  description="Only the item with this externalId")] = None,
+        tag: Tag = None,
     ) -> JSONBody:
         """The items of one version (default: the current one, or the one current at `asOf`), in the order they
-        were added. `search` keeps items whose input or expected output contains the text (case-insensitive,
-        in their JSON text or in a string inside it); `externalId` keeps the one item with that id."""
+        were added, or of the version a `tag` names. `search` keeps items whose input or expected output contains
+        the text (case-insensitive, in their JSON text or in a string inside it); `externalId` keeps the one item
+        with that id."""
         queries = ledger.dataset_queries
-        at = queries.resolve_version(dataset_id, version, utc(as_of))
+        at = queries.resolve_version(dataset_id, version, utc(as_of), tag)
         rows, total = queries.list_items(dataset_id, at, page, per_page, search or None, external_id=external_id)
         return JSONBody({"items": rows, "version": at, "pagination": pagination(total, page, per_page)})
 
@@ -161,10 +164,11 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
 
     @router.get("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.Item, summary="Get an item at a version")
     def get_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, version: Version = None,
-                 as_of: AsOf = None) -> Any:
-        """One item as it was at a version (default: the current one, or the one current at `asOf`)."""
+                 as_of: AsOf = None, tag: Tag = None) -> Any:
+        """One item as it was at a version (default: the current one, the one current at `asOf`, or the one a
+        `tag` names)."""
         queries = ledger.dataset_queries
-        at = queries.resolve_version(dataset_id, version, utc(as_of))
+        at = queries.resolve_version(dataset_id, version, utc(as_of), tag)
         return queries.get_item(dataset_id, item_id, at)
 
     @router.patch("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.ItemWritten,
@@ -223,14 +227,17 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
         to_as_of: Annotated[models.Timestamp | None, Query(alias="toAsOf")] = None,
         page: Page = 0,
         per_page: PerPage = 100,
+        from_tag: Annotated[str | None, Query(alias="fromTag", max_length=100)] = None,
+        to_tag: Annotated[str | None, Query(alias="toTag", max_length=100)] = None,
     ) -> JSONBody:
-        """Items added, removed and changed between two versions (`from`/`to`, or the versions current at
-        `fromAsOf`/`toAsOf`); changed items list each changed field with its value before and after."""
+        """Items added, removed and changed between two versions (`from`/`to`, the versions current at
+        `fromAsOf`/`toAsOf`, or the versions tags name: `fromTag`/`toTag`); changed items list each changed field
+        with its value before and after."""
         queries = ledger.dataset_queries
-        if from_version is None and from_as_of is None:
-            raise InvalidRequestError("give `from` (a version) or `fromAsOf` (a timestamp)")
-        a = queries.resolve_version(dataset_id, from_version, utc(from_as_of))
-        b = queries.resolve_version(dataset_id, to_version, utc(to_as_of))
+        if from_version is None and from_as_of is None and from_tag is None:
+            raise InvalidRequestError("give `from` (a version), `fromAsOf` (a timestamp) or `fromTag` (a tag)")
+        a = queries.resolve_version(dataset_id, from_version, utc(from_as_of), from_tag)
+        b = queries.resolve_version(dataset_id, to_version, utc(to_as_of), to_tag)
         return JSONBody(queries.diff(dataset_id, a, b, page, per_page))
 
     @router.get("/{dataset_id:uuid}/events", response_model=models.EventList,

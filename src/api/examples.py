@@ -47,6 +47,12 @@ RUN = {
     "startedAt": CREATED, "finishedAt": UPDATED, "progress": {"done": 120, "total": 120, "fraction": 1.0},
     "scoreSummary": SCORE_SUMMARY,
 }
+USAGE = {"results": 120, "inputTokens": 96000, "outputTokens": 11400, "cost": 0.42, "models": ["gpt-4o-mini"],
+         "perItem": {"inputTokens": 800.0, "outputTokens": 95.0, "cost": 0.0035},
+         "scorers": {"judge": {"results": 120, "inputTokens": 60000, "outputTokens": 2400, "cost": 0.1,
+                               "models": ["gpt-4o"],
+                               "perItem": {"inputTokens": 500.0, "outputTokens": 20.0, "cost": 0.00083}}},
+         "totalCost": 0.52}
 SCORER_COMPARISON = {
     "pairedItems": 120, "meanA": 0.85, "meanB": 0.9, "delta": 0.05,
     "confidenceInterval": {"low": 0.01, "high": 0.09}, "pValue": 0.02, "test": "paired t-test", "improved": 9,
@@ -57,7 +63,13 @@ COMPARISON = {
     "runIdA": RUN_ID, "runIdB": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "datasetVersionA": 3, "datasetVersionB": 3,
     "partial": False, "alpha": 0.05, "pairedItems": 120, "onlyInA": 0, "onlyInB": 0, "hasRegression": False,
     "scorers": {"exact-match": SCORER_COMPARISON}, "latency": {"p50": {"a": 410.0, "b": 380.0}},
-    "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved"}],
+    "usage": {"a": USAGE, "b": {**USAGE, "cost": 0.36, "totalCost": 0.46},
+              "delta": {"inputTokens": 0, "outputTokens": 0, "cost": -0.06, "totalCost": -0.06,
+                        "perItem": {"inputTokens": 0.0, "outputTokens": 0.0, "cost": -0.0005}}},
+    "warnings": [], "items": [{"itemId": ITEM_ID, "status": "improved",
+                                     "scores": {"exact-match": {"a": 0.0, "b": 1.0, "delta": 1.0}},
+                                     "outputDiff": {"kind": "json", "equal": False, "changes": [
+                                         {"field": "output.answer", "before": "Lyon", "after": "Paris"}]}}],
     "itemsPagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False},
 }
 RESULT = {"itemId": ITEM_ID, "repetition": 0, "status": "succeeded", "input": ITEM["input"],
@@ -73,6 +85,8 @@ RESULT = {"itemId": ITEM_ID, "repetition": 0, "status": "succeeded", "input": IT
 PROJECTION = {"name": "datasets", "position": 5120, "head": 5120, "lag": 0, "running": True, "lastError": None}
 REBUILD_REPORT = {"projection": "datasets", "position": 5120, "events": 5120, "seconds": 0.21,
                   "eventsPerSecond": 24381}
+
+TAG = {"tag": "golden", "version": 3, "taggedAt": UPDATED, "actor": "alice", "reason": "reviewed by QA"}
 
 # By the name of the response model's schema in the document.
 EXAMPLES: dict[str, Any] = {
@@ -92,7 +106,8 @@ EXAMPLES: dict[str, Any] = {
                    "aggregateVersion": 7},
     "ItemHistory": {"itemId": ITEM_ID, "history": [{**ITEM, "deleted": False}]},
     "VersionList": {"versions": [{"version": 3, "createdAt": UPDATED, "added": 0, "updated": 1, "removed": 0,
-                                  "itemCount": 120, "actor": "alice", "reason": "fix the answer"}],
+                                  "itemCount": 120, "actor": "alice", "reason": "fix the answer",
+                                  "tags": ["golden"]}],
                     "pagination": PAGINATION},
     "Diff": {"datasetId": DATASET_ID, "fromVersion": 2, "toVersion": 3,
              "summary": {"added": 0, "removed": 0, "changed": 1},
@@ -102,6 +117,10 @@ EXAMPLES: dict[str, Any] = {
                                      "validFrom": 1, "validTo": 3},
                           "after": ITEM}],
              "pagination": {"total": 1, "page": 0, "perPage": 100, "hasMore": False}},
+    "TagList": {"datasetId": DATASET_ID, "tags": [TAG]},
+    "DatasetTag": TAG,
+    "TagWritten": {"datasetId": DATASET_ID, **TAG, "outcome": "moved", "previousVersion": 2},
+    "TagDeleted": {"datasetId": DATASET_ID, "tag": "golden", "version": 3, "deleted": True},
     "EventList": {"events": [EVENT], "nextAfter": None, "pagination": PAGINATION},
     "EventFeed": {"events": [{**EVENT, "position": 42, "aggregateId": DATASET_ID, "aggregateType": "Dataset"}],
                   "nextAfter": None, "head": 42},
@@ -119,7 +138,7 @@ EXAMPLES: dict[str, Any] = {
     "RunAnalytics": {"runId": RUN_ID, "status": "completed", "partial": False, "threshold": 0.5, "results": 120,
                      "succeeded": 119, "failed": 1, "successRate": 0.9917,
                      "latencyMs": {"p50": 410.0, "p95": 820.0, "p99": 1310.0, "mean": 455.2, "max": 1500.0},
-                     "scorers": SCORE_SUMMARY},
+                     "scorers": SCORE_SUMMARY, "usage": USAGE},
     "Comparison": COMPARISON,
     "Catalog": {"builtin": [{"name": "exact-match", "description": "1 if the output equals the expected output"}],
                 "registered": []},

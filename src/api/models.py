@@ -11,6 +11,8 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from evalledger.domain.datasets import TAG_PATTERN
+
 JSONValue = Any
 
 
@@ -203,11 +205,48 @@ class DatasetVersion(ResponseModel):
     item_count: int
     actor: str
     reason: str | None
+    tags: list[str] = Field(default_factory=list, description="The tags that name this version.")
 
 
 class VersionList(ResponseModel):
     versions: list[DatasetVersion]
     pagination: Pagination
+
+
+TagName = Annotated[str, Field(pattern=TAG_PATTERN, max_length=100)]
+
+
+class TagSet(WireModel):
+    """Point a tag at a version."""
+
+    version: Version | None = Field(default=None, description="The version to tag (default: the current one).")
+    move: Bool = Field(default=False, description="Move the tag when it names another version (else 409).")
+
+
+class DatasetTag(ResponseModel):
+    tag: str
+    version: int = Field(description="The dataset version the tag names.")
+    tagged_at: datetime = Field(description="When the tag came to name this version.")
+    actor: str
+    reason: str | None
+
+
+class TagList(ResponseModel):
+    dataset_id: UUID
+    tags: list[DatasetTag]
+
+
+class TagWritten(DatasetTag):
+    dataset_id: UUID
+    outcome: Literal["tagged", "moved", "unchanged"]
+    previous_version: int | None = Field(description="The version a moved tag named before; else null.")
+
+
+class TagDeleted(ResponseModel):
+    dataset_id: UUID
+    tag: str
+    version: int = Field(description="The version the tag named (it stays).")
+    deleted: bool
 
 
 class FieldChange(ResponseModel):
@@ -346,6 +385,14 @@ class Health(ResponseModel):
 # -- runs --------------------------------------------------------------------------------
 
 
+RunTag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class PromptSpec(WireModel):
+    template: str = Field(max_length=100_000)
+    version: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class RunCreate(WireModel):
     target: dict[str, JSONValue] | None = Field(
         default=None,
@@ -357,6 +404,16 @@ class RunCreate(WireModel):
         default_factory=list, description='Scorer names or {"name", "id", "options"} objects.'
     )
     version: Version | None = Field(default=None, description="Dataset version to pin (default: current).")
+    tag: TagName | None = Field(
+        default=None, description="Pin the version this tag names instead (recorded as metadata.datasetTag).")
+    model: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="The model the run evaluates (recorded as metadata.model).")
+    prompt: PromptSpec | None = Field(default=None, description="The prompt template and its version "
+                                      "(metadata.prompt; no version: a digest of the template).")
+    code_version: str | None = Field(default=None, min_length=1, max_length=200,
+                                     description="The code's version, e.g. a git commit (metadata.codeVersion).")
+    tags: list[RunTag] | None = Field(default=None, max_length=50, description="Free-form tags (metadata.tags); "
+                                      "runs are listed by them (`GET .../runs?tag=`).")
     max_concurrency: Int = Field(default=8, ge=1, le=256)
     item_timeout_ms: Int = Field(default=60_000, ge=1, le=3_600_000)
     max_retries: Int = Field(default=2, ge=0, le=10)
@@ -373,6 +430,7 @@ class ScoreSubmission(WireModel):
     score: Annotated[float, Field(ge=0.0, le=1.0), JSON_NUMBER] | None = None
     reason: str | None = None
     error: str | None = None
+    usage: dict[str, JSONValue] | None = None  # what scoring used: inputTokens, outputTokens, cost, model
 
 
 class ResultSubmission(WireModel):
@@ -383,6 +441,7 @@ class ResultSubmission(WireModel):
     latency_ms: Annotated[float, Field(ge=0), JSON_NUMBER] | None = None
     attempt: Int = Field(default=1, ge=1)
     trace_id: str | None = Field(default=None, max_length=500)
+    span_id: str | None = Field(default=None, max_length=500)
     scores: list[ScoreSubmission] = Field(default_factory=list)
     usage: dict[str, JSONValue] | None = None  # inputTokens, outputTokens, cost, model (targets.read_usage)
 
@@ -460,6 +519,9 @@ class RunResult(ResponseModel):
     attempt: int = Field(description="Attempts made (1 + retries).")
     retry_errors: list[str]
     trace_id: str | None
+    span_id: str | None = Field(default=None, description="The result's span (with OpenTelemetry configured).")
+    trace_url: str | None = Field(default=None, description="A link to the trace (EVALLEDGER_TRACE_URL's "
+                                  "template filled with the ids).")
     scores: list[Score] = Field(description="The scores that count: a reviewer's override replaces the automatic "
                                 "score (marked `reviewed`, with `automaticScore`).")
     started_at: datetime | None
@@ -509,6 +571,42 @@ class LatencyStats(ResponseModel):
     max: float | None = None
 
 
+class UsagePerItem(ResponseModel):
+    input_tokens: float | None
+    output_tokens: float | None
+    cost: float | None
+
+
+class UsageTotals(ResponseModel):
+    results: int = Field(description="Results (or scores) that reported usage.")
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+    models: list[str]
+    per_item: UsagePerItem = Field(description="Means over the results that reported usage.")
+
+
+class Usage(UsageTotals):
+    """What a run used, as its target (and its scorers: an LLM judge) reported it."""
+
+    scorers: dict[str, UsageTotals] = Field(default_factory=dict, description="Per scorer that reported usage.")
+    total_cost: float | None = Field(default=None, description="The target's cost and the scorers' together.")
+
+
+class UsageDelta(ResponseModel):
+    input_tokens: float | None
+    output_tokens: float | None
+    cost: float | None
+    total_cost: float | None
+    per_item: UsagePerItem
+
+
+class UsageComparison(ResponseModel):
+    a: Usage
+    b: Usage
+    delta: UsageDelta = Field(description="B minus A; null where either run reported nothing.")
+
+
 class RunAnalytics(ResponseModel):
     run_id: UUID
     status: str
@@ -520,6 +618,7 @@ class RunAnalytics(ResponseModel):
     success_rate: float | None
     latency_ms: LatencyStats
     scorers: dict[str, ScorerStats]
+    usage: Usage | None = None
     group_by: str | None = None
     groups: dict[str, dict[str, JSONValue]] | None = None
     repetitions: dict[str, JSONValue] | None = None
@@ -561,6 +660,23 @@ class ScorerComparison(ResponseModel):
     reviewed_b: int = Field(default=0, description="Results of run B whose score is a reviewer's.")
 
 
+class ScoreChange(ResponseModel):
+    a: float | None
+    b: float | None
+    delta: float | None
+
+
+class ComparisonItem(ResponseModel):
+    item_id: UUID
+    status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"]
+    scores: dict[str, ScoreChange] = Field(description="Per scorer: the item's score in A and B (repetitions "
+                                           "averaged) and B minus A.")
+    content_changed: bool | None = Field(default=None, description="The runs pinned different versions: whether "
+                                         "the item's content changed between them.")
+    content_change: dict[str, JSONValue] | None = None
+    output_diff: OutputDiff | None = Field(default=None, description="How B's output differs from A's.")
+
+
 class Comparison(ResponseModel):
     run_id_a: UUID
     run_id_b: UUID
@@ -574,8 +690,9 @@ class Comparison(ResponseModel):
     has_regression: bool
     scorers: dict[str, ScorerComparison]
     latency: dict[str, dict[str, float | None]]
+    usage: UsageComparison | None = Field(default=None, description="Tokens and cost of each run, and the delta.")
     warnings: list[dict[str, str]]
-    items: list[dict[str, JSONValue]]
+    items: list[ComparisonItem]
     items_pagination: Pagination
 
 

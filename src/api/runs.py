@@ -16,9 +16,11 @@ from evalledger.api.paging import Page, pagination, per_page as per_page_param
 from evalledger.api.routing import Route
 from evalledger.api.security import PrincipalDep, declare
 from evalledger.analysis.comparison import CompareOptions, Threshold
-from evalledger.domain.runs import FINISHED, RunSettings
+from evalledger.domain.runs import FINISHED, RunSettings, described_metadata
 from evalledger.execution.scorers import describe_builtin_scorers
+from evalledger.domain.errors import InvalidRequestError
 from evalledger.execution.targets import describe_builtin_targets
+from evalledger.service_layer.runs import pin_tag
 
 
 # One server-sent event of a run's stream (OpenAPI 3.2's `itemSchema` for event streams).
@@ -101,10 +103,29 @@ def build_router(max_per_page: int) -> APIRouter:
         return ledger.run_service.finalize_run(run_id, actor=actor)
 
     @router.get("/api/datasets/{dataset_id:uuid}/runs", response_model=models.RunList, summary="A dataset's runs, newest first")
-    def list_runs(dataset_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> Any:
-        """The dataset's runs, newest first."""
+    def list_runs(
+        dataset_id: UUID,
+        ledger: LedgerDep,
+        page: Page = 0,
+        per_page: PerPage = 10,
+        tags: Annotated[list[str] | None, Query(alias="tag", description="Only runs with this tag in metadata.tags "
+                                                "(or metadata.tag); repeat for runs with all of them")] = None,
+        model: Annotated[str | None, Query(max_length=200, description="Only runs of this model (metadata.model, "
+                                           "or an openai target's model)")] = None,
+        code_version: Annotated[str | None, Query(alias="codeVersion", min_length=1, max_length=200,
+                                                  description="Only runs of this code version (or a prefix of "
+                                                  "it: a short commit)")] = None,
+        prompt_version: Annotated[str | None, Query(alias="promptVersion", max_length=200,
+                                                    description="Only runs with this prompt version")] = None,
+        status: Annotated[str | None, Query(pattern="^(pending|running|completed|failed|cancelled)$")] = None,
+    ) -> Any:
+        """The dataset's runs, newest first; filtered by tag, model, code version, prompt version or status."""
         ledger.dataset_queries.dataset_row(dataset_id)
-        rows, total = ledger.run_queries.list_runs(dataset_id, page, per_page)
+        if tags and (len(tags) > 20 or any(len(t) > 100 for t in tags)):
+            raise InvalidRequestError("at most 20 tags of at most 100 characters each")
+        rows, total = ledger.run_queries.list_runs(dataset_id, page, per_page, tags=tags or None, model=model,
+                                                   code_version=code_version, prompt_version=prompt_version,
+                                                   status=status)
         return {"runs": rows, "pagination": pagination(total, page, per_page)}
 
     @router.post("/api/datasets/{dataset_id:uuid}/runs", status_code=202, response_model=models.Run,
@@ -112,8 +133,13 @@ def build_router(max_per_page: int) -> APIRouter:
     def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, actor: Actor,
                    reason: Reason = None) -> Any:
         """Starts a run over a pinned dataset version: each item goes to the target and its output to the
-        scorers. Without a target the run is caller-driven: you submit the results. With your own `runId`,
-        creating the same run again answers it unchanged."""
+        scorers. Without a target the run is caller-driven: you submit the results. `model`, `prompt`,
+        `codeVersion` and `tags` make it reproducible and findable (kept in its metadata). With your own `runId`,
+        creating the same run again answers it unchanged. `tag` pins the version a dataset tag names (and
+        records the tag as `metadata.datasetTag`)."""
+        version, metadata = pin_tag(ledger.dataset_queries, dataset_id, body.version, body.tag, body.metadata)
+        metadata = described_metadata(metadata, model=body.model, code_version=body.code_version, tags=body.tags,
+                                      prompt=body.prompt.model_dump() if body.prompt is not None else None)
         run = ledger.run_service.create_run(
             dataset_id,
             target=body.target,
@@ -124,9 +150,9 @@ def build_router(max_per_page: int) -> APIRouter:
                 max_retries=body.max_retries,
                 repetitions=body.repetitions,
             ),
-            version=body.version,
+            version=version,
             name=body.name,
-            metadata=body.metadata,
+            metadata=metadata,
             run_id=body.run_id,
             actor=actor,
             reason=reason,

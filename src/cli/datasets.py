@@ -1,5 +1,5 @@
-"""Commands on datasets and their items: datasets list|create|show|delete, items
-list|add|copy, import, export and purge."""
+"""Commands on datasets and their items: datasets list|create|show|delete, datasets tag
+set|list|delete, items list|add|copy, import, export and purge."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from evalledger.cli.common import (
 
 datasets_cli = typer.Typer(help="Datasets: list, create, show, delete.", no_args_is_help=True)
 cli.add_typer(datasets_cli, name="datasets")
+tag_cli = typer.Typer(help="Version tags: name a version (golden), move, list, delete.", no_args_is_help=True)
+datasets_cli.add_typer(tag_cli, name="tag")
 items_cli = typer.Typer(help="A dataset's items: list, add, copy to another dataset.", no_args_is_help=True)
 cli.add_typer(items_cli, name="items")
 
@@ -131,6 +133,55 @@ def datasets_delete(
     console.print(f"deleted dataset {dataset}")
 
 
+# -- version tags ---------------------------------------------------------------------------
+
+TagName = Annotated[str, typer.Argument(help="The tag, e.g. golden or release-2026-12.")]
+
+
+@tag_cli.command("set")
+def tag_set(
+    dataset: Dataset,
+    tag: TagName,
+    version: Annotated[int | None, typer.Option(help="The version to tag (default: current).")] = None,
+    move: Annotated[bool, typer.Option("--move", help="Move the tag if it names another version.")] = False,
+    as_json: AsJson = False,
+    url: ServiceUrl = DEFAULT_URL,
+) -> None:
+    """Name a version with a tag (an event in the audit trail); --move moves a tag that names another version."""
+    with client(url) as api, refused("Tag not set"):
+        written = api.tag_version(dataset, tag, version, move=move)
+    if as_json:
+        return print_json(written)
+    if written.outcome == "moved":
+        console.print(f"moved tag {tag!r} from version {written.previous_version} to version {written.version}")
+    elif written.outcome == "tagged":
+        console.print(f"tagged version {written.version} {tag!r}")
+    else:
+        console.print(f"tag {tag!r} already names version {written.version}; nothing changed")
+    out.print(str(written.version))
+
+
+@tag_cli.command("list")
+def tag_list(dataset: Dataset, as_json: AsJson = False, url: ServiceUrl = DEFAULT_URL) -> None:
+    """A dataset's tags and the versions they name."""
+    with client(url) as api, refused("Cannot list tags"):
+        listing = api.list_tags(dataset)
+    if as_json:
+        return print_json(listing)
+    table = Table("tag", "version", "by", "reason", "at", title=f"tags ({len(listing.tags)})")
+    for t in listing.tags:
+        table.add_row(t.tag, str(t.version), t.actor, t.reason or "", _when(t.tagged_at))
+    out.print(table)
+
+
+@tag_cli.command("delete")
+def tag_delete(dataset: Dataset, tag: TagName, url: ServiceUrl = DEFAULT_URL) -> None:
+    """Remove a tag (the version it named stays)."""
+    with client(url) as api, refused("Tag not deleted"):
+        deleted = api.delete_tag(dataset, tag)
+    console.print(f"deleted tag {tag!r} (it named version {deleted.version})")
+
+
 # -- items ----------------------------------------------------------------------------------
 
 
@@ -143,10 +194,11 @@ def items_list(
     per_page: PerPage = 20,
     as_json: AsJson = False,
     url: ServiceUrl = DEFAULT_URL,
+    tag: Annotated[str | None, typer.Option(help="The version this tag names (instead of --version).")] = None,
 ) -> None:
-    """A dataset's items at a version."""
+    """A dataset's items at a version (or at the version a tag names)."""
     with client(url) as api, refused("Cannot list items"):
-        listing = api.list_items(dataset, version=version, search=search, page=page, per_page=per_page)
+        listing = api.list_items(dataset, version=version, search=search, page=page, per_page=per_page, tag=tag)
     if as_json:
         return print_json(listing)
     table = Table("id", "externalId", "input", "expectedOutput", "metadata",

@@ -96,17 +96,27 @@ def runs_list(
     per_page: Annotated[int, typer.Option(help="Rows per page.")] = 20,
     as_json: AsJson = False,
     url: ServiceUrl = DEFAULT_URL,
+    tag: Annotated[list[str] | None, typer.Option(help="Only runs with this tag; repeat for all of several.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only runs of this model.")] = None,
+    code_version: Annotated[str | None, typer.Option(help="Only runs of this code version (or a prefix: a short "
+                                                     "commit).")] = None,
+    prompt_version: Annotated[str | None, typer.Option(help="Only runs with this prompt version.")] = None,
 ) -> None:
-    """A dataset's runs, newest first."""
+    """A dataset's runs, newest first (filtered by tag, model, code or prompt version)."""
     with client(url) as api, refused("Cannot list runs"):
-        listing = api.list_runs(dataset, page=page, per_page=per_page)
+        listing = api.list_runs(dataset, page=page, per_page=per_page, tags=tag, model=model,
+                                code_version=code_version, prompt_version=prompt_version)
     if as_json:
         return print_json(listing)
-    table = Table("id", "name", "status", "version", "succeeded", "failed", "skipped", "created",
-                  title=f"runs of {dataset} ({listing.pagination.total})")
+    table = Table("id", "name", "status", "version", "succeeded", "failed", "skipped", "model", "code", "tags",
+                  "created", title=f"runs of {dataset} ({listing.pagination.total})")
     for each in listing.runs:
+        meta = each.metadata
+        tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
         table.add_row(str(each.id), each.name, each.status, str(each.dataset_version), str(each.succeeded_count),
-                      str(each.failed_count), str(each.skipped_count), _when(each.created_at))
+                      str(each.failed_count), str(each.skipped_count),
+                      str(meta.get("model") or (each.target or {}).get("model") or ""),
+                      str(meta.get("codeVersion") or "")[:12], ", ".join(map(str, tags)), _when(each.created_at))
     out.print(table)
     if listing.pagination.has_more:
         console.print(f"{listing.pagination.total} runs in all; next: --page {page + 1}")
@@ -114,7 +124,10 @@ def runs_list(
 
 @runs_cli.command("show")
 def runs_show(run_id: RunId, as_json: AsJson = False, url: ServiceUrl = DEFAULT_URL) -> None:
-    """A run: its definition, counts, and per-scorer statistics (every declared scorer)."""
+    """A run: its definition, counts, what it used (tokens, cost) and per-scorer statistics (every declared
+    scorer)."""
+    from evalledger.cli_progress import usage_rows
+
     with client(url) as api, refused("Cannot show the run"):
         details = api.get_run(run_id)
         analytics = api.analytics(run_id)
@@ -133,6 +146,8 @@ def runs_show(run_id: RunId, as_json: AsJson = False, url: ServiceUrl = DEFAULT_
         ("error", details.error or ""),
     ):
         table.add_row(label, str(value))
+    for label, value in usage_rows(analytics.usage):
+        table.add_row(label, value)
     out.print(table)
     scorers = Table("scorer", "count", "mean", "median", "min", "max", "pass rate", "errors", title="scorers")
     for scorer_id, stats in analytics.scorers.items():
@@ -370,3 +385,13 @@ def _show_comparison(baseline: str, candidate: str, result: Any) -> None:
     latency = result.latency.get("delta", {})
     console.print(f"latency p50 delta {_number(latency.get('p50'), 1)} ms, "
                   f"p95 delta {_number(latency.get('p95'), 1)} ms")
+    usage = result.usage
+    if usage is not None and (usage.a.results or usage.b.results or usage.a.scorers or usage.b.scorers):
+        d = usage.delta
+        console.print(f"cost A {_number(usage.a.total_cost, 4)}, B {_number(usage.b.total_cost, 4)} "
+                      f"(delta {_signed(d.total_cost, 4)}); per item: cost delta {_signed(d.per_item.cost, 6)}, "
+                      f"tokens in {_signed(d.per_item.input_tokens, 1)}, out {_signed(d.per_item.output_tokens, 1)}")
+
+
+def _signed(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:+.{digits}f}"

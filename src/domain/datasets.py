@@ -12,6 +12,7 @@ the form `content.encode_content` gives it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,11 +22,14 @@ from eventsourcing.domain import Aggregate
 from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.content import PURGED_CONTENT, ItemContent, decode_content, encode_content
 from evalledger.domain.errors import (
+    ConflictError,
     DatasetNotFoundError,
     ExternalIdTakenError,
     InvalidRequestError,
     ItemNotFoundError,
     ItemPurgedError,
+    NotFoundError,
+    VersionNotFoundError,
 )
 
 JSON = Any
@@ -62,6 +66,29 @@ class ItemChange:
     metadata: dict[str, JSON] | None = None
     external_id: str | None = None
     fields: frozenset[str] = frozenset()  # which of the above were given
+
+
+# A version tag's name: a letter, then letters, digits, '.', '_' or '-' (`golden`,
+# `release-2026-12`); never only digits, so it cannot be taken for a version number.
+TAG_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,99}$"
+_TAG = re.compile(TAG_PATTERN)
+
+
+class TagNotFoundError(NotFoundError):
+    problem_type = "tag-not-found"
+
+
+class TagExistsError(ConflictError):
+    """The tag names another version; moving it must be asked for (409)."""
+
+    problem_type = "tag-exists"
+
+
+def check_tag_name(tag: str) -> None:
+    if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+        raise InvalidRequestError(
+            f"{tag!r} is not a tag name: a letter, then up to 99 letters, digits, '.', '_' or '-' "
+            "(e.g. golden, release-2026-12)", errors=[{"field": "tag", "message": "invalid tag name"}])
 
 
 # An import is one version, saved as events of at most this many items each.
@@ -201,6 +228,42 @@ class Dataset(Aggregate):
                 dataset.items[self.item_id] = Item(id=item.id, external_id=item.external_id,
                                                    content=PURGED_CONTENT, source=item.source)
 
+    # Version tags: a name for a dataset version (`golden`). Tagging, moving and deleting a
+    # tag are events of their own, so the audit trail says who pointed a tag where, and
+    # when; none changes items or the dataset version (their fields are not called
+    # `dataset_version`, which marks item-changing events).
+
+    class VersionTagged(Event):
+        """A new tag names `tagged_version`."""
+
+        class_version = 1
+        tag: str
+        tagged_version: int
+
+        def apply(self, dataset: Dataset) -> None:
+            dataset.tags[self.tag] = self.tagged_version
+
+    class TagMoved(Event):
+        """A tag moved from `previous_version` to `tagged_version`."""
+
+        class_version = 1
+        tag: str
+        tagged_version: int
+        previous_version: int
+
+        def apply(self, dataset: Dataset) -> None:
+            dataset.tags[self.tag] = self.tagged_version
+
+    class TagDeleted(Event):
+        """A tag that named `previous_version` was removed (the version stays)."""
+
+        class_version = 1
+        tag: str
+        previous_version: int
+
+        def apply(self, dataset: Dataset) -> None:
+            dataset.tags.pop(self.tag, None)
+
     def __init__(
         self,
         name: str,
@@ -221,6 +284,7 @@ class Dataset(Aggregate):
         self.external_ids: dict[str, str] = {}  # externalId -> item id
         self.known_item_ids: set[str] = set()  # every item ever added, deleted ones too
         self.purged: set[str] = set()
+        self.tags: dict[str, int] = {}  # tag -> the dataset version it names
         self.is_deleted = False
 
     @classmethod
@@ -431,6 +495,38 @@ class Dataset(Aggregate):
             return False
         self.trigger_event(self.ItemPurged, item_id=item_id, actor=actor, reason=reason)
         return True
+
+    def tag_version(self, tag: str, version: int, *, move: bool, actor: str, reason: str | None) -> str:
+        """Name `version` with `tag`. A tag that names another version is moved only when
+        `move` is given (else TagExistsError). Returns what happened: "tagged", "moved" or
+        "unchanged" (the tag already names that version: no event)."""
+        self._check_not_deleted()
+        check_tag_name(tag)
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= self.dataset_version:
+            raise VersionNotFoundError(f"dataset {self.id} has no version {version} "
+                                       f"(current version is {self.dataset_version})")
+        previous = self.tags.get(tag)
+        if previous == version:
+            return "unchanged"
+        if previous is None:
+            self.trigger_event(self.VersionTagged, tag=tag, tagged_version=version, actor=actor, reason=reason)
+            return "tagged"
+        if not move:
+            raise TagExistsError(f"tag {tag!r} names version {previous} of dataset {self.id}; "
+                                 f"move it to version {version} explicitly (move: true)",
+                                 tag=tag, taggedVersion=previous)
+        self.trigger_event(self.TagMoved, tag=tag, tagged_version=version, previous_version=previous,
+                           actor=actor, reason=reason)
+        return "moved"
+
+    def delete_tag(self, tag: str, *, actor: str, reason: str | None) -> int:
+        """Remove a tag; returns the version it named."""
+        self._check_not_deleted()
+        previous = self.tags.get(tag)
+        if previous is None:
+            raise TagNotFoundError(f"dataset {self.id} has no tag {tag!r}")
+        self.trigger_event(self.TagDeleted, tag=tag, previous_version=previous, actor=actor, reason=reason)
+        return previous
 
     def delete(self, *, actor: str, reason: str | None) -> None:
         self._check_not_deleted()

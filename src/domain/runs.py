@@ -80,6 +80,43 @@ class RunSettings:
         )
 
 
+# What makes a run reproducible and findable, kept in its metadata under these keys: the
+# model, the prompt ({"template", "version"}), the code version (a git commit) and
+# free-form tags. Runs are listed and filtered by them (run_queries.list_runs).
+REPRODUCIBILITY_KEYS = ("model", "prompt", "codeVersion", "tags")
+
+
+def prompt_version(template: str) -> str:
+    """A prompt template's version when none is given: a digest of its text, so runs with
+    the same template share it."""
+    return "sha256:" + hashlib.sha256(template.encode()).hexdigest()[:12]
+
+
+def described_metadata(metadata: dict[str, JSON] | None, *, model: str | None = None,
+                       prompt: str | dict[str, JSON] | None = None, code_version: str | None = None,
+                       tags: list[str] | None = None) -> dict[str, JSON]:
+    """A run's metadata with what makes it reproducible (REPRODUCIBILITY_KEYS) added. A
+    prompt is a template text or {"template", "version"} (no version: a digest of the
+    template). A key the metadata already holds with another value is refused."""
+    merged = dict(metadata or {})
+    if isinstance(prompt, str):
+        prompt = {"template": prompt}
+    if prompt is not None:
+        prompt = {k: v for k, v in prompt.items() if v is not None}
+        if isinstance(prompt.get("template"), str) and "version" not in prompt:
+            prompt["version"] = prompt_version(prompt["template"])
+    given = {"model": model, "prompt": prompt, "codeVersion": code_version,
+             "tags": list(dict.fromkeys(tags)) if tags is not None else None}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in merged and merged[key] != value:
+            raise InvalidRequestError(f"{key} is given twice, as {key} and as metadata.{key}, with different values",
+                                      errors=[{"field": key, "message": "differs from metadata." + key}])
+        merged[key] = value
+    return merged
+
+
 def result_key(result: dict[str, JSON]) -> str:
     return f"{result['itemId']}#{result.get('repetition', 0)}"
 

@@ -37,6 +37,7 @@ from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
+from evalledger.execution import tracing
 from evalledger.execution.targets import Target, TargetOutput, TargetTimeoutError, is_transient, read_usage
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,20 @@ class RunExecutor:
     # -- one item ----------------------------------------------------------------------------------
 
     async def execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
+        """One item and repetition, in a span of its own (tracing.py) whose ids the result keeps."""
+        attributes = {"evalledger.run_id": str(self.run_id), "evalledger.dataset_id": str(self.dataset_id),
+                      "evalledger.dataset_version": self.dataset_version, "evalledger.item_id": str(item["id"]),
+                      "evalledger.repetition": repetition}
+        with tracing.span("evalledger.item", attributes) as item_span:
+            result = await self._execute(item, repetition)
+            if result["error"] is not None:
+                tracing.failed(item_span, result["error"])
+        trace_id, span_id = tracing.span_ids(item_span)
+        if trace_id is not None:
+            result["traceId"], result["spanId"] = trace_id, span_id
+        return result
+
+    async def _execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         timeout = self.settings.item_timeout_ms / 1000
@@ -325,7 +340,9 @@ class RunExecutor:
                 metadata=item["metadata"] or {},
             )
             try:
-                output = await within(timeout, self.target.invoke(item["input"], context), TargetTimeoutError, "target")
+                with tracing.span("evalledger.target", {"evalledger.attempt": attempts}):
+                    output = await within(timeout, self.target.invoke(item["input"], context), TargetTimeoutError,
+                                          "target")
                 error = None
                 break
             except Exception as failure:  # noqa: BLE001 - the target's error is the item's answer
@@ -377,12 +394,18 @@ class RunExecutor:
 
         async def one(scorer: Scorer) -> dict[str, Any]:
             own = getattr(scorer, "timeout_ms", None)
-            try:
-                answer = await within(own / 1000 if own else timeout, scorer.score(question), ScorerTimeoutError,
-                                      f"scorer {scorer.id}")
-            except Exception as failure:  # noqa: BLE001 - a failing scorer only affects itself
-                return {"scorerId": scorer.id, "score": None, "reason": None, "error": error_text(failure)}
-            return {"scorerId": scorer.id, "score": answer.score, "reason": answer.reason, "error": None}
+            with tracing.span("evalledger.scorer", {"evalledger.scorer_id": scorer.id,
+                                                    "evalledger.scorer": getattr(scorer, "name", None)}) as scoring:
+                try:
+                    answer = await within(own / 1000 if own else timeout, scorer.score(question), ScorerTimeoutError,
+                                          f"scorer {scorer.id}")
+                except Exception as failure:  # noqa: BLE001 - a failing scorer only affects itself
+                    tracing.failed(scoring, error_text(failure))
+                    return {"scorerId": scorer.id, "score": None, "reason": None, "error": error_text(failure)}
+            scored = {"scorerId": scorer.id, "score": answer.score, "reason": answer.reason, "error": None}
+            if getattr(answer, "usage", None) is not None:  # what scoring used (an LLM judge's tokens, cost)
+                scored["usage"] = answer.usage
+            return scored
 
         if len(self.scorers) == 1:
             return [await one(self.scorers[0])]

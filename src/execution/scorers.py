@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -58,6 +58,7 @@ from evalledger.execution.targets import (
     TransientError,
     check_allowed,
     check_secret_name,
+    openai_usage,
     redirect_refusal,
     secret_value,
 )
@@ -83,10 +84,12 @@ class ScoreInput:
 
 @dataclass(frozen=True)
 class ScoreOutput:
-    """A score from 0 to 1 (None: no score) and, optionally, why."""
+    """A score from 0 to 1 (None: no score) and, optionally, why, and what scoring used
+    (tokens, cost, model: an LLM judge's endpoint's report, see targets.read_usage)."""
 
     score: float | None
     reason: str | None = None
+    usage: dict[str, Any] | None = field(default=None, compare=False)  # not part of the verdict
 
 
 class Scorer(Protocol):
@@ -777,21 +780,23 @@ class LlmJudge(BuiltinScorer):
     async def score(self, x: ScoreInput) -> ScoreOutput:
         if x.error is not None:
             return ScoreOutput(0.0, f"no output to judge: the target failed ({x.error[:200]})")
-        content = await self._ask(self._messages(x))
+        content, usage = await self._ask(self._messages(x))
         verdict = first_json_object(content)
         if verdict is None:
             raise ValueError(f"llm-judge: the judge's answer holds no JSON object: {_show(content, 200)}")
         if verdict.get("score") is None:
             raise ValueError(f"llm-judge: the judge's answer has no score: {_show(verdict, 200)}")
-        return to_score_output({"score": verdict["score"], "reason": verdict.get("reason")}, "llm-judge: the judge")
+        judged = to_score_output({"score": verdict["score"], "reason": verdict.get("reason")}, "llm-judge: the judge")
+        return ScoreOutput(judged.score, judged.reason, usage)
 
     def _messages(self, x: ScoreInput) -> list[dict[str, str]]:
         case = {"input": x.input, "expectedOutput": x.expected_output, "output": x.output}
         user = orjson.dumps(case, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2, default=str).decode()
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
 
-    async def _ask(self, messages: list[dict[str, str]]) -> str:
-        """POST the chat request; the assistant message's text."""
+    async def _ask(self, messages: list[dict[str, str]]) -> tuple[str, dict[str, Any] | None]:
+        """POST the chat request; the assistant message's text, and the usage the endpoint
+        reported (None when it reported none)."""
         body = {"model": self.options["model"], "temperature": self.options["temperature"], "messages": messages}
         try:
             response = await self.client().post(self.url, json=body)
@@ -806,12 +811,13 @@ class LlmJudge(BuiltinScorer):
         if response.is_redirect:
             raise ValueError(f"llm-judge: {redirect_refusal(response, self.url)}")
         try:
-            content = response.json()["choices"][0]["message"]["content"]
+            answer = response.json()
+            content = answer["choices"][0]["message"]["content"]
         except (ValueError, LookupError, TypeError):
             raise ValueError(f"llm-judge: not a chat completion: {response.text[:200]}") from None
         if not isinstance(content, str):
             raise ValueError(f"llm-judge: the judge's message has no text: {_show(content)}")
-        return content
+        return content, openai_usage(answer)
 
     def client(self) -> httpx.AsyncClient:
         """The scorer's one HTTP client, created on first use."""

@@ -219,6 +219,9 @@ class RunService:
         if unstorable:
             first = unstorable[0]
             return InvalidRequestError(f"{first['field']} {first['message']}", errors=unstorable)
+        for result in results:  # no span id: no key, as before spans existed
+            if result.get("spanId") is None:
+                result.pop("spanId", None)
         for result in results:  # usage is recorded as read_usage reads it; none: no key, as before usage existed
             try:
                 usage = read_usage(result.pop("usage", None))
@@ -226,6 +229,13 @@ class RunService:
                 return InvalidRequestError(f"result of item {result['itemId']}: {invalid}")
             if usage is not None:
                 result["usage"] = usage
+            for score in result.get("scores") or []:  # a scorer's usage (an LLM judge's), the same way
+                try:
+                    scored = read_usage(score.pop("usage", None))
+                except ValueError as invalid:
+                    return InvalidRequestError(f"score {score.get('scorerId')!r} of item {result['itemId']}: {invalid}")
+                if scored is not None:
+                    score["usage"] = scored
         bad = [r["repetition"] for r in results if r["repetition"] >= repetitions]
         if bad:
             return InvalidRequestError(

@@ -24,7 +24,13 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from evalledger.domain.errors import DatasetNotFoundError, ItemNotFoundError, VersionNotFoundError
+from evalledger.domain.datasets import TagNotFoundError
+from evalledger.domain.errors import (
+    DatasetNotFoundError,
+    InvalidRequestError,
+    ItemNotFoundError,
+    VersionNotFoundError,
+)
 
 _VALID_AT = "valid_from <= %(v)s AND (valid_to IS NULL OR valid_to > %(v)s) AND NOT deleted"
 
@@ -81,7 +87,13 @@ def version_wire(row: dict[str, Any]) -> dict[str, Any]:
         "itemCount": row["item_count"],
         "actor": row["actor"],
         "reason": row["reason"],
+        "tags": row.get("tags") or [],
     }
+
+
+def tag_wire(row: dict[str, Any]) -> dict[str, Any]:
+    return {"tag": row["tag"], "version": row["version"], "taggedAt": row["tagged_at"], "actor": row["actor"],
+            "reason": row["reason"]}
 
 
 def field_changes(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
@@ -127,6 +139,12 @@ class DatasetQueries:
         self._datasets = SQL("{}.datasets").format(schema)
         self._items = SQL("{}.dataset_items").format(schema)
         self._versions = SQL("{}.dataset_versions").format(schema)
+        self._tags = SQL("{}.dataset_tags").format(schema)
+        # A version row with the tags that name it (`tags`, sorted).
+        self._versions_tagged = SQL(
+            "SELECT v.*, coalesce((SELECT array_agg(t.tag ORDER BY t.tag) FROM {} t"
+            " WHERE t.dataset_id = v.dataset_id AND t.version = v.version), '{{}}') AS tags FROM {} v"
+        ).format(self._tags, self._versions)
         self._seq_cache: OrderedDict[tuple[UUID, int], array[int]] = OrderedDict()
         self._seq_cache_lock = threading.Lock()
 
@@ -176,9 +194,15 @@ class DatasetQueries:
     def get_dataset(self, dataset_id: UUID) -> dict[str, Any]:
         return dataset_wire(self.dataset_row(dataset_id))
 
-    def resolve_version(self, dataset_id: UUID, version: int | None = None, as_of: datetime | None = None) -> int:
+    def resolve_version(self, dataset_id: UUID, version: int | None = None, as_of: datetime | None = None,
+                        tag: str | None = None) -> int:
         """The dataset version a read is about: `version`, the version current at `as_of`,
-        or the current one. Raises when the dataset or the version does not exist."""
+        the version `tag` names, or the current one. Raises when the dataset, the version or
+        the tag does not exist, or when a tag is given with a version or an instant."""
+        if tag is not None:
+            if version is not None or as_of is not None:
+                raise InvalidRequestError("give a version, an instant (asOf) or a tag, not more than one")
+            return self.tagged_version(dataset_id, tag)
         current = self.dataset_row(dataset_id)["version"]
         if version is not None:
             if version < 0 or version > current:
@@ -197,6 +221,26 @@ class DatasetQueries:
                 raise VersionNotFoundError(f"dataset {dataset_id} did not exist at {as_of.isoformat()}")
             return rows[0]["v"]
         return current
+
+    # -- version tags -----------------------------------------------------------------------
+
+    def list_tags(self, dataset_id: UUID) -> list[dict[str, Any]]:
+        """The dataset's tags, by name."""
+        self.dataset_row(dataset_id)
+        return [tag_wire(r) for r in self._fetch(
+            SQL("SELECT * FROM {} WHERE dataset_id = %s ORDER BY tag").format(self._tags), (dataset_id,))]
+
+    def get_tag(self, dataset_id: UUID, tag: str) -> dict[str, Any]:
+        self.dataset_row(dataset_id)
+        rows = self._fetch(SQL("SELECT * FROM {} WHERE dataset_id = %s AND tag = %s").format(self._tags),
+                           (dataset_id, tag))
+        if not rows:
+            raise TagNotFoundError(f"dataset {dataset_id} has no tag {tag!r}", tag=tag)
+        return tag_wire(rows[0])
+
+    def tagged_version(self, dataset_id: UUID, tag: str) -> int:
+        """The version `tag` names (TagNotFoundError when the dataset has no such tag)."""
+        return int(self.get_tag(dataset_id, tag)["version"])
 
     # -- items ----------------------------------------------------------------------------
 
@@ -356,9 +400,8 @@ class DatasetQueries:
         if high < 0:
             return [], current + 1
         rows = self._fetch(
-            SQL(
-                "SELECT * FROM {} WHERE dataset_id = %s AND version BETWEEN %s AND %s ORDER BY version DESC"
-            ).format(self._versions),
+            SQL("{} WHERE v.dataset_id = %s AND v.version BETWEEN %s AND %s ORDER BY v.version DESC").format(
+                self._versions_tagged),
             (dataset_id, low, high),
         )
         return [version_wire(r) for r in rows], current + 1
@@ -523,7 +566,7 @@ class DatasetQueries:
     def version_row(self, dataset_id: UUID, version: int) -> dict[str, Any] | None:
         """One version's summary (when it was made, by whom, what it changed)."""
         rows = self._fetch(
-            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version = %s").format(self._versions),
+            SQL("{} WHERE v.dataset_id = %s AND v.version = %s").format(self._versions_tagged),
             (dataset_id, version),
         )
         return version_wire(rows[0]) if rows else None
@@ -532,8 +575,8 @@ class DatasetQueries:
         """The `limit` newest versions, newest first, for a dataset whose current version the
         caller already read (one range scan, no second read of the dataset row)."""
         rows = self._fetch(
-            SQL("SELECT * FROM {} WHERE dataset_id = %s AND version BETWEEN %s AND %s ORDER BY version DESC").format(
-                self._versions),
+            SQL("{} WHERE v.dataset_id = %s AND v.version BETWEEN %s AND %s ORDER BY v.version DESC").format(
+                self._versions_tagged),
             (dataset_id, max(0, current - limit + 1), current),
         )
         return [version_wire(r) for r in rows]

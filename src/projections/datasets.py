@@ -9,6 +9,8 @@ Tables
   `seq` is the item's position in its dataset (creation order), shared by all its
   revisions: listings are ordered by it and page by ranges of it, never by OFFSET.
 - `dataset_versions`: one row per dataset version with what it changed.
+- `dataset_tags`: one row per version tag (`golden`): the version it names now, and who
+  pointed it there, when and why (the tag's whole story is in the dataset's events).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from evalledger.projections.view import BatchingView, Handler, one_at_a_time
 
 DATASET_TOPICS = tuple(
     f"evalledger.domain.datasets:Dataset.{name}"
-    for name in ("Created", "DetailsChanged", "ItemsAdded", "ItemsUpdated", "ItemsDeleted", "Deleted", "ItemPurged")
+    for name in ("Created", "DetailsChanged", "ItemsAdded", "ItemsUpdated", "ItemsDeleted", "Deleted", "ItemPurged",
+                 "VersionTagged", "TagMoved", "TagDeleted")
 )
 
 _DETAIL_COLUMNS = {
@@ -194,7 +197,7 @@ def _json_or_none(value: Any) -> Jsonb | None:
 
 
 class DatasetsView(BatchingView):
-    read_model_tables = ("datasets", "dataset_items", "dataset_versions")
+    read_model_tables = ("datasets", "dataset_items", "dataset_versions", "dataset_tags")
 
     def table_statements(self) -> list[Composed]:
         t = self.table
@@ -266,11 +269,23 @@ class DatasetsView(BatchingView):
             SQL(
                 "CREATE INDEX IF NOT EXISTS dataset_versions_time_idx ON {} (dataset_id, created_at)"
             ).format(t("dataset_versions")),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                " dataset_id uuid NOT NULL,"
+                " tag text NOT NULL,"
+                " version integer NOT NULL,"
+                " aggregate_version integer NOT NULL,"
+                " tagged_at timestamptz NOT NULL,"
+                " actor text NOT NULL,"
+                " reason text,"
+                " PRIMARY KEY (dataset_id, tag))"
+            ).format(t("dataset_tags")),
         ]
 
     def tables(self) -> dict[str, Composed]:
         return {name: self.table(table) for name, table in
-                (("datasets", "datasets"), ("versions", "dataset_versions"), ("items", "dataset_items"))}
+                (("datasets", "datasets"), ("versions", "dataset_versions"), ("items", "dataset_items"),
+                 ("tags", "dataset_tags"))}
 
     def handler_of(self, event: Any) -> Handler | None:
         return _HANDLERS.get(type(event))
@@ -429,6 +444,31 @@ class DatasetsView(BatchingView):
             {"id": e.originator_id, "item": e.item_id, "ts": e.timestamp, "av": e.originator_version},
         )
 
+    def _tag_set(self, curs: Cursor[Any], e: Dataset.VersionTagged | Dataset.TagMoved) -> None:
+        # A tag of a dataset the read model has no row for is left out, as its items are.
+        curs.execute(
+            SQL(
+                "WITH d AS (UPDATE {datasets} SET aggregate_version = %(av)s, updated_at = %(ts)s"
+                "  WHERE dataset_id = %(id)s RETURNING dataset_id)"
+                " INSERT INTO {tags} (dataset_id, tag, version, aggregate_version, tagged_at, actor, reason)"
+                " SELECT dataset_id, %(tag)s, %(v)s, %(av)s, %(ts)s, %(actor)s, %(reason)s FROM d"
+                " ON CONFLICT (dataset_id, tag) DO UPDATE SET version = excluded.version,"
+                "  aggregate_version = excluded.aggregate_version, tagged_at = excluded.tagged_at,"
+                "  actor = excluded.actor, reason = excluded.reason"
+            ).format(**self.tables()),
+            {"id": e.originator_id, "tag": e.tag, "v": e.tagged_version, "av": e.originator_version,
+             "ts": e.timestamp, "actor": e.actor, "reason": e.reason},
+        )
+
+    def _tag_deleted(self, curs: Cursor[Any], e: Dataset.TagDeleted) -> None:
+        curs.execute(
+            SQL(
+                "WITH t AS (DELETE FROM {tags} WHERE dataset_id = %(id)s AND tag = %(tag)s)"
+                " UPDATE {datasets} SET aggregate_version = %(av)s, updated_at = %(ts)s WHERE dataset_id = %(id)s"
+            ).format(**self.tables()),
+            {"id": e.originator_id, "tag": e.tag, "av": e.originator_version, "ts": e.timestamp},
+        )
+
     def _deleted(self, curs: Cursor[Any], events: list[Dataset.Deleted]) -> None:
         curs.executemany(
             SQL(
@@ -447,4 +487,7 @@ _HANDLERS = {
     Dataset.ItemsDeleted: DatasetsView._items_deleted,
     Dataset.Deleted: DatasetsView._deleted,
     Dataset.ItemPurged: one_at_a_time(DatasetsView._item_purged),
+    Dataset.VersionTagged: one_at_a_time(DatasetsView._tag_set),
+    Dataset.TagMoved: one_at_a_time(DatasetsView._tag_set),
+    Dataset.TagDeleted: one_at_a_time(DatasetsView._tag_deleted),
 }

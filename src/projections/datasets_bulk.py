@@ -6,6 +6,7 @@ The rows come out exactly as `DatasetsView`'s handlers write them:
   then, already closed (`valid_to`); its open revision is held until the end;
 - a version's row is final when its dataset reaches the next version;
 - dataset rows are held until the end (one per dataset);
+- tags are held with their dataset and written at the end (one row per tag still there);
 - a purge becomes, at the end, the handler's UPDATE of the rows the item had when it was
   purged (those valid from that dataset version or before).
 A spilled open revision (bulk.py) that is closed later gets an UPDATE of its `valid_to`.
@@ -37,6 +38,7 @@ _DATASET_COLUMNS = ("dataset_id", "name", "description", "metadata", "input_sche
                     "version", "item_count", "next_seq", "aggregate_version", "created_at", "updated_at", "deleted_at", "project_id")
 _VERSION_COLUMNS = ("dataset_id", "version", "aggregate_version", "created_at", "added", "updated", "removed",
                     "item_count", "actor", "reason")
+_TAG_COLUMNS = ("dataset_id", "tag", "version", "aggregate_version", "tagged_at", "actor", "reason")
 
 
 class _Item:
@@ -68,7 +70,7 @@ class _Item:
 
 
 class _Dataset:
-    __slots__ = ("id", "id_bytes", "columns", "version", "item_count", "next_seq", "items", "version_row")
+    __slots__ = ("id", "id_bytes", "columns", "version", "item_count", "next_seq", "items", "version_row", "tags")
 
     def __init__(self, dataset_id: Any, columns: dict[str, bytes]) -> None:
         self.id = dataset_id
@@ -80,6 +82,7 @@ class _Dataset:
         self.items: dict[str, _Item] = {}
         # The row of the dataset's latest version, written once the next version starts.
         self.version_row: dict[str, Any] | None = None
+        self.tags: dict[str, bytes] = {}  # tag -> its row's columns after the tag, encoded
 
 
 class DatasetsBulkLoad(BulkLoad):
@@ -178,6 +181,19 @@ class DatasetsBulkLoad(BulkLoad):
             self.purges.append((dataset.id, e.item_id, e.timestamp, dataset.version))
             self._touch(dataset, e)
 
+    def _tag_set(self, e: Dataset.VersionTagged | Dataset.TagMoved) -> None:
+        dataset = self.datasets.get(e.originator_id)
+        if dataset is not None:
+            ts = self._touch(dataset, e)
+            dataset.tags[e.tag] = b"\t".join((b"%d" % e.tagged_version, b"%d" % e.originator_version, ts,
+                                               copy_text(e.actor), copy_text(e.reason)))
+
+    def _tag_deleted(self, e: Dataset.TagDeleted) -> None:
+        dataset = self.datasets.get(e.originator_id)
+        if dataset is not None:
+            self._touch(dataset, e)
+            dataset.tags.pop(e.tag, None)
+
     folds = {
         Dataset.Created: _created,
         Dataset.DetailsChanged: _details_changed,
@@ -186,6 +202,9 @@ class DatasetsBulkLoad(BulkLoad):
         Dataset.ItemsUpdated: _items_updated,
         Dataset.ItemsDeleted: _items_deleted,
         Dataset.ItemPurged: _item_purged,
+        Dataset.VersionTagged: _tag_set,
+        Dataset.TagMoved: _tag_set,
+        Dataset.TagDeleted: _tag_deleted,
     }
 
     # -- helpers of the folds ---------------------------------------------------------
@@ -259,7 +278,10 @@ class DatasetsBulkLoad(BulkLoad):
     def finish(self) -> None:
         self.spill()
         datasets_out = self.rows("datasets", _DATASET_COLUMNS)
+        tags_out = self.rows("dataset_tags", _TAG_COLUMNS)
         for dataset in self.datasets.values():
+            for tag, rest in dataset.tags.items():
+                tags_out.add(dataset.id_bytes + b"\t" + copy_text(tag) + b"\t" + rest + b"\n")
             if dataset.version_row is not None:
                 self._write_version(dataset, dataset.version_row)
             c = dataset.columns
@@ -267,8 +289,9 @@ class DatasetsBulkLoad(BulkLoad):
                 dataset.id_bytes, c["name"], c["description"], c["metadata"], c["input_schema"],
                 c["expected_output_schema"], b"%d" % dataset.version, b"%d" % dataset.item_count,
                 b"%d" % dataset.next_seq, c["aggregate_version"], c["created_at"], c["updated_at"],
-                c["deleted_at"], c["project_id"])) + b"\n")
-        for out in (self.items_out, self.versions_out, datasets_out):
+                c["deleted_at"], c["project_id"])) + b"
+")
+        for out in (self.items_out, self.versions_out, datasets_out, tags_out):
             out.flush()
         items = self.view.table("dataset_items")
         closings, purges = self.closings, self.purges

@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.analysis.output_diff import output_diff
 from evalledger.domain.runs import FINISHED, ResultNotFoundError, RunNotFoundError, declared_scorer_ids
+from evalledger.execution.tracing import trace_url
 
 
 def run_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +64,7 @@ def result_wire(row: dict[str, Any]) -> dict[str, Any]:
         "attempt": row["attempts"],
         "retryErrors": row["retry_errors"],
         "traceId": row["trace_id"],
+        "spanId": row.get("span_id"),
         "usage": row["usage"],
         # The scores that count (a reviewer's overrides applied); `review` says who changed what.
         "scores": row.get("reviewed_scores") or row["scores"],
@@ -142,6 +145,21 @@ def usage_stats_sql(results: Composed) -> Composed:
     ).format(results=results)
 
 
+def scorer_usage_sql(results: Composed) -> Composed:
+    """What each scorer used (an LLM judge's tokens and cost, as its endpoint reported them),
+    over the run's automatic scores that carry usage."""
+    used = {side: f"(s->'usage'->>'{side}')::numeric" for side in ("inputTokens", "outputTokens", "cost")}
+    return SQL(
+        "SELECT s->>'scorerId' AS scorer_id, count(*) AS n,"
+        f" sum({used['inputTokens']})::int8 AS input_tokens, sum({used['outputTokens']})::int8 AS output_tokens,"
+        f" sum({used['cost']})::float8 AS cost, avg({used['inputTokens']})::float8 AS input_mean,"
+        f" avg({used['outputTokens']})::float8 AS output_mean, avg({used['cost']})::float8 AS cost_mean,"
+        " array_remove(array_agg(DISTINCT s->'usage'->>'model'), NULL) AS models"
+        " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
+        " WHERE r.run_id = %(run)s AND jsonb_typeof(s->'usage') = 'object' GROUP BY 1 ORDER BY 1"
+    ).format(results=results)
+
+
 def _usage_wire(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "results": row["n"],
@@ -151,6 +169,12 @@ def _usage_wire(row: dict[str, Any]) -> dict[str, Any]:
         "models": sorted(row["models"] or []),
         "perItem": {"inputTokens": row["input_mean"], "outputTokens": row["output_mean"], "cost": row["cost_mean"]},
     }
+
+
+def _add(*values: float | None) -> float | None:
+    """The sum of the values that are there (None when none is)."""
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
 
 
 def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +220,9 @@ _PER_ITEM = (
 class RunQueries:
     """Reads of runs, results and run analytics."""
 
+    # Turns a result's trace and span ids into a link (`traceUrl`; see execution/tracing.py).
+    trace_url: str | None = None
+
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
         schema = Identifier(datastore.schema)
@@ -224,18 +251,46 @@ class RunQueries:
     def get_run(self, run_id: UUID) -> dict[str, Any]:
         return run_wire(self.run_row(run_id))
 
-    def list_runs(self, dataset_id: UUID, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+    def _result(self, row: dict[str, Any]) -> dict[str, Any]:
+        wire = result_wire(row)
+        link = trace_url(self.trace_url, wire["traceId"], wire["spanId"]) if wire["spanId"] else None
+        if link is not None:
+            wire["traceUrl"] = link
+        return wire
+
+    def list_runs(self, dataset_id: UUID, page: int, per_page: int, *, tags: list[str] | None = None,
+                  model: str | None = None, code_version: str | None = None, prompt_version: str | None = None,
+                  status: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A dataset's runs, newest first, optionally only those with every tag given (in
+        metadata.tags, or as metadata.tag), of a model (metadata.model, or the target's),
+        of a code version (or a prefix of it), of a prompt version, or in a status."""
+        conditions = ["dataset_id = %(d)s"]
+        params: dict[str, Any] = {"d": dataset_id, "limit": per_page, "offset": page * per_page}
+        for n, tag in enumerate(tags or []):
+            conditions.append(f"(metadata @> %(tag{n})s::jsonb OR metadata->>'tag' = %(plain{n})s)")
+            params[f"tag{n}"], params[f"plain{n}"] = orjson.dumps({"tags": [tag]}).decode(), tag
+        if model is not None:
+            conditions.append("(metadata->>'model' = %(model)s OR target->>'model' = %(model)s)")
+            params["model"] = model
+        if code_version is not None:
+            conditions.append("starts_with(metadata->>'codeVersion', %(code)s)")
+            params["code"] = code_version
+        if prompt_version is not None:
+            conditions.append("metadata->'prompt'->>'version' = %(prompt)s")
+            params["prompt"] = prompt_version
+        if status is not None:
+            conditions.append("status = %(status)s")
+            params["status"] = status
+        where = " AND ".join(conditions)
         rows = self._fetch(
-            SQL(
-                "SELECT *, count(*) OVER () AS total FROM {} WHERE dataset_id = %s"
-                " ORDER BY created_at DESC, run_id LIMIT %s OFFSET %s"
-            ).format(self._runs),
-            (dataset_id, per_page, page * per_page),
+            SQL("SELECT *, count(*) OVER () AS total FROM {} WHERE " + where +
+                " ORDER BY created_at DESC, run_id LIMIT %(limit)s OFFSET %(offset)s").format(self._runs),
+            params,
         )
         if rows:
             return [run_wire(r) for r in rows], rows[0]["total"]
-        count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE dataset_id = %s").format(self._runs), (dataset_id,))
-        return [result_wire(r) for r in rows], count[0]["n"]
+        count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE " + where).format(self._runs), params)
+        return [], count[0]["n"]
 
     def run_ids(self) -> list[UUID]:
         return [r["run_id"] for r in self._fetch(SQL("SELECT run_id FROM {} ORDER BY created_at").format(self._runs))]
@@ -273,14 +328,14 @@ class RunQueries:
             },
         )
         if status is None:
-            return [result_wire(r) for r in rows], run["recorded"]
+            return [self._result(r) for r in rows], run["recorded"]
         count = self._fetch(
             SQL(
                 "SELECT count(*) AS n FROM {} WHERE run_id = %(run)s AND status = %(status)s"
             ).format(self._results),
             {"run": run_id, "status": status},
         )
-        return [result_wire(r) for r in rows], count[0]["n"]
+        return [self._result(r) for r in rows], count[0]["n"]
 
     def score_summary(self, run_id: UUID, threshold: float = 0.5) -> dict[str, Any]:
         """Per scorer statistics (as in analytics), for the run's own summary."""
@@ -330,6 +385,17 @@ class RunQueries:
                 return
             page += 1
 
+    def usage(self, run_id: UUID) -> dict[str, Any]:
+        """What a run used: the target's tokens and cost (totals, and means per result that
+        reported usage), each scorer's that reported any (`scorers`: an LLM judge's), and
+        `totalCost`, the target's and the scorers' together (None when nothing reported a cost)."""
+        params = {"run": run_id}
+        usage = _usage_wire(self._fetch(usage_stats_sql(self._results), params)[0])
+        usage["scorers"] = {row["scorer_id"]: _usage_wire(row)
+                            for row in self._fetch(scorer_usage_sql(self._results), params)}
+        usage["totalCost"] = _add(usage["cost"], *(s["cost"] for s in usage["scorers"].values()))
+        return usage
+
     def analytics(self, run_id: UUID, *, threshold: float = 0.5, group_by: list[str] | None = None,
                    item_limit: int = 100) -> dict[str, Any]:
         """Success rate, per-scorer statistics and latency percentiles of a run, optionally per
@@ -349,7 +415,7 @@ class RunQueries:
             "threshold": threshold,
             **_outcome_wire(overall[0] if overall else empty),
             "scorers": _with_declared(run["scorers"], {row["scorer_id"]: _stats_wire(row) for row in scores}),
-            "usage": _usage_wire(self._fetch(usage_stats_sql(self._results), params)[0]),
+            "usage": self.usage(run_id),
         }
         if group_by:
             groups: dict[str, dict[str, Any]] = {}
@@ -456,7 +522,7 @@ class RunQueries:
                     results=self._results),
                 params,
             )[0]["n"]
-        return [result_wire(r) for r in rows], total
+        return [self._result(r) for r in rows], total
 
     def score_histograms(self, run_id: UUID, bins: int = 10) -> dict[str, list[int]]:
         """Per scorer: how many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last)."""
@@ -551,7 +617,7 @@ class RunQueries:
                 history.append({"scorerId": c["name"], "score": c["score"], "source": "criterion",
                                 "actor": review["actor"], "at": review["reviewed_at"], "reason": review["reason"]})
         return {
-            **result_wire(row),
+            **self._result(row),
             "automaticScores": row["scores"],
             "reviews": [{"actor": r["actor"], "at": r["reviewed_at"], "reason": r["reason"], "verdict": r["verdict"],
                          "scores": r["scores"], "criteria": r["criteria"], "comment": r["comment"],

@@ -54,6 +54,7 @@ def _result_rows(events: list[Run.ResultsRecorded]) -> dict[str, str]:
                 "latency_ms": r.get("latencyMs"),
                 "attempts": r.get("attempts", 1),
                 "trace_id": r.get("traceId"),
+                "span_id": r.get("spanId"),
                 "scores": r.get("scores") or [],
                 "started_at": r.get("startedAt"),
                 "retry_errors": r.get("retryErrors") or [],
@@ -141,6 +142,8 @@ class RunsView(BatchingView):
             ).format(t("run_results")),
             # Tables made before results carried usage (tokens, cost, model) get the column.
             SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS usage jsonb").format(t("run_results")),
+            # The result's span (tracing.py), beside its trace id.
+            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS span_id text").format(t("run_results")),
             SQL("CREATE INDEX IF NOT EXISTS run_results_order_idx ON {} (run_id, seq, repetition)").format(
                 t("run_results")
             ),
@@ -217,12 +220,12 @@ class RunsView(BatchingView):
                 "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(run_id uuid, item_id uuid,"
                 "  repetition int, status text, output jsonb, error text, latency_ms float8, attempts int,"
                 "  trace_id text, scores jsonb, started_at timestamptz, retry_errors jsonb, usage jsonb,"
-                "  recorded_at timestamptz, recorded_by text)),"
+                "  recorded_at timestamptz, recorded_by text, span_id text)),"
                 " old AS (SELECT x.run_id, x.status FROM {results} x JOIN r USING (run_id, item_id, repetition)),"
                 " up AS (INSERT INTO {results} (run_id, item_id, repetition, status, output, error, latency_ms,"
-                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, usage, recorded_by, seq)"
+                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, usage, recorded_by, span_id, seq)"
                 "  SELECT r.run_id, r.item_id, r.repetition, r.status, r.output, r.error, r.latency_ms, r.attempts,"
-                "  r.retry_errors, r.trace_id, r.scores, r.started_at, r.recorded_at, r.usage, r.recorded_by,"
+                "  r.retry_errors, r.trace_id, r.scores, r.started_at, r.recorded_at, r.usage, r.recorded_by, r.span_id,"
                 "  coalesce(i.seq, 9223372036854775807)"
                 "  FROM r JOIN {runs} run USING (run_id)"
                 "  LEFT JOIN {items} i ON i.dataset_id = run.dataset_id AND i.item_id = r.item_id"
@@ -232,7 +235,8 @@ class RunsView(BatchingView):
                 "  output = excluded.output, error = excluded.error, latency_ms = excluded.latency_ms,"
                 "  attempts = excluded.attempts, retry_errors = excluded.retry_errors,"
                 "  trace_id = excluded.trace_id, scores = excluded.scores, started_at = excluded.started_at,"
-                "  recorded_at = excluded.recorded_at, usage = excluded.usage, recorded_by = excluded.recorded_by),"
+                "  recorded_at = excluded.recorded_at, usage = excluded.usage, recorded_by = excluded.recorded_by,"
+                "  span_id = excluded.span_id),"
                 " delta AS (SELECT run_id, sum(n) AS recorded, sum(n) FILTER (WHERE status = 'succeeded') AS succeeded,"
                 "  sum(n) FILTER (WHERE status = 'failed') AS failed"
                 "  FROM (SELECT run_id, status, 1 AS n FROM r UNION ALL SELECT run_id, status, -1 FROM old) z"

@@ -41,7 +41,8 @@ _RUN_COLUMNS = ("run_id", "dataset_id", "dataset_version", "name", "status", "ta
                 "metadata", "total_items", "expected_results", "recorded", "succeeded", "failed", "skipped", "error",
                 "actor", "created_at", "started_at", "finished_at", "updated_at")
 _RESULT_COLUMNS = ("run_id", "item_id", "repetition", "status", "output", "error", "latency_ms", "attempts",
-                   "retry_errors", "trace_id", "scores", "started_at", "recorded_at", "usage", "recorded_by", "seq")
+                   "retry_errors", "trace_id", "scores", "started_at", "recorded_at", "usage", "recorded_by", "span_id",
+                   "seq")
 # Results of fewer items than this share of the run's items look their items' seqs up by
 # id (about 2 µs an id); more look up those of the whole dataset version (0.5 µs an item).
 SEQS_BY_ID = 0.25
@@ -128,7 +129,8 @@ class RunsBulkLoad(BulkLoad):
                 item_id.encode(), b"%d" % repetition, status.encode(), copy_json(r.get("output")),
                 copy_text(r.get("error")), copy_float(r.get("latencyMs")), copy_int(r.get("attempts", 1)),
                 copy_json(r.get("retryErrors") or []), copy_text(r.get("traceId")), copy_json(r.get("scores") or []),
-                copy_time(r.get("startedAt")), ts, copy_json(r.get("usage")), copy_text(e.actor))) + b"\t"
+                copy_time(r.get("startedAt")), ts, copy_json(r.get("usage")), copy_text(e.actor),
+                copy_text(r.get("spanId")))) + b"\t"
             held[key] = (status, row)
             self.held += len(row)
         if run.status == "pending":

@@ -30,7 +30,7 @@ class Backend(Protocol):
     def find_dataset(self, dataset: str) -> dict[str, Any]: ...
     def resolve_version(self, dataset_id: str, version: int | None) -> int: ...
     def create_run(self, dataset_id: str, *, scorers: list[str], settings: RunSettings, version: int | None,
-                   name: str, metadata: dict[str, Any]) -> dict[str, Any]: ...
+                   name: str, metadata: dict[str, Any], tag: str | None = None) -> dict[str, Any]: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def run_pages(self, dataset_id: str) -> Iterator[list[dict[str, Any]]]: ...
     def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]: ...
@@ -96,9 +96,11 @@ class RemoteBackend:
         return int(answer["version"])
 
     def create_run(self, dataset_id: str, *, scorers: list[str], settings: RunSettings, version: int | None,
-                   name: str, metadata: dict[str, Any]) -> dict[str, Any]:
+                   name: str, metadata: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
         body = {"target": None, "scorers": scorers, "version": version, "name": name, "metadata": metadata,
                 **settings.as_wire()}
+        if tag is not None:
+            body["tag"] = tag
         return self.client.request("POST", f"/api/datasets/{dataset_id}/runs", json=body)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -181,10 +183,10 @@ class LocalBackend:
         return self.ledger.dataset_queries.resolve_version(UUID(dataset_id), version)
 
     def create_run(self, dataset_id: str, *, scorers: list[str], settings: RunSettings, version: int | None,
-                   name: str, metadata: dict[str, Any]) -> dict[str, Any]:
+                   name: str, metadata: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
         return _wire(self.ledger.run_use_cases.create_run(
             UUID(dataset_id), target=None, scorers=list(scorers), settings=settings, version=version, name=name,
-            metadata=metadata, actor="evaluate"))
+            metadata=metadata, actor="evaluate", tag=tag))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return _wire(self.ledger.run_service.get_run(UUID(run_id)))
@@ -231,9 +233,10 @@ def _as_recorded(result: dict[str, Any]) -> dict[str, Any]:
     recorded as `attempts`), so both paths record the same."""
     return {"itemId": result["itemId"], "repetition": result.get("repetition", 0), "output": result.get("output"),
             "error": result.get("error"), "latencyMs": result.get("latencyMs"),
-            "attempts": result.get("attempt", 1), "traceId": result.get("traceId"), "usage": result.get("usage"),
+            "attempts": result.get("attempt", 1), "traceId": result.get("traceId"), "spanId": result.get("spanId"),
+            "usage": result.get("usage"),
             "scores": [{"scorerId": s["scorerId"], "score": s.get("score"), "reason": s.get("reason"),
-                        "error": s.get("error")} for s in result.get("scores") or []]}
+                        "error": s.get("error"), "usage": s.get("usage")} for s in result.get("scores") or []]}
 
 
 def choose_backend(*, url: str | None, settings: Settings | None, ledger: Ledger | None) -> Backend:

@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from evalledger.domain.runs import FINISHED, RunSettings
+from evalledger.domain.runs import FINISHED, RunSettings, described_metadata
 from evalledger.execution.runner import RunExecutor
 from evalledger.sdk.backends import Backend, choose_backend
+from evalledger.sdk.code_version import git_commit, where_the_code_is
 from evalledger.sdk.functions import TaskTarget, build_scorers
 from evalledger.sdk.progress import make_display
 from evalledger.sdk.result import EvalResult
@@ -49,8 +50,13 @@ def evaluate(
     scorers: Sequence[Any] = (),
     *,
     version: int | None = None,
+    tag: str | None = None,
     name: str = "",
     metadata: dict[str, Any] | None = None,
+    model: str | None = None,
+    prompt: str | dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    code_version: str | bool | None = None,
     max_concurrency: int = 8,
     item_timeout_ms: int = 60_000,
     max_retries: int = 2,
@@ -64,9 +70,9 @@ def evaluate(
     progress: bool | None = None,
     http_allowlist: Sequence[str] | None = None,
 ) -> EvalResult:
-    """Run `task` over every item of `dataset` (an id or a name; `version` pins one, else
-    the latest) in this process, score each output, record it all as a run, and return an
-    `EvalResult`.
+    """Run `task` over every item of `dataset` (an id or a name; `version` pins one, `tag`
+    the one a dataset tag names, recorded as metadata.datasetTag; else the latest) in this
+    process, score each output, record it all as a run, and return an `EvalResult`.
 
     - task: a sync or async function of the item's input (and the `TargetContext`, if it
       takes a second argument); what it returns is the output.
@@ -77,6 +83,10 @@ def evaluate(
       {"score", "reason"}.
     - max_concurrency, item_timeout_ms, max_retries (transient errors only, as for server
       runs), repetitions, name, metadata: as for a run the service executes.
+    - model, prompt (a template text, or {"template", "version"}), tags: recorded in the
+      run's metadata, so runs can be found by them; code_version: the git commit of the
+      task's code (default, when it is in a git repository; `-dirty` with uncommitted
+      changes), a text of yours, or False for none.
     - resume: the id of an interrupted evaluate() run; only its missing results are executed,
       with the run's own settings (concurrency, timeout, retries, repetitions).
     - compare_to: a baseline run id, or {"tag": X}: the latest completed run on this dataset
@@ -87,7 +97,8 @@ def evaluate(
     - progress: show a progress bar (default: when in a terminal or Jupyter).
     """
     session = _Session()
-    call = session.evaluate(dataset, task, scorers, version=version, name=name, metadata=metadata,
+    call = session.evaluate(dataset, task, scorers, version=version, tag=tag, name=name, metadata=metadata,
+                            model=model, prompt=prompt, tags=tags, code_version=code_version,
                             max_concurrency=max_concurrency, item_timeout_ms=item_timeout_ms,
                             max_retries=max_retries, repetitions=repetitions, resume=resume, compare_to=compare_to,
                             alpha=alpha, url=url, settings=settings, ledger=ledger, progress=progress,
@@ -145,8 +156,11 @@ class _Session:
 
     async def evaluate(
         self, dataset: str | UUID, task: Callable[..., Any], scorers: Sequence[Any] = (), *,
-        version: int | None = None, name: str = "", metadata: dict[str, Any] | None = None,
-        max_concurrency: int = 8, item_timeout_ms: int = 60_000, max_retries: int = 2, repetitions: int = 1,
+        version: int | None = None, tag: str | None = None, name: str = "",
+        metadata: dict[str, Any] | None = None, model: str | None = None,
+        prompt: str | dict[str, Any] | None = None, tags: Sequence[str] | None = None,
+        code_version: str | bool | None = None, max_concurrency: int = 8, item_timeout_ms: int = 60_000,
+        max_retries: int = 2, repetitions: int = 1,
         resume: str | UUID | None = None, compare_to: str | UUID | dict[str, str] | None = None,
         alpha: float = 0.05, url: str | None = None, settings: Settings | None = None, ledger: Ledger | None = None,
         progress: bool | None = None, http_allowlist: Sequence[str] | None = None,
@@ -159,6 +173,10 @@ class _Session:
             http_allowlist = (settings or EnvSettings.from_env()).http_allowlist
         built = build_scorers(list(scorers), http_allowlist=http_allowlist)
         scorer_ids = [s.id for s in built]
+        if code_version is None or code_version is True:
+            code_version = await asyncio.to_thread(git_commit, where_the_code_is(task))
+        described = described_metadata(metadata, model=model, prompt=prompt, tags=list(tags) if tags else None,
+                                       code_version=code_version or None)
         backend = await asyncio.to_thread(choose_backend, url=url, settings=settings, ledger=ledger)
         try:
             found = await asyncio.to_thread(backend.find_dataset, str(dataset))
@@ -166,8 +184,8 @@ class _Session:
                 run = await asyncio.to_thread(_resumable, backend, str(resume), str(found["id"]), scorer_ids)
             else:
                 run = await asyncio.to_thread(
-                    backend.create_run, str(found["id"]), scorers=scorer_ids, version=version, name=name,
-                    metadata=metadata or {},
+                    backend.create_run, str(found["id"]), scorers=scorer_ids, version=version, tag=tag,
+                    name=name, metadata=described,
                     settings=RunSettings(max_concurrency=max_concurrency, item_timeout_ms=item_timeout_ms,
                                          max_retries=max_retries, repetitions=repetitions))
             run_id = str(run["id"])

@@ -39,13 +39,14 @@ class EvalResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per result: item, repetition, input, expected output, output, error,
-        latency, attempts, and a column per scorer."""
+        latency, attempts, usage, trace id and link, and a column per scorer."""
         rows = []
         for result in self.results:
             row = {"item_id": result["itemId"], "repetition": result["repetition"], "input": result["input"],
                    "expected_output": result["expectedOutput"], "output": result["output"],
                    "error": result["error"], "latency_ms": result["latencyMs"], "attempts": result["attempt"],
-                   "usage": result.get("usage")}
+                   "usage": result.get("usage"), "trace_id": result.get("traceId"),
+                   "trace_url": result.get("traceUrl")}
             for score in result.get("scores") or []:
                 row[score["scorerId"]] = score["score"]
             rows.append(row)

@@ -18,7 +18,8 @@ def as_submission(result: dict[str, Any]) -> dict[str, Any]:
     """A runner result as the results API takes it."""
     return {"itemId": result["itemId"], "repetition": result["repetition"], "output": result["output"],
             "error": result["error"], "latencyMs": result["latencyMs"], "attempt": result["attempts"],
-            "traceId": result["traceId"], "scores": result["scores"], "usage": result["usage"]}
+            "traceId": result["traceId"], "spanId": result.get("spanId"), "scores": result["scores"],
+            "usage": result["usage"]}
 
 
 class CallerDrivenSink:

@@ -367,6 +367,24 @@ class Datasets(LedgerApplication):
         self.item_keys.vacuum()
         return self._written(dataset, recordings)
 
+    def tag_version(self, dataset_id: UUID, tag: str, version: int | None, *, move: bool = False,
+                    actor: str = "anonymous", reason: str | None = None) -> tuple[Written, str, int]:
+        """Name a version with a tag (default: the current version); see Dataset.tag_version.
+        Returns what was written, what happened and the version the tag names."""
+
+        def decide(dataset: Dataset) -> tuple[str, int]:
+            at = dataset.dataset_version if version is None else version
+            return dataset.tag_version(tag, at, move=move, actor=actor, reason=reason), at
+
+        dataset, (outcome, at), recordings = self._command(dataset_id, decide)
+        return self._written(dataset, recordings), outcome, at
+
+    def delete_tag(self, dataset_id: UUID, tag: str, *, actor: str = "anonymous",
+                   reason: str | None = None) -> tuple[Written, int]:
+        dataset, previous, recordings = self._command(
+            dataset_id, lambda dataset: dataset.delete_tag(tag, actor=actor, reason=reason))
+        return self._written(dataset, recordings), previous
+
     def _load_including_deleted(self, dataset_id: UUID) -> Dataset:
         try:
             dataset = self.repository.get(dataset_id)

@@ -106,6 +106,25 @@ class DatasetUseCases:
         return {"datasetId": dataset_id, "itemId": item_id, "purgedAt": self.queries.purged_at(dataset_id, item_id),
                 "changed": written.changed, "aggregateVersion": written.aggregate_version}
 
+    # -- version tags ----------------------------------------------------------------------
+
+    def tag_version(self, dataset_id: UUID, tag: str, *, version: int | None = None, move: bool = False,
+                    actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Name a version (default: the current one) with a tag; a tag naming another version
+        moves only with `move` (else 409 tag-exists). Tagging it again where it is changes nothing."""
+        before = self.datasets.get_dataset(dataset_id).tags.get(tag)
+        written, outcome, _ = self.datasets.tag_version(dataset_id, tag, version, move=move, actor=actor,
+                                                        reason=reason)
+        self._settled(written)
+        return {"datasetId": dataset_id, **self.queries.get_tag(dataset_id, tag), "outcome": outcome,
+                "previousVersion": before if outcome == "moved" else None}
+
+    def delete_tag(self, dataset_id: UUID, tag: str, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+        """Remove a tag (the version it named stays)."""
+        written, previous = self.datasets.delete_tag(dataset_id, tag, actor=actor, reason=reason)
+        self._settled(written)
+        return {"datasetId": dataset_id, "tag": tag, "version": previous, "deleted": True}
+
     # -- copies (the same semantics and answers as the JSON API's transfer routes) ----------
 
     def items_of(self, dataset_id: UUID, version: int | None, item_ids: list[UUID] | None,

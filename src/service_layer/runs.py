@@ -15,6 +15,18 @@ from evalledger.domain.storable import ensure_storable
 from evalledger.execution.service import RunService
 
 
+def pin_tag(queries: Any, dataset_id: UUID, version: int | None, tag: str | None,
+            metadata: dict[str, Any] | None) -> tuple[int | None, dict[str, Any]]:
+    """A run started by a dataset tag: the version the tag names now (pinned: moving the tag
+    later does not move the run), and the run's metadata with the tag (`datasetTag`)."""
+    metadata = dict(metadata or {})
+    if tag is None:
+        return version, metadata
+    if version is not None:
+        raise InvalidRequestError("give a dataset version or a tag, not both")
+    return queries.resolve_version(dataset_id, None, None, tag), {**metadata, "datasetTag": tag}
+
+
 @dataclass
 class RunUseCases:
     run_service: RunService
@@ -23,8 +35,10 @@ class RunUseCases:
     def create_run(self, dataset_id: UUID, *, target: dict[str, Any] | None, scorers: list[Any],
                    settings: RunSettings, version: int | None = None, name: str = "",
                    metadata: dict[str, Any] | None = None, run_id: UUID | None = None, actor: str = "anonymous",
-                   reason: str | None = None) -> dict[str, Any]:
-        """Pin the version, check the definition, record the run and launch it (see RunService)."""
+                   reason: str | None = None, tag: str | None = None) -> dict[str, Any]:
+        """Pin the version (or the one `tag` names), check the definition, record the run and
+        launch it (see RunService)."""
+        version, metadata = pin_tag(self.run_service.dataset_queries, dataset_id, version, tag, metadata)
         return self.run_service.create_run(dataset_id, target=target, scorers=scorers, settings=settings,
                                            version=version, name=name, metadata=metadata, run_id=run_id,
                                            actor=actor, reason=reason)

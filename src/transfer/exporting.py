@@ -69,7 +69,7 @@ def _csv(pages: Iterable[list[dict[str, Any]]], with_ids: bool) -> Iterator[byte
 
 
 RESULT_COLUMNS = ("itemId", "repetition", "status", "input", "expectedOutput", "output", "error", "latencyMs",
-                  "attempt", "traceId", "scores")
+                  "attempt", "traceId", "scores", "spanId", "traceUrl")
 # Each scorer gets these CSV columns, named `<scorerId>.<field>`, in place of the JSON `scores` list.
 SCORE_FIELDS = ("score", "reason", "error")
 
@@ -83,7 +83,7 @@ def export_results(pages: Iterable[list[dict[str, Any]]], file_format: str,
     pages = read_ahead(pages)
     if file_format == "jsonl":
         for page in pages:
-            yield b"".join(orjson.dumps({k: r[k] for k in RESULT_COLUMNS}) + b"\n" for r in page)
+            yield b"".join(orjson.dumps({k: r.get(k) for k in RESULT_COLUMNS}) + b"\n" for r in page)
         return
     scorers = list(dict.fromkeys(scorer_ids))
     fields = [k for k in RESULT_COLUMNS if k != "scores"]
@@ -94,7 +94,7 @@ def export_results(pages: Iterable[list[dict[str, Any]]], file_format: str,
         for result in page:
             by_scorer = {score["scorerId"]: score for score in result["scores"] or []}
             writer.writerow(
-                [_csv_cell(str(result[k]) if k == "itemId" else result[k]) for k in fields]
+                [_csv_cell(str(result[k]) if k == "itemId" else result.get(k)) for k in fields]
                 + [_csv_cell(by_scorer.get(scorer, {}).get(field)) for scorer in scorers for field in SCORE_FIELDS]
             )
         yield buffer.getvalue().encode()

@@ -5,7 +5,7 @@ imports.py; what they share about "a dataset at a version" is `DatasetAt` here."
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -53,6 +53,7 @@ class DatasetAt:
     as_of: str | None
     info: dict[str, Any] | None
     versions: list[dict[str, Any]]
+    tags: list[dict[str, Any]] = field(default_factory=list)  # the dataset's version tags, by name
 
     @property
     def current(self) -> int:
@@ -86,7 +87,7 @@ def dataset_at(request: Request, dataset_id: UUID, version: int | None = None, a
     versions = queries.recent_versions(dataset_id, current, VERSION_CHOICES)
     info = next((v for v in versions if v["version"] == at), None) or queries.version_row(dataset_id, at)
     return DatasetAt(dataset=dataset, version=at, as_of=as_of if version is None and moment else None,
-                     info=info, versions=versions)
+                     info=info, versions=versions, tags=queries.list_tags(dataset_id))
 
 
 class InvalidPageInput(InvalidRequestError):
