@@ -289,8 +289,7 @@ class DatasetsBulkLoad(BulkLoad):
                 dataset.id_bytes, c["name"], c["description"], c["metadata"], c["input_schema"],
                 c["expected_output_schema"], b"%d" % dataset.version, b"%d" % dataset.item_count,
                 b"%d" % dataset.next_seq, c["aggregate_version"], c["created_at"], c["updated_at"],
-                c["deleted_at"], c["project_id"])) + b"
-")
+                c["deleted_at"], c["project_id"])) + b"\n")
         for out in (self.items_out, self.versions_out, datasets_out, tags_out):
             out.flush()
         items = self.view.table("dataset_items")
