@@ -30,18 +30,28 @@ INSTRUMENTATION = "evalledger"
 _provider: Any = None  # a TracerProvider given to use_tracer_provider (None: the global one)
 
 
+_tracers: dict[int, Any] = {}  # by id of the provider given (0: the global one's proxy)
+
+
 def use_tracer_provider(provider: Any) -> None:
     """Make evalledger's spans go to `provider` instead of OpenTelemetry's global tracer
     provider (None: back to the global one)."""
     global _provider
     _provider = provider
+    _tracers.clear()
 
 
 def _tracer() -> Any:
+    """The tracer, made once per provider: the global provider's is a proxy that follows a
+    provider configured later, so it can be kept too."""
     if otel_trace is None:
         return None
-    provider = _provider if _provider is not None else otel_trace.get_tracer_provider()
-    return provider.get_tracer(INSTRUMENTATION)
+    provider = _provider
+    key = 0 if provider is None else id(provider)
+    tracer = _tracers.get(key)
+    if tracer is None:
+        tracer = _tracers[key] = (provider or otel_trace.get_tracer_provider()).get_tracer(INSTRUMENTATION)
+    return tracer
 
 
 @contextmanager
@@ -52,8 +62,11 @@ def span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
     if tracer is None:
         yield None
         return
-    clean = {k: v for k, v in attributes.items() if v is not None}
-    with tracer.start_as_current_span(name, attributes=clean) as current:
+    current = tracer.start_span(name, attributes={k: v for k, v in attributes.items() if v is not None})
+    if not current.is_recording():  # no SDK configured: skip making it current (most of a span's cost)
+        yield None
+        return
+    with otel_trace.use_span(current, end_on_exit=True, record_exception=True, set_status_on_exception=True):
         yield current
 
 
