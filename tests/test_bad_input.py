@@ -628,3 +628,15 @@ def test_no_bad_input_here_left_the_service_unable_to_write(seeded: tuple[Client
         assert response.headers["content-type"] == "application/problem+json"
     assert snapshot(client, dataset_id) == before
     assert_still_serving(client, dataset_id)
+
+
+def test_a_nul_character_in_any_query_parameter_is_a_400_in_the_api_and_the_ui(
+        seeded: tuple[Client, UUID, UUID]) -> None:
+    client, dataset_id, _ = seeded
+    http = client.http
+    for path, params in ((f"/api/datasets/{dataset_id}/runs", {"promptVersion": "v\x00"}),
+                         (f"/api/datasets/{dataset_id}/items", {"search": "\x00"}),
+                         (f"/api/datasets/{dataset_id}/runs", {"tag": ["ok", "\x00"]})):
+        assert_problem(http.get(path, params=params), 400, "invalid-parameter")
+    page = http.get(f"/datasets/{dataset_id}", params={"search": "a\x00"})
+    assert page.status_code == 400 and "NUL" in page.text and page.headers["content-type"].startswith("text/html")

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 from cli_runner import evalledger
-from conftest import Service
+from conftest import Service, acting_for
 
 from evalledger import Client, evaluate
 from evalledger.client import ApiError
@@ -43,7 +43,7 @@ def test_tag_move_and_delete_are_audited_and_reads_take_the_tag(service: Service
 
     tagged = client.tag_version(dataset_id, "golden", 1, reason="reviewed by QA")
     assert (tagged.outcome, tagged.version, tagged.previous_version) == ("tagged", 1, None)
-    assert (tagged.actor, tagged.reason) == ("alice", "reviewed by QA")
+    assert (tagged.actor, tagged.reason) == (acting_for("alice"), "reviewed by QA")
     assert client.tag_version(dataset_id, "latest").version == 3  # default: the current version
     assert client.get_dataset(dataset_id).version == 3, "a tag does not make a version"
 
@@ -83,10 +83,10 @@ def test_tag_move_and_delete_are_audited_and_reads_take_the_tag(service: Service
     tag_events = [(e.type, e.payload, e.actor, e.reason, e.version) for e in events
                   if e.type in ("VersionTagged", "TagMoved", "TagDeleted")]
     assert tag_events == [
-        ("VersionTagged", {"tag": "golden", "taggedVersion": 1}, "alice", "reviewed by QA", None),
-        ("VersionTagged", {"tag": "latest", "taggedVersion": 3}, "alice", None, None),
-        ("TagMoved", {"tag": "golden", "taggedVersion": 2, "previousVersion": 1}, "alice", "fixed France", None),
-        ("TagDeleted", {"tag": "latest", "previousVersion": 3}, "alice", "not needed", None),
+        ("VersionTagged", {"tag": "golden", "taggedVersion": 1}, acting_for("alice"), "reviewed by QA", None),
+        ("VersionTagged", {"tag": "latest", "taggedVersion": 3}, acting_for("alice"), None, None),
+        ("TagMoved", {"tag": "golden", "taggedVersion": 2, "previousVersion": 1}, acting_for("alice"), "fixed France", None),
+        ("TagDeleted", {"tag": "latest", "previousVersion": 3}, acting_for("alice"), "not needed", None),
     ]
     moves = client.request("GET", f"/api/datasets/{dataset_id}/events", params={"type": "TagMoved"})
     assert [e["payload"]["tag"] for e in moves["events"]] == ["golden"]

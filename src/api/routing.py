@@ -33,6 +33,9 @@ class Route(StrictJSONRoute):
         async def checked(request: Request) -> Response:
             if self.required_role != "public":
                 await run_in_threadpool(guard, request, self.required_role)
+            if any("\x00" in value for _, value in request.query_params.multi_items()):
+                return problem(400, "invalid-parameter", "a query parameter holds a NUL character (%00), which no "
+                               "value may contain")
             unknown = sorted({name for name in request.query_params if name not in self.query_names})
             if unknown:
                 known = ", ".join(sorted(self.query_names)) or "none"

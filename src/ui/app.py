@@ -33,6 +33,9 @@ class PageRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            if any("\x00" in value for _, value in request.query_params.multi_items()):
+                return error_page(request, 400, "A query parameter holds a NUL character (%00), which no value may "
+                                                "contain.")
             try:
                 if self.required_role != "public":
                     instead = await session.guard(request, self.required_role)
@@ -46,7 +49,7 @@ class PageRoute(APIRoute):
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
-    titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not accepted", 429: "Slow down"}
+    titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not accepted", 429: "Slow down"}
     return templates.TemplateResponse(
         request, "error.html", {"status": status, "title": titles.get(status, "Error"), "detail": detail},
         status_code=status,
