@@ -163,7 +163,24 @@ class LedgerApplication(Application[UUID]):
         except BaseException:  # a conflict (IntegrityError) included: reload on the next attempt
             self._evict(aggregate_id)
             raise
-        return aggregate, outcome, recordings
+        return AsSaved(aggregate), outcome, recordings
+
+
+class AsSaved:
+    """An aggregate as this command left it: its versions are read while the command still
+    holds the aggregate's lock, so the answer states the versions this write made, even when
+    another writer changes the shared cached aggregate right after the lock is released.
+    Anything else is read from the aggregate itself."""
+
+    def __init__(self, aggregate: Any) -> None:
+        self._aggregate = aggregate
+        self.id = aggregate.id
+        self.version = aggregate.version
+        if hasattr(aggregate, "dataset_version"):
+            self.dataset_version = aggregate.dataset_version
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aggregate, name)
 
 
 def _last_notification_id(recordings: list[Recording[UUID]]) -> int | None:
