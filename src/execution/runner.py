@@ -26,7 +26,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -178,6 +178,7 @@ class RunExecutor:
         sink: ResultSink,
         item_pages: ItemPages,
         expected_results: int,
+        on_worker_done: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.dataset_id = dataset_id
@@ -188,6 +189,9 @@ class RunExecutor:
         self.sink = sink
         self.item_pages = item_pages
         self.expected_results = expected_results
+        # Called as each of the `maxConcurrency` workers finds no more work (a chunk gives
+        # its slot back to the run at once, see slots.py).
+        self.on_worker_done = on_worker_done
         self.progress = Progress()
         self.cancel_requested = asyncio.Event()
         self.cancel_reason: str | None = None
@@ -277,6 +281,8 @@ class RunExecutor:
         while True:
             pair = await pairs.get()
             if pair is None:
+                if self.on_worker_done is not None:
+                    await self.on_worker_done()
                 return
             item, repetition = pair
             result = await self.execute(item, repetition)
