@@ -478,14 +478,17 @@ class RunScheduler:
             return None
         if self.executors.get(run_id):
             return None
+        now = datetime.now(UTC)
         try:
             with self.runs.factory.datastore.get_connection() as conn:
                 if self.queue.live_workers(conn, self.stalled_seconds):
                     return None
+            reason = ("no worker is running to take the run's chunks: start `evalledger worker` (or `evalledger "
+                      "serve` without --no-worker); the run goes on when one starts")
         except Exception as error:  # noqa: BLE001 - the answer says what it can
-            return {"reason": f"the job queue cannot be read: {error_text(error)}"}
-        return {"reason": "no worker is running to take the run's chunks: start `evalledger worker` (or "
-                          "`evalledger serve` without --no-worker); the run goes on when one starts"}
+            reason = f"the job queue cannot be read: {error_text(error)}"
+        # Looked at again on every read of the run.
+        return {"reason": reason, "attempts": 0, "since": now.isoformat(), "nextAttemptAt": now.isoformat()}
 
     def progress(self, run_id: UUID) -> dict[str, Any] | None:
         executors = self.executors.get(run_id)
