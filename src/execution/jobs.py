@@ -41,7 +41,7 @@ TASK = "evalledger.run_chunk"
 QUEUE = "evalledger-runs"
 # Chunks: about this many per run, of at least MIN and at most MAX items.
 CHUNKS_PER_RUN = 16
-MIN_CHUNK_ITEMS = 25
+MIN_CHUNK_ITEMS = 250
 MAX_CHUNK_ITEMS = 500
 HEARTBEAT_SECONDS = 1.0
 SWEEP_SECONDS = 15.0
@@ -134,6 +134,14 @@ class JobQueue:
         with self._defer_opened:
             if self._defer_pool.closed:
                 self._defer_pool.open()
+        try:  # all at once, on one connection (a fresh run has none in the queue)
+            return len(self._batch_defer(run_id, chunks, size))
+        except exceptions.AlreadyEnqueued:
+            pass
+        except exceptions.ConnectorException as error:
+            if isinstance(error.__cause__, Exception):
+                raise error.__cause__ from None
+            raise
         deferred = 0
         for chunk in chunks:
             try:
@@ -148,6 +156,15 @@ class JobQueue:
                     raise error.__cause__ from None
                 raise
         return deferred
+
+    def _batch_defer(self, run_id: UUID, chunks: list[int], size: int) -> list[int]:
+        from procrastinate import jobs
+
+        manager = self.deferrer.job_manager
+        return [job.id for job in manager.batch_defer_jobs([
+            jobs.Job(id=None, queue=QUEUE, lock=None, queueing_lock=f"{run_id}:{chunk}", task_name=TASK,
+                     task_kwargs={"run_id": str(run_id), "chunk": chunk, "size": size})
+            for chunk in chunks]) if job.id is not None]
 
     def chunk_jobs(self, conn: psycopg.Connection, run_id: UUID) -> list[tuple[int, int, str]]:
         """(chunk, size, status) of every job of the run."""
