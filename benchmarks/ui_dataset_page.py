@@ -24,13 +24,17 @@ from evalledger.settings import Settings
 from evalledger.ui import items as ui_items
 
 
+# The pages need a key: the benchmark's service takes this one as its instance admin key.
+ADMIN_KEY = "benchmark-admin-key-" + "0123456789abcdef" * 2
+
+
 def main(count: int) -> None:
     database.ensure_runtime_dir()
     data_dir = Path(tempfile.mkdtemp(prefix="eltb", dir="/tmp")) / "pg"
     server = pgserver.get_server(data_dir, cleanup_mode="delete")
     try:
         settings = Settings(database_url=database.parse_database_url(server.get_uri()).url,
-                            schema=f"b_{uuid4().hex[:8]}")
+                            schema=f"b_{uuid4().hex[:8]}", admin_key=ADMIN_KEY, rate_limit="off")
         ledger = build_ledger(settings)
         ledger.start()
         cases = ledger.dataset_use_cases
@@ -45,7 +49,7 @@ def main(count: int) -> None:
         cases.update_item(dataset["id"], ids[600], {"expectedOutput": "changed"}, actor="bench")  # v3
         print(f"loaded {count:,} items in {time.perf_counter() - started:.1f}s")
         ui_items.PER_PAGE = 50  # the page size the budget is about (the UI shows 25)
-        client = TestClient(create_app(ledger))
+        client = TestClient(create_app(ledger), headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         last = (count - 1) // 50
         for label, query in (
             ("(API GET /api/datasets/{id})", None),

@@ -62,6 +62,10 @@ from psycopg.sql import SQL, Identifier
 
 ROOT = Path(__file__).resolve().parent
 CONTEXT = "c" * 200
+# The benchmark's service takes this instance admin key, and every request sends it. Its rate
+# limit is off: the workloads send far more than the default 100 requests/s of one key.
+ADMIN_KEY = "benchmark-admin-key-" + "0123456789abcdef" * 2
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def item(i: int) -> dict[str, Any]:
@@ -395,14 +399,14 @@ def w4_caller_driven(url: str, dataset_id: str, item_ids: list[str], clients: in
     """16 requests in flight, one result per request, each answered only once durable.
     The load comes from wrk (C, no GIL: the numbers are the service's) when it is installed,
     else from one asyncio httpx client in this process (which competes for the CPU)."""
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, headers=AUTH) as http:
         run = http.post(f"/api/datasets/{dataset_id}/runs", json={"version": len(item_ids) // 1000}).json()
     target = f"{url}/api/datasets/runs/{run['id']}/results"
     if shutil.which("wrk"):
         report = _submit_with_wrk(target, item_ids, clients)
     else:
         report = _submit_with_httpx(target, item_ids, clients)
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, headers=AUTH) as http:
         final = http.post(f"/api/datasets/runs/{run['id']}/finalize").json()
     # Every acknowledged result is recorded (plus those in flight when the load stopped).
     acknowledged = min(report["results"], len(item_ids))
@@ -414,7 +418,8 @@ def _submit_with_wrk(target: str, item_ids: list[str], clients: int) -> dict[str
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as ids:
         ids.write("\n".join(item_ids))
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", "-d5s", "-s", str(ROOT / "submit.lua"), target],
+        ["wrk", "-t2", f"-c{clients}", "-d5s", "-H", f"Authorization: Bearer {ADMIN_KEY}",
+         "-s", str(ROOT / "submit.lua"), target],
         env={**os.environ, "ITEM_IDS": ids.name}, capture_output=True, text=True, check=True,
     ).stdout
     os.unlink(ids.name)
@@ -433,7 +438,7 @@ def _submit_with_httpx(target: str, item_ids: list[str], clients: int) -> dict[s
 
     async def submit_all() -> None:
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        async with httpx.AsyncClient(timeout=60, limits=limits, headers=AUTH) as http:
             async def submit(chunk: list[str]) -> None:
                 for item_id in chunk:
                     body = orjson.dumps({"results": [{"itemId": item_id, "output": {"answer": "x"},
@@ -550,6 +555,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL")
     params = database.resolve(url, Path(os.environ.get("EVALLEDGER_DATA_DIR", ".evalledger/pg")))
     env = {**os.environ, "DATABASE_URL": params.url, "EVALLEDGER_SCHEMA": schema,
+           "EVALLEDGER_ADMIN_KEY": ADMIN_KEY, "EVALLEDGER_RATE_LIMIT": "off",
            "PYTHONPATH": str(ROOT.parent)}
     if args.edits_log_only:
         run_edits_log(params, schema, keep=args.keep, **log_size)
@@ -560,7 +566,7 @@ def main() -> None:
     report: dict[str, Any] = {"date": datetime.now(UTC).isoformat(), "database": params.describe(),
                               "cpus": os.cpu_count(), "results": {}}
     try:
-        with httpx.Client(base_url=service.url, timeout=600) as http:
+        with httpx.Client(base_url=service.url, timeout=600, headers=AUTH) as http:
             for n in args.n:
                 dataset_id, w1 = w1_ingest(http, n)
                 version = n // 1000

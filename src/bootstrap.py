@@ -24,6 +24,7 @@ from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
 from evalledger.projections.follower import FollowingThread, ProjectionFollower
 from evalledger.projections.run_queries import RunQueries
 from evalledger.projections.runs import RUNS_VIEW_TOPICS, RunsView
+from evalledger.service_layer.access import AccessStore, AccessUseCases
 from evalledger.service_layer.datasets import DatasetUseCases
 from evalledger.settings import Settings
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from evalledger.execution.service import RunService
     from evalledger.service_layer.operations import Operations
     from evalledger.service_layer.runs import RunUseCases
+    from evalledger.service_layer.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Ledger:
     scheduler: RunScheduler
     run_service: RunService
     comparer: RunComparer
+    access: AccessUseCases
     followers: list[ProjectionFollower] = field(default_factory=list)
     rebuilds: Rebuilds | None = None  # the service's rebuilds of the read models
     following: FollowingThread | None = None  # keeps the followers up in the background
@@ -65,6 +68,12 @@ class Ledger:
         from evalledger.service_layer.runs import RunUseCases
 
         return RunUseCases(self.run_service, self.comparer)
+
+    @cached_property
+    def scope(self) -> Scope:
+        from evalledger.service_layer.scope import Scope
+
+        return Scope(self.dataset_queries, self.run_queries)
 
     @cached_property
     def operations(self) -> Operations:
@@ -88,6 +97,11 @@ class Ledger:
 
     def start(self) -> None:
         """Catch the read models up, follow the log, and resume unfinished runs."""
+        secret = self.access.first_start_key(self.settings.key_file) if self.settings.create_tables else None
+        if secret is not None:
+            print(f"\nNo API key existed, so an instance admin key was made. It is shown this once:\n\n"
+                  f"    {secret}\n\nIt is also in {self.settings.key_file} (readable by you only), where the "
+                  "evalledger client and CLI on this machine find it.\n", flush=True)
         for follower in self.followers:
             follower.catch_up()
         self.following = FollowingThread(self.followers, self.connection.conninfo,
@@ -113,7 +127,7 @@ class Ledger:
             self.following.stop()
         for follower in self.followers:
             follower.stop()
-        for app in (self.runs, self.datasets):
+        for app in (self.runs, self.datasets, self.access.store):
             app.close()
             app.factory.close()
 
@@ -170,6 +184,14 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         ),
         ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=params.conninfo),
     ]
+    # Access events have a table of their own, on the same pool.
+    access_store = AccessStore(env={**env, "CREATE_TABLE": "n"})
+    connections.share_datastore(access_store, datastore)
+    access = AccessUseCases(store=access_store, conninfo=params.conninfo, schema=settings.schema,
+                            admin_key=settings.admin_key)
+    if create:
+        access_store.recorder.create_table()
+        access.create_tables()
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)
 
@@ -213,6 +235,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         scheduler=scheduler,
         run_service=run_service,
         comparer=RunComparer(run_queries, dataset_queries),
+        access=access,
         followers=followers,
         rebuilds=Rebuilds(params),
     )

@@ -10,6 +10,7 @@ Every failed call raises `ApiError` carrying the problem details the server sent
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -36,19 +37,45 @@ class ApiError(Exception):
         super().__init__(f"{status} {self.type}: {self.detail}")
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def find_api_key(base_url: str) -> str | None:
+    """The key to use when none is given: EVALLEDGER_API_KEY, else (only for a service on
+    this machine, so the key never travels) the first-start key file (see
+    `settings.default_key_file`)."""
+    key = os.environ.get("EVALLEDGER_API_KEY")
+    if key:
+        return key.strip()
+    if httpx.URL(base_url).host not in LOOPBACK:
+        return None
+    from evalledger.settings import default_key_file
+
+    try:
+        return default_key_file().read_text().strip() or None
+    except OSError:
+        return None
+
+
 class Client:
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
         *,
+        api_key: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """`actor` and `reason` are sent with every write (X-Actor, X-Change-Reason); a
-        `reason` given to one call replaces this one."""
+        """`api_key` (default: EVALLEDGER_API_KEY, else, for a service on this machine, the
+        first-start admin key in `.evalledger/admin.key`) is sent with every request.
+        `actor` (who the key acts for) and `reason` are sent with every write (X-Actor,
+        X-Change-Reason); a `reason` given to one call replaces this one."""
         headers = {"X-Actor": actor} if actor else {}
+        key = api_key or find_api_key(base_url)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         self.reason = reason
         self.http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
 
@@ -84,6 +111,36 @@ class Client:
     def _get(self, model: type[M], path: str, **params: Any) -> M:
         return model.model_validate(self.request("GET", path, params=params))
 
+    # -- who am I, projects and keys -------------------------------------------------------
+
+    def me(self) -> models.Me:
+        """The key this client uses: its name, role and project."""
+        return self._get(models.Me, "/api/me")
+
+    def list_projects(self) -> models.ProjectList:
+        return self._get(models.ProjectList, "/api/projects")
+
+    def create_project(self, name: str, slug: str, *, reason: str | None = None) -> models.Project:
+        return models.Project.model_validate(
+            self.request("POST", "/api/projects", json={"name": name, "slug": slug}, reason=reason))
+
+    def list_keys(self, project: str | None = None) -> models.ApiKeyList:
+        """A project's keys (by slug), or the instance keys (None). Never their secrets."""
+        return self._get(models.ApiKeyList, f"/api/projects/{project}/keys" if project else "/api/keys")
+
+    def create_key(self, name: str, role: str, *, project: str | None = None,
+                   reason: str | None = None) -> models.IssuedKey:
+        """A new key of a project (or an instance key); its `secret` is in this answer only."""
+        path = f"/api/projects/{project}/keys" if project else "/api/keys"
+        return models.IssuedKey.model_validate(
+            self.request("POST", path, json={"name": name, "role": role}, reason=reason))
+
+    def revoke_key(self, key_id: UUID | str, *, reason: str | None = None) -> models.ApiKey:
+        return models.ApiKey.model_validate(self.request("POST", f"/api/keys/{key_id}/revoke", reason=reason))
+
+    def rotate_key(self, key_id: UUID | str, *, reason: str | None = None) -> models.IssuedKey:
+        return models.IssuedKey.model_validate(self.request("POST", f"/api/keys/{key_id}/rotate", reason=reason))
+
     # -- datasets -------------------------------------------------------------------------
 
     def health(self) -> models.Health:
@@ -94,10 +151,13 @@ class Client:
 
     def create_dataset(self, name: str, *, description: str = "", metadata: dict[str, Any] | None = None,
                        input_schema: dict[str, Any] | None = None,
-                       expected_output_schema: dict[str, Any] | None = None,
+                       expected_output_schema: dict[str, Any] | None = None, project: str | None = None,
                        reason: str | None = None) -> models.DatasetWritten:
+        """A new dataset in the key's project (an instance key may name a `project` slug)."""
         body = {"name": name, "description": description, "metadata": metadata or {},
                 "inputSchema": input_schema, "expectedOutputSchema": expected_output_schema}
+        if project is not None:
+            body["project"] = project
         return models.DatasetWritten.model_validate(self.request("POST", "/api/datasets", json=body, reason=reason))
 
     def get_dataset(self, dataset_id: UUID | str) -> models.Dataset:

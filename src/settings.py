@@ -42,6 +42,22 @@ def _list_env(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
 
+def default_key_file() -> Path:
+    """Where the first start's admin key lives: EVALLEDGER_KEY_FILE, else `admin.key` beside
+    the embedded database's folder (EVALLEDGER_DATA_DIR; by default `.evalledger/`)."""
+    if os.environ.get("EVALLEDGER_KEY_FILE"):
+        return Path(os.environ["EVALLEDGER_KEY_FILE"])
+    data_dir = os.environ.get("EVALLEDGER_DATA_DIR")
+    return (Path(data_dir).parent if data_dir else Path(".evalledger")) / "admin.key"
+
+
+def _admin_key_env() -> str | None:
+    key = os.environ.get("EVALLEDGER_ADMIN_KEY") or None
+    if key is not None and len(key) < 32:
+        raise SystemExit("EVALLEDGER_ADMIN_KEY must be at least 32 characters (e.g. `openssl rand -base64 32`)")
+    return key
+
+
 @dataclass(frozen=True)
 class Settings:
     # A libpq URL (postgresql://user:pass@host:port/db). None: start the embedded server.
@@ -89,6 +105,14 @@ class Settings:
     app_modules: tuple[str, ...] = ()
     # Resume unfinished runs (with a target) when the service starts.
     resume_runs: bool = True
+    # The instance admin key (EVALLEDGER_ADMIN_KEY, at least 32 characters). Without it, the
+    # first start issues one and writes it to `key_file`.
+    admin_key: str | None = field(default=None, repr=False)
+    # Where the first start's instance admin key is written (owner-only), and where the
+    # client and CLI on this machine look for it.
+    key_file: Path = field(default_factory=lambda: Path(".evalledger/admin.key"))
+    # Requests per key and process (`limits` notation, e.g. "100/second;5000/minute"; "off").
+    rate_limit: str = "100/second"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -115,4 +139,7 @@ class Settings:
             worker_stalled_seconds=_float_env("EVALLEDGER_WORKER_STALLED_SECONDS", 10.0),
             http_allowlist=_list_env("EVALLEDGER_HTTP_ALLOWLIST"),
             app_modules=_list_env("EVALLEDGER_APP"),
+            admin_key=_admin_key_env(),
+            key_file=default_key_file(),
+            rate_limit=os.environ.get("EVALLEDGER_RATE_LIMIT") or "100/second",
         )

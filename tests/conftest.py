@@ -27,6 +27,21 @@ from evalledger.api.app import create_app
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings
 
+# Every service the tests start takes this instance admin key (EVALLEDGER_ADMIN_KEY, also for
+# services in child processes), and every client sends it (EVALLEDGER_API_KEY: the Python
+# client, the CLI). Tests of keys and projects make keys of their own with it.
+TEST_ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
+AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
+os.environ["EVALLEDGER_ADMIN_KEY"] = TEST_ADMIN_KEY
+os.environ["EVALLEDGER_API_KEY"] = TEST_ADMIN_KEY
+os.environ["EVALLEDGER_RATE_LIMIT"] = "off"
+
+
+def acting_for(person: str) -> str:
+    """The actor the audit trail records for a change the test admin key makes with
+    `X-Actor: person`: the key first, the person only as whom it acted for."""
+    return f"admin (key env) on behalf of {person}"
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
@@ -88,7 +103,8 @@ class Service:
 
 
 def fresh_settings(database_url: str, **overrides: object) -> Settings:
-    return Settings(database_url=database_url, schema=f"t_{uuid4().hex[:12]}", **overrides)  # type: ignore[arg-type]
+    fields = {"admin_key": TEST_ADMIN_KEY, "rate_limit": "off", **overrides}
+    return Settings(database_url=database_url, schema=f"t_{uuid4().hex[:12]}", **fields)  # type: ignore[arg-type]
 
 
 def drop_schema(database_url: str, schema: str) -> None:
@@ -151,7 +167,9 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dic
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, object]) -> dict[str, object]:
-    return {**browser_context_args, "viewport": {"width": 1360, "height": 860}}
+    # Pages need a key too: the browser sends the test admin key, as an API client would. (Signing
+    # in with a key, the session cookie and its CSRF token have tests of their own.)
+    return {**browser_context_args, "viewport": {"width": 1360, "height": 860}, "extra_http_headers": AUTH}
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_service, with_settings
+from conftest import AUTH, running_service, with_settings
 from json_endpoint import answer_json, serve, stop
 
 from evalledger.domain.errors import InvalidRequestError
@@ -129,11 +129,11 @@ def test_a_run_to_a_url_that_only_looks_allowed_is_refused_and_sends_nothing(
                     f"http://127.0.0.1:{other.port}/"):
             for target in ({"type": "http", "url": url},
                            {"type": "openai", "baseUrl": url, "model": "m", "promptTemplate": "{{input}}"}):
-                response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json={"target": target})
+                response = httpx.post(headers=AUTH, url=f"{service.url}/api/datasets/{dataset.id}/runs", json={"target": target})
                 assert response.status_code == 422, (url, response.text)
                 assert response.headers["content-type"].startswith("application/problem+json")
             judge = {"name": "llm-judge", "options": {"baseUrl": url, "model": "m", "rubric": "r"}}
-            response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json={"scorers": [judge]})
+            response = httpx.post(headers=AUTH, url=f"{service.url}/api/datasets/{dataset.id}/runs", json={"scorers": [judge]})
             assert response.status_code == 422, (url, response.text)
         assert service.client.list_runs(dataset.id).pagination.total == 0
     assert other.paths == []

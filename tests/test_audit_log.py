@@ -3,7 +3,7 @@ by position; the global feed lists every event in log order."""
 
 from __future__ import annotations
 
-from conftest import Service
+from conftest import Service, acting_for
 
 
 def test_events_carry_who_and_why_and_filter_by_type_and_time(service: Service) -> None:
@@ -14,7 +14,7 @@ def test_events_carry_who_and_why_and_filter_by_type_and_time(service: Service) 
         alice.update_dataset(dataset.id, name="renamed", reason="clearer")
     http = service.client.http
     every = http.get(f"/api/datasets/{dataset.id}/events").json()
-    assert [e["actor"] for e in every["events"]] == ["alice"] * 7
+    assert [e["actor"] for e in every["events"]] == [acting_for("alice")] * 7
     assert every["events"][0]["reason"] == "new suite" and every["events"][3]["reason"] == "case 2"
     added = http.get(f"/api/datasets/{dataset.id}/events", params={"type": "ItemsAdded", "perPage": 2}).json()
     assert [e["version"] for e in added["events"]] == [1, 2]

@@ -25,9 +25,13 @@ from service_process import ServiceProcess
 from evalledger.adapters import database
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
+from conftest import AUTH
 
 TABLES = {
     "evalledger_events",
+    "evalledger_access_events",
+    "api_key_usage",
+    "instance_secrets",
     "evalledger_item_keys",
     "datasets_projection_tracking",
     "runs_projection_tracking",
@@ -176,7 +180,12 @@ def test_serve_without_a_database_runs_on_an_embedded_postgresql_whose_data_surv
         assert health["status"] == "ok"
         assert (data_dir / "PG_VERSION").exists(), "the data is not where EVALLEDGER_DATA_DIR says"
         assert not (cwd / ".evalledger").exists()
-        with httpx.Client(base_url=url) as http:
+        # No key was configured: the first start made an instance admin key, beside the data, owner-only.
+        key_file = data_dir.parent / "admin.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+        assert httpx.get(url + "/api/datasets").status_code == 401
+        with httpx.Client(headers=key, base_url=url) as http:
             created = http.post("/api/datasets", json={"name": "embedded"})
             assert created.status_code == 201
             dataset_id = created.json()["id"]
@@ -190,7 +199,8 @@ def test_serve_without_a_database_runs_on_an_embedded_postgresql_whose_data_surv
     service = start_embedded_service(data_dir, cwd)
     url = service.url
     try:
-        with httpx.Client(base_url=url) as http:
+        assert key_file.read_text().strip() == key["Authorization"].split()[1], "a restart keeps the first key"
+        with httpx.Client(headers=key, base_url=url) as http:
             dataset = http.get(f"/api/datasets/{dataset_id}")
             assert dataset.status_code == 200, dataset.text
             assert dataset.json()["name"] == "embedded" and dataset.json()["version"] == 1

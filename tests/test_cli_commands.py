@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_runner import evalledger
-from conftest import Service
+from conftest import Service, acting_for
 from test_comparison import scored_run
 
 
@@ -26,7 +26,7 @@ def test_datasets_are_created_listed_shown_and_deleted_with_who_and_why(service:
     dataset_id = created.stdout.strip()
     assert service.client.get_dataset(dataset_id).metadata == {"team": "cx"}
     [event] = events_of(service, dataset_id)
-    assert (event["actor"], event["reason"]) == ("alice", "new eval")
+    assert (event["actor"], event["reason"]) == (acting_for("alice"), "new eval")
 
     # The actor also comes from EVALLEDGER_ACTOR; items are added and listed.
     import os
@@ -35,7 +35,7 @@ def test_datasets_are_created_listed_shown_and_deleted_with_who_and_why(service:
     assert added.returncode == 0, added.stderr
     item_id = added.stdout.strip()
     assert service.client.get_item(dataset_id, item_id).expected_output == "use the link"
-    assert events_of(service, dataset_id)[-1]["actor"] == "bob"
+    assert events_of(service, dataset_id)[-1]["actor"] == acting_for("bob")
 
     listed = evalledger("items", "list", dataset_id, url=service.url)
     assert listed.returncode == 0 and item_id in listed.stdout and "reset password" in listed.stdout
@@ -49,7 +49,7 @@ def test_datasets_are_created_listed_shown_and_deleted_with_who_and_why(service:
 
     deleted = evalledger("--actor", "carol", "datasets", "delete", dataset_id, "--yes", url=service.url)
     assert deleted.returncode == 0, deleted.stderr
-    assert events_of_deleted(service, dataset_id) == "carol"
+    assert events_of_deleted(service, dataset_id) == acting_for("carol")
     gone = evalledger("datasets", "show", dataset_id, url=service.url)
     assert gone.returncode == 1 and "dataset-not-found" in gone.stderr and "Traceback" not in gone.stderr
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from conftest import Service
+from conftest import acting_for, Service
 
 from evalledger import Client
 from evalledger.client import ApiError
@@ -86,8 +86,8 @@ def test_twenty_clients_adding_one_item_each_at_once_get_versions_one_to_twenty(
     rows = check_version_rows(client, dataset.id, WRITERS)
     assert all((row.added, row.updated, row.removed) == (1, 0, 0) for row in rows[1:])
     actors = {row.version: row.actor for row in rows[1:]}
-    assert {actors[w.version] for w in written} == {f"writer-{k}" for k in range(WRITERS)}
-    assert all(actors[w.version] == f"writer-{k}" for k, w in enumerate(written))
+    assert {actors[w.version] for w in written} == {acting_for(f"writer-{k}") for k in range(WRITERS)}
+    assert all(actors[w.version] == acting_for(f"writer-{k}") for k, w in enumerate(written))
 
     # each acknowledged version reads back as exactly the items acknowledged up to it
     by_version = sorted(written, key=lambda w: w.version)

@@ -17,7 +17,7 @@ from uuid import uuid4
 
 import psycopg
 import pytest
-from conftest import Service, running_service
+from conftest import TEST_ADMIN_KEY, Service, running_service
 from waiting import wait_until
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -43,7 +43,7 @@ def limited_role(database_url: str) -> Iterator[tuple[str, Settings]]:
         conn.execute(SQL("GRANT CREATE ON DATABASE {} TO {}").format(Identifier(admin.dbname), Identifier(role)))
     url = dataclasses.replace(admin, user=role, password=password).url
     try:
-        yield role, Settings(database_url=url, schema=schema)
+        yield role, Settings(database_url=url, schema=schema, admin_key=TEST_ADMIN_KEY)
     finally:
         with psycopg.connect(admin.conninfo, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))

@@ -23,6 +23,7 @@ from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.settings import Settings
+from conftest import AUTH
 
 CATCH_UP_DEADLINE = 10.0
 
@@ -118,7 +119,7 @@ class StreamingWriter(threading.Thread):
         self.stop_writing = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as http:
+        with httpx.Client(headers=AUTH, base_url=self.url, timeout=10) as http:
             n = 0
             while not self.stop_writing.is_set():
                 n += 1
@@ -148,7 +149,7 @@ def test_sigkill_in_the_middle_of_a_stream_of_writes_loses_no_acknowledged_write
     service = start(settings)
     writer: StreamingWriter | None = None
     try:
-        with httpx.Client(base_url=service.url) as http:
+        with httpx.Client(headers=AUTH, base_url=service.url) as http:
             created = http.post("/api/datasets", json={"name": "crash-test"})
             assert created.status_code == 201
             dataset_id = created.json()["id"]
@@ -169,7 +170,7 @@ def test_sigkill_in_the_middle_of_a_stream_of_writes_loses_no_acknowledged_write
     adds = {a.item_id for a in acknowledged}
     assert len(acknowledged) > len(adds), "the stream held updates as well as adds"
 
-    with running(settings) as service, httpx.Client(base_url=service.url) as http:
+    with running(settings) as service, httpx.Client(headers=AUTH, base_url=service.url) as http:
         dataset = http.get(f"/api/datasets/{dataset_id}").json()
         highest = max(a.version for a in acknowledged)
         assert dataset["version"] >= highest
@@ -211,7 +212,7 @@ def test_sigkill_in_the_middle_of_a_stream_of_writes_loses_no_acknowledged_write
 def test_events_written_while_the_service_is_down_reach_its_read_model_when_it_starts(
     settings: Settings,
 ) -> None:
-    with running(settings) as service, httpx.Client(base_url=service.url) as http:
+    with running(settings) as service, httpx.Client(headers=AUTH, base_url=service.url) as http:
         dataset_id = http.post("/api/datasets", json={"name": "offline"}).json()["id"]
         first = http.post(f"/api/datasets/{dataset_id}/items", json={"input": "before", "externalId": "b"})
         assert first.status_code == 201
@@ -234,7 +235,7 @@ def test_events_written_while_the_service_is_down_reach_its_read_model_when_it_s
     offline_ids = {item.id for item in added.items}
     assert added.dataset_version == 2
 
-    with running(settings) as service, httpx.Client(base_url=service.url) as http:
+    with running(settings) as service, httpx.Client(headers=AUTH, base_url=service.url) as http:
         def caught_up() -> bool:
             response = http.get(f"/api/datasets/{dataset_id}")
             return response.status_code == 200 and response.json()["version"] == 3
@@ -256,7 +257,7 @@ def test_events_written_while_the_service_is_down_reach_its_read_model_when_it_s
 
 
 def test_a_write_from_another_process_shows_in_the_running_service_by_itself(settings: Settings) -> None:
-    with running(settings) as service, httpx.Client(base_url=service.url) as http, \
+    with running(settings) as service, httpx.Client(headers=AUTH, base_url=service.url) as http, \
             other_writer(settings) as ledger:
         dataset_id = http.post("/api/datasets", json={"name": "shared"}).json()["id"]
 

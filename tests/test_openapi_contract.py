@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import jsonschema
 import pytest
-from conftest import Service, drop_schema, fresh_settings, running_service
+from conftest import TEST_ADMIN_KEY, Service, drop_schema, fresh_settings, running_service
 
 # Failures of positive_data_acceptance (ST202): a request the schema allows that a domain rule
 # refuses with a 4xx problem, because no JSON Schema can say it (a key holding a NUL
@@ -58,10 +58,17 @@ def test_every_operation_is_documented(seeded: tuple[Service, dict[str, list[str
     schemas = document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas
     operations = [(path, method, op) for path, ops in document["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 46
+    assert len(operations) == 55
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": "An API key: `Authorization: Bearer elk_...`."}
     for path, method, operation in operations:
         where = f"{method.upper()} {path}"
         assert operation.get("description"), f"{where} has no description"
+        if path == "/health":
+            assert operation["security"] == [] and "x-required-role" not in operation
+        else:  # every other operation needs a key, and says which role
+            assert operation["x-required-role"] in ("reader", "writer", "admin", "instance"), where
+            assert {"401", "403", "429"} <= set(operation["responses"]), where
         successes = {code: r for code, r in operation["responses"].items() if int(code) < 400}
         assert successes, where
         for code, response in successes.items():
@@ -104,6 +111,7 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(
         service.url + "/openapi.json", "--checks", "all", "--max-examples", "50", "--seed", "12",
         "--workers", "2", "--generation-database", "none", "--suppress-health-check", "all", "--no-color",
         "--request-timeout", "30", "--report", "json", "--report-json-path", str(report),
+        "--header", f"Authorization: Bearer {TEST_ADMIN_KEY}",
         *(arg for path in EXCLUDED for arg in ("--exclude-path", path)),
     ]
     # In tmp_path, so that schemathesis' cache of earlier failures stays out of the repository
@@ -114,8 +122,8 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(
     print(finished.stdout)
     print("semantic findings:", {code: failure["operations"] for code, failure in failures.items()
                                  if code in SEMANTIC})
-    assert summary["complete"] and summary["operations"]["tested"] == 45, finished.stdout[-3000:]
-    assert summary["test_cases"]["generated"] >= 45 * 50, summary["test_cases"]
+    assert summary["complete"] and summary["operations"]["tested"] == 54, finished.stdout[-3000:]
+    assert summary["test_cases"]["generated"] >= 54 * 50, summary["test_cases"]
     assert not summary["errors"], summary["errors"]
     unexpected = {code: failure for code, failure in failures.items() if code not in SEMANTIC}
     assert not unexpected, f"schemathesis: {unexpected}\n{finished.stdout[-20000:]}"

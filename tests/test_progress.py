@@ -12,6 +12,7 @@ from progress_app import ITEM_SECONDS
 
 from evalledger.execution.runner import Progress
 from evalledger.settings import Settings
+from conftest import AUTH
 
 
 def test_the_rate_counts_only_results_since_the_resume_and_fraction_matches_done() -> None:
@@ -30,7 +31,7 @@ def test_the_rate_counts_only_results_since_the_resume_and_fraction_matches_done
 def test_a_resumed_run_shows_its_own_rate_and_a_consistent_fraction(settings: Settings) -> None:
     first = service_process.start(settings, "progress_app")
     try:
-        with httpx.Client(base_url=first.url, timeout=30) as http:
+        with httpx.Client(headers=AUTH, base_url=first.url, timeout=30) as http:
             dataset = http.post("/api/datasets", json={"name": "progress"}).json()
             http.post(f"/api/datasets/{dataset['id']}/items/batch",
                       json={"items": [{"input": {"n": n}} for n in range(400)]}).raise_for_status()
@@ -46,7 +47,7 @@ def test_a_resumed_run_shows_its_own_rate_and_a_consistent_fraction(settings: Se
     second = service_process.start(settings, "progress_app")
     seen: list[dict[str, Any]] = []
     try:
-        with httpx.Client(base_url=second.url, timeout=30) as http:
+        with httpx.Client(headers=AUTH, base_url=second.url, timeout=30) as http:
             deadline = time.monotonic() + 30
             while len(seen) < 10:
                 assert time.monotonic() < deadline

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from cli_runner import evalledger
-from conftest import Service
+from conftest import AUTH, Service
 from test_bad_input import assert_problem
 from waiting import wait_finished
 
@@ -118,7 +118,7 @@ def test_a_rescore_killed_half_way_resumes_without_duplicates(settings: Any, tmp
 
     first = serve()
     try:
-        with httpx.Client(base_url=first.url, timeout=30) as http:
+        with httpx.Client(headers=AUTH, base_url=first.url, timeout=30) as http:
             dataset = http.post("/api/datasets", json={"name": "rescore crash"}).json()
             http.post(f"/api/datasets/{dataset['id']}/items/batch",
                       json={"items": [{"input": {"n": i}, "expectedOutput": {"n": i}} for i in range(1000)]}
@@ -144,7 +144,7 @@ def test_a_rescore_killed_half_way_resumes_without_duplicates(settings: Any, tmp
     assert 0 < len(before) < 1000
     second = serve()
     try:
-        with httpx.Client(base_url=second.url, timeout=30) as http:
+        with httpx.Client(headers=AUTH, base_url=second.url, timeout=30) as http:
             deadline = time.monotonic() + 90
             while (state := http.get(f"/api/datasets/runs/{derived['id']}").json())["status"] != "completed":
                 assert time.monotonic() < deadline, state

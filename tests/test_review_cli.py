@@ -6,7 +6,7 @@ import json
 
 import pytest
 from cli_runner import evalledger
-from conftest import Service
+from conftest import acting_for, Service
 from test_reviews import finished_run
 
 from evalledger.client import ApiError
@@ -39,9 +39,9 @@ def test_the_review_commands(service: Service) -> None:
     shown = evalledger("review", "show", run_id, items[0], "--json", url=service.url)
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
-    assert detail["review"]["actor"] == "dora" and detail["review"]["comment"] == "close enough"
+    assert detail["review"]["actor"] == acting_for("dora") and detail["review"]["comment"] == "close enough"
     assert [(h["scorerId"], h["score"], h["actor"]) for h in detail["scoreHistory"]] == [
-        ("exact-match", 0.0, "caller"), ("exact-match", 0.75, "dora"), ("tone", 0.5, "dora")]
+        ("exact-match", 0.0, "caller"), ("exact-match", 0.75, acting_for("dora")), ("tone", 0.5, acting_for("dora"))]
     table = evalledger("review", "show", run_id, items[0], url=service.url)
     assert table.returncode == 0 and "Paris." in table.stderr + table.stdout and "Lyon." in table.stderr + table.stdout
     queue = evalledger("review", "queue", run_id, url=service.url)

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from conftest import Service
+from conftest import acting_for, Service
 from test_bad_input import assert_problem
 
 
@@ -46,7 +46,7 @@ def test_a_review_overrides_a_score_everywhere_and_says_so(service: Service) -> 
     detail = answer.json()
     assert detail["scores"] == [{"scorerId": "exact-match", "score": 1.0, "reason": None, "error": None,
                                  "automaticScore": 0.0, "reviewed": True}]
-    assert detail["review"]["verdict"] == "pass" and detail["review"]["actor"] == "alice"
+    assert detail["review"]["verdict"] == "pass" and detail["review"]["actor"] == acting_for("alice")
     assert detail["review"]["comment"] == "Bern is the same city"
 
     after = http.get(f"/api/datasets/runs/{run_a}/analytics").json()["scorers"]["exact-match"]
@@ -73,8 +73,8 @@ def test_a_review_overrides_a_score_everywhere_and_says_so(service: Service) -> 
     assert second["review"]["verdict"] == "pass"  # not given: kept
     assert second["review"]["flagged"] is True and second["flagged"] is True
     history = [(h["source"], h["score"], h["actor"]) for h in second["scoreHistory"]]
-    assert history == [("automatic", 0.0, "caller"), ("review", 1.0, "alice"), ("review", 0.5, "bob")]
-    assert [r["actor"] for r in second["reviews"]] == ["alice", "bob"]
+    assert history == [("automatic", 0.0, "caller"), ("review", 1.0, acting_for("alice")), ("review", 0.5, acting_for("bob"))]
+    assert [r["actor"] for r in second["reviews"]] == [acting_for("alice"), acting_for("bob")]
     assert all(r["reason"] == "checked by hand" for r in second["reviews"])
     assert http.get(f"/api/datasets/runs/{run_a}/analytics").json()["scorers"]["exact-match"]["mean"] == 0.625
 

@@ -14,6 +14,7 @@ from service_process import ServiceProcess
 
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
+from conftest import AUTH
 
 
 def serve(settings: Settings, log: Path) -> ServiceProcess:
@@ -38,7 +39,7 @@ def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Setting
     log.touch()
     first = serve(settings, log)
     try:
-        with httpx.Client(base_url=first.url, timeout=30) as http:
+        with httpx.Client(headers=AUTH, base_url=first.url, timeout=30) as http:
             dataset = http.post("/api/datasets", json={"name": "crash"}).json()
             for start in range(0, 2000, 1000):
                 http.post(f"/api/datasets/{dataset['id']}/items/batch",
@@ -59,7 +60,7 @@ def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Setting
 
     second = serve(settings, log)
     try:
-        with httpx.Client(base_url=second.url, timeout=30) as http:
+        with httpx.Client(headers=AUTH, base_url=second.url, timeout=30) as http:
             deadline = time.monotonic() + 60
             while (state := http.get(f"/api/datasets/runs/{run['id']}").json())["status"] not in ("completed", "failed"):
                 assert time.monotonic() < deadline, state

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Service
+from conftest import AUTH, Service
 from waiting import wait_finished
 
 from evalledger import ApiError
@@ -287,7 +287,7 @@ def test_concurrent_submissions_are_all_recorded(service: Service) -> None:
     errors: list[BaseException] = []
 
     def submit(chunk: list[str]) -> None:
-        with httpx.Client(base_url=service.url) as http:
+        with httpx.Client(headers=AUTH, base_url=service.url) as http:
             for item_id in chunk:
                 response = http.post(f"/api/datasets/runs/{run['id']}/results",
                                      json={"results": [{"itemId": item_id, "output": item_id}]})
@@ -309,7 +309,7 @@ def test_progress_streams_as_server_sent_events(service: Service) -> None:
     dataset = dataset_with(service, "a", "b")
     run = start_run(service, dataset.id, target=registered("runs-echo"))
     wait_finished(service.client.http, run["id"])
-    with httpx.Client(base_url=service.url) as http, http.stream("GET", f"/api/datasets/runs/{run['id']}/stream") as s:
+    with httpx.Client(headers=AUTH, base_url=service.url) as http, http.stream("GET", f"/api/datasets/runs/{run['id']}/stream") as s:
         assert s.headers["content-type"].startswith("text/event-stream")
         text = "".join(s.iter_text())
     assert "event: finished" in text and '"status":"completed"' in text

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Service
+from conftest import AUTH, Service
 from waiting import wait_finished
 
 from evalledger.domain.errors import InvalidRequestError
@@ -75,7 +75,7 @@ def test_a_pathological_regex_and_cpu_bound_user_code_do_not_stall_writes(servic
     # BURN_SECONDS after their timeouts): each must answer promptly.
     slowest = 0.0
     writes = 0
-    with httpx.Client(base_url=service.url, timeout=60) as http:
+    with httpx.Client(headers=AUTH, base_url=service.url, timeout=60) as http:
         started = time.monotonic()
         while time.monotonic() - started < BURN_SECONDS + 1:
             before = time.monotonic()
@@ -106,7 +106,7 @@ def test_patterns_re2_cannot_run_are_refused_at_run_creation(service: Service) -
     dataset = service.client.create_dataset("safety-bad-regex")
     service.client.add_item(dataset.id, input=1)
     for pattern in (r"(a)\1", r"foo(?=bar)", r"(?<!x)y"):
-        response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json={
+        response = httpx.post(headers=AUTH, url=f"{service.url}/api/datasets/{dataset.id}/runs", json={
             "target": {"type": "registered", "name": "safety-a-run"},
             "scorers": [{"name": "regex", "options": {"pattern": pattern}}]})
         assert response.status_code == 422, response.text

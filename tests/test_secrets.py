@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_service, with_settings
+from conftest import AUTH, running_service, with_settings
 from json_endpoint import answer_json, serve, stop
 
 from evalledger.settings import Settings
@@ -64,7 +64,7 @@ def test_only_operator_named_secrets_can_be_used_and_refusals_reveal_nothing(
                     {"target": {"type": "http", "url": endpoint.url, "headersFromEnv": {"Authorization": name}}},
                 ]
                 for body in bodies:
-                    response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json=body)
+                    response = httpx.post(headers=AUTH, url=f"{service.url}/api/datasets/{dataset.id}/runs", json=body)
                     assert response.status_code == 422, response.text
                     assert response.headers["content-type"].startswith("application/problem+json")
                     details.setdefault(json.dumps(body).replace(name, "NAME"), set()).add(
@@ -83,7 +83,7 @@ def test_literal_credential_headers_are_refused_with_a_pointer_to_secrets(settin
         service.client.add_item(dataset.id, input={"q": 1})
         for header in ("Authorization", "proxy-authorization", "Cookie", "X-Api-Key", "X-Auth-Token",
                        "X-Client-Secret"):
-            response = httpx.post(f"{service.url}/api/datasets/{dataset.id}/runs", json={
+            response = httpx.post(headers=AUTH, url=f"{service.url}/api/datasets/{dataset.id}/runs", json={
                 "target": {"type": "http", "url": "http://127.0.0.1:18191/x", "headers": {header: "Bearer x"}}})
             assert response.status_code == 422, (header, response.text)
             assert "headersFromEnv" in response.json()["detail"] and "EVALLEDGER_SECRET_" in response.json()["detail"]
@@ -103,11 +103,11 @@ def test_a_secret_header_is_sent_but_never_shown_stored_or_logged(
                 "target": {"type": "http", "url": f"{endpoint.url}/agent", "headers": {"X-Team": "evals"},
                            "headersFromEnv": {"Authorization": "EVALLEDGER_SECRET_SECRETS_TEST_TOKEN"}}})
             deadline = time.monotonic() + 30
-            while (shown := httpx.get(f"{service.url}/api/datasets/runs/{run['id']}")).json()["status"] != "completed":
+            while (shown := httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/{run['id']}")).json()["status"] != "completed":
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            events = httpx.get(f"{service.url}/api/datasets/runs/{run['id']}/events").text
-            results = httpx.get(f"{service.url}/api/datasets/runs/{run['id']}/results").text
+            events = httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/{run['id']}/events").text
+            results = httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/{run['id']}/results").text
     finally:
         endpoint.close()
     [sent] = endpoint.headers

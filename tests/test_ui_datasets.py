@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Service, screenshot
+from conftest import Service, acting_for, screenshot
 from playwright.sync_api import Page, expect
 
 
@@ -39,7 +39,7 @@ def test_a_person_creates_searches_and_deletes_datasets(service: Service, page: 
     page.get_by_role("button", name="Cancel").click()
 
     # A valid form creates the dataset, recorded as the person named in the header bar.
-    page.get_by_label("Changes recorded as").fill("alice")
+    page.get_by_label("Changes made for").fill("alice")
     page.get_by_role("button", name="Save").click()
     page.get_by_role("button", name="New dataset").click()
     page.get_by_label("Name", exact=True).fill("with-schema")
@@ -50,7 +50,7 @@ def test_a_person_creates_searches_and_deletes_datasets(service: Service, page: 
     created = next(d for d in service.client.list_datasets().datasets if d.name == "with-schema")
     assert created.input_schema == {"type": "object", "required": ["question"]}
     events = service.client.list_events(created.id).events
-    assert events[0].actor == "alice"
+    assert events[0].actor == acting_for("alice")
 
     # Delete asks first; declining keeps the dataset.
     page.goto(service.url + "/datasets")

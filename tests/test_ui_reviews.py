@@ -4,7 +4,7 @@ flag), the output diff shown highlighted, and the flagged filter listing what wa
 
 from __future__ import annotations
 
-from conftest import Service, screenshot
+from conftest import Service, acting_for, screenshot
 from playwright.sync_api import Page, expect
 
 
@@ -71,7 +71,7 @@ def test_three_results_are_reviewed_with_the_keyboard(service: Service, page: Pa
         detail = client.request("GET", f"/api/datasets/runs/{run.id}/results/{item.id}")
         verdicts.append((detail["review"]["verdict"], detail["review"]["actor"], detail["flagged"],
                          len(detail["reviews"])))
-    assert verdicts == [("pass", "carol", False, 1), ("pass", "carol", True, 3), ("fail", "carol", False, 1)]
+    assert verdicts == [("pass", acting_for("carol"), False, 1), ("pass", acting_for("carol"), True, 3), ("fail", acting_for("carol"), False, 1)]
 
     # A comment typed into the field keeps its keys to itself.
     results.nth(1).get_by_placeholder("Comment").fill("check the unit pjfk")

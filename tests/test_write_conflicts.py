@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import httpx
-from conftest import Service, ServerThread
+from conftest import AUTH, Service, ServerThread
 from fastapi import FastAPI
 from service_process import running
 
@@ -45,7 +45,7 @@ def write_until_acknowledged(http: httpx.Client, path: str, body: dict[str, Any]
 
 def test_writers_in_two_processes_on_one_dataset_never_get_a_500_and_lose_nothing(settings: Settings) -> None:
     with running(settings) as first, running(settings) as second:
-        dataset = httpx.post(first.url + "/api/datasets", json={"name": "contended"}).json()
+        dataset = httpx.post(headers=AUTH, url=first.url + "/api/datasets", json={"name": "contended"}).json()
         path = f"/api/datasets/{dataset['id']}/items"
         acknowledged: list[dict[str, Any]] = []
         statuses: list[int] = []
@@ -59,7 +59,7 @@ def test_writers_in_two_processes_on_one_dataset_never_get_a_500_and_lose_nothin
             mine: list[int] = []
             try:
                 # One keep-alive connection per writer, half of them to each process.
-                with httpx.Client(base_url=(first, second)[k % 2].url, timeout=60) as http:
+                with httpx.Client(headers=AUTH, base_url=(first, second)[k % 2].url, timeout=60) as http:
                     barrier.wait(timeout=30)
                     for n in range(WRITES_EACH):
                         written = write_until_acknowledged(http, path, {"input": {"writer": k, "n": n}},
@@ -92,7 +92,7 @@ def test_writers_in_two_processes_on_one_dataset_never_get_a_500_and_lose_nothin
             items: list[dict[str, Any]] = []
             page = 0
             while True:
-                answer = httpx.get(service.url + path, params={"page": page, "perPage": 1000}).json()
+                answer = httpx.get(headers=AUTH, url=service.url + path, params={"page": page, "perPage": 1000}).json()
                 items += answer["items"]
                 if len(items) >= answer["pagination"]["total"]:
                     break
@@ -117,7 +117,7 @@ def test_an_unexpected_error_is_a_500_problem_and_the_connection_stays_usable(se
     server.start()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        conn.request("GET", "/boom")
+        conn.request("GET", "/boom", headers=AUTH)
         response = conn.getresponse()
         body = response.read()
         assert response.status == 500

@@ -141,6 +141,30 @@ class EventRecorder(PostgresApplicationRecorder):
             ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_project_notifications(self, project_id: UUID, *, start: int, limit: int, stop: int,
+                                     topics: Sequence[str] = ()) -> Sequence[Notification]:
+        """Notifications after `start` (up to `stop`) of one project's datasets and runs. Which
+        aggregates those are comes from the read models' `datasets` and `runs` tables."""
+        schema = Identifier(self.datastore.schema)
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{} e"
+            " WHERE notification_id > %(start)s AND notification_id <= %(stop)s"
+            " AND (%(topics)s::text[] = '{{}}' OR topic = ANY(%(topics)s))"
+            " AND (originator_id IN (SELECT dataset_id FROM {}.datasets WHERE project_id = %(project)s)"
+            "  OR originator_id IN (SELECT r.run_id FROM {}.runs r JOIN {}.datasets d USING (dataset_id)"
+            "   WHERE d.project_id = %(project)s))"
+            " ORDER BY notification_id LIMIT %(limit)s"
+        ).format(schema, Identifier(self.events_table_name), schema, schema, schema)
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+            curs.execute(statement, {"start": start, "stop": stop, "topics": list(topics), "project": project_id,
+                                     "limit": limit}, prepare=True)
+            return [
+                Notification(id=row["notification_id"], originator_id=row["originator_id"],
+                             originator_version=row["originator_version"], topic=row["topic"], state=row["state"])
+                for row in curs.fetchall()
+            ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
                       desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
         statement = self.select_events_statement

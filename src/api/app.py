@@ -9,10 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from evalledger import ui
-from evalledger.api import datasets, events, models, openapi, problems, reviews, runs, transfer
+from evalledger.api import access, datasets, events, models, openapi, problems, reviews, runs, transfer
 from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.api.routing import Route
+from evalledger.api.security import RateLimits, declare
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings
 
@@ -26,7 +27,11 @@ any two versions diffed field by field, and every change traced in `/events`.
 
 Errors are RFC 9457 problem details (`application/problem+json`). Lists page with
 `?page=0&perPage=10` and answer `{"<things>": [...], "pagination": {...}}`.
-Send `X-Actor` (and optionally `X-Change-Reason`) with writes to name who made them.
+Every route but `/health` needs an API key: `Authorization: Bearer <key>`. A key belongs to one
+project with a role (`reader`, `writer`, `admin`), or is an instance key that manages projects;
+each operation names the role it needs (`x-required-role`). The audit trail records the key's
+name and id as the actor of every change; `X-Actor` may add who the key acted for, and
+`X-Change-Reason` why.
 """
 
 
@@ -58,17 +63,20 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
         redoc_url=None,
     )
     app.state.ledger = ledger
+    app.state.rate_limits = RateLimits(settings.rate_limit)
     app.router.route_class = Route
     problems.install(app)
     openapi.install(app)
     # Runs first: /api/datasets/runs/{runId} must not be taken for a dataset id.
+    app.include_router(access.router)
     app.include_router(runs.build_router(settings.max_per_page))
     app.include_router(reviews.build_router(settings.max_per_page))
     app.include_router(transfer.build_router())
     app.include_router(events.build_router(settings.max_per_page))
     app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))
 
-    @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag")
+    @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag",
+             openapi_extra=declare("public"))
     def health(request: Request) -> dict[str, Any]:
         """`status` is `ok` while the service answers; `database` names the PostgreSQL it uses (no
         password); each read model tells how far it lags behind the event log."""

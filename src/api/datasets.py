@@ -11,6 +11,7 @@ from evalledger.api import models
 from evalledger.api.encoding import JSONBody
 from evalledger.api.paging import After, Page, pagination, per_page as per_page_param
 from evalledger.api.routing import Route
+from evalledger.api.security import Actor, PrincipalDep, declare
 from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
@@ -34,7 +35,6 @@ def ledger(request: Request) -> Ledger:
 
 
 LedgerDep = Annotated[Ledger, Depends(ledger)]
-Actor = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who makes the change (audit trail).")]
 Reason = Annotated[
     str | None, Header(alias="X-Change-Reason", max_length=2000, description="Why (audit trail).")
 ]
@@ -61,19 +61,21 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     # -- datasets ---------------------------------------------------------------------------
 
     @router.get("", response_model=models.DatasetList, summary="List datasets (newest first)")
-    def list_datasets(ledger: LedgerDep, page: Page = 0, per_page: PerPage = 10) -> Any:
-        """Datasets that are not deleted, newest first, a page at a time."""
-        rows, total = ledger.dataset_queries.list_datasets(page, per_page)
+    def list_datasets(ledger: LedgerDep, principal: PrincipalDep, page: Page = 0, per_page: PerPage = 10) -> Any:
+        """The key's project's datasets that are not deleted (an instance key: every project's), newest first,
+        a page at a time."""
+        rows, total = ledger.dataset_queries.list_datasets(page, per_page, principal.project_id)
         return {"datasets": rows, "pagination": pagination(total, page, per_page)}
 
     @router.post("", status_code=201, response_model=models.DatasetWritten, summary="Create a dataset (version 0)")
-    def create_dataset(body: models.DatasetCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+    def create_dataset(body: models.DatasetCreate, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
                        reason: Reason = None) -> Any:
-        """A new, empty dataset at version 0. `inputSchema` and `expectedOutputSchema` (JSON Schemas) are checked
-        against every item added later."""
+        """A new, empty dataset at version 0, in the key's project. `inputSchema` and `expectedOutputSchema` (JSON
+        Schemas) are checked against every item added later."""
         return ledger.dataset_use_cases.create_dataset(
             name=body.name, description=body.description, metadata=body.metadata, input_schema=body.input_schema,
-            expected_output_schema=body.expected_output_schema, actor=actor, reason=reason,
+            expected_output_schema=body.expected_output_schema,
+            project_id=ledger.access.project_of_slug(principal, body.project), actor=actor, reason=reason,
         )
 
     @router.get("/{dataset_id:uuid}", response_model=models.Dataset, summary="Get a dataset")
@@ -84,7 +86,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     @router.put("/{dataset_id:uuid}", response_model=models.DatasetWritten,
                 summary="Replace a dataset's details (does not change its version)")
     def replace_dataset(dataset_id: UUID, body: models.DatasetReplace, ledger: LedgerDep,
-                        actor: Actor = "anonymous", reason: Reason = None) -> Any:
+                        actor: Actor, reason: Reason = None) -> Any:
         """Sets every detail (name, description, metadata, schemas); those left out take their defaults. A new
         schema must hold for the current items (else 422)."""
         return ledger.dataset_use_cases.change_details(dataset_id, body.model_dump(by_alias=True), actor=actor,
@@ -93,14 +95,14 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     @router.patch("/{dataset_id:uuid}", response_model=models.DatasetWritten,
                   summary="Change some of a dataset's details (does not change its version)")
     def patch_dataset(dataset_id: UUID, body: models.DatasetPatch, ledger: LedgerDep,
-                      actor: Actor = "anonymous", reason: Reason = None) -> Any:
+                      actor: Actor, reason: Reason = None) -> Any:
         """Changes only the details given; `null` clears a schema. Details are not versioned: the version stays."""
         changes = body.model_dump(by_alias=True, include=body.model_fields_set)
         return ledger.dataset_use_cases.change_details(dataset_id, changes, actor=actor, reason=reason)
 
     @router.delete("/{dataset_id:uuid}", response_model=models.DatasetDeleted,
                    summary="Delete a dataset (its events stay in the store)")
-    def delete_dataset(dataset_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+    def delete_dataset(dataset_id: UUID, ledger: LedgerDep, actor: Actor,
                        reason: Reason = None) -> Any:
         """The dataset disappears from the API; its events stay in the store (see `/api/events`)."""
         return ledger.dataset_use_cases.delete_dataset(dataset_id, actor=actor, reason=reason)
@@ -137,7 +139,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
 
     @router.post("/{dataset_id:uuid}/items", status_code=201, response_model=models.ItemWritten,
                  summary="Add one item (one new version)")
-    def add_item(dataset_id: UUID, body: models.ItemCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+    def add_item(dataset_id: UUID, body: models.ItemCreate, ledger: LedgerDep, actor: Actor,
                  reason: Reason = None) -> Any:
         """Adds one item; the dataset moves to a new version, which the answer names with the stored item."""
         return ledger.dataset_use_cases.add_item(
@@ -148,7 +150,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     @router.post("/{dataset_id:uuid}/items/batch", status_code=201, response_model=models.ItemsWritten,
                  summary="Add many items (one new version for the whole batch)")
     def add_items(dataset_id: UUID, body: models.ItemsBatchCreate, ledger: LedgerDep,
-                  actor: Actor = "anonymous", reason: Reason = None) -> JSONBody:
+                  actor: Actor, reason: Reason = None) -> JSONBody:
         """Adds up to the batch limit of items at once, all in one new version; all or nothing."""
         check_batch(len(body.items))
         answer = ledger.dataset_use_cases.add_items(dataset_id, [new_item(item) for item in body.items], actor=actor,
@@ -158,7 +160,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     @router.delete("/{dataset_id:uuid}/items/batch", response_model=models.ItemsDeleted,
                    summary="Delete many items (one new version)")
     def delete_items(dataset_id: UUID, body: models.ItemsBatchDelete, ledger: LedgerDep,
-                     actor: Actor = "anonymous", reason: Reason = None) -> Any:
+                     actor: Actor, reason: Reason = None) -> Any:
         """Deletes the named items in one new version; the items stay readable at earlier versions."""
         check_batch(len(body.item_ids))
         return ledger.dataset_use_cases.delete_items(dataset_id, body.item_ids, actor=actor, reason=reason)
@@ -174,7 +176,7 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
     @router.patch("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.ItemWritten,
                   summary="Change some fields of an item (one new version, none if nothing changes)")
     def patch_item(dataset_id: UUID, item_id: UUID, body: models.ItemPatch, ledger: LedgerDep,
-                   actor: Actor = "anonymous", reason: Reason = None) -> Any:
+                   actor: Actor, reason: Reason = None) -> Any:
         """Changes only the fields given, in one new version; when nothing changes, no version is made (`changed:
         false`)."""
         fields = {name: getattr(body, name) for name in body.model_fields_set}
@@ -182,14 +184,15 @@ def build_router(max_per_page: int, max_batch_items: int) -> APIRouter:
 
     @router.delete("/{dataset_id:uuid}/items/{item_id:uuid}", response_model=models.ItemsDeleted,
                    summary="Delete an item (one new version)")
-    def delete_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+    def delete_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor,
                     reason: Reason = None) -> Any:
         """Deletes one item in a new version; it stays readable at earlier versions."""
         return ledger.dataset_use_cases.delete_items(dataset_id, [item_id], actor=actor, reason=reason)
 
     @router.delete("/{dataset_id:uuid}/items/{item_id:uuid}/purge", response_model=models.ItemPurged,
+                   openapi_extra=declare("admin"),
                    summary="Erase an item's content from every version, export and run result")
-    def purge_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+    def purge_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor,
                    reason: Reason = None) -> Any:
         """Crypto-shredding: the item's key is destroyed, so its content can no longer be
         read from any event, at any version, by the API, an export, a rebuild or a database

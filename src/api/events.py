@@ -12,6 +12,7 @@ from evalledger.api.encoding import JSONBody, through
 from evalledger.api.paging import MAX_POSITION, After, Page, pagination
 from evalledger.api.paging import per_page as per_page_param
 from evalledger.api.routing import Route
+from evalledger.api.security import PrincipalDep, declare
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.projections.datasets import DATASET_TOPICS
 from evalledger.projections.runs import RUN_TOPICS
@@ -49,13 +50,14 @@ def build_router(max_per_page: int) -> APIRouter:
                 summary="Every event of every dataset and run, in log order (poll with `after`)")
     def feed(
         ledger: LedgerDep,
+        principal: PrincipalDep,
         after: Annotated[int, Query(ge=0, le=MAX_POSITION,
                                     description="Position of the last event you have (0: from the start)")] = 0,
         limit: Annotated[int, Query(ge=1, le=max_per_page)] = 100,
         types: Annotated[list[str] | None, Query(alias="type", description="e.g. ItemsAdded, ResultsRecorded")] = None,
     ) -> JSONBody:
-        """Every event of every dataset and run in commit order, for consumers that follow the log: poll with
-        `after` set to the last `position` you have."""
+        """Every event of every dataset and run of the key's project (an instance key: of every project) in
+        commit order, for consumers that follow the log: poll with `after` set to the last `position` you have."""
         topics: list[str] = []
         for name in types or []:
             if name not in TOPICS_BY_TYPE:
@@ -63,8 +65,12 @@ def build_router(max_per_page: int) -> APIRouter:
             topics += TOPICS_BY_TYPE[name]
         recorder = ledger.datasets.recorder
         head = recorder.max_notification_id() or 0
-        notifications = recorder.select_notifications(start=after, limit=limit, stop=head, topics=topics,
-                                                      inclusive_of_start=False)
+        if principal.project_id is None:
+            notifications = recorder.select_notifications(start=after, limit=limit, stop=head, topics=topics,
+                                                          inclusive_of_start=False)
+        else:
+            notifications = recorder.select_project_notifications(
+                principal.project_id, start=after, limit=limit, stop=head, topics=topics)
         events: list[dict[str, Any]] = []
         for notification in notifications:
             event = ledger.datasets.mapper.to_domain_event(notification)
@@ -87,6 +93,7 @@ def build_router(max_per_page: int) -> APIRouter:
     @router.post("/api/projections/{name}/rebuild", response_model=models.RebuildReport,
                  responses={202: {"model": models.RebuildState, "description": "The rebuild runs in the background"}},
                  summary="Rebuild a read model from the log beside the live one, then switch over",
+                 openapi_extra=declare("instance"),
                  description="With `wait=false` the rebuild runs in the background: the answer (202) is its "
                              "state, and `GET /api/projections` shows how far it has come and how it ended. "
                              "A second rebuild of the same read model meanwhile is refused (409 rebuild-running).")

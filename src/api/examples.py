@@ -17,7 +17,13 @@ DATASET = {
     "id": DATASET_ID, "name": "capitals", "description": "Questions about capital cities",
     "metadata": {"owner": "qa"}, "inputSchema": None, "expectedOutputSchema": None,
     "version": 3, "itemCount": 120, "createdAt": CREATED, "updatedAt": UPDATED,
+    "projectId": "6c170edb-6062-5a94-b11f-ac4dad99292e",
 }
+PROJECT = {"id": "6c170edb-6062-5a94-b11f-ac4dad99292e", "name": "Support bot", "slug": "support-bot",
+           "createdAt": CREATED, "createdBy": "admin (key 3b9f0c52-8d4e-4f1a-9c7b-2e6d5a4f3c21)"}
+API_KEY = {"id": "a4e5f6b7-1c2d-4e3f-8a9b-0c1d2e3f4a5b", "projectId": PROJECT["id"], "name": "ci", "role": "writer",
+           "prefix": "elk_Zq3xP8wT", "createdAt": CREATED, "createdBy": PROJECT["createdBy"],
+           "lastUsedAt": UPDATED, "revokedAt": None, "revokedBy": None, "rotatedFrom": None}
 ITEM = {
     "id": ITEM_ID, "datasetId": DATASET_ID, "externalId": "q-17",
     "input": {"question": "What is the capital of France?"}, "expectedOutput": {"answer": "Paris"},
@@ -124,6 +130,13 @@ EXAMPLES: dict[str, Any] = {
     "RebuildReport": REBUILD_REPORT,
     "RebuildState": {"projection": "datasets", "state": "running", "startedAt": CREATED, "position": 2048,
                      "head": 5120, "finishedAt": None, "report": None, "error": None},
+    "Me": {"keyId": API_KEY["id"], "name": "ci", "role": "writer", "project": PROJECT,
+           "actor": "ci (key a4e5f6b7-1c2d-4e3f-8a9b-0c1d2e3f4a5b)"},
+    "Project": PROJECT,
+    "ProjectList": {"projects": [PROJECT]},
+    "ApiKey": API_KEY,
+    "ApiKeyList": {"keys": [API_KEY]},
+    "IssuedKey": {**API_KEY, "lastUsedAt": None, "secret": "elk_Zq3xP8wTnV2kL9mR4sY7uB1cD6fG0hJ5aE3iO8pQ2wX"},
     "ResultDetail": {
         **RESULT,
         "automaticScores": [{"scorerId": "exact-match", "score": 0.0, "reason": None, "error": None}],

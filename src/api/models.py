@@ -48,7 +48,7 @@ Name = Field(min_length=1, max_length=200)
 ExternalId = Field(default=None, min_length=1, max_length=256)
 
 
-class DatasetCreate(WireModel):
+class DatasetDetails(WireModel):
     name: str = Name
     description: str = Field(default="", max_length=10_000)
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
@@ -56,7 +56,14 @@ class DatasetCreate(WireModel):
     expected_output_schema: dict[str, JSONValue] | None = None
 
 
-class DatasetReplace(DatasetCreate):
+class DatasetCreate(DatasetDetails):
+    project: str | None = Field(
+        default=None, max_length=63,
+        description="The project's slug. A project key creates in its own project (naming another is refused); "
+                    "an instance key may name any project (default: `default`).")
+
+
+class DatasetReplace(DatasetDetails):
     """PUT: every detail is set; those left out take their defaults."""
 
 
@@ -144,6 +151,7 @@ class Dataset(ResponseModel):
     item_count: int
     created_at: datetime
     updated_at: datetime
+    project_id: UUID = Field(description="The project the dataset and its runs belong to.")
 
 
 class DatasetList(ResponseModel):
@@ -715,3 +723,63 @@ class RescoreCreate(WireModel):
     max_concurrency: Int | None = Field(default=None, ge=1, le=256, description="Default: the source run's.")
     item_timeout_ms: Int | None = Field(default=None, ge=1, le=3_600_000, description="Default: the source run's.")
     max_retries: Int | None = Field(default=None, ge=0, le=10, description="Default: the source run's.")
+
+
+# -- projects and keys ---------------------------------------------------------------------
+
+Slug = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+             description="Lowercase letters, digits and inner hyphens; the project's name in URLs.")
+Role = Literal["reader", "writer", "admin"]
+
+
+class ProjectCreate(WireModel):
+    name: str = Name
+    slug: str = Slug
+
+
+class Project(ResponseModel):
+    id: UUID
+    name: str
+    slug: str
+    created_at: datetime | None = Field(description="null for the default project, which always exists.")
+    created_by: str | None
+
+
+class ProjectList(ResponseModel):
+    projects: list[Project]
+
+
+class KeyCreate(WireModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w][\w .@:+-]{0,99}$",
+                      description="What the key is for (shown in lists and recorded as the actor of its changes).")
+    role: Role
+
+
+class ApiKey(ResponseModel):
+    id: UUID
+    project_id: UUID | None = Field(description="null for an instance key.")
+    name: str
+    role: Role
+    prefix: str = Field(description="The secret's first characters, to recognise it.")
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None
+    revoked_by: str | None
+    rotated_from: UUID | None
+
+
+class IssuedKey(ApiKey):
+    secret: str = Field(description="The key itself. Shown this once: only a hash of it is stored.")
+
+
+class ApiKeyList(ResponseModel):
+    keys: list[ApiKey]
+
+
+class Me(ResponseModel):
+    key_id: UUID | None = Field(description="null for the key set by EVALLEDGER_ADMIN_KEY.")
+    name: str
+    role: Role
+    project: Project | None = Field(description="null for an instance key (it sees every project).")
+    actor: str = Field(description="What the audit trail records for this key's changes.")

@@ -2,7 +2,8 @@
 served as `application/problem+json` (FastAPI would declare them `application/json`, and
 its own 422 schema, which this service never sends), every operation may answer 400
 (an unknown or invalid query parameter) and 413 (a body over the limit), and each JSON answer
-shows an example (examples.py)."""
+shows an example (examples.py). Every operation but the public ones needs the bearer key
+and names the role it needs (`x-required-role`: reader, writer, admin or instance)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from evalledger.api.examples import EXAMPLES
+from evalledger.api.security import ROLE_KEY, required_role
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 ALWAYS = {
@@ -31,12 +33,31 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+SECURED = {
+    "401": "No API key, or an unknown or revoked one",
+    "403": "The key's role does not allow this",
+    "429": "The key sent more requests than its limit (see `Retry-After`)",
+}
+
+
 def as_served(schema: dict[str, Any]) -> dict[str, Any]:
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "An API key: `Authorization: Bearer elk_...`."}}
+    schema["security"] = [{"bearer": []}]
     for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for status, description in ALWAYS.items():
                 responses.setdefault(status, {"description": description})
+            role = required_role({method.upper()}, operation)
+            if role == "public":
+                operation["security"] = []
+                operation.pop(ROLE_KEY, None)
+            else:
+                operation[ROLE_KEY] = role
+                for status, description in SECURED.items():
+                    responses.setdefault(status, {"description": description})
             for status, response in responses.items():
                 if int(status) >= 400:
                     response["content"] = {"application/problem+json": {"schema": PROBLEM_REF}}

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evalledger.api.encoding import JSONBody
+from evalledger.domain.access import ForbiddenError, NotAuthenticatedError, RateLimitedError
 from evalledger.domain.errors import (
     ConflictError,
     DomainError,
@@ -29,12 +30,15 @@ PROBLEM_BASE = "https://evalledger.dev/problems/"
 
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -65,6 +69,12 @@ def problem(status: int, type_: str, detail: str, *, retry_after: int | None = N
 
 
 def status_for(error: DomainError) -> int:
+    if isinstance(error, NotAuthenticatedError):
+        return 401
+    if isinstance(error, ForbiddenError):
+        return 403
+    if isinstance(error, RateLimitedError):
+        return 429
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, ConflictError):
@@ -97,8 +107,11 @@ def _methods_at(routes: list[Any], path: str) -> Iterator[str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONBody:
-        retry_after = error.retry_after if isinstance(error, UnavailableError) else None
-        return problem(status_for(error), error.problem_type, error.detail, retry_after=retry_after, **error.extra)
+        retry_after = error.retry_after if isinstance(error, (UnavailableError, RateLimitedError)) else None
+        answer = problem(status_for(error), error.problem_type, error.detail, retry_after=retry_after, **error.extra)
+        if isinstance(error, NotAuthenticatedError):
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="evalledger"'
+        return answer
 
     for kind in DATABASE_UNAVAILABLE:
         app.add_exception_handler(kind, database_unavailable)

@@ -24,7 +24,7 @@ def get_result(run_id: UUID, item_id: UUID, ledger: LedgerDep, repetition: Repet
 
 
 def review_result(run_id: UUID, item_id: UUID, body: models.ReviewCreate, ledger: LedgerDep,
-                  actor: Actor = "anonymous", reason: Reason = None) -> Any:
+                  actor: Actor, reason: Reason = None) -> Any:
     """Records a review of a finished run's result: a verdict, scores overriding the automatic ones, scores on
     criteria of your own, a comment, a follow-up flag. Only what is given changes; later reviews supersede earlier
     ones and every review stays in the result's history. Analytics and comparisons use the reviewed scores."""
@@ -33,7 +33,7 @@ def review_result(run_id: UUID, item_id: UUID, body: models.ReviewCreate, ledger
         criteria=body.criteria, comment=body.comment, flagged=body.flagged, actor=actor, reason=reason)
 
 
-def rescore_run(run_id: UUID, body: models.RescoreCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+def rescore_run(run_id: UUID, body: models.RescoreCreate, ledger: LedgerDep, actor: Actor,
                 reason: Reason = None) -> Any:
     """Applies scorers to a finished run's stored outputs without calling its target: a derived run (same dataset
     version and repetitions, `metadata.rescoredFrom` names the source) that runs, shows progress and resumes after

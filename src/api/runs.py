@@ -14,6 +14,7 @@ from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import JSONBody, dumps
 from evalledger.api.paging import Page, pagination, per_page as per_page_param
 from evalledger.api.routing import Route
+from evalledger.api.security import PrincipalDep, declare
 from evalledger.analysis.comparison import CompareOptions, Threshold
 from evalledger.domain.runs import FINISHED, RunSettings
 from evalledger.execution.scorers import describe_builtin_scorers
@@ -57,7 +58,7 @@ def build_router(max_per_page: int) -> APIRouter:
 
     @router.post("/api/datasets/runs/{run_id:uuid}/cancel", response_model=models.Run,
                  summary="Cancel: stop new work now, keep what finished")
-    def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous", reason: Reason = None) -> Any:
+    def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor, reason: Reason = None) -> Any:
         """Stops starting new work at once; results already recorded stay. Cancelling a finished run is refused
         (409)."""
         return ledger.run_service.cancel_run(run_id, actor=actor, reason=reason)
@@ -95,7 +96,7 @@ def build_router(max_per_page: int) -> APIRouter:
 
     @router.post("/api/datasets/runs/{run_id:uuid}/finalize", response_model=models.Run,
                  summary="Caller-driven runs: finish, counting succeeded / failed / skipped")
-    def finalize_run(run_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous") -> Any:
+    def finalize_run(run_id: UUID, ledger: LedgerDep, actor: Actor) -> Any:
         """For caller-driven runs: ends the run, counting succeeded, failed and skipped (never submitted) items."""
         return ledger.run_service.finalize_run(run_id, actor=actor)
 
@@ -108,7 +109,7 @@ def build_router(max_per_page: int) -> APIRouter:
 
     @router.post("/api/datasets/{dataset_id:uuid}/runs", status_code=202, response_model=models.Run,
                  summary="Start a run on a pinned dataset version (without a target: caller-driven)")
-    def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, actor: Actor = "anonymous",
+    def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, actor: Actor,
                    reason: Reason = None) -> Any:
         """Starts a run over a pinned dataset version: each item goes to the target and its output to the
         scorers. Without a target the run is caller-driven: you submit the results. With your own `runId`,
@@ -148,10 +149,13 @@ def build_router(max_per_page: int) -> APIRouter:
         return ledger.run_queries.analytics(run_id, threshold=threshold, group_by=path, item_limit=item_limit)
 
     @router.post("/api/datasets/compare", response_model=models.Comparison | models.MultiComparison,
-                 summary="Compare a candidate run (or several) with a baseline: per scorer, with significance")
-    def compare_runs(body: models.CompareRequest, ledger: LedgerDep) -> Any:
+                 summary="Compare a candidate run (or several) with a baseline: per scorer, with significance",
+                 openapi_extra=declare("reader"))
+    def compare_runs(body: models.CompareRequest, ledger: LedgerDep, principal: PrincipalDep) -> Any:
         """Compares a candidate run (`runIdB`) or several (`candidates`) with a baseline run item by item, per
-        scorer, with a significance test, and says whether anything regressed."""
+        scorer, with a significance test, and says whether anything regressed. The runs must be of one
+        project."""
+        ledger.scope.runs_of_one_project(principal, [body.run_id_a, body.run_id_b, *(body.candidates or [])])
         options = CompareOptions(
             thresholds={k: Threshold(v.value, v.direction) for k, v in body.thresholds.items()},
             alpha=body.alpha,

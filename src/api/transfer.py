@@ -16,6 +16,7 @@ from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import through
 from evalledger.api.routing import Route
+from evalledger.api.security import PrincipalDep
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import declared_scorer_ids
 from evalledger.service_layer.transfer import column_roles, import_file
@@ -103,6 +104,7 @@ def build_router() -> APIRouter:
         dataset_id: UUID,
         request: Request,
         ledger: LedgerDep,
+        actor: Actor,
         file_format: Annotated[Literal["csv", "json", "jsonl"] | None, Query(alias="format")] = None,
         mode: Annotated[Literal["append", "upsert", "replace"], Query()] = "append",
         dry_run: Annotated[bool, Query(alias="dryRun")] = False,
@@ -110,7 +112,6 @@ def build_router() -> APIRouter:
         mapping: Annotated[list[str] | None, Query(alias="map", description="column=role")] = None,
         filename: Annotated[str | None, Query(max_length=1000, description="The file's name (its extension "
                                                                            "tells the format)")] = None,
-        actor: Actor = "anonymous",
         reason: Reason = None,
     ) -> Response:
         """Validates every row, then writes the valid items as one new version (or only checks them with
@@ -166,7 +167,7 @@ def build_router() -> APIRouter:
 
     @router.post("/api/datasets/{dataset_id:uuid}/duplicate", status_code=201, response_model=models.DatasetWritten,
                  summary="A new dataset with a version's items (one version), recording their origin")
-    def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor: Actor = "anonymous",
+    def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor: Actor,
                   reason: Reason = None) -> Any:
         """A new dataset with the details and the items of a version of this one; each item records where it came
         from."""
@@ -175,17 +176,19 @@ def build_router() -> APIRouter:
 
     @router.post("/api/datasets/{dataset_id:uuid}/items/{item_id:uuid}/duplicate", status_code=201,
                  response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
-    def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor = "anonymous",
+    def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor,
                        reason: Reason = None) -> Any:
         """A copy of one item in the same dataset (without its externalId), in a new version."""
         return ledger.dataset_use_cases.duplicate_item(dataset_id, item_id, actor=actor, reason=reason)
 
     @router.post("/api/datasets/{dataset_id:uuid}/items/copy", status_code=201, response_model=models.ItemsWritten,
                  summary="Copy selected items into another dataset (one version there)")
-    def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, actor: Actor = "anonymous",
+    def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
                    reason: Reason = None) -> Any:
-        """Copies the named items of a version into another dataset, in one new version there; each copy records
-        its origin."""
+        """Copies the named items of a version into another dataset of the same project, in one new version there;
+        each copy records its origin."""
+        if ledger.scope.dataset(principal, body.target_dataset_id) != ledger.scope.dataset(principal, dataset_id):
+            raise InvalidRequestError("items are copied within a project; the target dataset is in another one")
         answer = ledger.dataset_use_cases.copy_items(
             dataset_id, target_dataset_id=body.target_dataset_id, item_ids=body.item_ids, version=body.version,
             on_conflict=body.on_conflict, actor=actor, reason=reason,
@@ -194,9 +197,11 @@ def build_router() -> APIRouter:
 
     @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
                  summary="A new dataset from selected items of another")
-    def from_items(body: FromItemsRequest, ledger: LedgerDep, actor: Actor = "anonymous",
+    def from_items(body: FromItemsRequest, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
                    reason: Reason = None) -> Any:
-        """A new dataset holding copies of the named items of another dataset's version."""
+        """A new dataset (in the source's project) holding copies of the named items of another dataset's
+        version."""
+        ledger.scope.dataset(principal, body.source_dataset_id)
         return ledger.dataset_use_cases.dataset_from_items(
             name=body.name, source_dataset_id=body.source_dataset_id, item_ids=body.item_ids, version=body.version,
             actor=actor, reason=reason,

@@ -35,6 +35,15 @@ class Who:
 who = Who()
 
 
+def auth_headers(url: str) -> dict[str, str]:
+    """The API key header for `url` (EVALLEDGER_API_KEY, or the first-start key file for a
+    service on this machine), as the Python client finds it."""
+    from evalledger.client import find_api_key
+
+    key = find_api_key(url)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 @cli.callback()
 def main_options(
     actor: Annotated[str | None, typer.Option(envvar="EVALLEDGER_ACTOR",
@@ -61,8 +70,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answe
 
 
 def settings_for(database_url: str | None, data_dir: Path, **overrides: object) -> Settings:
+    import os
+
     base = Settings.from_env()
     fields = {**base.__dict__, "database_url": database_url, "embedded_data_dir": data_dir, **overrides}
+    if not os.environ.get("EVALLEDGER_KEY_FILE"):  # the first-start key lives beside the data
+        fields["key_file"] = overrides.get("key_file", Path(data_dir).parent / "admin.key")
     return Settings(**fields)
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from evalledger.cli.common import (
+    auth_headers,
     DEFAULT_URL,
     AsJson,
     ServiceUrl,
@@ -227,7 +228,7 @@ def import_file(
                     yield chunk
 
         response = httpx.post(f"{url}/api/datasets/{dataset}/items/import", params=params, content=chunks(),
-                              headers={"Content-Length": str(size), **who.headers()}, timeout=None)
+                              headers={"Content-Length": str(size), **who.headers(), **auth_headers(url)}, timeout=None)
     body = response.json()
     _show_warnings(body.get("warnings") or [])
     if response.status_code >= 400:
@@ -263,7 +264,7 @@ def download(url: str, params: dict[str, Any], output: Path, what: str) -> Any:
     import httpx
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-    with httpx.stream("GET", url, params=params, timeout=None) as response:
+    with httpx.stream("GET", url, params=params, timeout=None, headers=auth_headers(url)) as response:
         if response.status_code >= 400:
             response.read()
             console.print(f"[bold red]{what} refused:[/] {explain(response.json())}")

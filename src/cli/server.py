@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from evalledger.cli.common import (
+    auth_headers,
     DEFAULT_DATA_DIR,
     DataDir,
     DatabaseUrl,
@@ -60,7 +61,7 @@ def serve(
         http_allowlist=base.http_allowlist + tuple(allow_http or ()),
         run_worker=base.run_worker and worker,
     )
-    ledger = started_ledger(settings, lambda ledger: ledger.start())
+    ledger = started_ledger(settings, lambda ledger: refuse_public_without_keys(ledger, host) or ledger.start())
     console.print(f"evalledger on http://{host}:{port} (database {ledger.connection.describe()}); "
                   f"API docs at http://{host}:{port}/docs")
     try:
@@ -94,6 +95,27 @@ def started_ledger(settings: Settings, start: Any) -> Any:
         ledger.close()
         fail_database(DatabaseUnavailableError(f"PostgreSQL refused the service's connections: {error}"))
     return ledger
+
+
+def refuse_public_without_keys(ledger: Any, host: str) -> None:
+    """A service reachable from other machines must not start without any key."""
+    if not is_loopback(host) and ledger.settings.admin_key is None and not ledger.access.has_keys():
+        ledger.close()
+        console.print(f"[bold red]Refusing to serve on {host}:[/] no API key is configured, and this address is "
+                      "reachable from other machines. Set EVALLEDGER_ADMIN_KEY (32 characters or more), or start "
+                      "once on 127.0.0.1 to make the first key.")
+        raise typer.Exit(code=2)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @cli.command()
@@ -187,7 +209,8 @@ def projections_rebuild(
     names = [name] if name else ["datasets", "runs"]
     if url:
         for each in names:
-            response = httpx.post(f"{url}/api/projections/{each}/rebuild", params={"wait": "false"}, timeout=60)
+            response = httpx.post(f"{url}/api/projections/{each}/rebuild", params={"wait": "false"}, timeout=60,
+                                  headers=auth_headers(url))
             if response.status_code >= 400:
                 console.print(f"[bold red]Rebuild refused:[/] {response.json().get('detail')}")
                 raise typer.Exit(code=1)
@@ -195,7 +218,7 @@ def projections_rebuild(
                 task = bar.add_task(each, total=None, at="…")
                 while True:
                     time.sleep(0.2)
-                    listed = httpx.get(f"{url}/api/projections", timeout=60).json()["projections"]
+                    listed = httpx.get(f"{url}/api/projections", timeout=60, headers=auth_headers(url)).json()["projections"]
                     state = next(p for p in listed if p["name"] == each)["rebuild"]
                     if state["head"]:
                         bar.update(task, completed=state["position"], total=state["head"],

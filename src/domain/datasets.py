@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
+from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.content import PURGED_CONTENT, ItemContent, decode_content, encode_content
 from evalledger.domain.errors import (
     DatasetNotFoundError,
@@ -87,6 +88,12 @@ def _item_from_entry(entry: dict[str, JSON]) -> Item:
                 source=entry.get("source"))
 
 
+def project_of(project_id: str | None) -> UUID:
+    """A dataset's project: the recorded one, or the default project for datasets created
+    before projects existed."""
+    return DEFAULT_PROJECT_ID if project_id is None else UUID(project_id)
+
+
 class Dataset(Aggregate):
     # Every event class states its version (`class_version`). Version 1 of the first
     # six predates the audit log: it had no `actor` and `reason`, and is upcast to
@@ -102,12 +109,19 @@ class Dataset(Aggregate):
             state.setdefault("reason", None)
 
     class Created(Event, Aggregate.Created):
-        class_version = 2
+        class_version = 3
         name: str
         description: str
         metadata: dict[str, JSON]
         input_schema: dict[str, JSON] | None
         expected_output_schema: dict[str, JSON] | None
+        # The project the dataset (and its runs) belongs to. Version 2 predates projects:
+        # such datasets belong to the default project (`project_of`).
+        project_id: str | None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, JSON]) -> None:
+            state.setdefault("project_id", None)
 
 
     class DetailsChanged(Event):
@@ -194,7 +208,9 @@ class Dataset(Aggregate):
         metadata: dict[str, JSON],
         input_schema: dict[str, JSON] | None,
         expected_output_schema: dict[str, JSON] | None,
+        project_id: str | None,
     ) -> None:
+        self.project_id = project_of(project_id)
         self.name = name
         self.description = description
         self.metadata = metadata
@@ -217,12 +233,14 @@ class Dataset(Aggregate):
         input_schema: dict[str, JSON] | None = None,
         expected_output_schema: dict[str, JSON] | None = None,
         dataset_id: UUID | None = None,
+        project_id: UUID | None = None,
         actor: str = "anonymous",
         reason: str | None = None,
     ) -> Dataset:
         return cls._create(
             cls.Created,
             id=dataset_id or uuid4(),
+            project_id=str(project_id or DEFAULT_PROJECT_ID),
             name=name,
             description=description,
             metadata=metadata or {},

@@ -46,6 +46,7 @@ def dataset_wire(row: dict[str, Any]) -> dict[str, Any]:
         "itemCount": row["item_count"],
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
+        "projectId": row["project_id"],
     }
 
 
@@ -136,22 +137,32 @@ class DatasetQueries:
 
     # -- datasets -------------------------------------------------------------------------
 
-    def list_datasets(self, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+    def list_datasets(self, page: int, per_page: int, project_id: UUID | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Datasets not deleted, newest first: a project's, or (None) every project's."""
         rows = self._fetch(
             SQL(
                 "SELECT *, count(*) OVER () AS total FROM {} WHERE deleted_at IS NULL"
-                " ORDER BY created_at DESC, dataset_id LIMIT %s OFFSET %s"
+                " AND (%(project)s::uuid IS NULL OR project_id = %(project)s)"
+                " ORDER BY created_at DESC, dataset_id LIMIT %(n)s OFFSET %(o)s"
             ).format(self._datasets),
-            (per_page, page * per_page),
+            {"project": project_id, "n": per_page, "o": page * per_page},
         )
         if rows:
             return [dataset_wire(r) for r in rows], rows[0]["total"]
-        return [], self.count_datasets()
+        return [], self.count_datasets(project_id)
 
-    def count_datasets(self) -> int:
+    def count_datasets(self, project_id: UUID | None = None) -> int:
         return self._fetch(
-            SQL("SELECT count(*) AS n FROM {} WHERE deleted_at IS NULL").format(self._datasets)
+            SQL("SELECT count(*) AS n FROM {} WHERE deleted_at IS NULL"
+                " AND (%(project)s::uuid IS NULL OR project_id = %(project)s)").format(self._datasets),
+            {"project": project_id},
         )[0]["n"]
+
+    def project_of_dataset(self, dataset_id: UUID) -> UUID | None:
+        """The project a dataset belongs to (deleted or not); None for an unknown id."""
+        rows = self._fetch(SQL("SELECT project_id FROM {} WHERE dataset_id = %s").format(self._datasets),
+                           (dataset_id,))
+        return rows[0]["project_id"] if rows else None
 
     def dataset_row(self, dataset_id: UUID) -> dict[str, Any]:
         rows = self._fetch(
@@ -430,7 +441,7 @@ class DatasetQueries:
 
 
     def list_datasets_overview(
-        self, *, search: str | None, page: int, per_page: int
+        self, *, search: str | None, page: int, per_page: int, project_id: UUID | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         """Datasets for an overview (newest first, optionally those whose name holds `search`,
         case-insensitively), each with who made its latest version."""
@@ -440,9 +451,11 @@ class DatasetQueries:
                 " FROM {datasets} d LEFT JOIN LATERAL (SELECT actor FROM {versions} x"
                 "  WHERE x.dataset_id = d.dataset_id ORDER BY x.version DESC LIMIT 1) v ON true"
                 " WHERE d.deleted_at IS NULL AND (%(s)s::text IS NULL OR d.name ILIKE %(p)s)"
+                " AND (%(project)s::uuid IS NULL OR d.project_id = %(project)s)"
                 " ORDER BY d.created_at DESC, d.dataset_id LIMIT %(n)s OFFSET %(o)s"
             ).format(datasets=self._datasets, versions=self._versions),
-            {"s": search, "p": like_pattern(search or ""), "n": per_page, "o": page * per_page},
+            {"s": search, "p": like_pattern(search or ""), "n": per_page, "o": page * per_page,
+             "project": project_id},
         )
         total = rows[0]["total"] if rows else 0
         return [{**dataset_wire(r), "lastActor": r["last_actor"]} for r in rows], total

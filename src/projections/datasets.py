@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 from psycopg import Cursor
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 from psycopg.types.json import Jsonb
 
 from evalledger.domain.content import decode_content
-from evalledger.domain.datasets import Dataset
+from evalledger.domain.access import DEFAULT_PROJECT_ID
+from evalledger.domain.datasets import Dataset, project_of
 from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_json, copy_text, copy_time
 from evalledger.projections.view import BatchingView, Handler, one_at_a_time
 
@@ -214,6 +215,13 @@ class DatasetsView(BatchingView):
                 " updated_at timestamptz NOT NULL,"
                 " deleted_at timestamptz)"
             ).format(t("datasets")),
+            # The dataset's project; rows of datasets from before projects hold the default one.
+            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS project_id uuid NOT NULL DEFAULT {}").format(
+                t("datasets"), Literal(str(DEFAULT_PROJECT_ID))),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS datasets_project_idx ON {} (project_id, created_at DESC, dataset_id)"
+                " WHERE deleted_at IS NULL"
+            ).format(t("datasets")),
             SQL(
                 "CREATE INDEX IF NOT EXISTS datasets_live_idx ON {} (created_at DESC, dataset_id)"
                 " WHERE deleted_at IS NULL"
@@ -280,8 +288,8 @@ class DatasetsView(BatchingView):
             SQL(
                 "WITH d AS (INSERT INTO {} (dataset_id, name, description, metadata, input_schema,"
                 " expected_output_schema, version, item_count, next_seq, aggregate_version,"
-                " created_at, updated_at) VALUES (%(id)s, %(name)s, %(description)s, %(metadata)s,"
-                " %(input_schema)s, %(output_schema)s, 0, 0, 0, %(av)s, %(ts)s, %(ts)s))"
+                " created_at, updated_at, project_id) VALUES (%(id)s, %(name)s, %(description)s, %(metadata)s,"
+                " %(input_schema)s, %(output_schema)s, 0, 0, 0, %(av)s, %(ts)s, %(ts)s, %(project)s))"
                 " INSERT INTO {} (dataset_id, version, aggregate_version, created_at, added, updated,"
                 " removed, item_count, actor, reason)"
                 " VALUES (%(id)s, 0, %(av)s, %(ts)s, 0, 0, 0, 0, %(actor)s, %(reason)s)"
@@ -289,6 +297,7 @@ class DatasetsView(BatchingView):
             [
                 {
                     "id": e.originator_id,
+                    "project": project_of(e.project_id),
                     "name": e.name,
                     "description": e.description,
                     "metadata": Jsonb(e.metadata),

@@ -20,7 +20,7 @@ from psycopg import Cursor
 from psycopg.sql import SQL
 
 from evalledger.domain.content import Sealed
-from evalledger.domain.datasets import Dataset
+from evalledger.domain.datasets import Dataset, project_of
 from evalledger.projections.bulk import (
     NULL,
     BulkLoad,
@@ -34,7 +34,7 @@ from evalledger.projections.bulk import (
 from evalledger.projections.datasets import _DETAIL_COLUMNS, NO_CONTENT, REVISION_COLUMNS, revision_head, revision_line
 
 _DATASET_COLUMNS = ("dataset_id", "name", "description", "metadata", "input_schema", "expected_output_schema",
-                    "version", "item_count", "next_seq", "aggregate_version", "created_at", "updated_at", "deleted_at")
+                    "version", "item_count", "next_seq", "aggregate_version", "created_at", "updated_at", "deleted_at", "project_id")
 _VERSION_COLUMNS = ("dataset_id", "version", "aggregate_version", "created_at", "added", "updated", "removed",
                     "item_count", "actor", "reason")
 
@@ -101,7 +101,7 @@ class DatasetsBulkLoad(BulkLoad):
             "input_schema": copy_json(e.input_schema),
             "expected_output_schema": copy_json(e.expected_output_schema),
             "aggregate_version": copy_int(e.originator_version), "created_at": ts, "updated_at": ts,
-            "deleted_at": NULL,
+            "deleted_at": NULL, "project_id": copy_id(project_of(e.project_id)),
         })
         dataset.version_row = {"version": 0, "aggregate_version": e.originator_version, "created_at": ts,
                                "added": 0, "updated": 0, "removed": 0, "item_count": 0,
@@ -267,7 +267,7 @@ class DatasetsBulkLoad(BulkLoad):
                 dataset.id_bytes, c["name"], c["description"], c["metadata"], c["input_schema"],
                 c["expected_output_schema"], b"%d" % dataset.version, b"%d" % dataset.item_count,
                 b"%d" % dataset.next_seq, c["aggregate_version"], c["created_at"], c["updated_at"],
-                c["deleted_at"])) + b"\n")
+                c["deleted_at"], c["project_id"])) + b"\n")
         for out in (self.items_out, self.versions_out, datasets_out):
             out.flush()
         items = self.view.table("dataset_items")

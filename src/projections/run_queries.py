@@ -208,6 +208,13 @@ class RunQueries:
             curs.execute(query, params, prepare=True)
             return curs.fetchall()
 
+    def project_of_run(self, run_id: UUID) -> UUID | None:
+        """The project a run belongs to (its dataset's); None for an unknown run."""
+        rows = self._fetch(SQL("SELECT d.project_id FROM {} r JOIN {}.datasets d USING (dataset_id)"
+                               " WHERE r.run_id = %s").format(self._runs, Identifier(self.datastore.schema)),
+                           (run_id,))
+        return rows[0]["project_id"] if rows else None
+
     def run_row(self, run_id: UUID) -> dict[str, Any]:
         rows = self._fetch(SQL("SELECT * FROM {} WHERE run_id = %s").format(self._runs), (run_id,))
         if not rows:
@@ -380,22 +387,27 @@ class RunQueries:
     # -- for the web UI ----------------------------------------------------------------------
 
     def recent_runs(self, page: int, per_page: int, dataset_id: UUID | None = None,
-                    status: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Runs newest first, across datasets (or of one), each with its dataset's name."""
+                    status: str | None = None, project_id: UUID | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Runs newest first, across datasets (of one project, or all) or of one dataset, each
+        with its dataset's name."""
         rows = self._fetch(
             SQL(
                 "SELECT r.*, d.name AS dataset_name, count(*) OVER () AS total FROM {runs} r"
                 " LEFT JOIN {datasets} d ON d.dataset_id = r.dataset_id"
                 " WHERE (%(d)s::uuid IS NULL OR r.dataset_id = %(d)s)"
                 " AND (%(status)s::text IS NULL OR r.status = %(status)s)"
+                " AND (%(project)s::uuid IS NULL OR d.project_id = %(project)s)"
                 " ORDER BY r.created_at DESC, r.run_id LIMIT %(limit)s OFFSET %(offset)s"
             ).format(runs=self._runs, datasets=SQL("{}.datasets").format(Identifier(self.datastore.schema))),
-            {"d": dataset_id, "status": status, "limit": per_page, "offset": page * per_page},
+            {"d": dataset_id, "status": status, "limit": per_page, "offset": page * per_page, "project": project_id},
         )
         total = rows[0]["total"] if rows else self._fetch(
-            SQL("SELECT count(*) AS n FROM {} WHERE (%(d)s::uuid IS NULL OR dataset_id = %(d)s)"
-                " AND (%(status)s::text IS NULL OR status = %(status)s)").format(self._runs),
-            {"d": dataset_id, "status": status},
+            SQL("SELECT count(*) AS n FROM {} r LEFT JOIN {} d ON d.dataset_id = r.dataset_id"
+                " WHERE (%(d)s::uuid IS NULL OR r.dataset_id = %(d)s)"
+                " AND (%(status)s::text IS NULL OR r.status = %(status)s)"
+                " AND (%(project)s::uuid IS NULL OR d.project_id = %(project)s)").format(
+                self._runs, SQL("{}.datasets").format(Identifier(self.datastore.schema))),
+            {"d": dataset_id, "status": status, "project": project_id},
         )[0]["n"]
         return [{**run_wire(r), "datasetName": r["dataset_name"]} for r in rows], total
 

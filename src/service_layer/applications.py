@@ -215,6 +215,7 @@ class Datasets(LedgerApplication):
         input_schema: dict[str, Any] | None = None,
         expected_output_schema: dict[str, Any] | None = None,
         dataset_id: UUID | None = None,
+        project_id: UUID | None = None,
         actor: str = "anonymous",
         reason: str | None = None,
     ) -> Written:
@@ -229,6 +230,7 @@ class Datasets(LedgerApplication):
             input_schema=input_schema,
             expected_output_schema=expected_output_schema,
             dataset_id=dataset_id,
+            project_id=project_id,
             actor=actor,
             reason=reason,
         )

@@ -36,12 +36,14 @@ class DatasetUseCases:
         metadata: dict[str, Any] | None = None,
         input_schema: dict[str, Any] | None = None,
         expected_output_schema: dict[str, Any] | None = None,
+        project_id: UUID | None = None,
         actor: str,
         reason: str | None = None,
     ) -> dict[str, Any]:
+        """A new, empty dataset at version 0 in `project_id` (default: the default project)."""
         written = self._settled(self.datasets.create_dataset(
             name=name, description=description, metadata=metadata or {}, input_schema=input_schema,
-            expected_output_schema=expected_output_schema, actor=actor, reason=reason,
+            expected_output_schema=expected_output_schema, project_id=project_id, actor=actor, reason=reason,
         ))
         return self.queries.get_dataset(written.aggregate_id)
 
@@ -144,7 +146,7 @@ class DatasetUseCases:
             name=name or f"{source['name']} (copy)", description=source["description"],
             metadata={**source["metadata"], "duplicatedFrom": {"datasetId": str(dataset_id)}},
             input_schema=source["input_schema"], expected_output_schema=source["expected_output_schema"],
-            actor=actor, reason=reason,
+            project_id=source["project_id"], actor=actor, reason=reason,
         )
         written = created
         if items:
@@ -187,9 +189,10 @@ class DatasetUseCases:
 
     def dataset_from_items(self, *, name: str, source_dataset_id: UUID, item_ids: list[UUID],
                            version: int | None = None, actor: str, reason: str | None = None) -> dict[str, Any]:
-        """A new dataset from selected items of another."""
+        """A new dataset (in the source's project) from selected items of another."""
         items = self.items_of(source_dataset_id, version, item_ids, {"kind": "copy"})
-        created = self.datasets.create_dataset(name=name, actor=actor, reason=reason)
+        project_id = self.queries.dataset_row(source_dataset_id)["project_id"]
+        created = self.datasets.create_dataset(name=name, project_id=project_id, actor=actor, reason=reason)
         written, _ = self.datasets.import_items(created.aggregate_id, items, mode="append", actor=actor,
                                                 reason=reason)
         self._settled(written)

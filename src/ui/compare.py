@@ -16,6 +16,7 @@ from evalledger.domain.errors import ConflictError, DomainError
 from evalledger.ui import charts
 from evalledger.ui.app import PageRoute, error_page
 from evalledger.ui.templating import templates
+from evalledger.ui.session import principal_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -42,6 +43,7 @@ def compare_page(
     page: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     ledger = ledger_of(request)
+    ledger.scope.runs_of_one_project(principal_of(request), [*runs, baseline, *candidates])
     if runs:
         return _from_selection(request, ledger, runs)
     if baseline is None or not candidates:

@@ -18,6 +18,7 @@ from evalledger.domain.errors import DomainError, InvalidRequestError, SchemaVio
 from evalledger.ui.app import PageRoute
 from evalledger.ui.forms import FormError, actor_of, json_field, text_field
 from evalledger.ui.templating import pretty_json, templates
+from evalledger.ui.session import principal_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -114,7 +115,8 @@ def dataset_list(
 def _list_page(request: Request, *, search: str | None, page: int, form: dict[str, Any] | None = None,
                errors: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
     rows, total = ledger_of(request).dataset_queries.list_datasets_overview(
-        search=(search or "").strip() or None, page=page, per_page=PER_PAGE
+        search=(search or "").strip() or None, page=page, per_page=PER_PAGE,
+        project_id=principal_of(request).project_id,
     )
     context = {
         "datasets": rows, "total": total, "page": page, "per_page": PER_PAGE, "search": search or "",
@@ -138,7 +140,8 @@ async def create_dataset(request: Request) -> Response:
         dataset = await asyncio.to_thread(
             ledger_of(request).dataset_use_cases.create_dataset,
             name=name, description=description, input_schema=input_schema,
-            expected_output_schema=expected_schema, actor=actor_of(request),
+            expected_output_schema=expected_schema, project_id=principal_of(request).project_id,
+            actor=actor_of(request),
         )
     except FormError as error:
         return _list_page(request, search=None, page=0, form={**values, "open": True},

@@ -11,10 +11,10 @@ ACTOR_COOKIE = "evalledger_actor"
 
 
 def actor_of(request: Request) -> str:
-    """Who the audit trail records for a change made in the browser: the name the person
-    gave in the header bar (kept in a cookie), else 'web'."""
-    name = (request.cookies.get(ACTOR_COOKIE) or "").strip()
-    return name[:200] or "web"
+    """Who the audit trail records for a change made in the browser: the signed-in key, and
+    the name the person gave in the side bar (kept in a cookie) as whom it acted for."""
+    name = "".join(c for c in (request.cookies.get(ACTOR_COOKIE) or "") if c.isprintable()).strip()
+    return request.state.principal.actor(name[:200] or None)
 
 
 class FormError(ValueError):

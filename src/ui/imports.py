@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 from evalledger.domain.errors import DomainError, InvalidRequestError
 from evalledger.service_layer.transfer import MODES, import_file
 from evalledger.transfer.importing import ROLES, ImportFileError, detect_format
+from evalledger.api.security import declare
 from evalledger.ui.app import PageRoute
 from evalledger.ui.datasets import dataset_at, ledger_of
 from evalledger.ui.forms import FormError, actor_of, text_field
@@ -97,7 +98,7 @@ def _csv_preview(path: Path) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-@router.get("/datasets/{dataset_id}/import", response_class=HTMLResponse)
+@router.get("/datasets/{dataset_id}/import", response_class=HTMLResponse, openapi_extra=declare("writer"))
 def import_page(request: Request, dataset_id: UUID) -> HTMLResponse:
     at = dataset_at(request, dataset_id)
     return templates.TemplateResponse(request, "datasets/import.html", {**at.context(), "tab": "items"})

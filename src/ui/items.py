@@ -16,12 +16,14 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from evalledger.domain.errors import DomainError, ItemNotFoundError, SchemaViolationError
 from evalledger.projections.dataset_queries import field_changes
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items
+from evalledger.api.security import declare
 from evalledger.ui.app import PageRoute, error_page
 from evalledger.ui.datasets import (
     PER_PAGE, AsOfParam, DatasetAt, PageParam, VersionParam, dataset_at, ledger_of, redirect,
 )
 from evalledger.ui.forms import FormError, actor_of, json_field, text_field
 from evalledger.ui.templating import pretty_json, templates
+from evalledger.ui.session import principal_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -73,7 +75,9 @@ def dataset_page(
 def copy_targets(request: Request, dataset_id: UUID) -> HTMLResponse:
     """The datasets a selection can be copied to (loaded when the Copy dialog opens, so the
     dataset page itself stays one cheap read)."""
-    targets, _ = ledger_of(request).dataset_queries.list_datasets_overview(search=None, page=0, per_page=500)
+    project = ledger_of(request).dataset_queries.project_of_dataset(dataset_id)
+    targets, _ = ledger_of(request).dataset_queries.list_datasets_overview(search=None, page=0, per_page=500,
+                                                                           project_id=project)
     return templates.TemplateResponse(request, "partials/copy_targets.html",
                                       {"targets": [t for t in targets if t["id"] != dataset_id]})
 
@@ -101,7 +105,7 @@ def item_panel(request: Request, dataset_id: UUID, item_id: UUID, version: Versi
     return templates.TemplateResponse(request, "partials/item_panel.html", {**at.context(), "item": item})
 
 
-@router.get("/datasets/{dataset_id}/items/{item_id}/edit", response_class=HTMLResponse)
+@router.get("/datasets/{dataset_id}/items/{item_id}/edit", response_class=HTMLResponse, openapi_extra=declare("writer"))
 def item_editor(request: Request, dataset_id: UUID, item_id: UUID) -> HTMLResponse:
     at = dataset_at(request, dataset_id)
     item = ledger_of(request).dataset_queries.get_item(dataset_id, item_id, at.version)
@@ -271,7 +275,7 @@ def _selection_failed(request: Request, message: str) -> HTMLResponse:
     return error_page(request, 422, message)
 
 
-@router.post("/datasets/{dataset_id}/selection/export")
+@router.post("/datasets/{dataset_id}/selection/export", openapi_extra=declare("reader"))
 async def export_selection(request: Request, dataset_id: UUID) -> Response:
     form = await request.form()
     file_format = str(form.get("format") or "jsonl")
@@ -319,6 +323,11 @@ async def copy_selection(request: Request, dataset_id: UUID) -> Response:
         except ValueError:
             raise FormError("target", "Choose the dataset to copy the items to.") from None
         at, ids = await asyncio.to_thread(_selection, request, form, dataset_id)
+        scope = ledger_of(request).scope
+        same = await asyncio.to_thread(lambda: scope.dataset(principal_of(request), target)
+                                       == scope.dataset(principal_of(request), dataset_id))
+        if not same:
+            raise FormError("target", "Items are copied within a project; choose a dataset of this one.")
         await asyncio.to_thread(
             ledger_of(request).dataset_use_cases.copy_items, dataset_id, target_dataset_id=target, item_ids=ids,
             version=at.version, actor=actor_of(request),

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from evalledger.bootstrap import Ledger
 from evalledger.domain.errors import ConflictError
+from evalledger.api.security import declare
 from evalledger.ui.app import PageRoute
 from evalledger.ui.templating import templates
 
@@ -20,7 +21,7 @@ def ledger_of(request: Request) -> Ledger:
     return request.app.state.ledger
 
 
-@router.get("/operations", response_class=HTMLResponse)
+@router.get("/operations", response_class=HTMLResponse, openapi_extra=declare("instance"))
 def operations_page(request: Request) -> HTMLResponse:
     return _page(request)
 
@@ -39,7 +40,7 @@ def _page(request: Request, error: str | None = None, status_code: int = 200) ->
     }, status_code=status_code)
 
 
-@router.post("/operations/projections/{name}/rebuild")
+@router.post("/operations/projections/{name}/rebuild", openapi_extra=declare("instance"))
 async def rebuild(request: Request, name: str) -> Response:
     try:
         await asyncio.to_thread(ledger_of(request).operations.start_rebuild, name)
@@ -48,7 +49,7 @@ async def rebuild(request: Request, name: str) -> Response:
     return RedirectResponse("/operations", status_code=303)
 
 
-@router.post("/operations/audit")
+@router.post("/operations/audit", openapi_extra=declare("instance"))
 async def audit(request: Request) -> Response:
     try:
         await asyncio.to_thread(ledger_of(request).operations.start_audit)

@@ -17,10 +17,12 @@ from evalledger.bootstrap import Ledger
 from evalledger.domain.errors import DomainError, NotFoundError, VersionNotFoundError
 from evalledger.domain.runs import FINISHED, RunSettings
 from evalledger.execution.scorers import describe_builtin_scorers
+from evalledger.api.security import declare
 from evalledger.ui import charts
 from evalledger.ui.app import PageRoute, error_page
 from evalledger.ui.forms import FormError, actor_of, json_field, text_field
 from evalledger.ui.templating import templates
+from evalledger.ui.session import principal_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -56,7 +58,8 @@ def dataset_runs(request: Request, dataset_id: UUID, page: Page = 0,
 def _history(request: Request, dataset_id: UUID | None, page: int, status: str | None) -> HTMLResponse:
     ledger = ledger_of(request)
     dataset = ledger.dataset_queries.get_dataset(dataset_id) if dataset_id is not None else None
-    runs, total = ledger.run_queries.recent_runs(page, RUNS_PER_PAGE, dataset_id, status)
+    runs, total = ledger.run_queries.recent_runs(page, RUNS_PER_PAGE, dataset_id, status,
+                                                 principal_of(request).project_id)
     return templates.TemplateResponse(request, "runs/history.html", {
         "dataset": dataset, "runs": runs, "total": total, "page": page, "per_page": RUNS_PER_PAGE,
         "has_more": (page + 1) * RUNS_PER_PAGE < total, "status": status, "statuses": RUN_STATUSES, "nav": "runs",
@@ -67,7 +70,7 @@ def _history(request: Request, dataset_id: UUID | None, page: int, status: str |
 # -- start a run -----------------------------------------------------------------------------
 
 
-@router.get("/datasets/{dataset_id}/runs/new", response_class=HTMLResponse)
+@router.get("/datasets/{dataset_id}/runs/new", response_class=HTMLResponse, openapi_extra=declare("writer"))
 def new_run(request: Request, dataset_id: UUID) -> HTMLResponse:
     return _run_form(request, dataset_id, {}, {})
 

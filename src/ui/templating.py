@@ -107,4 +107,18 @@ templates.env.filters.update(
     pretty_json=pretty_json, compact_json=compact_json, ago=ago, timestamp=timestamp, percent=percent,
     number=number,
 )
-templates.env.globals.update(with_query=with_query, icon=icon)
+def project_name(request: Request) -> str:
+    """The signed-in key's project, for the side bar."""
+    principal = request.state.principal
+    book = request.app.state.ledger.access.book
+    project = book.projects.get(principal.project_id)
+    return project.name if project else "?"
+
+
+def can(request: Request, role: str) -> bool:
+    from evalledger.ui.session import can as allowed
+
+    return allowed(request, role)
+
+
+templates.env.globals.update(with_query=with_query, icon=icon, can=can, project_name=project_name)

@@ -22,6 +22,19 @@
     if (closer) closer.closest("dialog")?.close();
   });
 
+  // Every form that changes something carries the session's CSRF token (htmx requests send
+  // it as a header, from the body's hx-headers).
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    const token = document.querySelector('meta[name="csrf-token"]');
+    if (!token || (form.method || "get").toLowerCase() !== "post" || form.elements.csrf_token) return;
+    const field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "csrf_token";
+    field.value = token.content;
+    form.appendChild(field);
+  }, true);
+
   // Forms that destroy something ask first (data-confirm holds the question).
   document.addEventListener("submit", (event) => {
     const form = event.target;
