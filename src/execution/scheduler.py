@@ -36,6 +36,7 @@ from evalledger.execution.jobs import (
 )
 from evalledger.execution.registry import Registry
 from evalledger.execution.runner import Progress, RunExecutor, error_text
+from evalledger.execution.local_run import LocalRun
 from evalledger.execution.slots import ChunkLease
 from evalledger.execution.scorers import build_scorer
 from evalledger.execution.targets import build_target
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 RETRY_MAX_PAUSE = 30.0
 # Seconds to wait for PostgreSQL to accept the run's lock connection.
 CONNECT_TIMEOUT = 10
+
+
+# A chunk that is executing in this process already (its job given again).
+DUPLICATE: list[tuple[dict[str, Any], int]] = []
 
 
 class RunInterruptedError(RuntimeError):
@@ -162,6 +167,8 @@ class RunScheduler:
         # Per run executing here: its live progress, and what stops its waiting chunks.
         self.progresses: dict[UUID, Progress] = {}
         self.stops: dict[UUID, asyncio.Event] = {}
+        # Per run executing here: the executor its chunks share (local_run.py).
+        self.locals: dict[UUID, LocalRun] = {}
         self.worker_error: str | None = None  # why the worker is not taking jobs, if it is not
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -380,33 +387,98 @@ class RunScheduler:
             actor, reason = self.cancelling[run_id]
             self.on_written(await asyncio.to_thread(self.runs.cancel_run, run_id, actor=actor, reason=reason))
             return
-        lease = await ChunkLease.open(self.conninfo, run_id, chunk, connect_timeout=self.connect_timeout)
-        if lease is None:
-            log.info("run %s: chunk %d is executed by another process", run_id, chunk)
-            return
-        stop = self.stops.setdefault(run_id, asyncio.Event())
-        executor: RunExecutor | None = None
-        try:
-            page, _ = await asyncio.to_thread(self.dataset_queries.list_items, UUID(run.dataset_id),
-                                              run.dataset_version, chunk, size)
-            todo = [(item, repetition) for repetition in range(run.run_settings.repetitions) for item in page
-                    if f"{item['id']}#{repetition}" not in run.outcomes]
-            if not todo:
-                await asyncio.to_thread(finish_if_done, self.runs, run_id, self.on_written)
+        local = self.locals.get(run_id)
+        if local is not None and local.taking:
+            joined = await self._join(local, run_id, run, chunk, size)
+            if joined is None:
+                return  # another process executes the chunk
+            if joined is not False:
+                if joined or joined is DUPLICATE:
+                    await local.done.wait()
+                    await self._check_recorded(run_id, chunk, joined)
                 return
+        todo = await self._execute_local(run_id, run, chunk, size)
+        if todo:
+            await self._check_recorded(run_id, chunk, todo)
+        self.cancelling.pop(run_id, None)
+
+    async def _page(self, run: Run, chunk: int, size: int) -> list[tuple[dict[str, Any], int]]:
+        """The chunk's (item, repetition) pairs not recorded yet."""
+        page, _ = await asyncio.to_thread(self.dataset_queries.list_items, UUID(run.dataset_id),
+                                          run.dataset_version, chunk, size)
+        return [(item, repetition) for repetition in range(run.run_settings.repetitions) for item in page
+                if f"{item['id']}#{repetition}" not in run.outcomes]
+
+    async def _join(self, local: LocalRun, run_id: UUID, run: Run, chunk: int,
+                    size: int) -> list[tuple[dict[str, Any], int]] | None | bool:
+        """Hand the chunk to the run's executor in this process: its pairs once they are
+        queued there (DUPLICATE if it is there already), None when another process executes
+        the chunk, False when that executor no longer takes work (the chunk then opens its own)."""
+        await local.opened.wait()
+        lease = local.lease
+        if lease is None or not local.taking:
+            return False
+        if chunk in local.chunks:  # the same chunk twice (a job given again): it is executing here
+            return DUPLICATE
+        if not await lease.lock_chunk(chunk):
+            log.info("run %s: chunk %d is executed by another process", run_id, chunk)
+            return None
+        todo = await self._page(run, chunk, size)
+        if not local.add(todo):
+            await lease.unlock_chunk(chunk)
+            return False
+        local.chunks.add(chunk)
+        limit = run.run_settings.max_concurrency
+        extra = 0
+        if local.executing:
+            extra = await lease.take_free(min(limit - len(lease.slots), local.pending()), limit)
+        if extra and not local.add_slots(extra):
+            for _ in range(extra):
+                await lease.release_one()
+        return todo
+
+    async def _check_recorded(self, run_id: UUID, chunk: int, todo: list[tuple[dict[str, Any], int]]) -> None:
+        """The chunk's results are recorded, or the run has ended; else it stopped short."""
+        after = await asyncio.to_thread(self.runs.get_run, run_id)
+        if after.status not in FINISHED and any(
+                f"{item['id']}#{repetition}" not in after.outcomes for item, repetition in todo):
+            raise RunInterruptedError(f"chunk {chunk} of the run stopped before its items were recorded")
+
+    async def _execute_local(self, run_id: UUID, run: Run, chunk: int,
+                             size: int) -> list[tuple[dict[str, Any], int]]:
+        """Open the run's executor in this process with this chunk (chunks of the run that
+        start meanwhile join it) and execute until it ends. Returns the chunk's pairs."""
+        local = self.locals[run_id] = LocalRun()
+        todo: list[tuple[dict[str, Any], int]] = []
+        executor: RunExecutor | None = None
+        stop = self.stops.setdefault(run_id, asyncio.Event())
+        try:
+            lease = await ChunkLease.open(self.conninfo, run_id, chunk, connect_timeout=self.connect_timeout)
+            if lease is None:
+                log.info("run %s: chunk %d is executed by another process", run_id, chunk)
+                return []
+            local.lease = lease
+            local.chunks.add(chunk)
+            local.opened.set()
+            todo = await self._page(run, chunk, size)
+            local.add(todo)
+            if not local.pending():
+                await asyncio.to_thread(finish_if_done, self.runs, run_id, self.on_written)
+                return todo
             limit = run.run_settings.max_concurrency
-            taken = await lease.acquire(min(limit, len(todo)), limit, stop=stop)
+            taken = await lease.acquire(min(limit, local.pending()), limit, stop=stop)
             if not taken:
-                return  # the run ended meanwhile
+                return todo  # the run ended meanwhile
             try:
-                executor = self._executor(run_id, run, page, taken, lease)
+                executor = self._executor(run_id, run, taken, lease, local)
             except Exception as error:  # noqa: BLE001 - e.g. its target is no longer registered
                 log.exception("run %s cannot start", run_id)
                 try:
                     self.on_written(await asyncio.to_thread(self.runs.finish_run, run_id, error=error_text(error)))
                 except RunFinishedError:
                     pass
-                return
+                return todo
+            local.executing = True
             self.waiting.pop(run_id, None)
             self.executors.setdefault(run_id, set()).add(executor)
             executor.progress = self.progresses.setdefault(run_id, Progress())
@@ -421,18 +493,16 @@ class RunScheduler:
                 if executor.cancel_requested.is_set() and executor.cancel_actor != "runner":
                     self.cancelling[run_id] = (executor.cancel_actor, executor.cancel_reason)
         finally:
-            await lease.close()
-            if run_id not in self.executors:
+            local.close()
+            if self.locals.get(run_id) is local:
+                del self.locals[run_id]
+            if local.lease is not None:
+                await local.lease.close()
+            if run_id not in self.executors and run_id not in self.locals:
                 self.stops.pop(run_id, None)
-        # The chunk's results are recorded, or the run has ended; else it stopped short.
-        after = await asyncio.to_thread(self.runs.get_run, run_id)
-        if after.status not in FINISHED and any(
-                f"{item['id']}#{repetition}" not in after.outcomes for item, repetition in todo):
-            raise RunInterruptedError(f"chunk {chunk} of the run stopped before its items were recorded")
-        self.cancelling.pop(run_id, None)
+        return todo
 
-    def _executor(self, run_id: UUID, run: Run, page: list[dict[str, Any]], slots: int,
-                  lease: ChunkLease) -> RunExecutor:
+    def _executor(self, run_id: UUID, run: Run, slots: int, lease: ChunkLease, local: LocalRun) -> RunExecutor:
         dataset_id = UUID(run.dataset_id)
         return RunExecutor(
             run_id=run_id,
@@ -443,7 +513,8 @@ class RunScheduler:
                                 result_row=self.run_queries.result_row),
             scorers=[build_scorer(spec, self.registry, http_allowlist=self.http_allowlist) for spec in run.scorers],
             sink=ChunkSink(self.runs, run_id, self.on_written),
-            item_pages=lambda: iter([page]),
+            item_pages=lambda: iter(()),
+            more_work=local.more_work,
             expected_results=run.expected_results,
             on_worker_done=lease.release_one,
         )

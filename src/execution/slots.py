@@ -67,6 +67,27 @@ class ChunkLease:
             return None
         return lease
 
+    async def lock_chunk(self, chunk: int) -> bool:
+        """Take another chunk's lock on this connection (a chunk joining the run's local
+        executor, see local_run.py); False when another process executes it now."""
+        async with self._lock:
+            row = await asyncio.to_thread(
+                lambda: self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.key, -1 - chunk)).fetchone())
+        return bool(row and row[0])
+
+    async def unlock_chunk(self, chunk: int) -> None:
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self.conn.execute, "SELECT pg_advisory_unlock(%s, %s)", (self.key, -1 - chunk))
+            except psycopg.Error:
+                pass  # the connection is gone: PostgreSQL freed every lock it held
+
+    async def take_free(self, want: int, limit: int) -> int:
+        """Take up to `want` of the run's `limit` slots that are free now, without waiting."""
+        if want <= 0:
+            return 0
+        return await self._take(want, limit)
+
     async def _take(self, want: int, limit: int) -> int:
         async with self._lock:
             held = self.slots
