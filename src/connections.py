@@ -11,7 +11,8 @@ under load (see README, "Deployment"):
 - one LISTEN connection for the projections (API processes);
 - a worker's job queue: one LISTEN connection, and a pool of at most
   `EVALLEDGER_WORKER_POOL_SIZE` (default 1) connections;
-- while a chunk of a run executes, one connection holding its locks (`execution/slots.py`).
+- while chunks of a run execute, one connection holding their locks (`execution/slots.py`;
+  a run's chunks in one process share it, `execution/local_run.py`).
 
 Waiting for a connection is bounded by `EVALLEDGER_CONNECT_TIMEOUT` (default 10 s): past
 it the caller gets an error that says so (a 503 over HTTP), never a hang.
