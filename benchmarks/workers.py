@@ -58,6 +58,21 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
+def wait_registered(env: dict[str, str], workers: int) -> None:
+    """Until every worker has started and registered with the queue (on a loaded machine a
+    worker can take several seconds to start: timing before would measure that)."""
+    deadline = time.monotonic() + 120
+    table = SQL("{}.procrastinate_workers").format(Identifier(env["EVALLEDGER_SCHEMA"]))
+    while True:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            row = conn.execute(SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+        if row and row[0] >= workers:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {row[0] if row else 0} of {workers} workers registered")
+        time.sleep(0.2)
+
+
 def measure(env: dict[str, str], workers: int, runs: int, items: int, max_concurrency: int) -> dict[str, float]:
     port = free_port()
     api = subprocess.Popen([*COMMAND, "serve", "--no-worker", "--port", str(port), "--log-level", "warning",
@@ -73,7 +88,7 @@ def measure(env: dict[str, str], workers: int, runs: int, items: int, max_concur
             dataset = http.post("/api/datasets", json={"name": "workers-bench"}).json()
             http.post(f"/api/datasets/{dataset['id']}/items/batch",
                       json={"items": [item(i) for i in range(items)]}).raise_for_status()
-            time.sleep(3)  # the workers have started and registered
+            wait_registered(env, workers)
             started = time.perf_counter()
             run_ids = []
             for _ in range(runs):
@@ -112,7 +127,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT.parent))
     from evalledger.adapters import database
 
-    params = database.resolve(os.environ.get("DATABASE_URL"), Path(os.environ.get("EVALLEDGER_DATA_DIR", ".evalledger/pg")))
+    data_dir = Path(os.environ.get("EVALLEDGER_DATA_DIR", ".evalledger/pg"))
+    params = database.resolve(os.environ.get("DATABASE_URL"), data_dir)
     results = []
     for workers in args.workers:
         figures = []
