@@ -81,14 +81,16 @@ def measure(env: dict[str, str], workers: int, runs: int, items: int, max_concur
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, api)
-        for _ in range(workers):
+        for started in range(1, workers + 1):
+            # One after the other: workers that start at the same moment can fail on each
+            # other's table creation ("tuple concurrently updated"; see benchmarks/README.md).
             processes.append(subprocess.Popen([*COMMAND, "worker", "--log-level", "warning",
                                                "--app", "benchmarks.sleep_target"], env=env, cwd=ROOT.parent))
+            wait_registered(env, started)
         with httpx.Client(base_url=url, timeout=600, headers=AUTH) as http:
             dataset = http.post("/api/datasets", json={"name": "workers-bench"}).json()
             http.post(f"/api/datasets/{dataset['id']}/items/batch",
                       json={"items": [item(i) for i in range(items)]}).raise_for_status()
-            wait_registered(env, workers)
             started = time.perf_counter()
             run_ids = []
             for _ in range(runs):

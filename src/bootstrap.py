@@ -137,43 +137,19 @@ def _ensure_schema(params: database.ConnectionParams, schema: str) -> None:
         conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
 
 
-def _creating_tables(params: database.ConnectionParams, connect_timeout: float) -> psycopg.Connection:
-    """A connection holding the schema-creation lock: processes that start together on one
-    database (workers, API processes) create the tables one after the other, instead of
-    failing on each other's CREATE (\"tuple concurrently updated\"). Closing it lets go."""
-    conn = psycopg.connect(params.conninfo, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
-    try:
-        conn.execute("SELECT pg_advisory_lock(hashtext('evalledger-create-tables'))")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Ledger:
     """Wire everything. Nothing runs in the background until `Ledger.start()`."""
-    from evalledger.execution.registry import registry
-
-    for module in settings.app_modules:
-        registry.load(module)
-    registry.load_entry_points()
-    params = database.resolve(settings.database_url, settings.embedded_data_dir)
-    create = settings.create_tables if create_tables is None else create_tables
-    creating = _creating_tables(params, settings.connect_timeout) if create else None
-    try:
-        return _build_ledger(settings, params, create, creating)
-    finally:
-        if creating is not None:
-            creating.close()
-
-
-def _build_ledger(settings: Settings, params: database.ConnectionParams, create: bool,
-                  creating: psycopg.Connection | None) -> Ledger:
     from evalledger.execution.jobs import JobQueue
     from evalledger.execution.registry import registry
     from evalledger.execution.scheduler import RunScheduler
     from evalledger.execution.service import RunService
 
+    for module in settings.app_modules:
+        registry.load(module)
+    registry.load_entry_points()
+
+    params = database.resolve(settings.database_url, settings.embedded_data_dir)
+    create = settings.create_tables if create_tables is None else create_tables
     if create and settings.schema != "public":
         _ensure_schema(params, settings.schema)
     env = {
@@ -216,8 +192,6 @@ def _build_ledger(settings: Settings, params: database.ConnectionParams, create:
     if create:
         access_store.recorder.create_table()
         access.create_tables()
-    if creating is not None:
-        creating.close()  # the tables exist: let the next process in
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)
 
