@@ -14,13 +14,14 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import set_json_dumps, set_json_loads
 
+from evalledger import connections
 from evalledger.adapters import database, persistence
 from evalledger.analysis.comparison import RunComparer
 from evalledger.service_layer.applications import Datasets, Runs, Written
 from evalledger.projections.rebuild import Rebuilds
 from evalledger.projections.dataset_queries import DatasetQueries
 from evalledger.projections.datasets import DATASET_TOPICS, DatasetsView
-from evalledger.projections.follower import ProjectionFollower
+from evalledger.projections.follower import FollowingThread, ProjectionFollower
 from evalledger.projections.run_queries import RunQueries
 from evalledger.projections.runs import RUNS_VIEW_TOPICS, RunsView
 from evalledger.service_layer.access import AccessStore, AccessUseCases
@@ -56,6 +57,7 @@ class Ledger:
     access: AccessUseCases
     followers: list[ProjectionFollower] = field(default_factory=list)
     rebuilds: Rebuilds | None = None  # the service's rebuilds of the read models
+    following: FollowingThread | None = None  # keeps the followers up in the background
 
     @cached_property
     def dataset_use_cases(self) -> DatasetUseCases:
@@ -102,15 +104,27 @@ class Ledger:
                   "evalledger client and CLI on this machine find it.\n", flush=True)
         for follower in self.followers:
             follower.catch_up()
-            follower.start()
+        self.following = FollowingThread(self.followers, self.connection.conninfo,
+                                         connect_timeout=self.settings.connect_timeout)
+        self.following.start()
         self.scheduler.start()
+        if self.settings.run_worker:
+            self.scheduler.start_worker()
         if self.settings.resume_runs:
             resumed = self.scheduler.resume_unfinished()
             if resumed:
                 log.info("resuming %d unfinished run(s)", len(resumed))
 
+    def start_worker(self) -> None:
+        """A worker process: take chunks from the queue; no projections in the background
+        (its own writes still reach the read models before they count as done)."""
+        self.scheduler.start_worker()
+
     def close(self) -> None:
         self.scheduler.stop()
+        self.scheduler.queue.close()
+        if self.following is not None:
+            self.following.stop()
         for follower in self.followers:
             follower.stop()
         for app in (self.runs, self.datasets, self.access.store):
@@ -125,6 +139,7 @@ def _ensure_schema(params: database.ConnectionParams, schema: str) -> None:
 
 def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Ledger:
     """Wire everything. Nothing runs in the background until `Ledger.start()`."""
+    from evalledger.execution.jobs import JobQueue
     from evalledger.execution.registry import registry
     from evalledger.execution.scheduler import RunScheduler
     from evalledger.execution.service import RunService
@@ -141,30 +156,41 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         **params.eventsourcing_env(),
         "POSTGRES_SCHEMA": settings.schema,
         "CREATE_TABLE": "y" if create else "n",
-        "POSTGRES_POOL_SIZE": str(settings.pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 2),
+        **connections.pool_env(settings),
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": persistence.RECORDER_TOPIC,
     }
-    datasets = Datasets(env=env)
-    runs = Runs(env=env, item_keys=datasets.item_keys)
+    datasets = Datasets(env={**env, "CREATE_TABLE": "n"})
     datastore = datasets.factory.datastore
+    connections.tune_pool(datastore.pool, settings)
+    if create:
+        datasets.recorder.create_table()
+    # One events table, so one pool: Runs uses the datastore of Datasets.
+    runs = Runs(env={**env, "CREATE_TABLE": "n"}, item_keys=datasets.item_keys)
+    connections.share_datastore(runs, datastore)
     if create:
         datasets.item_keys.create_table()
     datasets_view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
     runs_view = RunsView(datastore, tracking_table_name="runs_projection_tracking")
+    queue = JobQueue(params.conninfo, settings.schema, connect_timeout=settings.connect_timeout,
+                     pool_size=settings.worker_pool_size, max_idle=settings.pool_max_idle)
     if create:
         datasets_view.create_table()
         runs_view.create_table()
+        queue.create_tables()
     followers = [
         ProjectionFollower(
             name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=params.conninfo
         ),
         ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=params.conninfo),
     ]
-    access = AccessUseCases(store=AccessStore(env={**env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "4"}),
-                            conninfo=params.conninfo, schema=settings.schema, admin_key=settings.admin_key)
+    # Access events have a table of their own, on the same pool.
+    access_store = AccessStore(env={**env, "CREATE_TABLE": "n"})
+    connections.share_datastore(access_store, datastore)
+    access = AccessUseCases(store=access_store, conninfo=params.conninfo, schema=settings.schema,
+                            admin_key=settings.admin_key)
     if create:
+        access_store.recorder.create_table()
         access.create_tables()
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)
@@ -183,6 +209,12 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         http_allowlist=settings.http_allowlist,
         conninfo=params.conninfo,
         on_written=read_your_writes,
+        queue=queue,
+        run_worker=settings.run_worker,
+        worker_concurrency=settings.worker_concurrency,
+        chunk_items=settings.chunk_items,
+        stalled_seconds=settings.worker_stalled_seconds,
+        connect_timeout=settings.connect_timeout,
     )
     run_service = RunService(
         runs=runs,

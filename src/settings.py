@@ -21,6 +21,23 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.lower() not in ("n", "no", "0", "false", "off")
+
+
 def _list_env(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
@@ -61,8 +78,27 @@ class Settings:
     max_per_page: int = 1000
     # Largest batch of items in one command.
     max_batch_items: int = 10_000
-    # Connection pool size for reads and projections.
+    # The connection budget of a process (see README, "Deployment"). The pooled connections
+    # (commands, reads, projections) are one pool per process: at most `pool_size`, of
+    # which `pool_min` stay open while the process is idle; one above that closes after
+    # `pool_max_idle` seconds unused.
     pool_size: int = 8
+    pool_min: int = 1
+    pool_max_idle: float = 10.0
+    # Seconds to wait for PostgreSQL to accept a connection (or for a free pooled one)
+    # before failing with an error that says so, instead of hanging.
+    connect_timeout: float = 10.0
+    # `evalledger serve` runs a worker in the same process (off: an API-only node).
+    run_worker: bool = True
+    # Chunk jobs a worker executes at once, and the most connections its job queue pool
+    # opens (besides one for LISTEN).
+    worker_concurrency: int = 4
+    worker_pool_size: int = 1
+    # Items per chunk job (0: chosen from the run's size, see execution/chunks.py).
+    chunk_items: int = 0
+    # A worker whose heartbeat is older than this many seconds is taken for dead, and its
+    # chunks are handed to live workers.
+    worker_stalled_seconds: float = 10.0
     # URL prefixes HTTP and OpenAI-compatible targets and judges may call.
     http_allowlist: tuple[str, ...] = ()
     # Python modules whose @target / @scorer functions are registered at start.
@@ -98,6 +134,14 @@ class Settings:
             max_per_page=_int_env("EVALLEDGER_MAX_PER_PAGE", 1000),
             max_batch_items=_int_env("EVALLEDGER_MAX_BATCH_ITEMS", 10_000),
             pool_size=_int_env("EVALLEDGER_POOL_SIZE", 8),
+            pool_min=_int_env("EVALLEDGER_POOL_MIN", 1),
+            pool_max_idle=_float_env("EVALLEDGER_POOL_MAX_IDLE", 10.0),
+            connect_timeout=_float_env("EVALLEDGER_CONNECT_TIMEOUT", 10.0),
+            run_worker=_bool_env("EVALLEDGER_WORKER", True),
+            worker_concurrency=_int_env("EVALLEDGER_WORKER_CONCURRENCY", 4),
+            worker_pool_size=_int_env("EVALLEDGER_WORKER_POOL_SIZE", 1),
+            chunk_items=_int_env("EVALLEDGER_CHUNK_ITEMS", 0),
+            worker_stalled_seconds=_float_env("EVALLEDGER_WORKER_STALLED_SECONDS", 10.0),
             http_allowlist=_list_env("EVALLEDGER_HTTP_ALLOWLIST"),
             app_modules=_list_env("EVALLEDGER_APP"),
             admin_key=_admin_key_env(),

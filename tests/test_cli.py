@@ -42,6 +42,11 @@ TABLES = {
     "runs",
     "run_results",
     "run_result_reviews",
+    # the job queue's (procrastinate)
+    "procrastinate_jobs",
+    "procrastinate_events",
+    "procrastinate_periodic_defers",
+    "procrastinate_workers",
 }
 UNREACHABLE = "postgresql://postgres:s3cret-pw@127.0.0.1:1/x"
 

@@ -2,9 +2,9 @@
 
 Each module adds its commands to the one Typer app in `common`: `server` (serve, migrate,
 db, audit, projections), `datasets` (datasets, items, import, export, purge) and `runs`
-(run, runs, compare)."""
+(run, runs, compare), `worker` (worker), `access` (whoami, projects, keys)."""
 
-from evalledger.cli import access, datasets, runs, server  # noqa: F401 - importing them registers their commands
+from evalledger.cli import access, datasets, runs, server, worker  # noqa: F401 - importing them registers their commands
 from evalledger.cli.common import cli
 
 

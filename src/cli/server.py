@@ -41,12 +41,16 @@ def serve(
         typer.Option("--allow-http", help="URL prefix HTTP/LLM targets and judges may call (repeatable; "
                      "also EVALLEDGER_HTTP_ALLOWLIST)."),
     ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option("--worker/--no-worker", help="Also execute runs in this process (default); --no-worker makes "
+                     "an API-only node, with runs executed by `evalledger worker` processes (also EVALLEDGER_WORKER)."),
+    ] = True,
 ) -> None:
     """Start the HTTP API (on the embedded PostgreSQL unless DATABASE_URL is set)."""
     import uvicorn
 
     from evalledger.api.app import create_app
-    from evalledger.bootstrap import build_ledger
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = Settings.from_env()
@@ -55,7 +59,27 @@ def serve(
         data_dir,
         app_modules=base.app_modules + tuple(app or ()),
         http_allowlist=base.http_allowlist + tuple(allow_http or ()),
+        run_worker=base.run_worker and worker,
     )
+    ledger = started_ledger(settings, lambda ledger: refuse_public_without_keys(ledger, host) or ledger.start())
+    console.print(f"evalledger on http://{host}:{port} (database {ledger.connection.describe()}); "
+                  f"API docs at http://{host}:{port}/docs")
+    try:
+        uvicorn.run(create_app(ledger), host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        ledger.close()
+
+
+def started_ledger(settings: Settings, start: Any) -> Any:
+    """The ledger on `settings`, started by `start(ledger)`; a database that cannot be
+    reached or refuses connections, or an app module that cannot be loaded, ends the
+    command with exit code 2 and a sentence saying so (never a hang or a traceback)."""
+    import psycopg
+    from eventsourcing.persistence import PersistenceError
+
+    from evalledger.bootstrap import build_ledger
+
+    refused = (psycopg.Error, PersistenceError)
     try:
         ledger = build_ledger(settings)
     except DatabaseUnavailableError as error:
@@ -63,19 +87,24 @@ def serve(
     except ImportError as error:
         console.print(f"[bold red]Cannot load your app module:[/] {error}")
         raise typer.Exit(code=2) from None
-    if not is_loopback(host) and settings.admin_key is None and not ledger.access.has_keys():
+    except refused as error:
+        fail_database(DatabaseUnavailableError(f"PostgreSQL refused the service's connections: {error}"))
+    try:
+        start(ledger)
+    except refused as error:
+        ledger.close()
+        fail_database(DatabaseUnavailableError(f"PostgreSQL refused the service's connections: {error}"))
+    return ledger
+
+
+def refuse_public_without_keys(ledger: Any, host: str) -> None:
+    """A service reachable from other machines must not start without any key."""
+    if not is_loopback(host) and ledger.settings.admin_key is None and not ledger.access.has_keys():
         ledger.close()
         console.print(f"[bold red]Refusing to serve on {host}:[/] no API key is configured, and this address is "
                       "reachable from other machines. Set EVALLEDGER_ADMIN_KEY (32 characters or more), or start "
                       "once on 127.0.0.1 to make the first key.")
         raise typer.Exit(code=2)
-    ledger.start()
-    console.print(f"evalledger on http://{host}:{port} (database {ledger.connection.describe()}); "
-                  f"API docs at http://{host}:{port}/docs")
-    try:
-        uvicorn.run(create_app(ledger), host=host, port=port, log_level=log_level, access_log=False)
-    finally:
-        ledger.close()
 
 
 def is_loopback(host: str) -> bool:

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -49,6 +49,10 @@ BACKOFF_BASE = 0.1
 BACKOFF_CAP = 5.0
 
 ItemPages = Callable[[], Iterator[list[dict[str, Any]]]]
+# More (item, repetition) pairs for a running executor and how many more workers to run
+# them with; called in the executor's loop, it answers ([], 0) once, when it takes no more
+# (the scheduler's chunks of one run share one executor this way, see local_run.py).
+MoreWork = Callable[[], tuple[list[tuple[dict[str, Any], int]], int]]
 
 
 @dataclass
@@ -179,6 +183,8 @@ class RunExecutor:
         sink: ResultSink,
         item_pages: ItemPages,
         expected_results: int,
+        on_worker_done: Callable[[], Awaitable[None]] | None = None,
+        more_work: MoreWork | None = None,
     ) -> None:
         self.run_id = run_id
         self.dataset_id = dataset_id
@@ -189,6 +195,13 @@ class RunExecutor:
         self.sink = sink
         self.item_pages = item_pages
         self.expected_results = expected_results
+        # Called as each of the `maxConcurrency` workers finds no more work (a chunk gives
+        # its slot back to the run at once, see slots.py).
+        self.on_worker_done = on_worker_done
+        # Asked, once the pages are queued, for more pairs and more workers (slots) until it
+        # answers nothing (see MoreWork).
+        self.more_work = more_work
+        self._workers: list[asyncio.Task[None]] = []
         self.progress = Progress()
         self.cancel_requested = asyncio.Event()
         self.cancel_reason: str | None = None
@@ -221,18 +234,20 @@ class RunExecutor:
             maxsize=self.settings.max_concurrency * 4
         )
         results: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(pairs, recorded))
-        workers = [asyncio.create_task(self._work(pairs, results)) for _ in range(self.settings.max_concurrency)]
+        self._workers = [asyncio.create_task(self._work(pairs, results))
+                         for _ in range(self.settings.max_concurrency)]
+        producer = asyncio.create_task(self._produce(pairs, results, recorded))
         writer = asyncio.create_task(self._write_results(results))
         cancel_wait = asyncio.create_task(self.cancel_requested.wait())
 
-        everything = asyncio.gather(producer, *workers)
+        everything = asyncio.ensure_future(self._until_done(producer))
         await asyncio.wait({everything, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
         if self.cancel_requested.is_set():
             producer.cancel()
-            for worker in workers:
+            for worker in self._workers:
                 worker.cancel()
-            await asyncio.gather(everything, return_exceptions=True)
+            everything.cancel()
+            await asyncio.gather(everything, producer, *self._workers, return_exceptions=True)
         else:
             cancel_wait.cancel()
             everything.result()
@@ -260,7 +275,20 @@ class RunExecutor:
 
     # -- producer, workers, writer -------------------------------------------------------------
 
-    async def _produce(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None], recorded: set[str]) -> None:
+    async def _until_done(self, producer: asyncio.Task[None]) -> None:
+        """Until the producer and every worker (those it added too) are done; the first
+        failure of any of them is raised at once."""
+        while True:
+            tasks = [producer, *self._workers]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    task.result()
+            if not pending and len(tasks) == 1 + len(self._workers):
+                return
+
+    async def _produce(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
+                       results: asyncio.Queue[dict[str, Any] | None], recorded: set[str]) -> None:
         pages = self.item_pages()
         while True:
             page = await asyncio.to_thread(next, pages, None)
@@ -270,7 +298,16 @@ class RunExecutor:
                 for item in page:
                     if f"{item['id']}#{repetition}" not in recorded:
                         await pairs.put((item, repetition))
-        for _ in range(self.settings.max_concurrency):
+        while self.more_work is not None:
+            more, workers = self.more_work()
+            for _ in range(workers):
+                self._workers.append(asyncio.create_task(self._work(pairs, results)))
+            if not more and not workers:
+                break
+            for item, repetition in more:
+                if f"{item['id']}#{repetition}" not in recorded:
+                    await pairs.put((item, repetition))
+        for _ in range(len(self._workers)):
             await pairs.put(None)
 
     async def _work(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
@@ -278,6 +315,8 @@ class RunExecutor:
         while True:
             pair = await pairs.get()
             if pair is None:
+                if self.on_worker_done is not None:
+                    await self.on_worker_done()
                 return
             item, repetition = pair
             result = await self.execute(item, repetition)

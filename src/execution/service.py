@@ -152,9 +152,10 @@ class RunService:
         live = self.scheduler.progress(run_id)
         if live is not None and wire["status"] in ("pending", "running"):
             wire["progress"] = {**wire["progress"], **live, "live": True}
-        waiting = self.scheduler.status_reason(run_id)
-        if waiting is not None and wire["status"] in ("pending", "running"):
-            wire["statusReason"] = waiting
+        if wire["status"] in ("pending", "running") and wire.get("target") is not None:
+            waiting = self.scheduler.status_reason(run_id)
+            if waiting is not None:
+                wire["statusReason"] = waiting
         if wire["status"] in FINISHED:
             wire["scoreSummary"] = self.run_queries.score_summary(run_id)
         return wire

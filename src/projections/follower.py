@@ -7,7 +7,8 @@ Two ways in:
   next notifications, they are applied as they are, without reading them back.
 - A background thread LISTENs on the event table's channel and catches up whenever any
   process writes (and once a second regardless), so writes from other processes, and
-  events written before a crash, reach the read model by themselves.
+  events written before a crash, reach the read model by themselves. One thread and one
+  connection (`FollowingThread`) serve every follower of the log, not one each.
 
 The library's own runner applies one event per transaction (about 1.4k events/s here);
 this one applies up to `batch_size` events per transaction.
@@ -244,3 +245,63 @@ class ProjectionFollower:
             "lastError": self.last_error,
         }
 
+
+
+class FollowingThread:
+    """Keeps several followers of the same notification log up, in one background thread
+    on one LISTEN connection (each process then holds one connection for its projections,
+    not one per projection)."""
+
+    def __init__(self, followers: Sequence[ProjectionFollower], conninfo: str, *, connect_timeout: float = 10.0) -> None:
+        self.followers = list(followers)
+        self.conninfo = conninfo
+        self.connect_timeout = connect_timeout
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self.followers:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._follow, name="follow-projections", daemon=True)
+        for follower in self.followers:
+            follower._thread = self._thread  # noqa: SLF001 - status() reports it running
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        for follower in self.followers:
+            follower._thread = None  # noqa: SLF001
+
+    def _catch_up_all(self) -> None:
+        for follower in self.followers:
+            try:
+                follower._notice_rebuild()  # noqa: SLF001
+                follower.catch_up()
+                follower.last_error = None
+            except Exception as error:
+                follower.last_error = f"{type(error).__name__}: {error}"
+                raise
+
+    def _follow(self) -> None:
+        channel = getattr(self.followers[0].app.recorder, "channel_name", None)
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True,
+                                     connect_timeout=max(1, round(self.connect_timeout))) as conn:
+                    if channel:
+                        conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+                    while not self._stopping.is_set():
+                        self._catch_up_all()
+                        backoff = 0.1
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._stopping.wait(SETTLE_SECONDS)
+            except Exception:  # noqa: BLE001 - keep following; each follower's status says why
+                log.exception("projections failed; retrying in %.1fs", backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        log.debug("projections stopped")
