@@ -11,7 +11,7 @@ from evalledger.api.datasets import PROBLEMS, LedgerDep
 from evalledger.api.encoding import JSONBody, through
 from evalledger.api.paging import MAX_POSITION
 from evalledger.api.routing import Route
-from evalledger.api.streams import stream_query
+from evalledger.api.streams import EventType, stream_query
 from evalledger.api.security import PrincipalDep, declare
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.projections.datasets import DATASET_TOPICS
@@ -42,7 +42,8 @@ def build_router(max_per_page: int) -> APIRouter:
         after: Annotated[int, Query(ge=0, le=MAX_POSITION,
                                     description="Position of the last event you have (0: from the start)")] = 0,
         limit: Annotated[int, Query(ge=1, le=max_per_page)] = 100,
-        types: Annotated[list[str] | None, Query(alias="type", description="e.g. ItemsAdded, ResultsRecorded")] = None,
+        types: Annotated[list[EventType] | None, Query(alias="type",
+                                                       description="e.g. ItemsAdded, ResultsRecorded")] = None,
     ) -> JSONBody:
         """Every event of every dataset and run of the key's project (an instance key: of every project) in
         commit order, for consumers that follow the log: poll with `after` set to the last `position` you have."""

@@ -8,12 +8,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query
+from pydantic import Field
 
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
 from evalledger.api.paging import After, Page, pagination
 from evalledger.api.paging import per_page as per_page_param
 from evalledger.service_layer.events import stream_page
+
+
+# An event type's name, as the wire shows it (ItemsAdded, ResultsRecorded, ...).
+EventType = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z]{0,99}$")]
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -48,7 +53,7 @@ def stream_query(max_per_page: int) -> Any:
         page: Page = 0,
         per_page: PerPage = 50,
         after: After = None,
-        types: Annotated[list[str] | None, Query(alias="type", description="Only these event types")] = None,
+        types: Annotated[list[EventType] | None, Query(alias="type", description="Only these event types")] = None,
         since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
         until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
     ) -> StreamQuery:
