@@ -81,12 +81,12 @@ def measure(env: dict[str, str], workers: int, runs: int, items: int, max_concur
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, api)
-        for started in range(1, workers + 1):
-            # One after the other: workers that start at the same moment can fail on each
-            # other's table creation ("tuple concurrently updated"; see benchmarks/README.md).
+        # The tables exist (`migrate`): the workers start together, as a deployment's do.
+        worker_env = {**env, "EVALLEDGER_CREATE_TABLES": "n"}
+        for _ in range(workers):
             processes.append(subprocess.Popen([*COMMAND, "worker", "--log-level", "warning",
-                                               "--app", "benchmarks.sleep_target"], env=env, cwd=ROOT.parent))
-            wait_registered(env, started)
+                                               "--app", "benchmarks.sleep_target"], env=worker_env, cwd=ROOT.parent))
+        wait_registered(env, workers)
         with httpx.Client(base_url=url, timeout=600, headers=AUTH) as http:
             dataset = http.post("/api/datasets", json={"name": "workers-bench"}).json()
             http.post(f"/api/datasets/{dataset['id']}/items/batch",
