@@ -25,7 +25,6 @@ from service_process import ServiceProcess
 from evalledger.adapters import database
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
-from conftest import AUTH
 
 TABLES = {
     "evalledger_events",

@@ -21,7 +21,6 @@ Besides procrastinate's own worker, each worker process keeps three loops going:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
