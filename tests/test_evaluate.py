@@ -211,8 +211,11 @@ def test_ctrl_c_records_what_finished_and_the_run_resumes(service: Service, tmp_
     make_dataset(service.client)
     script = tmp_path / "evaluate_script.py"
     script.write_text(SCRIPT)
+    # Ctrl-C as a terminal sends it: the script must not inherit an ignored SIGINT (a test runner
+    # started in the background, as CI may start it, ignores SIGINT, and its children with it).
     process = subprocess.Popen([sys.executable, str(script), service.url], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ran = []
     assert process.stdout is not None
     while len(ran) < 4:
