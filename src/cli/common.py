@@ -64,6 +64,14 @@ DataDir = Annotated[
     typer.Option("--data-dir", envvar="EVALLEDGER_DATA_DIR", help="Where the embedded PostgreSQL keeps its data."),
 ]
 DEFAULT_DATA_DIR = Path(".evalledger/pg")
+# Options `serve` and `worker` share.
+AppModules = Annotated[list[str] | None, typer.Option(
+    "--app", help="Python module whose @target/@scorer functions to load (repeatable; also EVALLEDGER_APP, "
+    "comma-separated).")]
+AllowHttp = Annotated[list[str] | None, typer.Option(
+    "--allow-http", help="URL prefix HTTP/LLM targets and judges may call (repeatable; also "
+    "EVALLEDGER_HTTP_ALLOWLIST).")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning, error")]
 ServiceUrl = Annotated[str, typer.Option("--url", envvar="EVALLEDGER_URL", help="The evalledger service.")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")]

@@ -12,6 +12,9 @@ import typer
 
 from evalledger.cli.common import (
     auth_headers,
+    AllowHttp,
+    AppModules,
+    LogLevel,
     DEFAULT_DATA_DIR,
     DataDir,
     DatabaseUrl,
@@ -30,17 +33,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
-    app: Annotated[
-        list[str] | None,
-        typer.Option("--app", help="Python module whose @target/@scorer functions to load (repeatable; "
-                     "also EVALLEDGER_APP, comma-separated)."),
-    ] = None,
-    allow_http: Annotated[
-        list[str] | None,
-        typer.Option("--allow-http", help="URL prefix HTTP/LLM targets and judges may call (repeatable; "
-                     "also EVALLEDGER_HTTP_ALLOWLIST)."),
-    ] = None,
+    log_level: LogLevel = "info",
+    app: AppModules = None,
+    allow_http: AllowHttp = None,
     worker: Annotated[
         bool,
         typer.Option("--worker/--no-worker", help="Also execute runs in this process (default); --no-worker makes "

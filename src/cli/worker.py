@@ -10,7 +10,17 @@ from typing import Annotated
 
 import typer
 
-from evalledger.cli.common import DEFAULT_DATA_DIR, DataDir, DatabaseUrl, cli, console, settings_for
+from evalledger.cli.common import (
+    DEFAULT_DATA_DIR,
+    AllowHttp,
+    AppModules,
+    DataDir,
+    DatabaseUrl,
+    LogLevel,
+    cli,
+    console,
+    settings_for,
+)
 from evalledger.cli.server import started_ledger
 from evalledger.settings import Settings
 
@@ -20,19 +30,11 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", min=1, help="Chunk jobs executed at once (default 4, also EVALLEDGER_WORKER_CONCURRENCY); "
         "each runs up to its run's maxConcurrency items at once, the run's limit holding across all workers.")] = None,
-    app: Annotated[
-        list[str] | None,
-        typer.Option("--app", help="Python module whose @target/@scorer functions to load (repeatable; "
-                     "also EVALLEDGER_APP, comma-separated)."),
-    ] = None,
-    allow_http: Annotated[
-        list[str] | None,
-        typer.Option("--allow-http", help="URL prefix HTTP/LLM targets and judges may call (repeatable; "
-                     "also EVALLEDGER_HTTP_ALLOWLIST)."),
-    ] = None,
+    app: AppModules = None,
+    allow_http: AllowHttp = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_level: LogLevel = "info",
 ) -> None:
     """Execute runs from the job queue until stopped (SIGTERM or Ctrl-C). Its chunks in
     progress go back to the queue when it stops; if it dies, a live worker takes them over."""
