@@ -2,7 +2,8 @@
 
 `verify_dataset` replays a dataset's events once, in order, and at the end of every
 dataset version compares the aggregate's items (ids, contents, externalIds) with what the
-read model lists at that version, and the version's item count. `verify_run` recomputes
+read model lists at that version, and the version's item count; at the end, its version
+tags. `verify_run` recomputes
 a run's counts and per-scorer score aggregates from its events and compares them with the
 runs tables. Each difference found is reported with the dataset (or run) and version.
 Both replay with Python's cycle collector paused (see `gc_paused`).
@@ -93,6 +94,17 @@ def _dataset_findings(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
         yield from _check_version(dataset_id, version, dataset, written, deleted, replaced, revisions,
                                   created_at.get(version, set()), closed_at.get(version, set()), counts)
         written, deleted, replaced = set(), set(), set()
+    if dataset is not None and not dataset.is_deleted:
+        yield from _check_tags(ledger, dataset_id, dataset)
+
+
+def _check_tags(ledger: Ledger, dataset_id: UUID, dataset: Dataset) -> Iterator[Finding]:
+    """The version tags the read model lists are the ones the log leaves (tag -> version)."""
+    listed = {row["tag"]: row["version"] for row in ledger.dataset_queries.list_tags(dataset_id)}
+    for tag in sorted(set(listed) | set(dataset.tags)):
+        if listed.get(tag) != dataset.tags.get(tag):
+            yield Finding("dataset", dataset_id, None,
+                          f"tag {tag!r}: version {listed.get(tag)} in the read model, {dataset.tags.get(tag)} in the log")
 
 
 def _check_version(dataset_id: UUID, version: int, dataset: Dataset, written: set[str], deleted: set[str],

@@ -31,6 +31,11 @@ def test_verify_passes_when_healthy_and_names_a_corrupted_row(service: Service) 
     client.submit_results(run.id, [{"itemId": str(i.id), "output": 1, "scores": [{"scorerId": "s", "score": 0.5}]}
                                    for i in added.items[2:]])
     client.finalize_run(run.id)
+    client.tag_version(dataset.id, "golden", 1)
+    client.tag_version(dataset.id, "latest", 2)
+    client.tag_version(dataset.id, "latest", 3, move=True)
+    client.tag_version(dataset.id, "gone", 2)
+    client.delete_tag(dataset.id, "gone")
 
     healthy = verify(service)
     assert healthy.returncode == 0, healthy.stderr
@@ -46,6 +51,12 @@ def test_verify_passes_when_healthy_and_names_a_corrupted_row(service: Service) 
     broken = verify(service, str(dataset.id))
     assert broken.returncode == 1
     assert f"dataset {dataset.id} version 1" in broken.stderr and str(added.items[3].id) in broken.stderr
+    with psycopg.connect(params.conninfo, autocommit=True) as conn:
+        conn.execute(SQL("UPDATE {}.dataset_tags SET version = 2 WHERE tag = 'latest'")
+                     .format(Identifier(service.settings.schema)))
+    tag_broken = verify(service, str(dataset.id))
+    assert tag_broken.returncode == 1
+    assert f"dataset {dataset.id}: tag 'latest': version 2 in the read model, 3 in the log" in tag_broken.stderr
     with psycopg.connect(params.conninfo, autocommit=True) as conn:
         conn.execute(SQL("UPDATE {}.runs SET succeeded = succeeded + 1").format(Identifier(service.settings.schema)))
     run_broken = verify(service)
