@@ -347,9 +347,7 @@ class Client:
                      version: int | None = None, tag: str | None = None, include_ids: bool = False) -> int:
         """Write a version's items (default: current; or the one `tag` names) as CSV, JSON
         or JSONL to a file (path or open binary file), streamed. Returns the version written."""
-        if tag is not None:
-            version = self.get_tag(dataset_id, tag).version
-        params = {"format": format, "version": version, "includeIds": include_ids or None}
+        params = {"format": format, "version": version, "tag": tag, "includeIds": include_ids or None}
         return int(self._download(f"/api/datasets/{dataset_id}/items/export", params, destination)
                    .get("X-Dataset-Version", -1))
 

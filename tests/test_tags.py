@@ -5,6 +5,8 @@ tagging, moving and deleting are events of the dataset in its audit trail; the r
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from typing import Any
 from uuid import UUID
@@ -56,6 +58,12 @@ def test_tag_move_and_delete_are_audited_and_reads_take_the_tag(service: Service
     assert (diff.from_version, diff.to_version) == (1, 3)
     assert (diff.summary.added, diff.summary.changed, diff.summary.removed) == (1, 1, 0)
     assert client.diff(dataset_id, 2, to_tag="golden").to_version == 1
+    exported = io.BytesIO()
+    assert client.export_items(dataset_id, exported, tag="golden") == 1
+    assert [json.loads(line)["expectedOutput"] for line in exported.getvalue().splitlines()] == ["Paris", "Madrid"]
+    raw = client.http.get(f"/api/datasets/{dataset_id}/items/export", params={"tag": "golden", "format": "csv"})
+    assert raw.status_code == 200 and raw.headers["X-Dataset-Version"] == "1"
+    refused(lambda: client.export_items(dataset_id, io.BytesIO(), tag="nope"), 404, "tag-not-found")
 
     # Tagging a version with the tag it has changes nothing; moving needs asking for.
     events_before = client.list_events(dataset_id, per_page=100).pagination.total

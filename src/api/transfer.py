@@ -137,9 +137,11 @@ def build_router() -> APIRouter:
         file_format: Annotated[Literal["csv", "json", "jsonl"], Query(alias="format")] = "jsonl",
         version: Annotated[int | None, Query(ge=0)] = None,
         include_ids: Annotated[bool, Query(alias="includeIds")] = False,
+        tag: Annotated[str | None, Query(max_length=100, description="A version tag: the version it names")] = None,
     ) -> StreamingResponse:
-        """Every item of a version as CSV, JSON or JSONL (`format`), streamed; `includeIds` adds the item ids."""
-        at = ledger.dataset_queries.resolve_version(dataset_id, version)
+        """Every item of a version (default: current; or the one `tag` names) as CSV, JSON or JSONL
+        (`format`), streamed; `includeIds` adds the item ids."""
+        at = ledger.dataset_queries.resolve_version(dataset_id, version, None, tag)
         pages = ledger.dataset_queries.iter_item_pages(dataset_id, at, page_size=5000)
         filename = f"dataset-{dataset_id}-v{at}.{file_format}"
         return StreamingResponse(
