@@ -125,8 +125,6 @@ class Ledger:
         self.scheduler.queue.close()
         if self.following is not None:
             self.following.stop()
-        for follower in self.followers:
-            follower.stop()
         for app in (self.runs, self.datasets, self.access.store):
             app.close()
             app.factory.close()

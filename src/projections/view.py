@@ -2,8 +2,9 @@
 
 Each batch's read-model rows and its tracking position commit in one transaction, so a
 projection can be stopped, restarted or rebuilt at any time without loss or double
-counting. Several processes may follow the same log: a transaction-scoped advisory lock
-serialises them, and events at or below the recorded position are skipped.
+counting. Several processes may apply the same log (one follows it in the background, the
+others apply their own commands' writes): a transaction-scoped advisory lock serialises
+them, and events at or below the recorded position are skipped.
 
 Set-based: a batch is cut into runs of consecutive events that one handler takes (the view
 maps each event class to a handler), and each handler writes its whole run with a few
@@ -84,6 +85,10 @@ class BatchingView(PostgresTrackingRecorder):
         # Where tables of other views live (a rebuild builds this view in a schema of its own).
         self.other_views_schema = other_views_schema or self.schema
         self.advisory_key = zlib.crc32(f"{self.schema}.{tracking_table_name}".encode()) - 2**31
+        # Held at session level by the process that follows this view in the background (its
+        # leader, see follower.py). A key of its own: the leader's batches take
+        # `advisory_key` from pool connections, which a session lock on it would block.
+        self.leader_key = zlib.crc32(f"{self.schema}.{tracking_table_name}.leader".encode()) - 2**31
         self.sql_create_statements.extend(self.table_statements())
 
     def table(self, name: str) -> Composed:
