@@ -2,18 +2,21 @@
 the background by one process (its leader, holding an advisory lock), the others apply
 only the writes they answer; a write answered by one process reads back at once through
 another; when the leader is SIGKILLed another process takes over within seconds and
-applies what was written meanwhile. (Processes take a few seconds each to start on a busy
-machine; the tests start as few as they can.)"""
+applies what was written meanwhile. (A process takes seconds to start on a busy machine:
+each test starts its two together.)"""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from uuid import uuid4
 
 import httpx
 import psycopg
+from conftest import free_port
+from service_process import COMMAND
 from waiting import wait_until
-from worker_process import Process, running, start_serve
+from worker_process import Process, environment, running
 
 from evalledger import Client
 from evalledger.client import ApiError
@@ -48,9 +51,37 @@ def lock_holders(database_url: str, settings: Settings) -> dict[str, list[str]]:
     return {name: sorted(app for k, app in rows if k == key) for name, key in keys.items()}
 
 
-def start_api(settings: Settings, name: str, *, create: bool) -> Process:
-    env = {"PGAPPNAME": name, **({} if create else {"EVALLEDGER_CREATE_TABLES": "n"})}
-    return start_serve(settings, options=["--no-worker"], env=env)
+def start_apis(settings: Settings, names: list[str]) -> list[Process]:
+    """An API process (--no-worker) per name (its PGAPPNAME), all started at once (each
+    creates the tables, one at a time); once every one answers /health."""
+    processes = []
+    try:
+        for name in names:
+            port = free_port()
+            command = [*COMMAND, "serve", "--no-worker", "--port", str(port), "--log-level", "warning"]
+            processes.append(Process(subprocess.Popen(command, env=environment(settings, {"PGAPPNAME": name})),
+                                     f"http://127.0.0.1:{port}"))
+        for process in processes:
+            wait_until(lambda: answers(process), "the API processes to answer /health", 60, 0.1)
+    except BaseException:
+        for process in processes:
+            process.stop()
+        raise
+    return processes
+
+
+def answers(process: Process) -> bool:
+    assert process.process.poll() is None, f"the service exited with {process.process.returncode}"
+    try:
+        return httpx.get(f"{process.url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def one_leader_each(processes: list[Process]) -> list[set[str]] | None:
+    """What each process leads, once each read model has exactly one leader among them."""
+    led = [leads(p) for p in processes]
+    return led if sorted(m for models in led for m in models) == sorted(READ_MODELS) else None
 
 
 def written_then_read(writer: Client, reader: Client, n: int) -> None:
@@ -71,13 +102,8 @@ def written_then_read(writer: Client, reader: Client, n: int) -> None:
 def test_one_process_leads_each_read_model_and_writes_read_back_across_processes(
         database_url: str, settings: Settings) -> None:
     names = [f"lead-{uuid4().hex[:8]}" for _ in range(2)]
-    first = start_api(settings, names[0], create=True)
-    with running(first, start_api(settings, names[1], create=False)) as processes:
-        def one_leader_each() -> list[set[str]] | None:
-            led = [leads(p) for p in processes]
-            return led if sorted([*led[0], *led[1]]) == sorted(READ_MODELS) else None
-
-        led = wait_until(one_leader_each, "each read model to have one leader")
+    with running(*start_apis(settings, names)) as processes:
+        led = wait_until(lambda: one_leader_each(list(processes)), "each read model to have one leader")
         holders = lock_holders(database_url, settings)
         for model in READ_MODELS:
             leader = next(n for n, models in zip(names, led, strict=True) if model in models)
@@ -93,11 +119,12 @@ def test_one_process_leads_each_read_model_and_writes_read_back_across_processes
 def test_when_the_leader_is_killed_another_process_takes_over_within_seconds(
         database_url: str, settings: Settings) -> None:
     names = [f"lead-{uuid4().hex[:8]}" for _ in range(2)]
-    first = start_api(settings, names[0], create=True)
-    wait_until(lambda: leads(first) == set(READ_MODELS), "the first process to lead")
-    second = start_api(settings, names[1], create=False)
-    with running(first, second):
-        assert leads(second) == set()
+    with running(*start_apis(settings, names)) as processes:
+        led = wait_until(lambda: one_leader_each(list(processes)), "each read model to have one leader")
+        # The leader of the datasets read model dies (if the other process leads the runs
+        # read model, it goes on leading it).
+        first, second = processes if "datasets" in led[0] else processes[::-1]
+        survivor_name = names[processes.index(second)]
         ledger = build_ledger(settings, create_tables=False)
         try:
             first.sigkill()
@@ -122,6 +149,6 @@ def test_when_the_leader_is_killed_another_process_takes_over_within_seconds(
 
         wait_until(applied, "the new leader to apply what was written meanwhile", 10)
         assert survivor.get_dataset(dataset_id).name == "while no one followed"
-        assert lock_holders(database_url, settings) == {model: [names[1]] for model in READ_MODELS}
+        assert lock_holders(database_url, settings) == {model: [survivor_name] for model in READ_MODELS}
 
     print(f"took over {took:.1f} s after the leader was killed")

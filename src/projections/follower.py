@@ -34,7 +34,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Recording, Tracking
 from psycopg.sql import SQL, Identifier
 
-from evalledger.projections.view import BatchingView
+from evalledger.projections.view import BatchingView, ViewBehind
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,10 @@ class ProjectionFollower:
                 return self._position
             if recordings and recordings[0].notification.id == self._position + 1:
                 events = [(r.domain_event, r.notification.id) for r in recordings]
-                self._apply(events, recordings[-1].notification.id)
+                try:
+                    self._apply(events, recordings[-1].notification.id)
+                except ViewBehind as behind:
+                    self._position = behind.position  # read what lies between, below
                 if until is not None and self._position >= until:
                     return self._position
             # Another process (the leader, or a writer elsewhere) has most likely applied
@@ -176,7 +179,11 @@ class ProjectionFollower:
                 # Fewer than asked for: everything up to `head` has been seen.
                 last = head if len(notifications) < limit else notifications[-1].id
                 del notifications
-                self._apply(events, last)
+                try:
+                    self._apply(events, last)
+                except ViewBehind as behind:
+                    self._position = behind.position
+                    continue
                 del events
                 if until is not None and self._position >= until:
                     return self._position
@@ -186,7 +193,7 @@ class ProjectionFollower:
 
     def _apply(self, events: list[tuple[Any, int]], last: int) -> None:
         try:
-            self.applied += self.view.process(events, Tracking(self.app.name, last))
+            self.applied += self.view.process(events, Tracking(self.app.name, last), follows=self._position)
         except BaseException:
             # Another process may have moved on, or the transaction failed: re-read.
             self._position = None

@@ -29,6 +29,14 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
 
+class ViewBehind(Exception):  # noqa: N818 - a condition the caller handles, not a failure
+    """The view's recorded position is behind the one a batch goes on from."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the view is at {position}")
+        self.position = position
+
+
 # A handler writes the rows of a run of consecutive events (one or more) it takes:
 # handler(view, cursor, events).
 Handler = Callable[[Any, Cursor[Any], list[Any]], None]
@@ -116,14 +124,20 @@ class BatchingView(PostgresTrackingRecorder):
         for handler, run in runs_of(events, self.handler_of, self.weight_of, self.max_run_weight):
             handler(self, curs, run)
 
-    def process(self, events: Sequence[tuple[Any, int]], position: Tracking) -> int:
+    def process(self, events: Sequence[tuple[Any, int]], position: Tracking, *, follows: int | None = None) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
-        last of them) in the same transaction. Returns how many events were new here."""
+        last of them) in the same transaction. Returns how many events were new here.
+        `follows`: the position the batch goes on from (its events are all the view's
+        between it and `position`); ViewBehind, and nothing written, if the view is not
+        there yet (another process rebuilt it meanwhile), as the events between would be
+        lost."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
             done = self._max_tracking_id(position.application_name, curs) or 0
             if position.notification_id <= done:
                 return 0
+            if follows is not None and done < follows:
+                raise ViewBehind(done)
             fresh = [event for event, notification_id in events if notification_id > done]
             self.apply(curs, fresh)
             self._insert_tracking(curs, position)
