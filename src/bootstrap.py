@@ -5,6 +5,9 @@ benchmark) uses."""
 from __future__ import annotations
 
 import logging
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -125,16 +128,30 @@ class Ledger:
         self.scheduler.queue.close()
         if self.following is not None:
             self.following.stop()
-        for follower in self.followers:
-            follower.stop()
         for app in (self.runs, self.datasets, self.access.store):
             app.close()
             app.factory.close()
 
 
-def _ensure_schema(params: database.ConnectionParams, schema: str) -> None:
-    with psycopg.connect(params.conninfo, autocommit=True) as conn:
-        conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+# The advisory lock that table creation holds, the same for every schema of a database
+# (schemas share the catalogs whose rows concurrent creation trips over).
+CREATE_TABLES_LOCK = zlib.crc32(b"evalledger.create-tables") - 2**31
+
+
+@contextmanager
+def _creating_tables(params: database.ConnectionParams, settings: Settings) -> Iterator[None]:
+    """Hold the table-creation lock (on a connection of its own, for the block's
+    duration) and make sure the schema exists. Waiting for it is bounded: a minute."""
+    with psycopg.connect(params.conninfo, autocommit=True,
+                         connect_timeout=max(1, round(settings.connect_timeout))) as conn:
+        conn.execute("SET lock_timeout = '60s'")
+        conn.execute("SELECT pg_advisory_lock(%s)", (CREATE_TABLES_LOCK,))
+        try:
+            if settings.schema != "public":
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(settings.schema)))
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (CREATE_TABLES_LOCK,))
 
 
 def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Ledger:
@@ -150,8 +167,6 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
 
     params = database.resolve(settings.database_url, settings.embedded_data_dir)
     create = settings.create_tables if create_tables is None else create_tables
-    if create and settings.schema != "public":
-        _ensure_schema(params, settings.schema)
     env = {
         **params.eventsourcing_env(),
         "POSTGRES_SCHEMA": settings.schema,
@@ -160,38 +175,42 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": persistence.RECORDER_TOPIC,
     }
-    datasets = Datasets(env={**env, "CREATE_TABLE": "n"})
-    datastore = datasets.factory.datastore
-    connections.tune_pool(datastore.pool, settings)
-    if create:
-        datasets.recorder.create_table()
-    # One events table, so one pool: Runs uses the datastore of Datasets.
-    runs = Runs(env={**env, "CREATE_TABLE": "n"}, item_keys=datasets.item_keys)
-    connections.share_datastore(runs, datastore)
-    if create:
-        datasets.item_keys.create_table()
-    datasets_view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
-    runs_view = RunsView(datastore, tracking_table_name="runs_projection_tracking")
-    queue = JobQueue(params.conninfo, settings.schema, connect_timeout=settings.connect_timeout,
-                     pool_size=settings.worker_pool_size, max_idle=settings.pool_max_idle)
-    if create:
-        datasets_view.create_table()
-        runs_view.create_table()
-        queue.create_tables()
-    followers = [
-        ProjectionFollower(
-            name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=params.conninfo
-        ),
-        ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=params.conninfo),
-    ]
-    # Access events have a table of their own, on the same pool.
-    access_store = AccessStore(env={**env, "CREATE_TABLE": "n"})
-    connections.share_datastore(access_store, datastore)
-    access = AccessUseCases(store=access_store, conninfo=params.conninfo, schema=settings.schema,
-                            admin_key=settings.admin_key)
-    if create:
-        access_store.recorder.create_table()
-        access.create_tables()
+    # Processes that start together with CREATE_TABLES create the tables one at a time (the
+    # others then find them there), or PostgreSQL fails some of them on each other's
+    # catalog changes ("tuple concurrently updated", a duplicate type).
+    with _creating_tables(params, settings) if create else nullcontext():
+        datasets = Datasets(env={**env, "CREATE_TABLE": "n"})
+        datastore = datasets.factory.datastore
+        connections.tune_pool(datastore.pool, settings)
+        if create:
+            datasets.recorder.create_table()
+        # One events table, so one pool: Runs uses the datastore of Datasets.
+        runs = Runs(env={**env, "CREATE_TABLE": "n"}, item_keys=datasets.item_keys)
+        connections.share_datastore(runs, datastore)
+        if create:
+            datasets.item_keys.create_table()
+        datasets_view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
+        runs_view = RunsView(datastore, tracking_table_name="runs_projection_tracking")
+        queue = JobQueue(params.conninfo, settings.schema, connect_timeout=settings.connect_timeout,
+                         pool_size=settings.worker_pool_size, max_idle=settings.pool_max_idle)
+        if create:
+            datasets_view.create_table()
+            runs_view.create_table()
+            queue.create_tables()
+        followers = [
+            ProjectionFollower(
+                name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=params.conninfo
+            ),
+            ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=params.conninfo),
+        ]
+        # Access events have a table of their own, on the same pool.
+        access_store = AccessStore(env={**env, "CREATE_TABLE": "n"})
+        connections.share_datastore(access_store, datastore)
+        access = AccessUseCases(store=access_store, conninfo=params.conninfo, schema=settings.schema,
+                                admin_key=settings.admin_key)
+        if create:
+            access_store.recorder.create_table()
+            access.create_tables()
     dataset_queries = DatasetQueries(datastore)
     run_queries = RunQueries(datastore)
     run_queries.trace_url = settings.trace_url

@@ -81,14 +81,15 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
              openapi_extra=declare("public"))
     def health(request: Request) -> dict[str, Any]:
         """Open to all, and says nothing about data: `status` is `ok` while the service answers, and each read
-        model tells how far it lags behind the event log. With a valid key it also names the database (no
+        model tells how far it lags behind the event log and whether this process leads it (of the processes on one
+        database, one applies each read model in the background). With a valid key it also names the database (no
         password) and each read model's position and last error."""
         current: Ledger = request.app.state.ledger
         projections = [f.status() for f in current.followers]
         try:
             current.access.authenticate(bearer_secret(request))
         except DomainError:
-            return {"status": "ok", "projections": [{k: p[k] for k in ("name", "lag", "running")} for p in projections]}
+            return {"status": "ok", "projections": [{k: p[k] for k in ("name", "lag", "running", "leader")} for p in projections]}
         return {"status": "ok", "database": current.connection.describe(), "projections": projections}
 
     ui.install(app)

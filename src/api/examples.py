@@ -82,7 +82,8 @@ RESULT = {"itemId": ITEM_ID, "repetition": 0, "status": "succeeded", "input": IT
                      "scores": {"exact-match": 1.0}, "criteria": {}, "reviews": 1, "actor": "alice",
                      "reason": "synonym", "reviewedAt": UPDATED},
           "flagged": False}
-PROJECTION = {"name": "datasets", "position": 5120, "head": 5120, "lag": 0, "running": True, "lastError": None}
+PROJECTION = {"name": "datasets", "position": 5120, "head": 5120, "lag": 0, "running": True, "leader": True,
+              "lastError": None}
 REBUILD_REPORT = {"projection": "datasets", "position": 5120, "events": 5120, "seconds": 0.21,
                   "eventsPerSecond": 24381}
 

@@ -372,6 +372,9 @@ class HealthProjection(ResponseModel):
     name: str
     lag: int
     running: bool
+    leader: bool = Field(description="Whether this process applies the read model in the background (of several "
+                         "processes on one database, one leads each read model; the others apply only the writes "
+                         "they answer).")
 
 
 class Health(ResponseModel):
@@ -747,6 +750,7 @@ class ProjectionStatus(ResponseModel):
     head: int = Field(description="The last event in the log.")
     lag: int
     running: bool
+    leader: bool = Field(description="Whether this process leads the read model (applies it in the background).")
     last_error: str | None
 
 

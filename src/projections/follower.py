@@ -8,7 +8,10 @@ Two ways in:
 - A background thread LISTENs on the event table's channel and catches up whenever any
   process writes (and once a second regardless), so writes from other processes, and
   events written before a crash, reach the read model by themselves. One thread and one
-  connection (`FollowingThread`) serve every follower of the log, not one each.
+  connection (`FollowingThread`) serve every follower of the log, not one each, and of
+  all the processes on one database only the leader of a read model (the one holding its
+  advisory lock on that connection) follows it so; the others try to take over every
+  second.
 
 The library's own runner applies one event per transaction (about 1.4k events/s here);
 this one applies up to `batch_size` events per transaction.
@@ -20,6 +23,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +34,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Recording, Tracking
 from psycopg.sql import SQL, Identifier
 
-from evalledger.projections.view import BatchingView
+from evalledger.projections.view import BatchingView, ViewBehind
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +120,10 @@ class ProjectionFollower:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._position: int | None = None  # last notification id known to be applied
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the FollowingThread's, while it runs
+        # Whether this process follows the view in the background (FollowingThread holds its
+        # leadership lock); the others apply only their own commands' writes.
+        self.leader = False
         self.last_error: str | None = None
         self.applied = 0  # events applied by this follower (a rebuild reports it)
         # How many notifications the next read asks for: it starts small and doubles up to
@@ -143,9 +149,19 @@ class ProjectionFollower:
                 return self._position
             if recordings and recordings[0].notification.id == self._position + 1:
                 events = [(r.domain_event, r.notification.id) for r in recordings]
-                self._apply(events, recordings[-1].notification.id)
+                try:
+                    self._apply(events, recordings[-1].notification.id)
+                except ViewBehind as behind:
+                    self._position = behind.position  # read what lies between, below
                 if until is not None and self._position >= until:
                     return self._position
+            # Another process (the leader, or a writer elsewhere) has most likely applied
+            # what lies between: start from the recorded position, not from this process's
+            # last one, which in a process that does not lead can be far behind (or ahead,
+            # when another process has rebuilt the view meanwhile).
+            self._position = self.position()
+            if until is not None and self._position >= until:
+                return self._position
             while True:
                 head = self.app.recorder.max_notification_id() or 0
                 if head <= self._position:
@@ -163,7 +179,11 @@ class ProjectionFollower:
                 # Fewer than asked for: everything up to `head` has been seen.
                 last = head if len(notifications) < limit else notifications[-1].id
                 del notifications
-                self._apply(events, last)
+                try:
+                    self._apply(events, last)
+                except ViewBehind as behind:
+                    self._position = behind.position
+                    continue
                 del events
                 if until is not None and self._position >= until:
                     return self._position
@@ -173,7 +193,7 @@ class ProjectionFollower:
 
     def _apply(self, events: list[tuple[Any, int]], last: int) -> None:
         try:
-            self.applied += self.view.process(events, Tracking(self.app.name, last))
+            self.applied += self.view.process(events, Tracking(self.app.name, last), follows=self._position)
         except BaseException:
             # Another process may have moved on, or the transaction failed: re-read.
             self._position = None
@@ -198,41 +218,6 @@ class ProjectionFollower:
         with self._lock:
             yield
 
-    # -- the background follower -------------------------------------------------------
-
-    def start(self) -> None:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._follow, name=f"follow-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _follow(self) -> None:
-        channel = getattr(self.app.recorder, "channel_name", None)
-        backoff = 0.1
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                    if channel:
-                        conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
-                    while not self._stopping.is_set():
-                        self._notice_rebuild()
-                        self.catch_up()
-                        self.last_error = None
-                        backoff = 0.1
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._stopping.wait(SETTLE_SECONDS)
-            except Exception as error:  # noqa: BLE001 - keep following; report via status
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.exception("projection %s failed; retrying in %.1fs", self.name, backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-        log.debug("projection %s stopped", self.name)
-
     def status(self) -> dict[str, Any]:
         head = self.app.recorder.max_notification_id() or 0
         position = self.position()
@@ -242,6 +227,7 @@ class ProjectionFollower:
             "head": head,
             "lag": max(0, head - position),
             "running": self._thread is not None and self._thread.is_alive(),
+            "leader": self.leader,
             "lastError": self.last_error,
         }
 
@@ -250,7 +236,17 @@ class ProjectionFollower:
 class FollowingThread:
     """Keeps several followers of the same notification log up, in one background thread
     on one LISTEN connection (each process then holds one connection for its projections,
-    not one per projection)."""
+    not one per projection).
+
+    Leadership: a follower is followed here only while this connection holds the view's
+    session-level advisory lock (`leader_key`), so each read model is applied in the
+    background by one process of a deployment, not read and decoded by all of them. The
+    others try to take the lock every RETRY_SECONDS; when the leader dies its connection
+    goes, with the lock, and one of them takes over. Correctness does not depend on it:
+    every batch still takes the view's transaction-scoped lock and skips what is recorded,
+    so two leaders at once (a partition) only duplicate work."""
+
+    RETRY_SECONDS = 1.0
 
     def __init__(self, followers: Sequence[ProjectionFollower], conninfo: str, *, connect_timeout: float = 10.0) -> None:
         self.followers = list(followers)
@@ -275,9 +271,21 @@ class FollowingThread:
             self._thread = None
         for follower in self.followers:
             follower._thread = None  # noqa: SLF001
+            follower.leader = False
 
-    def _catch_up_all(self) -> None:
+    def _take_leadership(self, conn: psycopg.Connection[Any]) -> None:
+        """Try (without waiting) to lead each follower this process does not lead yet."""
         for follower in self.followers:
+            if not follower.leader:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (follower.view.leader_key,)).fetchone()
+                if row is not None and row[0]:
+                    follower.leader = True
+                    log.info("this process now leads the %s read model", follower.name)
+
+    def _catch_up_led(self) -> None:
+        for follower in self.followers:
+            if not follower.leader:
+                continue
             try:
                 follower._notice_rebuild()  # noqa: SLF001
                 follower.catch_up()
@@ -293,15 +301,39 @@ class FollowingThread:
             try:
                 with psycopg.connect(self.conninfo, autocommit=True,
                                      connect_timeout=max(1, round(self.connect_timeout))) as conn:
-                    if channel:
-                        conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
-                    while not self._stopping.is_set():
-                        self._catch_up_all()
-                        backoff = 0.1
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._stopping.wait(SETTLE_SECONDS)
+                    self._follow_on(conn, channel)
+                    backoff = 0.1
             except Exception:  # noqa: BLE001 - keep following; each follower's status says why
                 log.exception("projections failed; retrying in %.1fs", backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            finally:
+                # The connection, and with it every lock it held, is gone.
+                for follower in self.followers:
+                    follower.leader = False
         log.debug("projections stopped")
+
+    def _follow_on(self, conn: psycopg.Connection[Any], channel: str | None) -> None:
+        # A leader whose machine vanishes (no FIN, no RST) holds its locks until the server
+        # notices the connection is dead: with these, in about half a minute, not in two
+        # hours (the usual kernel default). Ignored on a Unix socket.
+        conn.execute("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+                     "SET tcp_keepalives_count = 3")
+        listening = False
+        retry_at = 0.0
+        while not self._stopping.is_set():
+            if time.monotonic() >= retry_at and not all(f.leader for f in self.followers):
+                self._take_leadership(conn)
+                retry_at = time.monotonic() + self.RETRY_SECONDS
+            if channel and not listening and any(f.leader for f in self.followers):
+                conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+                listening = True
+            self._catch_up_led()
+            if listening:
+                # A leader catches up on every notification, and once a second regardless.
+                for _ in conn.notifies(timeout=self.RETRY_SECONDS, stop_after=1):
+                    self._stopping.wait(SETTLE_SECONDS)
+            else:
+                # Leads nothing (yet): wait and try again; a dead connection shows on the
+                # next try, which reconnects.
+                self._stopping.wait(max(0.0, retry_at - time.monotonic()))

@@ -2,8 +2,9 @@
 
 Each batch's read-model rows and its tracking position commit in one transaction, so a
 projection can be stopped, restarted or rebuilt at any time without loss or double
-counting. Several processes may follow the same log: a transaction-scoped advisory lock
-serialises them, and events at or below the recorded position are skipped.
+counting. Several processes may apply the same log (one follows it in the background, the
+others apply their own commands' writes): a transaction-scoped advisory lock serialises
+them, and events at or below the recorded position are skipped.
 
 Set-based: a batch is cut into runs of consecutive events that one handler takes (the view
 maps each event class to a handler), and each handler writes its whole run with a few
@@ -26,6 +27,14 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
+
+
+class ViewBehind(Exception):  # noqa: N818 - a condition the caller handles, not a failure
+    """The view's recorded position is behind the one a batch goes on from."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the view is at {position}")
+        self.position = position
 
 
 # A handler writes the rows of a run of consecutive events (one or more) it takes:
@@ -84,6 +93,10 @@ class BatchingView(PostgresTrackingRecorder):
         # Where tables of other views live (a rebuild builds this view in a schema of its own).
         self.other_views_schema = other_views_schema or self.schema
         self.advisory_key = zlib.crc32(f"{self.schema}.{tracking_table_name}".encode()) - 2**31
+        # Held at session level by the process that follows this view in the background (its
+        # leader, see follower.py). A key of its own: the leader's batches take
+        # `advisory_key` from pool connections, which a session lock on it would block.
+        self.leader_key = zlib.crc32(f"{self.schema}.{tracking_table_name}.leader".encode()) - 2**31
         self.sql_create_statements.extend(self.table_statements())
 
     def table(self, name: str) -> Composed:
@@ -111,14 +124,20 @@ class BatchingView(PostgresTrackingRecorder):
         for handler, run in runs_of(events, self.handler_of, self.weight_of, self.max_run_weight):
             handler(self, curs, run)
 
-    def process(self, events: Sequence[tuple[Any, int]], position: Tracking) -> int:
+    def process(self, events: Sequence[tuple[Any, int]], position: Tracking, *, follows: int | None = None) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
-        last of them) in the same transaction. Returns how many events were new here."""
+        last of them) in the same transaction. Returns how many events were new here.
+        `follows`: the position the batch goes on from (its events are all the view's
+        between it and `position`); ViewBehind, and nothing written, if the view is not
+        there yet (another process rebuilt it meanwhile), as the events between would be
+        lost."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
             done = self._max_tracking_id(position.application_name, curs) or 0
             if position.notification_id <= done:
                 return 0
+            if follows is not None and done < follows:
+                raise ViewBehind(done)
             fresh = [event for event, notification_id in events if notification_id > done]
             self.apply(curs, fresh)
             self._insert_tracking(curs, position)
