@@ -310,7 +310,7 @@ def test_the_cli_creates_projects_and_keys_and_the_new_key_acts_in_its_project_o
 def test_health_is_open_and_says_nothing_about_data_without_a_key(world: World) -> None:
     open_answer = httpx.get(world.service.url + "/health").json()
     assert open_answer["status"] == "ok" and "database" not in open_answer
-    assert all(set(p) == {"name", "lag", "running"} for p in open_answer["projections"])
+    assert all(set(p) == {"name", "lag", "running", "leader"} for p in open_answer["projections"])
     with world.client("alpha-reader") as reader:
         full = reader.get("/health").json()
     assert full["database"] and all("position" in p and "lastError" in p for p in full["projections"])

@@ -18,6 +18,7 @@ code path.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -96,7 +97,10 @@ class BatchingView(PostgresTrackingRecorder):
         # Held at session level by the process that follows this view in the background (its
         # leader, see follower.py). A key of its own: the leader's batches take
         # `advisory_key` from pool connections, which a session lock on it would block.
-        self.leader_key = zlib.crc32(f"{self.schema}.{tracking_table_name}.leader".encode()) - 2**31
+        # 64 bits, so that schemas on one database practically never share one (a process
+        # holding another schema's key would keep this one from leading).
+        self.leader_key = int.from_bytes(hashlib.blake2b(f"{self.schema}.{tracking_table_name}".encode(),
+                                                         digest_size=8, person=b"leader").digest(), signed=True)
         self.sql_create_statements.extend(self.table_statements())
 
     def table(self, name: str) -> Composed:
