@@ -1,15 +1,8 @@
 """Applications: their methods are the commands. They load an aggregate, ask it to
-decide, and save the events it produced.
-
-All applications share one event store (`evalledger_events`), so the notification log
-orders dataset and run events in one sequence: one subscription feeds every projection,
-and the audit feed is one ordered log.
-
-Aggregates are cached in memory (a 100,000-item dataset takes a while to replay) and
-are *not* deep-copied out of the cache: a command holds the dataset's lock, decides
-before it changes anything, and evicts the cached copy whenever something goes wrong
-after a change, so the cache never holds state that was not saved. A write from
-another process is picked up by the repository's fast-forward (one indexed query).
+decide, and save the events it produced. `ledger` holds what they share (one event store,
+the aggregate cache, the retry of a command that lost a race); `datasets` and `runs` the
+commands of each aggregate. The applications run on PostgreSQL in the service and on the
+library's in-memory persistence in the fast tests.
 """
 
 from evalledger.service_layer.applications.datasets import Datasets

@@ -1,5 +1,5 @@
-"""The base of the applications: their methods are the commands. They load an aggregate, ask it to
-decide, and save the events it produced.
+"""The base of the applications: one event store, the aggregate cache, and commands that
+retry when another process saved the same aggregate first.
 
 All applications share one event store (`evalledger_events`), so the notification log
 orders dataset and run events in one sequence: one subscription feeds every projection,
