@@ -87,6 +87,18 @@ def settings_for(database_url: str | None, data_dir: Path, **overrides: object) 
     return Settings(**fields)
 
 
+def process_settings(database_url: str | None, data_dir: Path, log_level: str, apps: list[str] | None,
+                     allow_http: list[str] | None, **overrides: object) -> Settings:
+    """Logging set up, and the settings of a long-running process (`serve`, `worker`): the
+    environment's apps and HTTP allowlist extended by the command line's."""
+    import logging
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = Settings.from_env()
+    return settings_for(database_url, data_dir, app_modules=base.app_modules + tuple(apps or ()),
+                        http_allowlist=base.http_allowlist + tuple(allow_http or ()), **overrides)
+
+
 def fail_database(error: DatabaseUnavailableError) -> NoReturn:
     console.print(f"[bold red]Database unavailable:[/] {error}")
     raise typer.Exit(code=2)
