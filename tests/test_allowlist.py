@@ -1,6 +1,6 @@
 """The HTTP allowlist compares parsed URLs — scheme, host, port, and the path on segment
 boundaries — and refuses user info, for HTTP and OpenAI targets and the LLM judge alike
-(one function, `targets.check_allowed`). Redirects are not followed."""
+(one function, `outbound.check_allowed`). Redirects are not followed."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED
 from evalledger.execution.registry import Registry
 from evalledger.execution.scorers import build_scorer
-from evalledger.execution.targets import build_target, check_allowed
+from evalledger.execution.outbound import check_allowed
+from evalledger.execution.targets import build_target
 from evalledger.settings import Settings
 
 

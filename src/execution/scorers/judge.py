@@ -14,14 +14,8 @@ from evalledger.execution.scorers.builtin import BuiltinScorer
 from evalledger.execution.scorers.contract import ScoreInput, ScoreOutput, to_score_output
 from evalledger.execution.scorers.options import Option
 from evalledger.execution.scorers.values import show
-from evalledger.execution.targets import (
-    TransientError,
-    check_allowed,
-    check_secret_name,
-    openai_usage,
-    redirect_refusal,
-    secret_value,
-)
+from evalledger.execution.outbound import check_allowed, check_secret_name, redirect_refusal, secret_value
+from evalledger.execution.targets import TransientError, openai_usage
 
 
 JUDGE_INSTRUCTIONS = """You are a strict evaluator of an AI system's output.
