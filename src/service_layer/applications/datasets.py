@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import Recording
 
 from evalledger.domain import schemas
@@ -30,13 +29,7 @@ class Datasets(LedgerApplication):
         if aggregate_version is None:
             with self._lock_for(dataset_id):
                 return self._load(dataset_id)
-        try:
-            dataset = self.repository.get(dataset_id, version=aggregate_version)
-        except AggregateNotFoundError:
-            raise DatasetNotFoundError(f"dataset {dataset_id} not found") from None
-        if not isinstance(dataset, Dataset):
-            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
-        return dataset
+        return self._get(dataset_id, Dataset, DatasetNotFoundError, "dataset", aggregate_version)
 
     def _written(self, dataset: Dataset, recordings: list[Recording[UUID]], **extra: Any) -> Written:
         return Written(
@@ -230,13 +223,7 @@ class Datasets(LedgerApplication):
         return self._written(dataset, recordings), previous
 
     def _load_including_deleted(self, dataset_id: UUID) -> Dataset:
-        try:
-            dataset = self.repository.get(dataset_id)
-        except AggregateNotFoundError:
-            raise DatasetNotFoundError(f"dataset {dataset_id} not found") from None
-        if not isinstance(dataset, Dataset):
-            raise DatasetNotFoundError(f"dataset {dataset_id} not found")
-        return dataset
+        return self._get(dataset_id, Dataset, DatasetNotFoundError, "dataset")
 
     def delete_dataset(self, dataset_id: UUID, *, actor: str = "anonymous", reason: str | None = None) -> Written:
         dataset, _, recordings = self._command(

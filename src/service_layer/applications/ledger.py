@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 from weakref import WeakValueDictionary
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import EventStore, IntegrityError, Mapper, Recording, Transcoder
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_before_delay, wait_random_exponential
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from evalledger.domain.datasets import Item
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 EVENT_STORE_NAME = "evalledger"
 # How long a command is retried when another process saved the same aggregate first, and
@@ -110,6 +111,18 @@ class LedgerApplication(Application[UUID]):
 
     def _load(self, aggregate_id: UUID) -> Any:
         raise NotImplementedError
+
+    def _get(self, aggregate_id: UUID, kind: type[A], not_found: type[DomainError], what: str,
+             version: int | None = None) -> A:
+        """The aggregate of type `kind` (at `version` if given); `not_found` when there is
+        none, or when the id is another kind's (ids are not typed in the shared store)."""
+        try:
+            aggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            aggregate = None
+        if not isinstance(aggregate, kind):
+            raise not_found(f"{what} {aggregate_id} not found")
+        return aggregate
 
     def _command(
         self, aggregate_id: UUID, decide: Callable[[Any], T], *, load: Callable[[UUID], Any] | None = None

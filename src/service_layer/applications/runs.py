@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording
 
 from evalledger.adapters.sealing import ItemPurgedDuringWrite, strip_purged_results
@@ -21,13 +20,7 @@ class Runs(LedgerApplication):
     command is retried on the fresh aggregate."""
 
     def _load(self, run_id: UUID) -> Run:
-        try:
-            run = self.repository.get(run_id)
-        except AggregateNotFoundError:
-            raise RunNotFoundError(f"run {run_id} not found") from None
-        if not isinstance(run, Run):
-            raise RunNotFoundError(f"run {run_id} not found")
-        return run
+        return self._get(run_id, Run, RunNotFoundError, "run")
 
     def get_run(self, run_id: UUID) -> Run:
         """The current aggregate (callers must not change it)."""
