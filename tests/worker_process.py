@@ -14,7 +14,7 @@ from service_process import ServiceProcess as Process
 
 from evalledger.settings import Settings
 
-__all__ = ["Process", "running", "start_serve", "start_worker"]
+__all__ = ["Process", "running", "start_deployment", "start_serve", "start_worker"]
 
 
 def start_serve(settings: Settings, *apps: str, options: Sequence[str] = (), env: Mapping[str, str] | None = None,
@@ -33,6 +33,19 @@ def start_worker(settings: Settings, *apps: str, options: Sequence[str] = (),
     time.sleep(0.1)
     assert worker.process.poll() is None, f"the worker exited with {worker.process.returncode}"
     return worker
+
+
+def start_deployment(settings: Settings, app: str, env: dict[str, str], *, apis: int, workers: int,
+                     concurrency: int) -> tuple[list[Process], list[Process]]:
+    """API processes without a worker and worker processes, as a deployment runs them: the
+    first API process creates the tables, the others start after it with
+    EVALLEDGER_CREATE_TABLES=n (as after `evalledger migrate`); `env` is left so, for any
+    process the test starts later."""
+    started = [start_serve(settings, app, options=["--no-worker"], env=env)]
+    env["EVALLEDGER_CREATE_TABLES"] = "n"
+    started += [start_serve(settings, app, options=["--no-worker"], env=env) for _ in range(apis - 1)]
+    return started, [start_worker(settings, app, options=["--concurrency", str(concurrency)], env=env)
+                     for _ in range(workers)]
 
 
 @contextmanager
