@@ -75,6 +75,7 @@ LogLevel = Annotated[str, typer.Option(help="debug, info, warning, error")]
 ServiceUrl = Annotated[str, typer.Option("--url", envvar="EVALLEDGER_URL", help="The evalledger service.")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")]
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 
 
 def settings_for(database_url: str | None, data_dir: Path, **overrides: object) -> Settings:
