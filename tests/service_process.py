@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cli_runner import COMMAND, database_env
 from conftest import free_port
 
 from evalledger import Client
 from evalledger.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
-COMMAND = [sys.executable, "-m", "evalledger.cli"]
 
 
 def environment(settings: Settings | None, env: Mapping[str, str] | None = None,
@@ -31,7 +30,7 @@ def environment(settings: Settings | None, env: Mapping[str, str] | None = None,
     can be loaded as apps."""
     environment = dict(os.environ if base_env is None else base_env)
     if settings is not None:
-        environment.update({"DATABASE_URL": settings.database_url or "", "EVALLEDGER_SCHEMA": settings.schema})
+        environment = database_env(settings, environment)
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), environment.get("PYTHONPATH")) if p)
     environment.update(env or {})
     return environment
