@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,11 +20,11 @@ import httpx
 from listing import every_page
 from service_process import running, start
 
-from evalledger.bootstrap import Ledger, build_ledger
+from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.settings import Settings
-from conftest import AUTH
+from conftest import AUTH, built_ledger
 
 CATCH_UP_DEADLINE = 10.0
 
@@ -32,14 +32,9 @@ CATCH_UP_DEADLINE = 10.0
 # -- another writer, and waiting (the service process itself: service_process.py) -----------
 
 
-@contextmanager
-def other_writer(settings: Settings) -> Iterator[Ledger]:
+def other_writer(settings: Settings) -> AbstractContextManager[Ledger]:
     """The write side of another process: commands only, no projections, no read-your-writes."""
-    ledger = build_ledger(settings)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
+    return built_ledger(settings)
 
 
 def poll(condition: Callable[[], bool], what: str, timeout: float = CATCH_UP_DEADLINE) -> float:
