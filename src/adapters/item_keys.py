@@ -235,9 +235,6 @@ class MemoryItemKeys:
         self._keys: dict[str, bytes | None] = {}
         self._destroyed: dict[str, datetime] = {}
 
-    def create_table(self) -> None:
-        """Nothing to create."""
-
     def ensure(self, dataset_id: str, item_ids: Iterable[str]) -> None:
         with self._guard:
             for item_id in item_ids:
