@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 import orjson
@@ -58,8 +58,8 @@ class Ledger:
     run_service: RunService
     comparer: RunComparer
     access: AccessUseCases
+    rebuilds: Rebuilds  # the service's rebuilds of the read models
     followers: list[ProjectionFollower] = field(default_factory=list)
-    rebuilds: Rebuilds | None = None  # the service's rebuilds of the read models
     following: FollowingThread | None = None  # keeps the followers up in the background
 
     @cached_property
@@ -85,18 +85,7 @@ class Ledger:
         return Operations(self)
 
     def read_your_writes(self, written: Written) -> None:
-        """Bring every projection that handles the write's events up to it before its
-        answer goes out."""
-        if written.notification_id is None:
-            return
-        topics = {recording.notification.topic for recording in written.recordings}
-        for follower in self.followers:
-            if not topics.intersection(follower.topics):
-                continue
-            try:
-                follower.catch_up(until=written.notification_id, recordings=written.recordings)
-            except Exception:  # noqa: BLE001 - the write is durable; the follower retries
-                log.exception("projection %s could not catch up with a write", follower.name)
+        catch_up_with(self.followers, written)
 
     def start(self) -> None:
         """Catch the read models up, follow the log, and resume unfinished runs."""
@@ -154,13 +143,33 @@ def _creating_tables(params: database.ConnectionParams, settings: Settings) -> I
             conn.execute("SELECT pg_advisory_unlock(%s)", (CREATE_TABLES_LOCK,))
 
 
-def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Ledger:
-    """Wire everything. Nothing runs in the background until `Ledger.start()`."""
+def catch_up_with(followers: list[ProjectionFollower], written: Written) -> None:
+    """Bring every projection that handles the write's events up to it before its answer
+    goes out (read-your-writes)."""
+    if written.notification_id is None:
+        return
+    topics = {recording.notification.topic for recording in written.recordings}
+    for follower in followers:
+        if not topics.intersection(follower.topics):
+            continue
+        try:
+            follower.catch_up(until=written.notification_id, recordings=written.recordings)
+        except Exception:  # noqa: BLE001 - the write is durable; the follower retries
+            log.exception("projection %s could not catch up with a write", follower.name)
+
+
+def build_ledger(settings: Settings, *, create_tables: bool | None = None,
+                 registry: Registry | None = None) -> Ledger:
+    """Wire everything from `settings`; `registry` holds the users' targets and scorers
+    (default: the one the `@target`/`@scorer` decorators fill), and the modules the settings
+    name are loaded into it. Nothing runs in the background until `Ledger.start()`."""
+    from evalledger.execution import registry as registries
     from evalledger.execution.jobs import JobQueue
-    from evalledger.execution.registry import registry
     from evalledger.execution.scheduler import RunScheduler
     from evalledger.execution.service import RunService
 
+    if registry is None:
+        registry = registries.registry
     for module in settings.app_modules:
         registry.load(module)
     registry.load_entry_points()
@@ -215,11 +224,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
     run_queries = RunQueries(datastore)
     run_queries.trace_url = settings.trace_url
 
-    ledger: Ledger
-
-    def read_your_writes(written: Written) -> None:
-        ledger.read_your_writes(written)
-
+    read_your_writes = partial(catch_up_with, followers)
     scheduler = RunScheduler(
         runs=runs,
         run_queries=run_queries,
@@ -244,7 +249,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         http_allowlist=list(settings.http_allowlist),
         read_your_writes=read_your_writes,
     )
-    ledger = Ledger(
+    return Ledger(
         settings=settings,
         connection=params,
         datasets=datasets,
@@ -259,4 +264,3 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None) -> Le
         followers=followers,
         rebuilds=Rebuilds(params),
     )
-    return ledger

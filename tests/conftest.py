@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -123,19 +124,36 @@ def settings(database_url: str) -> Iterator[Settings]:
 
 
 @contextmanager
+def built_ledger(settings: Settings, **options: Any) -> Iterator[Ledger]:
+    """The ledger wired on `settings` (see build_ledger for `options`), not started: nothing
+    follows the log in the background. Closed when the block ends."""
+    ledger = build_ledger(settings, **options)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[Ledger]:
+    """A ledger in this process, not started (see built_ledger)."""
+    with built_ledger(settings) as ledger:
+        yield ledger
+
+
+@contextmanager
 def running_service(settings: Settings) -> Iterator[Service]:
     """The service on `settings`, over HTTP on a local port, for as long as the block runs."""
-    ledger = build_ledger(settings)
-    ledger.start()
-    server = ServerThread(create_app(ledger))
-    server.start()
-    client = Client(server.url)
-    try:
-        yield Service(settings=settings, ledger=ledger, url=server.url, client=client)
-    finally:
-        client.close()
-        server.stop()
-        ledger.close()
+    with built_ledger(settings) as ledger:
+        ledger.start()
+        server = ServerThread(create_app(ledger))
+        server.start()
+        client = Client(server.url)
+        try:
+            yield Service(settings=settings, ledger=ledger, url=server.url, client=client)
+        finally:
+            client.close()
+            server.stop()
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:

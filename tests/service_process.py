@@ -1,35 +1,55 @@
 """`evalledger serve` as a child process, for tests that kill it, restart it, or run it
-without a configured database. The one way tests start a service process."""
+without a configured database. The one way tests start a service process (worker_process.py
+adds `evalledger worker` beside it)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cli_runner import COMMAND, database_env
 from conftest import free_port
 
+from evalledger import Client
 from evalledger.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
-COMMAND = [sys.executable, "-m", "evalledger.cli"]
+
+
+def environment(settings: Settings | None, env: Mapping[str, str] | None = None,
+                base_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: `base_env` (default: this process's), then, given `settings`,
+    their database and schema, then `env`. This folder is on its PYTHONPATH, so test modules
+    can be loaded as apps."""
+    environment = dict(os.environ if base_env is None else base_env)
+    if settings is not None:
+        environment = database_env(settings, environment)
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), environment.get("PYTHONPATH")) if p)
+    environment.update(env or {})
+    return environment
 
 
 @dataclass
 class ServiceProcess:
+    """A child process of the CLI; `url` is where a service answers (None for a worker)."""
+
     process: subprocess.Popen[bytes]
-    url: str
+    url: str | None = None
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def client(self) -> Client:
+        assert self.url is not None
+        return Client(self.url)
 
     def sigkill(self) -> None:
         """Kill it at once (no shutdown of any kind), and check it died of that."""
@@ -37,7 +57,7 @@ class ServiceProcess:
         self.process.wait(timeout=10)
         assert self.process.returncode == -signal.SIGKILL
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 20) -> None:
         """SIGTERM, then SIGKILL if it does not go within `timeout` seconds."""
         if self.process.poll() is None:
             self.process.terminate()
@@ -51,32 +71,26 @@ class ServiceProcess:
 def start(
     settings: Settings | None = None,
     *apps: str,
+    options: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     base_env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 30.0,
 ) -> ServiceProcess:
-    """Start `evalledger serve` (with `--app` for each of `apps`) on a free port and wait
-    until it answers /health; on any failure the process is stopped.
-
-    Its environment is `base_env` (default: this process's), then, given `settings`, their
-    database and schema, then `env`. This folder is on its PYTHONPATH, so test modules can
-    be loaded as apps."""
+    """Start `evalledger serve` (with `--app` for each of `apps`, then `options`) on a free
+    port and wait until it answers /health; on any failure the process is stopped. Its
+    environment: see `environment`."""
     port = free_port()
-    environment = dict(os.environ if base_env is None else base_env)
-    if settings is not None:
-        environment.update({"DATABASE_URL": settings.database_url or "", "EVALLEDGER_SCHEMA": settings.schema})
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), environment.get("PYTHONPATH")) if p)
-    environment.update(env or {})
-    command = [*COMMAND, "serve", "--port", str(port), "--log-level", "warning"]
+    command = [*COMMAND, "serve", "--port", str(port), "--log-level", "warning", *options]
     for app in apps:
         command += ["--app", app]
-    service = ServiceProcess(subprocess.Popen(command, env=environment, cwd=cwd), f"http://127.0.0.1:{port}")
+    service = ServiceProcess(subprocess.Popen(command, env=environment(settings, env, base_env), cwd=cwd),
+                             f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                if httpx.get(service.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(f"{service.url}/health", timeout=1).status_code == 200:
                     return service
             except httpx.HTTPError:
                 pass

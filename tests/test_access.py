@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from cli_runner import database_env, evalledger
 from conftest import AUTH, TEST_ADMIN_KEY, Service, fresh_settings, running_service, drop_schema
 
 import service_process
@@ -263,15 +264,12 @@ def test_datasets_from_before_projects_belong_to_the_default_project(database_ur
 
 def test_a_service_on_a_public_address_without_any_key_refuses_to_start(database_url: str, tmp_path: Any) -> None:
     import os
-    import subprocess
-    import sys
 
     settings = fresh_settings(database_url)
-    env = {k: v for k, v in os.environ.items() if k not in ("EVALLEDGER_ADMIN_KEY", "EVALLEDGER_API_KEY")}
-    env.update({"DATABASE_URL": database_url, "EVALLEDGER_SCHEMA": settings.schema})
+    env = database_env(settings, {k: v for k, v in os.environ.items()
+                                  if k not in ("EVALLEDGER_ADMIN_KEY", "EVALLEDGER_API_KEY")})
     try:
-        done = subprocess.run([sys.executable, "-m", "evalledger.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = evalledger("serve", "--host", "0.0.0.0", "--port", "0", env=env, cwd=tmp_path, timeout=120)
         assert done.returncode == 2
         assert "Refusing to serve on 0.0.0.0" in done.stdout + done.stderr
         assert not (tmp_path / ".evalledger" / "admin.key").exists()
@@ -282,8 +280,6 @@ def test_a_service_on_a_public_address_without_any_key_refuses_to_start(database
 
 def test_the_cli_creates_projects_and_keys_and_the_new_key_acts_in_its_project_only(service: Service) -> None:
     import os
-
-    from cli_runner import evalledger
 
     made = evalledger("projects", "create", "omega", "--name", "Omega team", url=service.url)
     assert made.returncode == 0, made.stderr

@@ -1,10 +1,9 @@
 """The HTTP allowlist compares parsed URLs — scheme, host, port, and the path on segment
 boundaries — and refuses user info, for HTTP and OpenAI targets and the LLM judge alike
-(one function, `targets.check_allowed`). Redirects are not followed."""
+(one function, `outbound.check_allowed`). Redirects are not followed."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -13,11 +12,14 @@ import httpx
 import pytest
 from conftest import AUTH, running_service, with_settings
 from json_endpoint import answer_json, serve, stop
+from waiting import wait_until
 
 from evalledger.domain.errors import InvalidRequestError
+from evalledger.domain.runs import FINISHED
 from evalledger.execution.registry import Registry
 from evalledger.execution.scorers import build_scorer
-from evalledger.execution.targets import build_target, check_allowed
+from evalledger.execution.outbound import check_allowed
+from evalledger.execution.targets import build_target
 from evalledger.settings import Settings
 
 
@@ -149,10 +151,7 @@ def test_redirects_are_not_followed(settings: Settings) -> None:
             service.client.add_item(dataset.id, input={"q": 1})
             run = service.client.create_run(dataset.id, target={"type": "http", "url": f"{redirecting.url}/agent"},
                                             max_retries=0)
-            deadline = time.monotonic() + 30
-            while service.client.get_run(run.id).status not in ("completed", "failed"):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_until(lambda: service.client.get_run(run.id).status in FINISHED, "the run to finish")
             [result] = service.client.list_results(run.id).results
     finally:
         elsewhere.close()

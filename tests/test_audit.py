@@ -3,11 +3,10 @@ model row got wrong."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import psycopg
+from cli_runner import database_env, evalledger
 from conftest import Service
 from psycopg.sql import SQL, Identifier
 
@@ -15,10 +14,7 @@ from evalledger.adapters import database
 
 
 def verify(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
-           "EVALLEDGER_SCHEMA": service.settings.schema, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify", *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return evalledger("audit", "verify", *args, env=database_env(service.settings), timeout=120)
 
 
 def test_verify_passes_when_healthy_and_names_a_corrupted_row(service: Service) -> None:

@@ -20,10 +20,10 @@ import psycopg
 import pytest
 import service_process
 from cli_runner import evalledger
+from conftest import built_ledger
 from service_process import ServiceProcess
 
 from evalledger.adapters import database
-from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
 
 TABLES = {
@@ -80,24 +80,18 @@ def test_migrate_creates_every_table_in_a_fresh_schema_and_can_run_again(setting
     assert tables_in(settings) == TABLES
 
     # Something is written between two migrations: running it again keeps it.
-    ledger = build_ledger(settings, create_tables=False)
-    try:
+    with built_ledger(settings, create_tables=False) as ledger:
         dataset_id = ledger.datasets.create_dataset(name="kept").aggregate_id
         for follower in ledger.followers:
             follower.catch_up()
-    finally:
-        ledger.close()
 
     second = evalledger("migrate", env=env)
     assert second.returncode == 0, second.stderr
     assert tables_in(settings) == TABLES
 
-    ledger = build_ledger(settings, create_tables=False)
-    try:
+    with built_ledger(settings, create_tables=False) as ledger:
         assert ledger.datasets.get_dataset(dataset_id).name == "kept"
         assert ledger.dataset_queries.get_dataset(dataset_id)["name"] == "kept"
-    finally:
-        ledger.close()
 
 
 def test_migrate_takes_the_database_url_as_an_option_too(settings: Settings) -> None:

@@ -3,14 +3,13 @@ different dataset versions. Runs here are caller-driven so each score is exactly
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from typing import Any
 from uuid import UUID
 
 import numpy as np
 import pytest
+from cli_runner import evalledger
 from conftest import Service
 
 from evalledger import ApiError, Client
@@ -183,8 +182,7 @@ def test_the_compare_command_gates_on_regressions(service: Service, hundred: Any
     worse = scored_run(client, dataset_id, {i: {"s": 0.0 if k < 30 else 1.0} for k, i in enumerate(ids)})
 
     def compare(a: Any, b: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "evalledger.cli", "compare", str(a), str(b), "--url", service.url],
-                              capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "160"})
+        return evalledger("compare", str(a), str(b), url=service.url)
 
     gate = compare(baseline, worse)
     assert gate.returncode == 1 and "regressed" in gate.stderr and "regression found" in gate.stderr

@@ -5,13 +5,11 @@ instead of hanging."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from uuid import uuid4
 
 import psycopg
+from cli_runner import database_env, evalledger
 from test_connections_refused import limited_role, set_connection_limit  # noqa: F401 - a fixture
 from waiting import wait_until
 from worker_process import running, start_serve, start_worker
@@ -65,11 +63,9 @@ def test_a_process_refused_connections_exits_saying_why(database_url: str,
                                                        limited_role: tuple[str, Settings]) -> None:  # noqa: F811
     role, settings = limited_role
     set_connection_limit(database_url, role, 0)
-    environment = {**os.environ, "DATABASE_URL": settings.database_url or "", "EVALLEDGER_SCHEMA": settings.schema}
     for command in (["serve", "--port", "0"], ["worker"]):
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "evalledger.cli", *command], env=environment,
-                              capture_output=True, text=True, timeout=60)
+        done = evalledger(*command, env=database_env(settings))
         took = time.monotonic() - started
         said = done.stdout + done.stderr
         assert done.returncode == 2, said

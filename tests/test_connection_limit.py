@@ -12,7 +12,7 @@ import pytest
 from conftest import TEST_ADMIN_KEY
 from psycopg.sql import SQL, Identifier
 from waiting import wait_until
-from worker_process import running, start_serve, start_worker
+from worker_process import running, start_deployment
 
 from evalledger.adapters import database
 from evalledger.settings import Settings
@@ -56,10 +56,7 @@ def test_two_apis_and_three_workers_complete_runs_within_30_connections(
     # LISTEN and pool + one per run it executes chunks of (README, "Deployment").
     env = {"WORKERS_APP_LOG": str(log), "WORKERS_APP_SECONDS": "0.005", "EVALLEDGER_CHUNK_ITEMS": "50",
            "EVALLEDGER_POOL_SIZE": "2"}
-    apis = [start_serve(limited, "workers_app", options=["--no-worker"], env=env)]
-    env["EVALLEDGER_CREATE_TABLES"] = "n"
-    apis.append(start_serve(limited, "workers_app", options=["--no-worker"], env=env))
-    workers = [start_worker(limited, "workers_app", options=["--concurrency", "2"], env=env) for _ in range(3)]
+    apis, workers = start_deployment(limited, "workers_app", env, apis=2, workers=3, concurrency=2)
     highest = 0
     with running(*apis, *workers):
         clients = [api.client() for api in apis]

@@ -10,20 +10,21 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import httpx
+from listing import every_page
 from service_process import running, start
 
-from evalledger.bootstrap import Ledger, build_ledger
+from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.settings import Settings
-from conftest import AUTH
+from conftest import AUTH, built_ledger
 
 CATCH_UP_DEADLINE = 10.0
 
@@ -31,14 +32,9 @@ CATCH_UP_DEADLINE = 10.0
 # -- another writer, and waiting (the service process itself: service_process.py) -----------
 
 
-@contextmanager
-def other_writer(settings: Settings) -> Iterator[Ledger]:
+def other_writer(settings: Settings) -> AbstractContextManager[Ledger]:
     """The write side of another process: commands only, no projections, no read-your-writes."""
-    ledger = build_ledger(settings)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
+    return built_ledger(settings)
 
 
 def poll(condition: Callable[[], bool], what: str, timeout: float = CATCH_UP_DEADLINE) -> float:
@@ -58,33 +54,15 @@ def content(input_: Any, expected_output: Any = None, metadata: dict[str, Any] |
 
 
 def all_items(http: httpx.Client, dataset_id: str, version: int | None = None) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    page = 0
-    while True:
-        params: dict[str, Any] = {"page": page, "perPage": 100}
-        if version is not None:
-            params["version"] = version
-        response = http.get(f"/api/datasets/{dataset_id}/items", params=params)
-        assert response.status_code == 200, response.text
-        listing = response.json()
-        version = listing["version"]  # later pages of the same version
-        found.update({item["id"]: item for item in listing["items"]})
-        if not listing["pagination"]["hasMore"]:
-            return found
-        page += 1
+    if version is None:  # every page of one version, though writes go on meanwhile
+        version = http.get(f"/api/datasets/{dataset_id}/items", params={"perPage": 1}).json()["version"]
+    return {item["id"]: item for listing in every_page(http, f"/api/datasets/{dataset_id}/items", version=version)
+            for item in listing["items"]}
 
 
 def all_version_numbers(http: httpx.Client, dataset_id: str) -> list[int]:
-    numbers: list[int] = []
-    page = 0
-    while True:
-        response = http.get(f"/api/datasets/{dataset_id}/versions", params={"page": page, "perPage": 100})
-        assert response.status_code == 200, response.text
-        listing = response.json()
-        numbers += [v["version"] for v in listing["versions"]]
-        if not listing["pagination"]["hasMore"]:
-            return numbers
-        page += 1
+    return [v["version"] for listing in every_page(http, f"/api/datasets/{dataset_id}/versions")
+            for v in listing["versions"]]
 
 
 def fields(item: dict[str, Any]) -> tuple[Any, Any, Any]:

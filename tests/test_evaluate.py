@@ -10,10 +10,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Service
+from conftest import Service, built_ledger
 
 from evalledger import Client, EvalResult, evaluate
-from evalledger.bootstrap import build_ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
 from evalledger.sdk import EvaluationInterrupted
@@ -56,16 +55,13 @@ def test_sync_task_against_a_live_service(service: Service) -> None:
 
 
 def test_async_task_with_context_in_process_without_a_server(settings: Settings) -> None:
-    ledger = build_ledger(settings)
-    try:
+    with built_ledger(settings) as ledger:
         for follower in ledger.followers:
             follower.catch_up()
         dataset = ledger.dataset_use_cases.create_dataset(name="sums-local", actor="test")
         ledger.read_your_writes(ledger.datasets.add_items(dataset["id"], [
             NewItem(content=ItemContent(input=q, expected_output=q["a"] + q["b"], metadata={}), external_id=None)
             for q in QUESTIONS]))
-    finally:
-        ledger.close()
     seen: list[tuple[str, int]] = []
 
     async def slow_add(input: dict[str, int], context: Any) -> int:

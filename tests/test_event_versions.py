@@ -3,15 +3,13 @@ older shape are upcast when they are read — stored rows are never rewritten.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import orjson
 import psycopg
+from cli_runner import database_env, evalledger
 from conftest import Service
 from psycopg.sql import SQL, Identifier
 
@@ -85,9 +83,7 @@ def test_a_dataset_written_before_the_audit_log_existed_is_read_as_today(service
     state = orjson.loads(newest)
     assert state["class_version"] == 2 and "sealed" in state["items"][0]["content"]
 
-    env = {**os.environ, "DATABASE_URL": database_url, "EVALLEDGER_SCHEMA": service.settings.schema}
-    audit = subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify", str(dataset_id)],
-                           capture_output=True, text=True, timeout=120, env=env)
+    audit = evalledger("audit", "verify", str(dataset_id), env=database_env(service.settings), timeout=120)
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
@@ -127,7 +123,5 @@ def test_content_sealed_as_one_json_object_still_opens(service: Service, databas
     assert client.request("GET", f"/api/datasets/{dataset_id}/items", params={"version": 1}) == before
     assert client.get_item(dataset_id, item.id).expected_output == "now sealed in parts"
     assert client.get_item(dataset_id, item.id).input == content["input"]
-    env = {**os.environ, "DATABASE_URL": database_url, "EVALLEDGER_SCHEMA": service.settings.schema}
-    audit = subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify", str(dataset_id)],
-                           capture_output=True, text=True, timeout=120, env=env)
+    audit = evalledger("audit", "verify", str(dataset_id), env=database_env(service.settings), timeout=120)
     assert audit.returncode == 0, audit.stdout + audit.stderr

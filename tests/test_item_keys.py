@@ -4,23 +4,12 @@ another writer stored a key first, its key is the one used."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import uuid4
 
-import pytest
-
-from evalledger.bootstrap import Ledger, build_ledger
+from evalledger.bootstrap import Ledger
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import NewItem
 from evalledger.adapters.item_keys import COPY_FROM, ItemKeys
-from evalledger.settings import Settings
-
-
-@pytest.fixture
-def ledger(settings: Settings) -> Iterator[Ledger]:
-    ledger = build_ledger(settings)
-    yield ledger
-    ledger.close()
 
 
 def test_a_big_batch_is_sealed_with_the_keys_another_process_reads(ledger: Ledger) -> None:

@@ -3,12 +3,12 @@ recorded since it (re)started the run, and `fraction` always agrees with done / 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 import service_process
 from progress_app import ITEM_SECONDS
+from waiting import wait_until
 
 from evalledger.execution.runner import Progress
 from evalledger.settings import Settings
@@ -37,10 +37,8 @@ def test_a_resumed_run_shows_its_own_rate_and_a_consistent_fraction(settings: Se
                       json={"items": [{"input": {"n": n}} for n in range(400)]}).raise_for_status()
             run = http.post(f"/api/datasets/{dataset['id']}/runs", json={
                 "target": {"type": "registered", "name": "progress-slow-echo"}, "maxConcurrency": 1}).json()
-            deadline = time.monotonic() + 30
-            while http.get(f"/api/datasets/runs/{run['id']}").json()["progress"]["done"] < 40:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_until(lambda: http.get(f"/api/datasets/runs/{run['id']}").json()["progress"]["done"] >= 40,
+                       "40 items done")
     finally:
         first.sigkill()
 
@@ -48,13 +46,14 @@ def test_a_resumed_run_shows_its_own_rate_and_a_consistent_fraction(settings: Se
     seen: list[dict[str, Any]] = []
     try:
         with httpx.Client(headers=AUTH, base_url=second.url, timeout=30) as http:
-            deadline = time.monotonic() + 30
-            while len(seen) < 10:
-                assert time.monotonic() < deadline
+
+            def sample() -> bool:
                 progress = http.get(f"/api/datasets/runs/{run['id']}").json()["progress"]
                 if progress.get("live"):
                     seen.append(progress)
-                time.sleep(0.1)
+                return len(seen) >= 10
+
+            wait_until(sample, "10 live progress readings", interval=0.1)
             http.post(f"/api/datasets/runs/{run['id']}/cancel")
     finally:
         second.stop(timeout=30)

@@ -34,7 +34,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-from evalledger.bootstrap import Ledger, build_ledger
+from evalledger.bootstrap import Ledger
 from evalledger.domain import datasets as dataset_domain
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
@@ -92,11 +92,6 @@ def first_difference(left: dict[str, list[dict[str, Any]]], right: dict[str, lis
     return None
 
 
-@pytest.fixture
-def ledger(settings: Settings) -> Iterator[Ledger]:
-    ledger = build_ledger(settings)  # not started: nothing follows the writes
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture

@@ -4,15 +4,14 @@ while versions, counts and run statistics stay as they were."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pgserver
 import psycopg
+from cli_runner import database_env, evalledger
 from conftest import Service, acting_for
 from waiting import wait_finished
 from psycopg.sql import SQL, Identifier
@@ -155,9 +154,7 @@ def test_a_purged_item_reads_as_empty_everywhere_while_versions_counts_and_score
     assert rebuilt == settled
 
     # Neither does the audit replay, which passes.
-    env = {**os.environ, "DATABASE_URL": database_url, "EVALLEDGER_SCHEMA": service.settings.schema}
-    audit = subprocess.run([sys.executable, "-m", "evalledger.cli", "audit", "verify"],
-                           capture_output=True, text=True, timeout=120, env=env)
+    audit = evalledger("audit", "verify", env=database_env(service.settings), timeout=120)
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
     # Nor is it anywhere in a dump of the database.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from typing import Any
 
 import psycopg
 import psycopg.sql
+from cli_runner import database_env, evalledger
 from conftest import Service
 
 
@@ -67,10 +66,7 @@ def test_rebuilding_every_projection_leaves_every_answer_as_it_was(service: Serv
     later = client.add_item(dataset.id, input="after the rebuild")  # the switched-over tables keep following
     assert client.get_item(dataset.id, later.item.id).input == "after the rebuild"
 
-    env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
-           "EVALLEDGER_SCHEMA": service.settings.schema}
-    offline = subprocess.run([sys.executable, "-m", "evalledger.cli", "projections", "rebuild", "datasets"],
-                             capture_output=True, text=True, timeout=120, env=env)
+    offline = evalledger("projections", "rebuild", "datasets", env=database_env(service.settings), timeout=120)
     assert offline.returncode == 0 and "rebuilt datasets" in offline.stderr, offline.stderr
     assert client.get_item(dataset.id, later.item.id).input == "after the rebuild"
     assert client.http.post("/api/projections/nope/rebuild").status_code == 404
@@ -89,10 +85,7 @@ def test_a_second_rebuild_of_a_read_model_is_refused_while_one_runs(service: Ser
     with only_rebuild_of(datasets.view):  # as a running rebuild holds it
         refused = client.http.post("/api/projections/datasets/rebuild")
         assert refused.status_code == 409 and refused.json()["type"].endswith("rebuild-running"), refused.text
-        env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
-               "EVALLEDGER_SCHEMA": service.settings.schema}
-        offline = subprocess.run([sys.executable, "-m", "evalledger.cli", "projections", "rebuild", "datasets"],
-                                 capture_output=True, text=True, timeout=120, env=env)
+        offline = evalledger("projections", "rebuild", "datasets", env=database_env(service.settings), timeout=120)
         assert offline.returncode == 1 and "being rebuilt already" in offline.stderr, offline.stderr
         assert client.http.post("/api/projections/runs/rebuild").status_code == 200  # another read model may
     assert client.http.get(f"/api/datasets/{dataset.id}/items").json() == before
@@ -128,10 +121,7 @@ def test_a_rebuild_in_the_background_is_followed_to_its_end(service: Service) ->
     assert listed["runs"]["rebuild"] is None  # never rebuilt in this service
     assert client.http.get(f"/api/datasets/{dataset.id}/items?perPage=100").json() == before
 
-    env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
-           "EVALLEDGER_SCHEMA": service.settings.schema}
-    followed = subprocess.run([sys.executable, "-m", "evalledger.cli", "projections", "rebuild", "--url", service.url],
-                              capture_output=True, text=True, timeout=120, env=env)
+    followed = evalledger("projections", "rebuild", url=service.url, env=database_env(service.settings), timeout=120)
     assert followed.returncode == 0, followed.stdout + followed.stderr
     assert "rebuilt datasets" in followed.stderr and "rebuilt runs" in followed.stderr, followed.stderr
     assert client.http.get(f"/api/datasets/{dataset.id}/items?perPage=100").json() == before

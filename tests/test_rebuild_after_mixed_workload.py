@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import pprint
-import subprocess
-import sys
 from collections import Counter
 from datetime import datetime, timedelta
 from collections.abc import Callable
@@ -30,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cli_runner import database_env, evalledger
 from conftest import Service, running_service
 from waiting import wait_finished, wait_until
 
@@ -439,10 +437,7 @@ def rebuild_over_http(http: httpx.Client) -> None:
 
 
 def rebuild_with_the_cli(service: Service) -> None:
-    env = {**os.environ, "DATABASE_URL": service.settings.database_url or "",
-           "EVALLEDGER_SCHEMA": service.settings.schema}
-    done = subprocess.run([sys.executable, "-m", "evalledger.cli", "projections", "rebuild"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    done = evalledger("projections", "rebuild", env=database_env(service.settings), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rebuilt datasets" in done.stderr and "rebuilt runs" in done.stderr, done.stderr
 

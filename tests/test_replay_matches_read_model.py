@@ -12,6 +12,7 @@ from uuid import UUID
 import httpx
 import psycopg
 from conftest import Service
+from listing import every_page
 from psycopg.sql import SQL, Identifier
 
 from evalledger.adapters import database
@@ -202,19 +203,14 @@ def replayed_items(dataset: Dataset) -> dict[str, dict[str, Any]]:
 def listed_items(http: httpx.Client, dataset_id: str, version: int) -> dict[str, dict[str, Any]]:
     """Every item the read model lists at `version`, following the pages to the end."""
     found: dict[str, dict[str, Any]] = {}
-    page = 0
-    while True:
-        listing = expect(http.get(f"/api/datasets/{dataset_id}/items",
-                                  params={"version": version, "page": page, "perPage": PER_PAGE}), 200)
+    for listing in every_page(http, f"/api/datasets/{dataset_id}/items", PER_PAGE, version=version):
         assert listing["version"] == version
         for item in listing["items"]:
             assert item["id"] not in found, f"item {item['id']} listed twice at version {version}"
             found[item["id"]] = wire(item["id"], item["externalId"], item["input"], item["expectedOutput"],
                                      item["metadata"])
-        if not listing["pagination"]["hasMore"]:
-            assert listing["pagination"]["total"] == len(found)
-            return found
-        page += 1
+    assert listing["pagination"]["total"] == len(found)
+    return found
 
 
 def aggregate_versions_from_events(service: Service, dataset_id: str) -> dict[int, int]:

@@ -10,7 +10,7 @@ from typing import Any
 from cli_runner import evalledger
 from conftest import AUTH, Service
 from test_bad_input import assert_problem
-from waiting import wait_finished
+from waiting import wait_finished, wait_until
 
 from evalledger.execution.registry import registry
 
@@ -102,7 +102,6 @@ def test_a_rescore_killed_half_way_resumes_without_duplicates(settings: Any, tmp
     """SIGKILL the service in the middle of re-scoring 1,000 results: after a restart the
     derived run finishes with exactly one score per result, results already recorded are not
     scored again, and the target (which notes its calls) is never called by the re-score."""
-    import time
 
     import httpx
     import service_process
@@ -126,17 +125,13 @@ def test_a_rescore_killed_half_way_resumes_without_duplicates(settings: Any, tmp
             source = http.post(f"/api/datasets/{dataset['id']}/runs", json={
                 "target": {"type": "registered", "name": "crash-noted-echo"}, "scorers": ["exact-match"],
                 "maxConcurrency": 16}).json()
-            deadline = time.monotonic() + 60
-            while http.get(f"/api/datasets/runs/{source['id']}").json()["status"] != "completed":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            assert wait_finished(http, source["id"], timeout=60)["status"] == "completed"
             target_calls = len(targets.read_text().splitlines())
             assert target_calls == 1000
             derived = http.post(f"/api/datasets/runs/{source['id']}/rescore",
                                 json={"scorers": ["rescore-noted"], "maxConcurrency": 4}).json()
-            while http.get(f"/api/datasets/runs/{derived['id']}").json()["progress"]["done"] < 300:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_until(lambda: http.get(f"/api/datasets/runs/{derived['id']}").json()["progress"]["done"] >= 300,
+                       "300 items rescored", timeout=60)
     finally:
         first.sigkill()
 
@@ -145,10 +140,8 @@ def test_a_rescore_killed_half_way_resumes_without_duplicates(settings: Any, tmp
     second = serve()
     try:
         with httpx.Client(headers=AUTH, base_url=second.url, timeout=30) as http:
-            deadline = time.monotonic() + 90
-            while (state := http.get(f"/api/datasets/runs/{derived['id']}").json())["status"] != "completed":
-                assert time.monotonic() < deadline, state
-                time.sleep(0.05)
+            state = wait_finished(http, derived["id"], timeout=90)
+            assert state["status"] == "completed", state
             assert (state["succeededCount"], state["failedCount"]) == (1000, 0)
             listing = http.get(f"/api/datasets/runs/{derived['id']}/results", params={"perPage": 1000}).json()
             compared = http.post("/api/datasets/compare", json={"runIdA": source["id"], "runIdB": derived["id"]}

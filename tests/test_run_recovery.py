@@ -4,13 +4,13 @@ before the crash is executed again."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from uuid import UUID
 
 import httpx
 import service_process
 from service_process import ServiceProcess
+from waiting import wait_finished, wait_until
 
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
@@ -48,10 +48,8 @@ def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Setting
                 "target": {"type": "registered", "name": "crash-noted-echo"},
                 "scorers": ["exact-match"], "repetitions": 2, "maxConcurrency": 4,
             }).json()
-            deadline = time.monotonic() + 30
-            while http.get(f"/api/datasets/runs/{run['id']}").json()["progress"]["done"] < 800:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_until(lambda: http.get(f"/api/datasets/runs/{run['id']}").json()["progress"]["done"] >= 800,
+                       "800 results recorded")
     finally:
         first.sigkill()
 
@@ -61,10 +59,7 @@ def test_a_killed_run_resumes_without_repeating_recorded_items(settings: Setting
     second = serve(settings, log)
     try:
         with httpx.Client(headers=AUTH, base_url=second.url, timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while (state := http.get(f"/api/datasets/runs/{run['id']}").json())["status"] not in ("completed", "failed"):
-                assert time.monotonic() < deadline, state
-                time.sleep(0.05)
+            state = wait_finished(http, run["id"], timeout=60)
             assert state["status"] == "completed"
             assert (state["succeededCount"], state["failedCount"]) == (4000, 0)
             keys = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from conftest import AUTH, running_service, with_settings
 from json_endpoint import answer_json, serve, stop
+from waiting import wait_until
 
 from evalledger.settings import Settings
 
@@ -102,10 +102,9 @@ def test_a_secret_header_is_sent_but_never_shown_stored_or_logged(
             run = service.client.request("POST", f"/api/datasets/{dataset.id}/runs", json={
                 "target": {"type": "http", "url": f"{endpoint.url}/agent", "headers": {"X-Team": "evals"},
                            "headersFromEnv": {"Authorization": "EVALLEDGER_SECRET_SECRETS_TEST_TOKEN"}}})
-            deadline = time.monotonic() + 30
-            while (shown := httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/{run['id']}")).json()["status"] != "completed":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            shown = wait_until(lambda: (answer := httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/"
+                                                                 f"{run['id']}")).json()["status"] == "completed"
+                               and answer, "the run to complete")
             events = httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/{run['id']}/events").text
             results = httpx.get(headers=AUTH, url=f"{service.url}/api/datasets/runs/{run['id']}/results").text
     finally:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import types
 from typing import Any
 
 import httpx
 import pytest
 from conftest import Service
+from waiting import wait_until
 
+from evalledger.domain.runs import FINISHED
 from evalledger.execution.registry import registry
 from evalledger.execution.targets import TargetTimeoutError, TransientError, is_transient
 
@@ -138,10 +139,8 @@ def test_a_target_raising_the_built_in_timeout_error_once_is_retried(service: Se
     service.client.add_items(dataset.id, [{"input": {"n": n}, "expectedOutput": {"n": n}} for n in range(3)])
     run = service.client.create_run(dataset.id, target={"type": "registered", "name": "transient-timeout-once"},
                                     scorers=["exact-match"], max_retries=2)
-    deadline = time.monotonic() + 30
-    while (state := service.client.get_run(run.id)).status not in ("completed", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    state = wait_until(lambda: (shown := service.client.get_run(run.id)).status in FINISHED and shown,
+                       "the run to finish")
     assert state.status == "completed" and state.succeeded_count == 3
     for result in service.client.list_results(run.id).results:
         assert result.error is None and result.attempt == 2

@@ -4,11 +4,11 @@ holds the same."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from conftest import running_service, with_settings
 from llm_server import LLMServer, chat_completion
+from waiting import wait_until
 
 from evalledger.settings import Settings
 
@@ -37,10 +37,8 @@ def test_the_openai_target_records_the_usage_its_endpoint_reports(settings: Sett
         totals = client.request("GET", f"/api/datasets/runs/{run.id}/analytics")["usage"]
 
         report = client.request("POST", "/api/projections/runs/rebuild")
-        deadline = time.monotonic() + 30
-        while client.request("GET", f"/api/datasets/runs/{run.id}/analytics")["usage"] != totals:
-            assert time.monotonic() < deadline, report
-            time.sleep(0.1)
+        wait_until(lambda: client.request("GET", f"/api/datasets/runs/{run.id}/analytics")["usage"] == totals,
+                   f"the rebuilt usage to equal the live one ({report})")
         assert {r.input: r.usage for r in client.iter_results(run.id)} == usage
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from uuid import UUID
 
 from waiting import wait_until
-from worker_process import Process, running, start_serve, start_worker
+from worker_process import Process, running, start_deployment, start_worker
 from workers_app import highest_in_flight
 
 from evalledger.bootstrap import build_ledger
@@ -43,12 +43,7 @@ def test_runs_spread_over_workers_and_survive_one_being_killed(settings: Setting
     # Chunks of 50 items (the default is at least 250), so that 500 items spread over 3 workers.
     env = {"WORKERS_APP_LOG": str(log), "WORKERS_APP_SECONDS": "0.01", "EVALLEDGER_WORKER_STALLED_SECONDS": "5",
            "EVALLEDGER_CHUNK_ITEMS": "50"}
-    # The first process creates the tables; the others start together, as a deployment's do
-    # after `evalledger migrate` (EVALLEDGER_CREATE_TABLES=n).
-    apis = [start_serve(settings, "workers_app", options=["--no-worker"], env=env)]
-    env["EVALLEDGER_CREATE_TABLES"] = "n"
-    apis.append(start_serve(settings, "workers_app", options=["--no-worker"], env=env))
-    workers = [start_worker(settings, "workers_app", options=["--concurrency", "2"], env=env) for _ in range(3)]
+    apis, workers = start_deployment(settings, "workers_app", env, apis=2, workers=3, concurrency=2)
     late: list[Process] = []
     with running(*apis, *workers):
         clients = [api.client() for api in apis]
@@ -100,9 +95,7 @@ def test_a_runs_max_concurrency_holds_across_three_workers(settings: Settings, t
     log.touch()
     env = {"WORKERS_APP_LOG": str(log), "WORKERS_APP_GAUGE": str(gauge), "WORKERS_APP_SECONDS": "0.02",
            "EVALLEDGER_CHUNK_ITEMS": "25"}
-    api = start_serve(settings, "workers_app", options=["--no-worker"], env=env)
-    env["EVALLEDGER_CREATE_TABLES"] = "n"
-    workers = [start_worker(settings, "workers_app", options=["--concurrency", "4"], env=env) for _ in range(3)]
+    [api], workers = start_deployment(settings, "workers_app", env, apis=1, workers=3, concurrency=4)
     with running(api, *workers):
         client = api.client()
         dataset = client.create_dataset("capped")

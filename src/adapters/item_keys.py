@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -223,6 +223,48 @@ class ItemKeys:
                 self._loaded_datasets.clear()
             for item_id, key in rows:
                 self._keys[item_id] = None if key is None else bytes(key)
+
+
+class MemoryItemKeys:
+    """The key store in a dict, for applications on the library's in-memory (POPO)
+    persistence: the fast test tier runs dataset and run commands, purges included,
+    without PostgreSQL. Same answers as ItemKeys; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._keys: dict[str, bytes | None] = {}
+        self._destroyed: dict[str, datetime] = {}
+
+    def ensure(self, dataset_id: str, item_ids: Iterable[str]) -> None:
+        with self._guard:
+            for item_id in item_ids:
+                if item_id not in self._keys:
+                    self._keys[item_id] = AESGCM.generate_key(bit_length=256)
+
+    def destroy(self, item_id: str) -> datetime | None:
+        with self._guard:
+            if item_id not in self._keys:
+                return None
+            self._keys[item_id] = None
+            return self._destroyed.setdefault(item_id, datetime.now(UTC))
+
+    def vacuum(self) -> None:
+        """Nothing lingers in a dict."""
+
+    def forget(self, item_id: str) -> None:
+        with self._guard:
+            self._keys[item_id] = None
+
+    def ciphers(self, item_ids: Iterable[str], *, dataset_id: str | None = None) -> dict[str, AESGCM | None]:
+        keys = self._keys
+        return {item_id: None if (key := keys[item_id]) is None else AESGCM(key)
+                for item_id in item_ids if item_id in keys}
+
+    def key(self, item_id: str, dataset_id: str) -> bytes | None:
+        return self._keys.get(item_id)
+
+    def preload(self, dataset_id: str) -> None:
+        """Every key is in memory already."""
 
 
 def new_nonce() -> bytes:

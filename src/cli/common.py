@@ -75,6 +75,7 @@ LogLevel = Annotated[str, typer.Option(help="debug, info, warning, error")]
 ServiceUrl = Annotated[str, typer.Option("--url", envvar="EVALLEDGER_URL", help="The evalledger service.")]
 DEFAULT_URL = "http://127.0.0.1:8000"
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")]
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 
 
 def settings_for(database_url: str | None, data_dir: Path, **overrides: object) -> Settings:
@@ -85,6 +86,18 @@ def settings_for(database_url: str | None, data_dir: Path, **overrides: object) 
     if not os.environ.get("EVALLEDGER_KEY_FILE"):  # the first-start key lives beside the data
         fields["key_file"] = overrides.get("key_file", Path(data_dir).parent / "admin.key")
     return Settings(**fields)
+
+
+def process_settings(database_url: str | None, data_dir: Path, log_level: str, apps: list[str] | None,
+                     allow_http: list[str] | None, **overrides: object) -> Settings:
+    """Logging set up, and the settings of a long-running process (`serve`, `worker`): the
+    environment's apps and HTTP allowlist extended by the command line's."""
+    import logging
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = Settings.from_env()
+    return settings_for(database_url, data_dir, app_modules=base.app_modules + tuple(apps or ()),
+                        http_allowlist=base.http_allowlist + tuple(allow_http or ()), **overrides)
 
 
 def fail_database(error: DatabaseUnavailableError) -> NoReturn:

@@ -24,6 +24,7 @@ from evalledger.cli.common import (
     refused,
     short,
     who,
+    Yes,
 )
 
 datasets_cli = typer.Typer(help="Datasets: list, create, show, delete.", no_args_is_help=True)
@@ -122,7 +123,7 @@ def datasets_show(dataset: Dataset, as_json: AsJson = False, url: ServiceUrl = D
 @datasets_cli.command("delete")
 def datasets_delete(
     dataset: Dataset,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     url: ServiceUrl = DEFAULT_URL,
 ) -> None:
     """Delete a dataset (its history stays in the event log)."""
@@ -351,7 +352,7 @@ def purge(
     dataset: Dataset,
     item: Annotated[str, typer.Argument(help="Item id.")],
     reason: Annotated[str | None, typer.Option(help="Why (recorded on the event).")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     url: ServiceUrl = DEFAULT_URL,
 ) -> None:
     """Erase an item's content from every version, export and run result. Cannot be undone."""

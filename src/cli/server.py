@@ -3,7 +3,6 @@ embedded PostgreSQL (db status / db stop), the audit, the projections."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +21,7 @@ from evalledger.cli.common import (
     console,
     fail_database,
     out,
+    process_settings,
     settings_for,
 )
 from evalledger.adapters.database import DatabaseUnavailableError
@@ -47,15 +47,8 @@ def serve(
 
     from evalledger.api.app import create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    base = Settings.from_env()
-    settings = settings_for(
-        database_url,
-        data_dir,
-        app_modules=base.app_modules + tuple(app or ()),
-        http_allowlist=base.http_allowlist + tuple(allow_http or ()),
-        run_worker=base.run_worker and worker,
-    )
+    settings = process_settings(database_url, data_dir, log_level, app, allow_http,
+                                run_worker=Settings.from_env().run_worker and worker)
     ledger = started_ledger(settings, lambda ledger: refuse_public_without_keys(ledger, host) or ledger.start())
     console.print(f"evalledger on http://{host}:{port} (database {ledger.connection.describe()}); "
                   f"API docs at http://{host}:{port}/docs")

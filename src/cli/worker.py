@@ -3,7 +3,6 @@ other workers and API processes on the same database (see README, "Deployment").
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import Annotated
@@ -19,7 +18,7 @@ from evalledger.cli.common import (
     LogLevel,
     cli,
     console,
-    settings_for,
+    process_settings,
 )
 from evalledger.cli.server import started_ledger
 from evalledger.settings import Settings
@@ -38,16 +37,9 @@ def worker(
 ) -> None:
     """Execute runs from the job queue until stopped (SIGTERM or Ctrl-C). Its chunks in
     progress go back to the queue when it stops; if it dies, a live worker takes them over."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    base = Settings.from_env()
-    settings = settings_for(
-        database_url,
-        data_dir,
-        app_modules=base.app_modules + tuple(app or ()),
-        http_allowlist=base.http_allowlist + tuple(allow_http or ()),
-        worker_concurrency=concurrency or base.worker_concurrency,
-        run_worker=True,
-    )
+    settings = process_settings(database_url, data_dir, log_level, app, allow_http,
+                                worker_concurrency=concurrency or Settings.from_env().worker_concurrency,
+                                run_worker=True)
     ledger = started_ledger(settings, lambda ledger: ledger.start_worker())
     stopping = threading.Event()
     for each in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from evalledger.domain.audited import AuditedEvent
 from evalledger.domain.errors import ConflictError, DomainError, InvalidRequestError, NotFoundError
 
 # reader: read everything of the project; writer: also change datasets and runs;
@@ -90,9 +91,8 @@ def check_role(role: str) -> str:
 
 
 class Project(Aggregate):
-    class Event(Aggregate.Event):
-        actor: str
-        reason: str | None
+    class Event(AuditedEvent):
+        pass
 
     class Created(Event, Aggregate.Created):
         class_version = 1
@@ -115,9 +115,8 @@ class Project(Aggregate):
 class ApiKey(Aggregate):
     """A key is known by a digest of its secret; the secret itself is never stored."""
 
-    class Event(Aggregate.Event):
-        actor: str
-        reason: str | None
+    class Event(AuditedEvent):
+        pass
 
     class Issued(Event, Aggregate.Created):
         class_version = 1

@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate
 
 from evalledger.domain.access import DEFAULT_PROJECT_ID
+from evalledger.domain.audited import AuditedEvent
 from evalledger.domain.content import PURGED_CONTENT, ItemContent, decode_content, encode_content
 from evalledger.domain.errors import (
     ConflictError,
@@ -122,18 +123,9 @@ def project_of(project_id: str | None) -> UUID:
 
 
 class Dataset(Aggregate):
-    # Every event class states its version (`class_version`). Version 1 of the first
-    # six predates the audit log: it had no `actor` and `reason`, and is upcast to
-    # version 2 on read (`upcast_v1_v2`). A class whose stored shape changes gets the next
-    # version and an `upcast_vN_vN+1` static method; stored rows are never rewritten.
-    class Event(Aggregate.Event):
-        actor: str
-        reason: str | None
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, JSON]) -> None:
-            state.setdefault("actor", "anonymous")
-            state.setdefault("reason", None)
+    # Every event class states its version (`class_version`); see AuditedEvent for upcasting.
+    class Event(AuditedEvent):
+        pass
 
     class Created(Event, Aggregate.Created):
         class_version = 3

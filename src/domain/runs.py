@@ -19,6 +19,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.domain import Aggregate
 
+from evalledger.domain.audited import AuditedEvent
 from evalledger.domain.errors import ConflictError, DomainError, InvalidRequestError, NotFoundError
 
 JSON = Any
@@ -139,16 +140,9 @@ def declared_scorer_ids(scorers: list[JSON]) -> list[str]:
 
 
 class Run(Aggregate):
-    # Every event class states its version; version 1 (before the audit log) had no
-    # `actor` and `reason` and is upcast on read, as for datasets.
-    class Event(Aggregate.Event):
-        actor: str
-        reason: str | None
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, JSON]) -> None:
-            state.setdefault("actor", "anonymous")
-            state.setdefault("reason", None)
+    # Every event class states its version (`class_version`); see AuditedEvent for upcasting.
+    class Event(AuditedEvent):
+        pass
 
     class Created(Event, Aggregate.Created):
         class_version = 2

@@ -1,7 +1,10 @@
-"""JSON Schema checks for item input and expected output (jsonschema, Draft 2020-12)."""
+"""JSON Schema rules of a dataset (jsonschema, Draft 2020-12): a schema must be valid and
+self-contained; every item added must satisfy the dataset's schemas; a schema may change only
+if the current items satisfy the new one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -12,7 +15,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from evalledger.domain.errors import InvalidSchemaError
+from evalledger.domain.errors import InvalidSchemaError, SchemaViolationError
 
 
 def check_schema(field: str, schema: dict[str, Any] | None) -> None:
@@ -90,3 +93,57 @@ def violations(field: str, schema: dict[str, Any] | None, value: Any) -> list[di
         path = "/".join(str(p) for p in error.absolute_path)
         found.append({"field": f"{field}/{path}" if path else field, "message": error.message})
     return found
+
+
+# Enough violations to fix a batch by, without building an answer as large as the batch.
+MAX_VIOLATIONS = 100
+
+
+def item_violations(input_schema: dict[str, Any] | None, output_schema: dict[str, Any] | None,
+                    content: Any, prefix: str) -> list[dict[str, str]]:
+    """How an item's content breaks the dataset's schemas. A null expected output is allowed
+    whatever the schema: an item may have no reference answer."""
+    found = violations(f"{prefix}input", input_schema, content.input)
+    if output_schema is not None and content.expected_output is not None:
+        found += violations(f"{prefix}expectedOutput", output_schema, content.expected_output)
+    return found
+
+
+def check_items(input_schema: dict[str, Any] | None, output_schema: dict[str, Any] | None,
+                indexed_contents: Iterable[tuple[int, Any]]) -> None:
+    """Refuse a batch of new item contents, (position in the request, content), that breaks
+    the schemas, naming up to MAX_VIOLATIONS violations."""
+    if input_schema is None and output_schema is None:
+        return
+    errors: list[dict[str, str]] = []
+    for index, content in indexed_contents:
+        errors += item_violations(input_schema, output_schema, content, f"items/{index}/")
+        if len(errors) >= MAX_VIOLATIONS:
+            break
+    if errors:
+        raise SchemaViolationError(
+            f"{len(errors)} schema violation(s); first: {errors[0]['field']}: {errors[0]['message']}",
+            errors=errors,
+        )
+
+
+def check_current_items(items: Iterable[Any], input_schema: dict[str, Any] | None,
+                        output_schema: dict[str, Any] | None) -> None:
+    """Refuse a schema change that current items would violate, naming up to 10 of them."""
+    failing = []
+    for item in items:
+        found = item_violations(input_schema, output_schema, item.content, "")
+        if found:
+            failing.append({"itemId": item.id, "externalId": item.external_id, "errors": found[:5]})
+            if len(failing) >= 10:
+                break
+    if failing:
+        raise SchemaViolationError(
+            f"the new schema would be violated by current items (showing {len(failing)})",
+            errors=[
+                {"field": f"items/{f['itemId']}/{e['field']}", "message": e["message"]}
+                for f in failing
+                for e in f["errors"]
+            ],
+            failingItems=failing,
+        )

@@ -95,3 +95,14 @@ def ensure_storable(values: dict[str, Any]) -> None:
     if found:
         first = found[0]
         raise InvalidRequestError(f"{first['field']} {first['message']}", errors=found)
+
+
+def ensure_items_storable(entries: Any) -> None:
+    """`ensure_storable` over new items given as (position, content, external id), naming
+    each field by its place in the request (items/3/input)."""
+    ensure_storable({
+        f"items/{index}/{name}": value
+        for index, content, external_id in entries
+        for name, value in (("input", content.input), ("expectedOutput", content.expected_output),
+                            ("metadata", content.metadata), ("externalId", external_id))
+    })

@@ -112,9 +112,9 @@ class OffLoopThreads:
         self._work.put((future, func, args))
         if start:
             # CPU-bound code in these threads competes for the GIL with the threads serving
-            # requests, which wait up to a switch interval each time they need it: at
-            # CPython's 5 ms a write took over a second beside three busy threads, at 0.5 ms
-            # a few tenths.
+            # requests, which wait up to a switch interval each time they need it; a shorter
+            # interval keeps writes answering (measured: benchmarks/README.md, "GIL switch
+            # interval").
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
             threading.Thread(target=self._serve, name="evalledger-off-loop", daemon=True).start()
         return future
@@ -215,6 +215,10 @@ def _qualified(func: Callable[..., Any]) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
 
+# The one module-level registry, on purpose: `@target` and `@scorer` run when a user's module is
+# imported (by `--app`, an entry point or the user's own import), and an import cannot be handed
+# a registry. The composition root takes a registry as a parameter (`build_ledger(registry=...)`)
+# and defaults to this one, so a test or an embedding can build a ledger on a registry of its own.
 registry = Registry()
 target = registry.target
 scorer = registry.scorer

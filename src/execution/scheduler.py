@@ -35,7 +35,7 @@ from evalledger.execution.jobs import (
     chunk_items,
 )
 from evalledger.execution.registry import Registry
-from evalledger.execution.runner import Progress, RunExecutor, error_text
+from evalledger.execution.runner import Progress, RunExecutor, RunsSink, error_text
 from evalledger.execution.local_run import LocalRun
 from evalledger.execution.slots import ChunkLease
 from evalledger.execution.scorers import build_scorer
@@ -89,40 +89,23 @@ def finish_if_done(runs: Runs, run_id: UUID, on_written: Callable[[Written], Non
     return True
 
 
-@dataclasses.dataclass
-class ChunkSink:
-    """A chunk's sink (runner.ResultSink): commands of the Runs application, each write
-    handed to `on_written`. Other chunks write to the same run, from this process or
-    others: the run's end is recorded by whichever chunk sees every result recorded, and
-    a run that ended meanwhile (cancelled elsewhere) takes nothing more, silently."""
-
-    runs: Runs
-    run_id: UUID
-    on_written: Callable[[Written], None]
+class ChunkSink(RunsSink):
+    """A chunk's sink: the service's sink (RunsSink) for one of the run's chunks. Other
+    chunks write to the same run, from this process or others: the run's end is recorded by
+    whichever chunk sees every result recorded, and a run that ended meanwhile (cancelled
+    elsewhere) takes nothing more, silently."""
 
     def _write(self, command: Callable[[], Written]) -> None:
         try:
-            self.on_written(command())
+            super()._write(command)
         except RunFinishedError:
             pass
 
-    def recorded(self) -> dict[str, bool]:
-        return dict(self.runs.get_run(self.run_id).outcomes)
-
-    def start(self) -> None:
-        self._write(lambda: self.runs.start_run(self.run_id))
-
-    def record(self, results: list[dict[str, Any]]) -> None:
-        self._write(lambda: self.runs.record_results(self.run_id, results, upsert=False))
-
     def finish(self, error: str | None = None) -> None:
         if error is not None:
-            self._write(lambda: self.runs.finish_run(self.run_id, error=error))
+            super().finish(error)
         else:
             finish_if_done(self.runs, self.run_id, self.on_written)
-
-    def cancel(self, actor: str, reason: str | None) -> None:
-        self._write(lambda: self.runs.cancel_run(self.run_id, actor=actor, reason=reason))
 
 
 class RunScheduler:
