@@ -147,8 +147,8 @@ def direct_connections(database_url: str, names: set[str], servers: list[dict[st
     are not PgBouncer's server connections."""
     bouncers = {row["remote_pid"] for row in servers}
     with psycopg.connect(database.parse_database_url(database_url).conninfo) as conn:
-        rows = conn.execute("SELECT pid, application_name, query FROM pg_stat_activity WHERE application_name = ANY(%s)",
-                            (list(names),)).fetchall()
+        rows = conn.execute("SELECT pid, application_name, query FROM pg_stat_activity"
+                            " WHERE application_name = ANY(%s)", (list(names),)).fetchall()
     return sorted((name, query) for pid, name, query in rows if pid not in bouncers)
 
 

@@ -66,8 +66,8 @@ ChunkHandler = Callable[[UUID, int, int], Awaitable[None]]
 
 
 def _search_path(schema: str, *, local: bool = False) -> SQL:
-    return SQL("SET LOCAL search_path TO {}" if local else "SET search_path TO {}").format(  # type: ignore[return-value]
-        Identifier(schema))
+    statement = "SET LOCAL search_path TO {}" if local else "SET search_path TO {}"
+    return SQL(statement).format(Identifier(schema))  # type: ignore[return-value]
 
 
 class _SyncPool(psycopg_pool.NullConnectionPool):

@@ -108,7 +108,8 @@ class Rebuilds:
         (RebuildRunningError) while another rebuild of the same read model runs, here or
         in another process."""
         guard = ExitStack()
-        guard.enter_context(only_rebuild_of(follower.view, self.conninfo_params))  # taken here, so a refusal is the caller's
+        # Taken here, so a refusal is the caller's.
+        guard.enter_context(only_rebuild_of(follower.view, self.conninfo_params))
         try:
             state = self._begin(follower)
             threading.Thread(target=self._run_in_background, args=(follower, guard, state),
