@@ -48,7 +48,7 @@ set_json_dumps(orjson.dumps)
 @dataclass
 class Ledger:
     settings: Settings
-    connection: database.ConnectionParams
+    connection: database.ConnectionParams  # the pooled connections' (PgBouncer's, if any)
     datasets: Datasets
     runs: Runs
     dataset_queries: DatasetQueries
@@ -61,6 +61,13 @@ class Ledger:
     rebuilds: Rebuilds  # the service's rebuilds of the read models
     followers: list[ProjectionFollower] = field(default_factory=list)
     following: FollowingThread | None = None  # keeps the followers up in the background
+    # PostgreSQL itself, for the connections that need a session of their own (LISTEN,
+    # session advisory locks); None: the same as `connection` (no PgBouncer in front).
+    direct: database.ConnectionParams | None = None
+
+    @property
+    def session_connection(self) -> database.ConnectionParams:
+        return self.direct or self.connection
 
     @cached_property
     def dataset_use_cases(self) -> DatasetUseCases:
@@ -96,7 +103,7 @@ class Ledger:
                   "evalledger client and CLI on this machine find it.\n", flush=True)
         for follower in self.followers:
             follower.catch_up()
-        self.following = FollowingThread(self.followers, self.connection.conninfo,
+        self.following = FollowingThread(self.followers, self.session_connection.conninfo,
                                          connect_timeout=self.settings.connect_timeout)
         self.following.start()
         self.scheduler.start()
@@ -158,6 +165,17 @@ def catch_up_with(followers: list[ProjectionFollower], written: Written) -> None
             log.exception("projection %s could not catch up with a write", follower.name)
 
 
+def _direct_url(settings: Settings) -> str | None:
+    """Where the session-level connections go (see `connections`): with PgBouncer in
+    transaction mode, EVALLEDGER_DIRECT_DATABASE_URL, which must then be set (LISTEN and
+    session advisory locks through it would silently misbehave)."""
+    if settings.transaction_pooling and not (settings.database_url and settings.direct_database_url):
+        raise database.DatabaseUnavailableError(
+            "EVALLEDGER_PGBOUNCER=transaction needs DATABASE_URL (PgBouncer's) and EVALLEDGER_DIRECT_DATABASE_URL "
+            "(PostgreSQL's own, for LISTEN and session advisory locks, which transaction pooling cannot carry)")
+    return settings.direct_database_url
+
+
 def build_ledger(settings: Settings, *, create_tables: bool | None = None,
                  registry: Registry | None = None) -> Ledger:
     """Wire everything from `settings`; `registry` holds the users' targets and scorers
@@ -174,7 +192,9 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None,
         registry.load(module)
     registry.load_entry_points()
 
+    direct_url = _direct_url(settings)
     params = database.resolve(settings.database_url, settings.embedded_data_dir)
+    direct = database.resolve(direct_url, settings.embedded_data_dir) if direct_url else params
     create = settings.create_tables if create_tables is None else create_tables
     env = {
         **params.eventsourcing_env(),
@@ -183,11 +203,13 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None,
         **connections.pool_env(settings),
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": persistence.RECORDER_TOPIC,
+        "PERSISTENCE_MODULE": persistence.FACTORY_TOPIC,
+        connections.TRANSACTION_POOLING: "y" if settings.transaction_pooling else "n",
     }
     # Processes that start together with CREATE_TABLES create the tables one at a time (the
     # others then find them there), or PostgreSQL fails some of them on each other's
     # catalog changes ("tuple concurrently updated", a duplicate type).
-    with _creating_tables(params, settings) if create else nullcontext():
+    with _creating_tables(direct, settings) if create else nullcontext():
         datasets = Datasets(env={**env, "CREATE_TABLE": "n"})
         datastore = datasets.factory.datastore
         connections.tune_pool(datastore.pool, settings)
@@ -201,21 +223,22 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None,
         datasets_view = DatasetsView(datastore, tracking_table_name="datasets_projection_tracking")
         runs_view = RunsView(datastore, tracking_table_name="runs_projection_tracking")
         queue = JobQueue(params.conninfo, settings.schema, connect_timeout=settings.connect_timeout,
-                         pool_size=settings.worker_pool_size, max_idle=settings.pool_max_idle)
+                         pool_size=settings.worker_pool_size, max_idle=settings.pool_max_idle,
+                         listen_conninfo=direct.conninfo, transaction_pooling=settings.transaction_pooling)
         if create:
             datasets_view.create_table()
             runs_view.create_table()
             queue.create_tables()
         followers = [
             ProjectionFollower(
-                name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=params.conninfo
+                name="datasets", app=datasets, view=datasets_view, topics=DATASET_TOPICS, conninfo=direct.conninfo
             ),
-            ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=params.conninfo),
+            ProjectionFollower(name="runs", app=runs, view=runs_view, topics=RUNS_VIEW_TOPICS, conninfo=direct.conninfo),
         ]
         # Access events have a table of their own, on the same pool.
         access_store = AccessStore(env={**env, "CREATE_TABLE": "n"})
         connections.share_datastore(access_store, datastore)
-        access = AccessUseCases(store=access_store, conninfo=params.conninfo, schema=settings.schema,
+        access = AccessUseCases(store=access_store, conninfo=direct.conninfo, schema=settings.schema,
                                 admin_key=settings.admin_key)
         if create:
             access_store.recorder.create_table()
@@ -231,7 +254,7 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None,
         dataset_queries=dataset_queries,
         registry=registry,
         http_allowlist=settings.http_allowlist,
-        conninfo=params.conninfo,
+        conninfo=direct.conninfo,  # the chunks' session advisory locks
         on_written=read_your_writes,
         queue=queue,
         run_worker=settings.run_worker,
@@ -262,5 +285,6 @@ def build_ledger(settings: Settings, *, create_tables: bool | None = None,
         comparer=RunComparer(run_queries, dataset_queries),
         access=access,
         followers=followers,
-        rebuilds=Rebuilds(params),
+        rebuilds=Rebuilds(direct),
+        direct=direct if direct is not params else None,
     )

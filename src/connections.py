@@ -16,6 +16,16 @@ under load (see README, "Deployment"):
 
 Waiting for a connection is bounded by `EVALLEDGER_CONNECT_TIMEOUT` (default 10 s): past
 it the caller gets an error that says so (a 503 over HTTP), never a hang.
+
+Behind PgBouncer in transaction mode (`EVALLEDGER_PGBOUNCER=transaction`), each transaction
+of a pooled connection may run on another server connection, so the pooled connections
+(the one pool, the job queue's pool and its deferring) prepare no statement and leave no
+session state behind: no `SET`, the job queue's `search_path` is `SET LOCAL` in each
+transaction, and the library's `idle_in_transaction_session_timeout` is left to PgBouncer's
+`idle_transaction_timeout`. The connections that need a session of their own connect to
+`EVALLEDGER_DIRECT_DATABASE_URL` instead: the LISTEN connections (projections, job queue),
+the connections holding session advisory locks (a run's chunk locks and slots, a rebuild,
+the first start's admin key) and a rebuild's own pool.
 """
 
 from __future__ import annotations
@@ -34,6 +44,25 @@ def pool_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(most - least),
         "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(settings.connect_timeout))),
     }
+
+
+# In an application's environment: its pool is behind PgBouncer in transaction mode
+# (read by `adapters.persistence.LedgerFactory`).
+TRANSACTION_POOLING = "EVALLEDGER_TRANSACTION_POOLING"
+
+
+def transaction_pooled(pool: Any) -> None:
+    """Make a psycopg pool's connections fit for PgBouncer in transaction mode, before the
+    pool opens: they prepare no statement (`prepare_threshold=None` also turns off the
+    library's and our `prepare=True`), and they are configured without the library's
+    session-level `SET idle_in_transaction_session_timeout`, which would land on whichever
+    server connection PgBouncer lent and stay there for its other clients."""
+    pool.kwargs = {**(pool.kwargs or {}), "prepare_threshold": None}
+
+    def autocommit(conn: Any) -> None:
+        conn.autocommit = True
+
+    pool._configure = autocommit  # noqa: SLF001 - psycopg_pool (pinned) keeps `configure` here
 
 
 def tune_pool(pool: Any, settings: Settings) -> None:

@@ -42,6 +42,17 @@ def _list_env(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
 
+def _pgbouncer_env() -> bool:
+    """EVALLEDGER_PGBOUNCER: `transaction` when DATABASE_URL is a PgBouncer in transaction
+    mode; empty or `off` otherwise (session mode needs nothing special)."""
+    raw = os.environ.get("EVALLEDGER_PGBOUNCER", "").strip().lower()
+    if raw in ("", "off", "no", "n", "0", "false", "session"):
+        return False
+    if raw == "transaction":
+        return True
+    raise SystemExit(f"EVALLEDGER_PGBOUNCER must be `transaction` or `off`, got {raw!r}")
+
+
 def default_key_file() -> Path:
     """Where the first start's admin key lives: EVALLEDGER_KEY_FILE, else `admin.key` beside
     the embedded database's folder (EVALLEDGER_DATA_DIR; by default `.evalledger/`)."""
@@ -85,6 +96,13 @@ class Settings:
     pool_size: int = 8
     pool_min: int = 1
     pool_max_idle: float = 10.0
+    # Behind PgBouncer in transaction mode (EVALLEDGER_PGBOUNCER=transaction), `database_url`
+    # is PgBouncer's: the pooled connections then prepare no statement and keep no session
+    # state. What needs a session of its own (LISTEN, session advisory locks, a rebuild)
+    # connects to `direct_database_url` (EVALLEDGER_DIRECT_DATABASE_URL), PostgreSQL itself;
+    # without PgBouncer it defaults to `database_url`.
+    transaction_pooling: bool = False
+    direct_database_url: str | None = None
     # Seconds to wait for PostgreSQL to accept a connection (or for a free pooled one)
     # before failing with an error that says so, instead of hanging.
     connect_timeout: float = 10.0
@@ -137,6 +155,8 @@ class Settings:
             pool_min=_int_env("EVALLEDGER_POOL_MIN", 1),
             pool_max_idle=_float_env("EVALLEDGER_POOL_MAX_IDLE", 10.0),
             connect_timeout=_float_env("EVALLEDGER_CONNECT_TIMEOUT", 10.0),
+            transaction_pooling=_pgbouncer_env(),
+            direct_database_url=os.environ.get("EVALLEDGER_DIRECT_DATABASE_URL") or None,
             run_worker=_bool_env("EVALLEDGER_WORKER", True),
             worker_concurrency=_int_env("EVALLEDGER_WORKER_CONCURRENCY", 4),
             worker_pool_size=_int_env("EVALLEDGER_WORKER_POOL_SIZE", 1),

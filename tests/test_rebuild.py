@@ -82,7 +82,7 @@ def test_a_second_rebuild_of_a_read_model_is_refused_while_one_runs(service: Ser
     client.add_items(dataset.id, [{"input": i} for i in range(3)])
     datasets = next(f for f in service.ledger.followers if f.name == "datasets")
     before = client.http.get(f"/api/datasets/{dataset.id}/items").json()
-    with only_rebuild_of(datasets.view):  # as a running rebuild holds it
+    with only_rebuild_of(datasets.view, service.ledger.session_connection):  # as a running rebuild holds it
         refused = client.http.post("/api/projections/datasets/rebuild")
         assert refused.status_code == 409 and refused.json()["type"].endswith("rebuild-running"), refused.text
         offline = evalledger("projections", "rebuild", "datasets", env=database_env(service.settings), timeout=120)

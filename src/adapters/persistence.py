@@ -28,11 +28,13 @@ from eventsourcing.persistence import (
     Recording,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.utils import retry, strtobool
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+from evalledger import connections
 
 
 # Saves below this many bytes of event state use the library's pipelined insert.
@@ -189,6 +191,20 @@ class EventRecorder(PostgresApplicationRecorder):
 
 
 RECORDER_TOPIC = f"{__name__}:EventRecorder"
+
+
+class LedgerFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory, whose pool is made fit for PgBouncer in
+    transaction mode (see `connections.transaction_pooled`) when the application's
+    environment says so; the pool has not opened yet when the factory is made."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        if strtobool(self.env.get(connections.TRANSACTION_POOLING) or "no"):
+            connections.transaction_pooled(self.datastore.pool)
+
+
+FACTORY_TOPIC = f"{__name__}:LedgerFactory"
 
 
 class LedgerEventStore(EventStore[UUID]):

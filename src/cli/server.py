@@ -232,8 +232,8 @@ def projections_rebuild(
             try:
                 with progress_bar(each) as bar:
                     task = bar.add_task(each, total=None, at="…")
-                    report = rebuild(followers[each], ledger.connection, progress=lambda position, head: bar.update(
-                        task, completed=position, total=head, at=f"{position:,} of {head:,}"))
+                    report = rebuild(followers[each], ledger.session_connection, progress=lambda position, head: (
+                        bar.update(task, completed=position, total=head, at=f"{position:,} of {head:,}")))
                 _report_rebuild(report)
             except RebuildRunningError as error:
                 console.print(f"[bold red]Rebuild refused:[/] {error.detail}")

@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -63,15 +65,74 @@ def chunk_count(total_items: int, size: int) -> int:
 ChunkHandler = Callable[[UUID, int, int], Awaitable[None]]
 
 
-def _search_path(schema: str) -> SQL:
-    return SQL("SET search_path TO {}").format(Identifier(schema))  # type: ignore[return-value]
+def _search_path(schema: str, *, local: bool = False) -> SQL:
+    statement = "SET LOCAL search_path TO {}" if local else "SET search_path TO {}"
+    return SQL(statement).format(Identifier(schema))  # type: ignore[return-value]
+
+
+class _SyncPool(psycopg_pool.NullConnectionPool):
+    """For a pool behind PgBouncer in transaction mode: every connection handed out begins
+    its transaction with `SET LOCAL search_path`, since procrastinate's statements (and the
+    PL/pgSQL functions they call) name its tables without a schema, and a session's setting
+    would stay on whichever server connection PgBouncer lent. The pool's connections are not
+    autocommit, so the statement opens the transaction procrastinate's query then runs in,
+    and the pool commits it when the connection goes back."""
+
+    def __init__(self, *args: Any, search_path: SQL, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.search_path = search_path
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        with super().connection(timeout) as conn:
+            conn.execute(self.search_path)
+            yield conn
+
+
+class _AsyncPool(psycopg_pool.AsyncConnectionPool):
+    """The worker's pool, as `_SyncPool` is the deferring one."""
+
+    def __init__(self, *args: Any, search_path: SQL, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.search_path = search_path
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with super().connection(timeout) as conn:
+            await conn.execute(self.search_path)
+            yield conn
+
+
+class _Connector(PsycopgConnector):
+    """procrastinate's connector, whose LISTEN connection (its "standalone" one, kept for as
+    long as the worker runs) goes to `listen_conninfo`: PostgreSQL itself when the pool is
+    behind PgBouncer in transaction mode, where a LISTEN would stay on a server connection
+    other clients borrow and its notifications would never arrive."""
+
+    def __init__(self, *, listen_conninfo: str, listen_kwargs: dict[str, Any], search_path: SQL,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._listen_conninfo = listen_conninfo
+        self._listen_kwargs = listen_kwargs
+        self._search_path = search_path
+
+    @asynccontextmanager
+    async def _get_standalone_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with await psycopg.AsyncConnection.connect(
+                self._listen_conninfo, **self._listen_kwargs, autocommit=True) as connection:
+            await connection.execute(self._search_path)
+            yield connection
 
 
 class JobQueue:
-    """The queue of one schema: deferring chunks (any process), and the worker side."""
+    """The queue of one schema: deferring chunks (any process), and the worker side.
+
+    `listen_conninfo` (default: `conninfo`) is where the worker's LISTEN connection goes;
+    `transaction_pooling`: `conninfo` is PgBouncer in transaction mode (see `_SyncPool`)."""
 
     def __init__(self, conninfo: str, schema: str, *, connect_timeout: float = 10.0, pool_size: int = 2,
-                 max_idle: float = 30.0) -> None:
+                 max_idle: float = 30.0, listen_conninfo: str | None = None,
+                 transaction_pooling: bool = False) -> None:
         self.conninfo = conninfo
         self.schema = schema
         self.connect_timeout = max(1, round(connect_timeout))
@@ -85,20 +146,31 @@ class JobQueue:
             await conn.execute(search_path)
             await conn.commit()
 
-        kwargs = {"connect_timeout": self.connect_timeout}
+        kwargs: dict[str, Any] = {"connect_timeout": self.connect_timeout}
+        listen_kwargs = dict(kwargs)
+        sync_pool: Callable[..., psycopg_pool.NullConnectionPool] = psycopg_pool.NullConnectionPool
+        async_pool: Callable[..., psycopg_pool.AsyncConnectionPool] = psycopg_pool.AsyncConnectionPool
+        pooled: dict[str, Any] = {"configure": configure}
+        pooled_async: dict[str, Any] = {"configure": configure_async}
+        if transaction_pooling:
+            kwargs["prepare_threshold"] = None
+            local = _search_path(schema, local=True)
+            sync_pool = partial(_SyncPool, search_path=local)
+            async_pool = partial(_AsyncPool, search_path=local)
+            pooled, pooled_async = {}, {}
         # Deferring (once per run, from any process) opens a connection for the purpose:
         # an idle API process holds none for the queue.
-        self._defer_pool = psycopg_pool.NullConnectionPool(
-            conninfo, kwargs=kwargs, min_size=0, max_size=2, configure=configure, timeout=connect_timeout,
-            open=False)
+        self._defer_pool = sync_pool(
+            conninfo, kwargs=kwargs, min_size=0, max_size=2, timeout=connect_timeout, open=False, **pooled)
         self._defer_opened = threading.Lock()
         self.deferrer = App(connector=SyncPsycopgConnector())
         self.deferrer.connector.open(self._defer_pool)  # type: ignore[attr-defined]
         # The worker's: one connection kept for fetching jobs and heartbeats, one more under
         # load, and procrastinate's LISTEN connection beside them.
-        self.app = App(connector=PsycopgConnector(
-            conninfo=conninfo, kwargs=kwargs, min_size=1, max_size=max(1, pool_size), max_idle=max_idle,
-            timeout=connect_timeout, configure=configure_async))
+        self.app = App(connector=_Connector(
+            listen_conninfo=listen_conninfo or conninfo, listen_kwargs=listen_kwargs, search_path=search_path,
+            pool_factory=async_pool, conninfo=conninfo, kwargs=kwargs, min_size=1, max_size=max(1, pool_size),
+            max_idle=max_idle, timeout=connect_timeout, **pooled_async))
         self.handler: ChunkHandler | None = None
 
         @self.app.task(name=TASK, queue=QUEUE, pass_context=True)
@@ -114,8 +186,8 @@ class JobQueue:
         """Procrastinate's tables and functions in the service's schema, once (idempotent;
         processes that start together wait for each other)."""
         with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=self.connect_timeout) as conn:
-            conn.execute(_search_path(self.schema))
             with conn.transaction():
+                conn.execute(_search_path(self.schema, local=True))
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('evalledger-procrastinate-schema'))")
                 exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.procrastinate_jobs",)).fetchone()
                 if exists and exists[0]:

@@ -27,6 +27,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
@@ -43,6 +44,8 @@ from evalledger.projections.view import BatchingView
 log = logging.getLogger(__name__)
 
 REBUILD_BATCH = 2000
+# Seconds to wait for PostgreSQL to accept the connection holding a rebuild's lock.
+LOCK_CONNECT_TIMEOUT = 10
 BULK_LOADS: dict[type, type[BulkLoad]] = {DatasetsView: DatasetsBulkLoad, RunsView: RunsBulkLoad}
 
 
@@ -80,7 +83,7 @@ def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget
     """Rebuild the follower's view beside the live one and switch over; returns what was
     done (`position`, `events`, `seconds`, `eventsPerSecond`). `progress(position, head)`
     is told how far through the log the bulk load has come, after each batch."""
-    with only_rebuild_of(follower.view), quick_thread_switches():
+    with only_rebuild_of(follower.view, conninfo_params), quick_thread_switches():
         return _rebuild(follower, conninfo_params, memory_budget, progress)
 
 
@@ -97,7 +100,7 @@ class Rebuilds:
     def run(self, follower: ProjectionFollower) -> dict[str, Any]:
         """Rebuild now, in this thread; returns the report."""
         guard = ExitStack()
-        guard.enter_context(only_rebuild_of(follower.view))
+        guard.enter_context(only_rebuild_of(follower.view, self.conninfo_params))
         return self._run(follower, guard, self._begin(follower))
 
     def start(self, follower: ProjectionFollower) -> dict[str, Any]:
@@ -105,7 +108,8 @@ class Rebuilds:
         (RebuildRunningError) while another rebuild of the same read model runs, here or
         in another process."""
         guard = ExitStack()
-        guard.enter_context(only_rebuild_of(follower.view))  # taken here, so a refusal is the caller's
+        # Taken here, so a refusal is the caller's.
+        guard.enter_context(only_rebuild_of(follower.view, self.conninfo_params))
         try:
             state = self._begin(follower)
             threading.Thread(target=self._run_in_background, args=(follower, guard, state),
@@ -162,13 +166,14 @@ class RebuildRunningError(ConflictError):
 
 
 @contextmanager
-def only_rebuild_of(view: BatchingView) -> Iterator[None]:
-    """Hold a session-level advisory lock for the view's rebuild, on one of the view's
-    pooled connections for as long as it runs (released before the connection goes back
-    to the pool; a crash of this process releases it with the session), or refuse at once."""
+def only_rebuild_of(view: BatchingView, conninfo_params: Any) -> Iterator[None]:
+    """Hold a session-level advisory lock for the view's rebuild, on a connection of its own
+    to PostgreSQL itself (not a pooled one: behind PgBouncer in transaction mode a session
+    lock would stay on a server connection other clients borrow) for as long as it runs (a
+    crash of this process releases it with the session), or refuse at once."""
     key = zlib.crc32(f"rebuild {view.schema}.{view.tracking_table_name}".encode()) - 2**31
-    with view.datastore.get_connection() as conn:
-        if not conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,)).fetchone()["locked"]:  # type: ignore[index]
+    with psycopg.connect(conninfo_params.conninfo, autocommit=True, connect_timeout=LOCK_CONNECT_TIMEOUT) as conn:
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
             raise RebuildRunningError(f"the {view.tracking_table_name.removesuffix('_projection_tracking')} "
                                       "read model is being rebuilt already; try again when that is done")
         try:

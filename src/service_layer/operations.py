@@ -34,7 +34,7 @@ class Operations:
     @property
     def rebuilds(self) -> Rebuilds:
         # A ledger built without a Rebuilds (e.g. by a script) still rebuilds, untracked.
-        return self.ledger.rebuilds or Rebuilds(self.ledger.connection)
+        return self.ledger.rebuilds or Rebuilds(self.ledger.session_connection)
 
     def projections(self) -> list[dict[str, Any]]:
         """Each read model's position, the log's head, the lag, and its latest rebuild."""
