@@ -5,14 +5,12 @@ projection can be stopped, restarted or rebuilt at any time without loss or doub
 counting. Several processes may follow the same log: a transaction-scoped advisory lock
 serialises them, and events at or below the recorded position are skipped.
 
-Set-based: a batch is cut into runs of consecutive events that one handler takes (the view
-maps each event class to a handler), and each handler writes its whole run with a few
-statements, not one per event. The runs are applied in log order and every statement sees
-what the earlier ones wrote, so the rows come out exactly as if each event had been applied
-alone: a handler only has to get right what several consecutive events of its own kind do
-together (the same row touched twice, counters added up); `one_at_a_time` makes a handler
-of one event into one of a run, for rare events. Live catch-up and rebuilds share this one
-code path.
+How a view applies a batch is its own (`apply`). The runs view folds it into the rows it
+touches (runs_fold.py): the same fold a rebuild runs over the whole log. The datasets view
+still applies it set-based: the batch is cut into runs of consecutive events that one
+handler takes, each written with a few statements, in log order, every statement seeing
+what the earlier ones wrote, so the rows come out as if each event had been applied alone;
+its rebuild folds the log separately (datasets_bulk.py), and tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -71,6 +69,13 @@ def runs_of(events: Sequence[Any], handler_of: Callable[[Any], Handler | None],
         yield handler, run  # type: ignore[misc]
 
 
+def parts_of(events: Sequence[Any], weight_of: Callable[[Any], int],
+             max_weight: int = MAX_RUN_WEIGHT) -> Iterator[list[Any]]:
+    """The events in consecutive parts of at most `max_weight` (a heavier event alone)."""
+    for _, part in runs_of(events, lambda event: one_at_a_time, weight_of, max_weight):
+        yield part
+
+
 class BatchingView(PostgresTrackingRecorder):
     # The tables this view writes (besides its tracking table), for rebuilds.
     read_model_tables: tuple[str, ...] = ()
@@ -98,9 +103,10 @@ class BatchingView(PostgresTrackingRecorder):
     def table_statements(self) -> list[Composed]:
         """CREATE TABLE / INDEX statements of this view (idempotent)."""
 
-    @abstractmethod
     def handler_of(self, event: Any) -> Handler | None:
-        """The handler of the event's class (None: this view ignores the event)."""
+        """The handler of the event's class (None: this view ignores the event), for the
+        set-based `apply`."""
+        return None
 
     def weight_of(self, event: Any) -> int:
         """How many rows the event writes, about (runs are cut at MAX_RUN_WEIGHT)."""
