@@ -11,6 +11,9 @@ Tables
 - `dataset_versions`: one row per dataset version with what it changed.
 - `dataset_tags`: one row per version tag (`golden`): the version it names now, and who
   pointed it there, when and why (the tag's whole story is in the dataset's events).
+
+What each event does to these rows is said once, in datasets_fold.py; this view reads the
+rows a batch touches, folds the batch into them and writes back what changed.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Tables
   and `reviewed_scores` its scores with the review's overrides (NULL: none; readers use
   `coalesce(reviewed_scores, scores)`).
 - `run_result_reviews`: every review of a result, for its history.
+
+What each event does to these rows is said once, in runs_fold.py; this view reads the rows
+a batch touches, folds the batch into them and writes back what changed.
 """
 
 from __future__ import annotations
