@@ -42,7 +42,7 @@ from evalledger.projections.datasets_fold import (
     purge_revision,
     touched,
 )
-from evalledger.projections.view import BatchingView, parts_of
+from evalledger.projections.view import BatchingView, json_rows, names, parts_of, upsert
 
 DATASET_TOPICS = tuple(
     f"evalledger.domain.datasets:Dataset.{name}"
@@ -101,23 +101,6 @@ def revision_json(row: ItemRevision) -> dict[str, Any]:
             "valid_to": row.valid_to, "seq": row.seq, "deleted": row.deleted, "external_id": row.external_id,
             "input": values[0], "expected_output": values[1], "metadata": values[2], "source": row.source,
             "created_at": row.created_at, "updated_at": row.updated_at, "purged_at": row.purged_at}
-
-
-def _json(rows: list[Any]) -> str:
-    return orjson.dumps(rows).decode()
-
-
-def _names(columns: Sequence[str], prefix: str = "") -> Composed:
-    return SQL(", ").join(SQL(prefix + "{}").format(Identifier(c)) for c in columns)
-
-
-def upsert(table: Composed, columns: Sequence[str], types: str, keys: Sequence[str]) -> Composed:
-    """Insert rows given as one JSON array (`_json`); a row whose key is there replaces it."""
-    updates = SQL(", ").join(SQL("{} = excluded.{}").format(Identifier(c), Identifier(c))
-                             for c in columns if c not in keys)
-    return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({})"
-               " ON CONFLICT ({}) DO UPDATE SET {}").format(
-        table, _names(columns), _names(columns), SQL(types), _names(keys), updates)
 
 
 # Each column's type, for jsonb_to_recordset (in the rows' field order).
@@ -253,19 +236,19 @@ class DatasetsView(BatchingView):
         state = DatasetsState()
         if keys.dataset_ids:
             curs.execute(SQL("SELECT {} FROM {} WHERE dataset_id = ANY(%s)").format(
-                _names(DATASET_COLUMNS), self.table("datasets")), (list(keys.dataset_ids),), prepare=True)
+                names(DATASET_COLUMNS), self.table("datasets")), (list(keys.dataset_ids),), prepare=True)
             for row in curs.fetchall():
                 state.datasets[row["dataset_id"]] = DatasetRow(**row)
         if keys.versions:
             curs.execute(SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::int[]) AS k(dataset_id, version)"
-                             " USING (dataset_id, version)").format(_names(VERSION_COLUMNS),
+                             " USING (dataset_id, version)").format(names(VERSION_COLUMNS),
                                                                      self.table("dataset_versions")),
                          [list(column) for column in zip(*keys.versions, strict=True)], prepare=True)
             for row in curs.fetchall():
                 state.versions[(row["dataset_id"], row["version"])] = VersionRow(**row)
         if keys.tags:
             curs.execute(SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
-                             " USING (dataset_id, tag)").format(_names(TAG_COLUMNS), self.table("dataset_tags")),
+                             " USING (dataset_id, tag)").format(names(TAG_COLUMNS), self.table("dataset_tags")),
                          [list(column) for column in zip(*keys.tags, strict=True)], prepare=True)
             for row in curs.fetchall():
                 state.tags[(row["dataset_id"], row["tag"])] = TagRow(**row)
@@ -302,24 +285,24 @@ class DatasetsView(BatchingView):
             with curs.copy(self._copy_revisions) as copy:
                 copy.write(b"".join(revision_line(row) for row in new))
         elif new:
-            curs.execute(self._insert_revisions, (_json([revision_json(row) for row in new]),), prepare=True)
+            curs.execute(self._insert_revisions, (json_rows([revision_json(row) for row in new]),), prepare=True)
         if closed:
             curs.execute(self._close_revisions, [
                 [row.dataset_id for row in closed], [row.item_id for row in closed],
                 [row.valid_from for row in closed], [row.valid_to for row in closed]], prepare=True)
         if purged:
-            curs.execute(self._update_revisions, (_json([revision_json(row) for row in purged]),), prepare=True)
+            curs.execute(self._update_revisions, (json_rows([revision_json(row) for row in purged]),), prepare=True)
         if state.changed_datasets:
-            curs.execute(self._upsert_datasets, (_json([state.datasets[k] for k in state.changed_datasets]),),
+            curs.execute(self._upsert_datasets, (json_rows([state.datasets[k] for k in state.changed_datasets]),),
                          prepare=True)
         if state.changed_versions:
-            curs.execute(self._upsert_versions, (_json([state.versions[k] for k in state.changed_versions]),),
+            curs.execute(self._upsert_versions, (json_rows([state.versions[k] for k in state.changed_versions]),),
                          prepare=True)
         if state.changed_tags:
             tags = [state.tags[k] for k in state.changed_tags]
             kept = [tag for tag in tags if tag is not None]
             if kept:
-                curs.execute(self._upsert_tags, (_json(kept),), prepare=True)
+                curs.execute(self._upsert_tags, (json_rows(kept),), prepare=True)
             gone = [k for k in state.changed_tags if state.tags[k] is None]
             if gone:
                 curs.execute(SQL("DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
@@ -340,16 +323,16 @@ class DatasetsView(BatchingView):
                 purge_revision(revision, at)
                 rows.append(revision_json(revision))
             if rows:
-                curs.execute(self._update_revisions, (_json(rows),))
+                curs.execute(self._update_revisions, (json_rows(rows),))
 
     @cached_property
     def _copy_revisions(self) -> Composed:
-        return SQL("COPY {} ({}) FROM STDIN").format(self.table("dataset_items"), _names(REVISION_COLUMNS))
+        return SQL("COPY {} ({}) FROM STDIN").format(self.table("dataset_items"), names(REVISION_COLUMNS))
 
     @cached_property
     def _insert_revisions(self) -> Composed:
         return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({})").format(
-            self.table("dataset_items"), _names(REVISION_COLUMNS), _names(REVISION_COLUMNS), SQL(_REVISION_TYPES))
+            self.table("dataset_items"), names(REVISION_COLUMNS), names(REVISION_COLUMNS), SQL(_REVISION_TYPES))
 
     @cached_property
     def _close_revisions(self) -> Composed:

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-import orjson
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
@@ -39,7 +38,7 @@ from evalledger.projections.runs_fold import (
     fold,
     touched,
 )
-from evalledger.projections.view import BatchingView, parts_of
+from evalledger.projections.view import BatchingView, json_rows, names, parts_of, updates, upsert
 
 RUN_TOPICS = tuple(
     f"evalledger.domain.runs:Run.{name}"
@@ -182,27 +181,27 @@ class RunsView(BatchingView):
         """Upsert the rows the fold changed. Runs first: a new result looks its item's seq
         up through its run (in the dataset version the run is pinned to)."""
         if state.changed_runs:
-            curs.execute(self._upsert_runs, (_json([state.runs[run_id] for run_id in state.changed_runs]),),
+            curs.execute(self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),),
                          prepare=True)
         if state.changed_results:
             curs.execute(self._upsert_results,
-                         (_json([state.results[key] for key in state.changed_results]),), prepare=True)
+                         (json_rows([state.results[key] for key in state.changed_results]),), prepare=True)
         if state.new_reviews:
-            curs.execute(self._insert_reviews, (_json(state.new_reviews),), prepare=True)
+            curs.execute(self._insert_reviews, (json_rows(state.new_reviews),), prepare=True)
 
     @cached_property
     def _upsert_runs(self) -> Composed:
-        return _upsert(self.table("runs"), RUN_COLUMNS, _RUN_TYPES, ("run_id",))
+        return upsert(self.table("runs"), RUN_COLUMNS, _RUN_TYPES, ("run_id",))
 
     @cached_property
     def _insert_reviews(self) -> Composed:
-        return _upsert(self.table("run_result_reviews"), REVIEW_COLUMNS, _REVIEW_TYPES,
+        return upsert(self.table("run_result_reviews"), REVIEW_COLUMNS, _REVIEW_TYPES,
                        ("run_id", "item_id", "repetition", "run_version"), update=False)
 
     @cached_property
     def _upsert_results(self) -> Composed:
         keys = ("run_id", "item_id", "repetition")
-        columns = SQL(", ").join(map(Identifier, RESULT_COLUMNS))
+        columns = names(RESULT_COLUMNS)
         values = SQL(", ").join(
             SQL("coalesce(r.seq, i.seq, {})").format(Literal(NO_SEQ)) if name == "seq" else
             SQL("r.{}").format(Identifier(name)) for name in RESULT_COLUMNS)
@@ -216,25 +215,7 @@ class RunsView(BatchingView):
             " ON CONFLICT ({keys}) DO UPDATE SET {updates}"
         ).format(results=self.table("run_results"), columns=columns, values=values,
                  types=SQL(_RESULT_TYPES), runs=self.table("runs"), items=self.other_view_table("dataset_items"),
-                 keys=SQL(", ").join(map(Identifier, keys)),
-                 updates=SQL(", ").join(SQL("{} = excluded.{}").format(Identifier(c), Identifier(c))
-                                        for c in RESULT_COLUMNS if c not in keys))
-
-
-def _json(rows: list[Any]) -> str:
-    return orjson.dumps(rows).decode()
-
-
-def _upsert(table: Composed, columns: tuple[str, ...], types: str, keys: tuple[str, ...], *,
-            update: bool = True) -> Composed:
-    """Insert rows given as one JSON array (`_json`); a row whose key is there replaces it
-    (`update`) or is left out."""
-    names = SQL(", ").join(map(Identifier, columns))
-    conflict = (SQL("DO UPDATE SET ") + SQL(", ").join(SQL("{} = excluded.{}").format(Identifier(c), Identifier(c))
-                                                        for c in columns if c not in keys)
-                if update else SQL("DO NOTHING"))
-    return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({}) ON CONFLICT ({}) {}").format(
-        table, names, names, SQL(types), SQL(", ").join(map(Identifier, keys)), conflict)
+                 keys=names(keys), updates=updates(RESULT_COLUMNS, keys))
 
 
 # Each column's type, for jsonb_to_recordset (in the rows' field order).
@@ -251,7 +232,7 @@ _RESULT_TYPES = (
 _REVIEW_TYPES = (
     "run_id uuid, item_id uuid, repetition integer, run_version integer, reviewed_at timestamptz, actor text,"
     " reason text, verdict text, scores jsonb, criteria jsonb, comment text, flagged boolean")
-_RUN_SELECT = SQL(", ").join(map(Identifier, RUN_COLUMNS))
+_RUN_SELECT = names(RUN_COLUMNS)
 _RESULT_SELECT = SQL(", ").join(
     SQL("r.item_id::text AS item_id") if name == "item_id" else SQL("r.{}").format(Identifier(name))
     for name in RESULT_COLUMNS)

@@ -19,6 +19,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
@@ -45,6 +46,33 @@ def parts_of(events: Sequence[Any], weight_of: Callable[[Any], int],
         weight += size
     if part:
         yield part
+
+
+# -- writing a fold's rows -------------------------------------------------------------------
+
+
+def json_rows(rows: Sequence[Any]) -> str:
+    """Rows (dataclasses or dicts) as one JSON array, for `jsonb_to_recordset`."""
+    return orjson.dumps(rows).decode()
+
+
+def names(columns: Sequence[str]) -> Composed:
+    return SQL(", ").join(map(Identifier, columns))
+
+
+def updates(columns: Sequence[str], keys: Sequence[str]) -> Composed:
+    """`column = excluded.column` for every column but the keys, for ON CONFLICT."""
+    return SQL(", ").join(SQL("{} = excluded.{}").format(Identifier(c), Identifier(c))
+                          for c in columns if c not in keys)
+
+
+def upsert(table: Composed, columns: Sequence[str], types: str, keys: Sequence[str], *,
+           update: bool = True) -> Composed:
+    """Insert rows given as one JSON array (`json_rows`; `types`: each column's type, for
+    `jsonb_to_recordset`); a row whose key is there replaces it (`update`) or is left out."""
+    conflict = SQL("DO UPDATE SET ") + updates(columns, keys) if update else SQL("DO NOTHING")
+    return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({}) ON CONFLICT ({}) {}").format(
+        table, names(columns), names(columns), SQL(types), names(keys), conflict)
 
 
 class BatchingView(PostgresTrackingRecorder):
