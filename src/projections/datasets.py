@@ -42,7 +42,7 @@ from evalledger.projections.datasets_fold import (
     purge_revision,
     touched,
 )
-from evalledger.projections.view import BatchingView, json_rows, names, parts_of, upsert
+from evalledger.projections.view import BatchingView, Statement, json_rows, names, parts_of, run_together, upsert
 
 DATASET_TOPICS = tuple(
     f"evalledger.domain.datasets:Dataset.{name}"
@@ -71,13 +71,29 @@ def revision_content(content: Any) -> tuple[bytes, bytes, bytes]:
     return content_columns(content)
 
 
-def revision_line(row: ItemRevision) -> bytes:
-    """An item revision (`REVISION_COLUMNS`) as one line of COPY's text format."""
-    return b"\t".join((
-        copy_id(row.dataset_id), row.item_id.encode(), b"%d" % row.valid_from, copy_int(row.valid_to),
-        b"%d" % row.seq, b"t" if row.deleted else b"f", copy_text(row.external_id), *revision_content(row.content),
-        copy_json(row.source), copy_time(row.created_at), copy_time(row.updated_at),
-        copy_time(row.purged_at))) + b"\n"
+class RevisionLines:
+    """Encodes item revisions (`REVISION_COLUMNS`) as lines of COPY's text format. The
+    revisions of one event share their dataset id, version and times: each is encoded once
+    and kept (for the last few thousand values)."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[Any, bytes] = {}
+
+    def _value(self, value: Any, encode: Any) -> bytes:
+        encoded = self._encoded.get(value)
+        if encoded is None:
+            if len(self._encoded) > 4096:
+                self._encoded.clear()
+            encoded = self._encoded[value] = encode(value)
+        return encoded
+
+    def __call__(self, row: ItemRevision) -> bytes:
+        value = self._value
+        return b"\t".join((
+            value(row.dataset_id, copy_id), row.item_id.encode(), b"%d" % row.valid_from, copy_int(row.valid_to),
+            b"%d" % row.seq, b"t" if row.deleted else b"f", copy_text(row.external_id),
+            *revision_content(row.content), copy_json(row.source), value(row.created_at, copy_time),
+            value(row.updated_at, copy_time), copy_time(row.purged_at))) + b"\n"
 
 
 def _fragment(text: bytes, null: Any = None) -> Any:
@@ -122,6 +138,11 @@ _REVISION_TYPES = (
 _REVISION_SELECT = SQL(", ").join(
     SQL("i.item_id::text AS item_id") if name == "item_id" else SQL("i.{}").format(Identifier(name))
     for name in REVISION_COLUMNS)
+
+
+def _columns(keys: Any) -> list[list[Any]]:
+    """Keys (tuples) as one list per column, for unnest."""
+    return [list(column) for column in zip(*keys, strict=True)]
 
 
 def _stored_revision(row: dict[str, Any]) -> ItemRevision:
@@ -232,47 +253,49 @@ class DatasetsView(BatchingView):
             self.write_rows(curs, state)
 
     def read_rows(self, curs: Cursor[Any], keys: Touched) -> DatasetsState:
-        """The rows the keys name, as the fold's state."""
+        """The rows the keys name, as the fold's state (read in one round trip)."""
         state = DatasetsState()
+        reads: list[tuple[Statement, Any]] = []
         if keys.dataset_ids:
-            curs.execute(SQL("SELECT {} FROM {} WHERE dataset_id = ANY(%s)").format(
-                names(DATASET_COLUMNS), self.table("datasets")), (list(keys.dataset_ids),), prepare=True)
-            for row in curs.fetchall():
-                state.datasets[row["dataset_id"]] = DatasetRow(**row)
+            reads.append(((SQL("SELECT {} FROM {} WHERE dataset_id = ANY(%s)").format(
+                names(DATASET_COLUMNS), self.table("datasets")), (list(keys.dataset_ids),)),
+                lambda row: state.datasets.__setitem__(row["dataset_id"], DatasetRow(**row))))
         if keys.versions:
-            curs.execute(SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::int[]) AS k(dataset_id, version)"
-                             " USING (dataset_id, version)").format(names(VERSION_COLUMNS),
-                                                                     self.table("dataset_versions")),
-                         [list(column) for column in zip(*keys.versions, strict=True)], prepare=True)
-            for row in curs.fetchall():
-                state.versions[(row["dataset_id"], row["version"])] = VersionRow(**row)
+            reads.append(((SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::int[]) AS k(dataset_id, version)"
+                               " USING (dataset_id, version)").format(names(VERSION_COLUMNS),
+                                                                       self.table("dataset_versions")),
+                           _columns(keys.versions)),
+                          lambda row: state.versions.__setitem__((row["dataset_id"], row["version"]),
+                                                                 VersionRow(**row))))
         if keys.tags:
-            curs.execute(SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
-                             " USING (dataset_id, tag)").format(names(TAG_COLUMNS), self.table("dataset_tags")),
-                         [list(column) for column in zip(*keys.tags, strict=True)], prepare=True)
-            for row in curs.fetchall():
-                state.tags[(row["dataset_id"], row["tag"])] = TagRow(**row)
+            reads.append(((SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
+                               " USING (dataset_id, tag)").format(names(TAG_COLUMNS), self.table("dataset_tags")),
+                           _columns(keys.tags)),
+                          lambda row: state.tags.__setitem__((row["dataset_id"], row["tag"]), TagRow(**row))))
         statements, params = [], []
         if keys.open_items:
             statements.append(SQL(
                 "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
                 " USING (dataset_id, item_id) WHERE i.valid_to IS NULL AND NOT i.deleted").format(
                     _REVISION_SELECT, self.table("dataset_items")))
-            params += [list(column) for column in zip(*keys.open_items, strict=True)]
+            params += _columns(keys.open_items)
         if keys.purged_items:
             statements.append(SQL(
                 "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
                 " USING (dataset_id, item_id)").format(_REVISION_SELECT, self.table("dataset_items")))
-            params += [list(column) for column in zip(*keys.purged_items, strict=True)]
+            params += _columns(keys.purged_items)
         if statements:
-            curs.execute(SQL(" UNION ").join(statements), params, prepare=True)
-            for row in curs.fetchall():
-                state.seed_revision(_stored_revision(row))
+            reads.append(((SQL(" UNION ").join(statements), params),
+                          lambda row: state.seed_revision(_stored_revision(row))))
+        for (_, add), found in zip(reads, run_together(curs, [read for read, _ in reads], rows=True), strict=True):
+            for row in found:
+                add(row)
         return state
 
     def write_rows(self, curs: Cursor[Any], state: DatasetsState) -> None:
         """Write the rows the fold changed: new revisions inserted (with COPY when many),
-        revisions read from the table updated, the other tables' rows upserted."""
+        revisions read from the table updated, the other tables' rows upserted (all but a
+        COPY in one round trip)."""
         new, closed, purged = [], [], []
         for row in state.changed_revisions.values():
             if not row.stored:
@@ -281,34 +304,31 @@ class DatasetsView(BatchingView):
                 closed.append(row)
             else:
                 purged.append(row)
+        writes: list[Statement] = []
         if len(new) >= COPY_ADDED_FROM:
             with curs.copy(self._copy_revisions) as copy:
-                copy.write(b"".join(revision_line(row) for row in new))
+                copy.write(b"".join(map(RevisionLines(), new)))
         elif new:
-            curs.execute(self._insert_revisions, (json_rows([revision_json(row) for row in new]),), prepare=True)
+            writes.append((self._insert_revisions, (json_rows([revision_json(row) for row in new]),)))
         if closed:
-            curs.execute(self._close_revisions, [
+            writes.append((self._close_revisions, [
                 [row.dataset_id for row in closed], [row.item_id for row in closed],
-                [row.valid_from for row in closed], [row.valid_to for row in closed]], prepare=True)
+                [row.valid_from for row in closed], [row.valid_to for row in closed]]))
         if purged:
-            curs.execute(self._update_revisions, (json_rows([revision_json(row) for row in purged]),), prepare=True)
+            writes.append((self._update_revisions, (json_rows([revision_json(row) for row in purged]),)))
         if state.changed_datasets:
-            curs.execute(self._upsert_datasets, (json_rows([state.datasets[k] for k in state.changed_datasets]),),
-                         prepare=True)
+            writes.append((self._upsert_datasets, (json_rows([state.datasets[k] for k in state.changed_datasets]),)))
         if state.changed_versions:
-            curs.execute(self._upsert_versions, (json_rows([state.versions[k] for k in state.changed_versions]),),
-                         prepare=True)
-        if state.changed_tags:
-            tags = [state.tags[k] for k in state.changed_tags]
-            kept = [tag for tag in tags if tag is not None]
-            if kept:
-                curs.execute(self._upsert_tags, (json_rows(kept),), prepare=True)
-            gone = [k for k in state.changed_tags if state.tags[k] is None]
-            if gone:
-                curs.execute(SQL("DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
-                                 " WHERE t.dataset_id = k.dataset_id AND t.tag = k.tag").format(
-                                     self.table("dataset_tags")),
-                             [list(column) for column in zip(*gone, strict=True)])
+            writes.append((self._upsert_versions, (json_rows([state.versions[k] for k in state.changed_versions]),)))
+        kept = [tag for tag in (state.tags[k] for k in state.changed_tags) if tag is not None]
+        if kept:
+            writes.append((self._upsert_tags, (json_rows(kept),)))
+        gone = [k for k in state.changed_tags if state.tags[k] is None]
+        if gone:
+            writes.append((SQL("DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
+                               " WHERE t.dataset_id = k.dataset_id AND t.tag = k.tag").format(
+                                   self.table("dataset_tags")), _columns(gone)))
+        run_together(curs, writes)
 
     def purge_written(self, curs: Cursor[Any], purges: Sequence[tuple[Any, str, Any, int]]) -> None:
         """Purge, with the fold's rule, the revisions each (dataset, item, time, dataset

@@ -30,7 +30,7 @@ from evalledger.projections.datasets import (
     TAG_COLUMNS,
     VERSION_COLUMNS,
     DatasetsView,
-    revision_line,
+    RevisionLines,
 )
 from evalledger.projections.datasets_fold import (
     FOLDS,
@@ -81,6 +81,7 @@ class DatasetsBulkLoad(BulkLoad):
         self.closings: list[tuple[UUID, str, int, int]] = []  # spilled revisions closed since
         self.purges: list[tuple[UUID, str, datetime, int]] = []  # dataset, item, when, dataset version
         self.sizes: dict[tuple[UUID, str, int], int] = {}  # open revisions held, and their sizes
+        self.revision_line = RevisionLines()
 
     def fold(self, events: Any) -> None:
         state = self.state
@@ -107,7 +108,7 @@ class DatasetsBulkLoad(BulkLoad):
                     self.closings.append((row.dataset_id, row.item_id, row.valid_from, row.valid_to))
                     self._forget(row)
             elif row.valid_to is not None or row.deleted:
-                self.items_out.add(revision_line(row))
+                self.items_out.add(self.revision_line(row))
                 self.held -= self.sizes.pop(key, 0)
                 self._forget(row)
             elif key not in self.sizes:
@@ -128,18 +129,18 @@ class DatasetsBulkLoad(BulkLoad):
         state.changed_versions = set()
 
     def _forget(self, row: ItemRevision) -> None:
-        state = self.state
-        del state.revisions[row.key]
-        held = state.revisions_of.get((row.dataset_id, row.item_id))
-        if held is not None:
-            held.remove(row.valid_from)
-            if not held:
-                del state.revisions_of[(row.dataset_id, row.item_id)]
+        item = (row.dataset_id, row.item_id)
+        rows = self.state.revisions_of[item]
+        rows[:] = [other for other in rows if other is not row]
+        if not rows:
+            del self.state.revisions_of[item]
 
     def spill(self) -> None:
-        for row in self.state.revisions.values():
-            if not row.stored:
-                self.items_out.add(revision_line(row))
+        for rows in self.state.revisions_of.values():
+            for row in rows:
+                if row.stored:
+                    continue
+                self.items_out.add(self.revision_line(row))
                 row.stored = True
                 row.content = None  # what an update or deletion takes over from it stays
         self.sizes = {}
@@ -148,7 +149,7 @@ class DatasetsBulkLoad(BulkLoad):
         state = self.state
         for row in state.revisions.values():
             if not row.stored:
-                self.items_out.add(revision_line(row))
+                self.items_out.add(self.revision_line(row))
         for row in state.versions.values():
             self.versions_out.add(version_line(row))
         datasets_out = self.rows("datasets", DATASET_COLUMNS)

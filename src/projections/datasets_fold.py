@@ -133,34 +133,42 @@ class DatasetsState:
     datasets: dict[UUID, DatasetRow] = field(default_factory=dict)
     versions: dict[tuple[UUID, int], VersionRow] = field(default_factory=dict)
     tags: dict[tuple[UUID, str], TagRow | None] = field(default_factory=dict)  # None: deleted
-    revisions: dict[RevisionKey, ItemRevision] = field(default_factory=dict)
+    # Each item's revisions the state holds (a purge changes them all).
+    revisions_of: dict[ItemKey, list[ItemRevision]] = field(default_factory=dict)
     # Each item's open, not deleted revision (the one an update or deletion closes).
     current: dict[ItemKey, ItemRevision] = field(default_factory=dict)
-    # Each item's revisions the state holds, by valid_from (a purge changes them all).
-    revisions_of: dict[ItemKey, list[int]] = field(default_factory=dict)
     changed_datasets: set[UUID] = field(default_factory=set)
     changed_versions: set[tuple[UUID, int]] = field(default_factory=set)
     changed_tags: set[tuple[UUID, str]] = field(default_factory=set)
     changed_revisions: dict[RevisionKey, ItemRevision] = field(default_factory=dict)  # in the order made
 
+    @property
+    def revisions(self) -> dict[RevisionKey, ItemRevision]:
+        """Every revision the state holds, by key."""
+        return {row.key: row for rows in self.revisions_of.values() for row in rows}
+
     def seed_revision(self, row: ItemRevision) -> None:
-        """Add a revision read from the table."""
-        self._hold(row)
+        """Add a revision read from the table (or replace the one with its key)."""
+        item = (row.dataset_id, row.item_id)
+        rows = self.revisions_of.setdefault(item, [])
+        rows[:] = [other for other in rows if other.valid_from != row.valid_from]
+        rows.append(row)
         if row.valid_to is None and not row.deleted:
-            self.current[(row.dataset_id, row.item_id)] = row
+            self.current[item] = row
 
-    def _hold(self, row: ItemRevision) -> None:
-        key = row.key
-        if key not in self.revisions:
-            self.revisions_of.setdefault((row.dataset_id, row.item_id), []).append(row.valid_from)
-        self.revisions[key] = row
-
-    def _add(self, row: ItemRevision) -> None:
-        self._hold(row)
-        self.changed_revisions[row.key] = row
+    def _add(self, item: ItemKey, row: ItemRevision) -> None:
+        """A new revision: the item's current one, unless it is a deletion marker."""
+        rows = self.revisions_of.get(item)
+        if rows is None:
+            self.revisions_of[item] = [row]
+        else:
+            rows.append(row)
+        self.changed_revisions[(item[0], item[1], row.valid_from)] = row
+        if not row.deleted:
+            self.current[item] = row
 
     def _changed(self, row: ItemRevision) -> None:
-        self.changed_revisions[row.key] = row
+        self.changed_revisions[(row.dataset_id, row.item_id, row.valid_from)] = row
 
 
 # -- the fold, one function per event class --------------------------------------------------
@@ -231,15 +239,14 @@ def _items_added(state: DatasetsState, e: Dataset.ItemsAdded) -> None:
         return
     seq = dataset.next_seq
     _new_version(state, dataset, e, added=len(e.items))
-    for entry in e.items:
+    dataset_id, version, ts, add = dataset.dataset_id, e.dataset_version, e.timestamp, state._add
+    for entry in e.items:  # (positional: this loop is the cost of adding many items)
         seq += 1
         # An id added again (after its deletion) gets a new seq; its marker stays open.
-        row = ItemRevision(
-            dataset_id=dataset.dataset_id, item_id=entry["id"], valid_from=e.dataset_version, valid_to=None,
-            seq=seq, deleted=False, external_id=entry.get("externalId"), content=entry["content"],
-            source=entry.get("source"), created_at=e.timestamp, updated_at=e.timestamp)
-        state._add(row)
-        state.current[(dataset.dataset_id, row.item_id)] = row
+        item_id = entry["id"]
+        add((dataset_id, item_id), ItemRevision(
+            dataset_id, item_id, version, None, seq, False, entry.get("externalId"), entry["content"],
+            entry.get("source"), ts, ts))
 
 
 def _close(state: DatasetsState, dataset_id: UUID, item_id: str, version: int) -> ItemRevision | None:
@@ -261,13 +268,11 @@ def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
         if before is None:  # deleted, or never added: nothing to update
             continue
         source = entry.get("source")
-        row = ItemRevision(
+        state._add((dataset.dataset_id, entry["id"]), ItemRevision(
             dataset_id=dataset.dataset_id, item_id=entry["id"], valid_from=e.dataset_version, valid_to=None,
             seq=before.seq, deleted=False, external_id=entry.get("externalId"), content=entry["content"],
             source=before.source if source is None else source, created_at=before.created_at,
-            updated_at=e.timestamp)
-        state._add(row)
-        state.current[(dataset.dataset_id, row.item_id)] = row
+            updated_at=e.timestamp))
 
 
 def _items_deleted(state: DatasetsState, e: Dataset.ItemsDeleted) -> None:
@@ -280,7 +285,7 @@ def _items_deleted(state: DatasetsState, e: Dataset.ItemsDeleted) -> None:
         if before is None:
             continue
         # The deletion marker: open, no content, the last revision's seq and externalId.
-        state._add(ItemRevision(
+        state._add((dataset.dataset_id, item_id), ItemRevision(
             dataset_id=dataset.dataset_id, item_id=item_id, valid_from=e.dataset_version, valid_to=None,
             seq=before.seq, deleted=True, external_id=before.external_id, content=None, source=None,
             created_at=before.created_at, updated_at=e.timestamp))
@@ -297,8 +302,7 @@ def _item_purged(state: DatasetsState, e: Dataset.ItemPurged) -> None:
     dataset = _touch(state, e)
     if dataset is None:
         return
-    for valid_from in state.revisions_of.get((dataset.dataset_id, e.item_id), ()):
-        row = state.revisions[(dataset.dataset_id, e.item_id, valid_from)]
+    for row in state.revisions_of.get((dataset.dataset_id, e.item_id), ()):
         purge_revision(row, e.timestamp)
         state._changed(row)
 

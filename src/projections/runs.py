@@ -38,7 +38,16 @@ from evalledger.projections.runs_fold import (
     fold,
     touched,
 )
-from evalledger.projections.view import BatchingView, json_rows, names, parts_of, updates, upsert
+from evalledger.projections.view import (
+    BatchingView,
+    Statement,
+    json_rows,
+    names,
+    parts_of,
+    run_together,
+    updates,
+    upsert,
+)
 
 RUN_TOPICS = tuple(
     f"evalledger.domain.runs:Run.{name}"
@@ -145,49 +154,49 @@ class RunsView(BatchingView):
 
     def read_rows(self, curs: Cursor[Any], keys: Touched) -> RunsState:
         """The rows the keys name (runs, results, and for a purged item every result of it
-        with its run), as the fold's state."""
+        with its run), as the fold's state (read in one round trip)."""
         state = RunsState()
+        reads: list[Statement] = []
         purged_datasets = list({dataset_id for dataset_id, _ in keys.purged})
         if keys.run_ids or purged_datasets:
-            curs.execute(
-                SQL("SELECT {} FROM {} WHERE run_id = ANY(%s) OR dataset_id = ANY(%s)").format(
-                    _RUN_SELECT, self.table("runs")),
-                (list(keys.run_ids), purged_datasets), prepare=True)
-            for row in curs.fetchall():
-                state.runs[row["run_id"]] = RunRow(**row)
+            reads.append((SQL("SELECT {} FROM {} WHERE run_id = ANY(%s) OR dataset_id = ANY(%s)").format(
+                _RUN_SELECT, self.table("runs")), (list(keys.run_ids), purged_datasets)))
         statements, params = [], []
         if keys.result_keys:
-            run_ids, item_ids, repetitions = (list(column) for column in zip(*keys.result_keys, strict=True))
             statements.append(SQL(
                 "SELECT {} FROM {} r JOIN unnest(%s::uuid[], %s::uuid[], %s::int[]) AS k(run_id, item_id, repetition)"
                 " USING (run_id, item_id, repetition)").format(_RESULT_SELECT, self.table("run_results")))
-            params += [run_ids, item_ids, repetitions]
+            params += [list(column) for column in zip(*keys.result_keys, strict=True)]
         if keys.purged:
-            dataset_ids, item_ids = (list(column) for column in zip(*keys.purged, strict=True))
             statements.append(SQL(
                 "SELECT {} FROM {} r JOIN {} u USING (run_id)"
                 " JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
                 " ON u.dataset_id = k.dataset_id AND r.item_id = k.item_id").format(
                     _RESULT_SELECT, self.table("run_results"), self.table("runs")))
-            params += [dataset_ids, item_ids]
+            params += [list(column) for column in zip(*keys.purged, strict=True)]
         if statements:
-            curs.execute(SQL(" UNION ALL ").join(statements), params, prepare=True)
-            for row in curs.fetchall():
-                result = ResultRow(**row)
-                state.results[(result.run_id, result.item_id, result.repetition)] = result
+            reads.append((SQL(" UNION ALL ").join(statements), params))
+        found = run_together(curs, reads, rows=True)
+        if keys.run_ids or purged_datasets:
+            for row in found.pop(0):
+                state.runs[row["run_id"]] = RunRow(**row)
+        for row in found[0] if found else ():
+            result = ResultRow(**row)
+            state.results[(result.run_id, result.item_id, result.repetition)] = result
         return state
 
     def write_rows(self, curs: Cursor[Any], state: RunsState) -> None:
-        """Upsert the rows the fold changed. Runs first: a new result looks its item's seq
-        up through its run (in the dataset version the run is pinned to)."""
+        """Upsert the rows the fold changed, in one round trip. Runs first: a new result
+        looks its item's seq up through its run (in the dataset version the run is pinned to)."""
+        writes: list[Statement] = []
         if state.changed_runs:
-            curs.execute(self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),),
-                         prepare=True)
+            writes.append((self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),)))
         if state.changed_results:
-            curs.execute(self._upsert_results,
-                         (json_rows([state.results[key] for key in state.changed_results]),), prepare=True)
+            writes.append((self._upsert_results,
+                           (json_rows([state.results[key] for key in state.changed_results]),)))
         if state.new_reviews:
-            curs.execute(self._insert_reviews, (json_rows(state.new_reviews),), prepare=True)
+            writes.append((self._insert_reviews, (json_rows(state.new_reviews),)))
+        run_together(curs, writes)
 
     @cached_property
     def _upsert_runs(self) -> Composed:

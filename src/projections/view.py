@@ -48,7 +48,29 @@ def parts_of(events: Sequence[Any], weight_of: Callable[[Any], int],
         yield part
 
 
-# -- writing a fold's rows -------------------------------------------------------------------
+# -- reading and writing a fold's rows -------------------------------------------------------
+
+Statement = tuple[Composed, Any]  # a statement and its parameters
+
+
+def run_together(curs: Cursor[Any], statements: Sequence[Statement], *, rows: bool = False) -> list[list[Any]]:
+    """Run the statements, in order, in one round trip (pipeline mode); with `rows`, return
+    each one's rows. A view reads the rows a batch touches from several tables, and writes
+    several tables back: waiting for each statement in turn would cost a round trip each."""
+    if not statements:
+        return []
+    if len(statements) == 1:
+        curs.execute(*statements[0], prepare=True)
+        return [curs.fetchall()] if rows else []
+    conn = curs.connection
+    cursors = []
+    with conn.pipeline():
+        for statement, params in statements:
+            cursor = conn.cursor() if rows else curs
+            cursor.execute(statement, params, prepare=True)
+            cursors.append(cursor)
+    return [cursor.fetchall() for cursor in cursors] if rows else []
+
 
 
 def json_rows(rows: Sequence[Any]) -> str:
