@@ -350,7 +350,7 @@ def test_items_added_to_a_dataset_the_read_model_lacks_are_dropped(
         view = DatasetsView(store, tracking_table_name="datasets_projection_tracking")
         view.create_table()
         with store.transaction(commit=True) as curs:
-            view.apply(curs, added)  # without the Created event before them
+            view.apply_now(curs, added)  # without the Created event before them
     finally:
         store.close()
     with psycopg.connect(c.conninfo) as conn:

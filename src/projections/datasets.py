@@ -243,14 +243,16 @@ class DatasetsView(BatchingView):
             rows = getattr(event, "item_ids", None)
         return len(rows) if isinstance(rows, list) else 1
 
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
         """Read the rows the events touch, fold the events into them (datasets_fold.py) and
         write back the changed rows; a long batch goes in parts, each seeing what the last
         wrote."""
         events = [e for e in events if type(e) in FOLDS]
+        writes: list[Statement] = []
         for part in parts_of(events, self.weight_of, self.max_run_weight):
-            state = fold(self.read_rows(curs, touched(part)), part)
-            self.write_rows(curs, state)
+            run_together(curs, writes)  # the part before's, before this part's rows are read
+            writes = self.write_rows(curs, fold(self.read_rows(curs, touched(part)), part))
+        return writes
 
     def read_rows(self, curs: Cursor[Any], keys: Touched) -> DatasetsState:
         """The rows the keys name, as the fold's state (read in one round trip)."""
@@ -292,10 +294,10 @@ class DatasetsView(BatchingView):
                 add(row)
         return state
 
-    def write_rows(self, curs: Cursor[Any], state: DatasetsState) -> None:
-        """Write the rows the fold changed: new revisions inserted (with COPY when many),
-        revisions read from the table updated, the other tables' rows upserted (all but a
-        COPY in one round trip)."""
+    def write_rows(self, curs: Cursor[Any], state: DatasetsState) -> list[Statement]:
+        """The rows the fold changed: new revisions inserted (with COPY when many: that is
+        sent at once), revisions read from the table updated, the other tables' rows
+        upserted; returns the statements that write them, to be run in one round trip."""
         new, closed, purged = [], [], []
         for row in state.changed_revisions.values():
             if not row.stored:
@@ -328,7 +330,7 @@ class DatasetsView(BatchingView):
             writes.append((SQL("DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
                                " WHERE t.dataset_id = k.dataset_id AND t.tag = k.tag").format(
                                    self.table("dataset_tags")), _columns(gone)))
-        run_together(curs, writes)
+        return writes
 
     def purge_written(self, curs: Cursor[Any], purges: Sequence[tuple[Any, str, Any, int]]) -> None:
         """Purge, with the fold's rule, the revisions each (dataset, item, time, dataset

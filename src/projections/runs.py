@@ -144,13 +144,15 @@ class RunsView(BatchingView):
     def weight_of(self, event: Any) -> int:
         return len(event.results) if isinstance(event, Run.ResultsRecorded) else 1
 
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
         """Read the rows the events touch, fold the events into them (runs_fold.py) and write
         back the changed rows; a long batch goes in parts, each seeing what the last wrote."""
         events = [e for e in events if type(e) in FOLDS]
+        writes: list[Statement] = []
         for part in parts_of(events, self.weight_of, self.max_run_weight):
-            state = fold(self.read_rows(curs, touched(part)), part)
-            self.write_rows(curs, state)
+            run_together(curs, writes)  # the part before's, before this part's rows are read
+            writes = self.write_rows(curs, fold(self.read_rows(curs, touched(part)), part))
+        return writes
 
     def read_rows(self, curs: Cursor[Any], keys: Touched) -> RunsState:
         """The rows the keys name (runs, results, and for a purged item every result of it
@@ -185,9 +187,10 @@ class RunsView(BatchingView):
             state.results[(result.run_id, result.item_id, result.repetition)] = result
         return state
 
-    def write_rows(self, curs: Cursor[Any], state: RunsState) -> None:
-        """Upsert the rows the fold changed, in one round trip. Runs first: a new result
-        looks its item's seq up through its run (in the dataset version the run is pinned to)."""
+    def write_rows(self, curs: Cursor[Any], state: RunsState) -> list[Statement]:
+        """The statements that upsert the rows the fold changed, to be run in one round trip.
+        Runs first: a new result looks its item's seq up through its run (in the dataset
+        version the run is pinned to)."""
         writes: list[Statement] = []
         if state.changed_runs:
             writes.append((self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),)))
@@ -196,7 +199,7 @@ class RunsView(BatchingView):
                            (json_rows([state.results[key] for key in state.changed_results]),)))
         if state.new_reviews:
             writes.append((self._insert_reviews, (json_rows(state.new_reviews),)))
-        run_together(curs, writes)
+        return writes
 
     @cached_property
     def _upsert_runs(self) -> Composed:

@@ -193,7 +193,7 @@ class RunsBulkLoad(BulkLoad):
                         results, SQL(", ").join(map(Identifier, RESULT_COLUMNS)))) as copy:
                     copy.write(b"".join(replacements.values()))
             if later:
-                view.apply(curs, later)
+                view.apply_now(curs, later)
 
         self.writer.after(replace_then_apply_later)
 

@@ -129,18 +129,27 @@ class BatchingView(PostgresTrackingRecorder):
         return 1
 
     @abstractmethod
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
-        """Write the rows the events imply, in order, inside the batch's transaction."""
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+        """Write the rows the events imply, in order, inside the batch's transaction; the
+        last writes are returned, not yet run, for the caller to send with its own."""
+
+    def apply_now(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
+        """`apply`, its last writes included."""
+        run_together(curs, self.apply(curs, events))
 
     def process(self, events: Sequence[tuple[Any, int]], position: Tracking) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
         last of them) in the same transaction. Returns how many events were new here."""
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
-            done = self._max_tracking_id(position.application_name, curs) or 0
+            with curs.connection.pipeline():  # the lock and the position in one round trip
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
+                done = self._max_tracking_id(position.application_name, curs) or 0
             if position.notification_id <= done:
                 return 0
             fresh = [event for event, notification_id in events if notification_id > done]
-            self.apply(curs, fresh)
-            self._insert_tracking(curs, position)
+            writes = self.apply(curs, fresh)
+            with curs.connection.pipeline():  # the last rows and the position in one round trip
+                for statement, params in writes:
+                    curs.execute(statement, params, prepare=True)
+                self._insert_tracking(curs, position)
         return len(fresh)
