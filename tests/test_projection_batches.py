@@ -13,12 +13,12 @@ dataset is deleted.
 None of it reaches the read models while it is written. Then they are built three ways,
 and every row of every read-model table must be the same, column for column:
 - one by one: a follower that takes one notification per transaction, in a schema of its
-  own (every handler sees runs of one event);
-- catching up: the service's followers catch up in batches of seven, with statements cut
-  every three items, so runs start and end in the middle of the edits above (and runs of
-  added items are written with COPY);
-- rebuilt: the function behind `evalledger projections rebuild` replays the whole log in
-  one batch, so each run of consecutive events of one kind is one statement.
+  own (the fold sees one event at a time, seeded with the rows it touches);
+- catching up: the service's followers catch up in batches of seven, cut into parts every
+  three items, so parts start and end in the middle of the edits above (and two or more
+  new revisions are written with COPY);
+- rebuilt: the function behind `evalledger projections rebuild` folds the whole log into
+  rows held in memory and writes them with COPY.
 The rows are also checked against what the story says they must be.
 """
 
@@ -284,7 +284,7 @@ def test_batched_read_models_equal_the_one_by_one_ones(
     expected = table_rows(conninfo, one_by_one_schema)
     check_the_story(expected, story)
 
-    # Runs of two or more added items are written with COPY here, single ones with the INSERT.
+    # Two or more new revisions are written with COPY here, single ones with the INSERT.
     monkeypatch.setattr(datasets_projection, "COPY_ADDED_FROM", 2)
     for follower in ledger.followers:
         follower.batch_size = 7
@@ -318,28 +318,22 @@ def test_batched_read_models_equal_the_one_by_one_ones(
     assert first_difference(spilled, expected) is None, first_difference(spilled, expected)
 
 
-def test_a_run_of_events_is_cut_where_its_handler_or_its_weight_changes() -> None:
-    from evalledger.projections.view import runs_of
+def test_a_batch_is_cut_into_parts_where_its_weight_would_go_over_the_most() -> None:
+    from evalledger.projections.view import parts_of
 
-    def first(view: Any, curs: Any, events: list[Any]) -> None: ...
-    def second(view: Any, curs: Any, events: list[Any]) -> None: ...
-
-    handlers = {"a": first, "b": second, "skip": None}
-    events = ["a", "a", "skip", "a", "b", "b", "a"]
-    assert [(h.__name__, run) for h, run in runs_of(events, handlers.get, lambda e: 1)] == [
-        ("first", ["a", "a", "a"]), ("second", ["b", "b"]), ("first", ["a"])]
     weights = {"a": 2, "b": 5}
-    assert [run for _, run in runs_of(["a", "a", "a", "b", "b"], handlers.get, weights.get, max_weight=4)] == [
+    assert list(parts_of(["a", "a", "a", "b", "b"], weights.get, max_weight=4)) == [
         ["a", "a"], ["a"], ["b"], ["b"]]  # a heavier event than the limit still goes, alone
-    assert list(runs_of([], handlers.get, weights.get)) == []
+    assert list(parts_of(["a", "a", "b"], weights.get, max_weight=9)) == [["a", "a", "b"]]
+    assert list(parts_of([], weights.get)) == []
 
 
 @pytest.mark.parametrize("copy_from", [1, 10**9], ids=["copy", "insert"])
 def test_items_added_to_a_dataset_the_read_model_lacks_are_dropped(
     ledger: Ledger, one_by_one_schema: str, monkeypatch: pytest.MonkeyPatch, copy_from: int
 ) -> None:
-    """Both ways of writing a run of ItemsAdded (COPY, and the INSERT from JSON) leave out
-    the items of a dataset that has no row in the read model, and write nothing else."""
+    """Both ways of writing new revisions (COPY, and the INSERT from JSON) leave out the
+    items of a dataset that has no row in the read model, and write nothing else."""
     monkeypatch.setattr(datasets_projection, "COPY_ADDED_FROM", copy_from)
     dataset_id = ledger.datasets.create_dataset(name="not projected").aggregate_id
     ledger.datasets.add_items(dataset_id, [NewItem(content=content(f"i{i}")) for i in range(3)])
@@ -351,7 +345,7 @@ def test_items_added_to_a_dataset_the_read_model_lacks_are_dropped(
         view = DatasetsView(store, tracking_table_name="datasets_projection_tracking")
         view.create_table()
         with store.transaction(commit=True) as curs:
-            view.apply(curs, added)  # without the Created event before them
+            view.apply_now(curs, added)  # without the Created event before them
     finally:
         store.close()
     with psycopg.connect(c.conninfo) as conn:

@@ -230,7 +230,7 @@ def strip_purged_results(keys: ItemKeys, results: list[dict[str, Any]]) -> list[
 
 def _make_purged(result: dict[str, Any], has_error: bool, score_errors: list[bool]) -> None:
     """Turn a result (in place) into what it reads as once its item is purged. The runs
-    projection's purge statement writes the same values (projections/runs.py)."""
+    projection's fold writes the same values (projections/runs_fold.py)."""
     for name in _RESULT_TEXTS:
         if name in result:
             result[name] = None

@@ -151,7 +151,7 @@ class Dataset(Aggregate):
 
         def apply(self, dataset: Dataset) -> None:
             for wire_name, value in self.changes.items():
-                setattr(dataset, _DETAIL_ATTRIBUTES[wire_name], value)
+                setattr(dataset, DETAIL_ATTRIBUTES[wire_name], value)
 
     class ItemsAdded(Event):
         class_version = 2
@@ -317,7 +317,7 @@ class Dataset(Aggregate):
         effective = {
             key: value
             for key, value in changes.items()
-            if getattr(self, _DETAIL_ATTRIBUTES[key]) != value
+            if getattr(self, DETAIL_ATTRIBUTES[key]) != value
         }
         if not effective:
             return False
@@ -529,7 +529,8 @@ class Dataset(Aggregate):
             raise DatasetNotFoundError(f"dataset {self.id} not found")
 
 
-_DETAIL_ATTRIBUTES = {
+# A detail's wire name -> the attribute (and the datasets read model's column) it sets.
+DETAIL_ATTRIBUTES = {
     "name": "name",
     "description": "description",
     "metadata": "metadata",

@@ -118,6 +118,12 @@ def described_metadata(metadata: dict[str, JSON] | None, *, model: str | None = 
     return merged
 
 
+def expected_results(total_items: int, settings: dict[str, JSON]) -> int:
+    """How many results a run of `total_items` with these (wire) settings expects: one per
+    item and repetition. The aggregate and the runs read model both count with this."""
+    return total_items * int(settings.get("repetitions", 1))  # type: ignore[arg-type]
+
+
 def result_key(result: dict[str, JSON]) -> str:
     return f"{result['itemId']}#{result.get('repetition', 0)}"
 
@@ -289,7 +295,7 @@ class Run(Aggregate):
 
     @property
     def expected_results(self) -> int:
-        return self.total_items * self.run_settings.repetitions
+        return expected_results(self.total_items, self.settings)
 
     def counts(self) -> tuple[int, int, int]:
         succeeded = sum(1 for ok in self.outcomes.values() if ok)

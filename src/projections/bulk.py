@@ -1,15 +1,12 @@
 """Bulk loading: how a rebuild fills a view's empty tables from the log.
 
-A view's handlers (view.py) apply events to tables that already hold rows: that is what
-live catch-up needs. A rebuild starts from empty tables, and there it is faster (2.2x on the
-benchmark's edits log) to fold the events in memory into the rows they leave behind and
-stream those rows with COPY: no item revision is inserted and then closed by an UPDATE,
-no result is inserted and then replaced, and PostgreSQL parses each JSON value once, not
-twice.
-
-Each view's bulk load (`datasets_bulk.py`, `runs_bulk.py`) writes exactly the rows its
-handlers would write; tests/test_projection_batches.py builds the read models both ways,
-with and without spilling (below), and requires them to be equal column for column.
+Each read model has one fold (`datasets_fold.py`, `runs_fold.py`): live catch-up folds a
+batch into the rows it touches, read from the tables. A rebuild folds the whole log into
+empty state and streams the rows it leaves with COPY into empty tables: no item revision
+is inserted and then closed by an UPDATE, no result is inserted and then replaced.
+Each view's bulk load (`datasets_bulk.py`, `runs_bulk.py`) runs its view's fold and writes
+rows once they are final; tests/test_projection_batches.py builds the read models both
+ways, with and without spilling (below), and requires them to be equal column for column.
 
 Threads share the work, so that Python and PostgreSQL work at the same time on two
 cores: a reader fetches and decodes the next batch of events (`read_events`), the
@@ -45,7 +42,7 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.domain.content import Sealed
-from evalledger.projections.follower import gc_paused, next_read_limit
+from evalledger.projections.follower import FIRST_READ, gc_paused, next_read_limit
 from evalledger.projections.view import BatchingView
 from evalledger.read_ahead import ReadAhead
 
@@ -53,11 +50,9 @@ from evalledger.read_ahead import ReadAhead
 COPY_CHUNK = 2 * 2**20
 # Rows held back (not yet final) may take about this many bytes before they are spilled.
 MEMORY_BUDGET = 256 * 2**20
-# Most notifications one read of the log asks for.
+# Most notifications one read of the log asks for (the first asks for FIRST_READ, as the
+# follower's does, and each next one for twice as many, up to this, while they stay small).
 READ_MOST = 2000
-# Notifications the first read asks for (each next one asks for twice as many, up to
-# READ_MOST, while they stay small).
-FIRST_READ = 64
 
 NULL = b"\\N"
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -279,17 +274,10 @@ class BulkLoad(ABC):
     def rows(self, table: str, columns: Sequence[str]) -> TableRows:
         return TableRows(self.writer, self.view.table(table), columns)
 
+    @abstractmethod
     def fold(self, events: Sequence[Any]) -> None:
-        for event in events:
-            fold_one = self.folds.get(type(event))
-            if fold_one is not None:
-                fold_one(self, event)
-        if self.held > self.memory_budget:
-            self.spill()
-            self.held = 0
-
-    # The fold of each event class the view handles: fold_one(load, event).
-    folds: dict[type, Callable[[Any, Any], None]] = {}
+        """Fold a batch of events (in log order) into the rows held, writing those that are
+        final; spill when more than the memory budget is held."""
 
     @abstractmethod
     def spill(self) -> None:

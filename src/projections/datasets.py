@@ -11,23 +11,38 @@ Tables
 - `dataset_versions`: one row per dataset version with what it changed.
 - `dataset_tags`: one row per version tag (`golden`): the version it names now, and who
   pointed it there, when and why (the tag's whole story is in the dataset's events).
+
+What each event does to these rows is said once, in datasets_fold.py; this view reads the
+rows a batch touches, folds the batch into them and writes back what changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import orjson
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier, Literal
-from psycopg.types.json import Jsonb
 
-from evalledger.domain.content import decode_content
 from evalledger.domain.access import DEFAULT_PROJECT_ID
-from evalledger.domain.datasets import Dataset, project_of
-from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_json, copy_text, copy_time
-from evalledger.projections.view import BatchingView, Handler, one_at_a_time
+from evalledger.domain.content import Sealed
+from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
+from evalledger.projections.datasets_fold import (
+    FOLDS,
+    DatasetRow,
+    DatasetsState,
+    ItemRevision,
+    StoredContent,
+    TagRow,
+    Touched,
+    VersionRow,
+    fold,
+    purge_revision,
+    touched,
+)
+from evalledger.projections.view import BatchingView, Statement, json_rows, names, parts_of, run_together, upsert
 
 DATASET_TOPICS = tuple(
     f"evalledger.domain.datasets:Dataset.{name}"
@@ -35,165 +50,105 @@ DATASET_TOPICS = tuple(
                  "VersionTagged", "TagMoved", "TagDeleted")
 )
 
-_DETAIL_COLUMNS = {
-    "name": "name",
-    "description": "description",
-    "metadata": "metadata",
-    "inputSchema": "input_schema",
-    "expectedOutputSchema": "expected_output_schema",
-}
-
-
-# Each item-changing handler's statement ends with these two CTEs (and needs their
-# parameters from `_dataset_changes`): `d` moves each dataset's row on by what the run did
-# to it and returns, per dataset, the item seq and item count from before the run; `v`
-# writes the run's version rows. An import's several events of one version add to one row
-# (here or in an earlier statement): it keeps the time, actor and reason of the first.
-_DATASET_AND_VERSION_ROWS = (
-    " x AS (SELECT * FROM jsonb_to_recordset(%(datasets)s::jsonb) AS x(dataset_id uuid, v integer,"
-    "  av integer, ts timestamptz, added integer, delta integer)),"
-    " d AS (UPDATE {datasets} t SET version = x.v, aggregate_version = x.av, updated_at = x.ts,"
-    "  next_seq = t.next_seq + x.added, item_count = t.item_count + x.delta"
-    "  FROM x WHERE t.dataset_id = x.dataset_id"
-    "  RETURNING t.dataset_id, t.next_seq - x.added AS base, t.item_count - x.delta AS count_before),"
-    " v AS (INSERT INTO {versions} (dataset_id, version, aggregate_version, created_at,"
-    "  added, updated, removed, item_count, actor, reason)"
-    "  SELECT y.dataset_id, y.v, y.av, y.ts, y.added, y.updated, y.removed, d.count_before + y.count_delta,"
-    "  y.actor, y.reason"
-    "  FROM jsonb_to_recordset(%(versions)s::jsonb) AS y(dataset_id uuid, v integer, av integer,"
-    "  ts timestamptz, added integer, updated integer, removed integer, count_delta integer, actor text,"
-    "  reason text) JOIN d USING (dataset_id)"
-    " ON CONFLICT (dataset_id, version) DO UPDATE SET added = {versions}.added + excluded.added,"
-    "  updated = {versions}.updated + excluded.updated, removed = {versions}.removed + excluded.removed,"
-    "  item_count = excluded.item_count, aggregate_version = excluded.aggregate_version)"
-)
-
-# Runs of ItemsAdded with at least this many items are written with COPY.
+# At least this many new item revisions in one write go with COPY, which PostgreSQL
+# parses about twice as fast as rows of a JSON document; fewer go as one INSERT.
 COPY_ADDED_FROM = 200
 # The columns of an item revision as COPY writes them (`revision_line`).
 REVISION_COLUMNS = ("dataset_id", "item_id", "valid_from", "valid_to", "seq", "deleted", "external_id", "input",
-                    "expected_output", "metadata", "source", "created_at", "updated_at")
+                    "expected_output", "metadata", "source", "created_at", "updated_at", "purged_at")
+DATASET_COLUMNS = tuple(DatasetRow.__dataclass_fields__)
+VERSION_COLUMNS = tuple(VersionRow.__dataclass_fields__)
+TAG_COLUMNS = tuple(TagRow.__dataclass_fields__)
 NO_CONTENT = (NULL, NULL, NULL)  # a deletion marker's input, expected_output and metadata
 
 
-def revision_head(dataset_id: bytes, item_id: str, valid_from: bytes) -> bytes:
-    """A revision's columns before `valid_to`, in COPY's text format."""
-    return dataset_id + b"\t" + item_id.encode() + b"\t" + valid_from + b"\t"
+def revision_content(content: Any) -> tuple[bytes, bytes, bytes]:
+    """A revision's input, expected_output and metadata in COPY's text format."""
+    if content is None:
+        return NO_CONTENT
+    if isinstance(content, StoredContent):
+        return copy_json(content.input), copy_json(content.expected_output), copy_json(content.metadata)
+    return content_columns(content)
 
 
-def revision_line(head: bytes, valid_to: bytes, seq: int, deleted: bool, external_id: bytes,
-                  content: tuple[bytes, bytes, bytes], source: bytes, created: bytes, updated: bytes) -> bytes:
-    """An item revision (`REVISION_COLUMNS`) as one line of COPY's text format; the
-    values come encoded (`bulk.copy_*`, `content_columns`), `head` from `revision_head`."""
-    return head + valid_to + b"\t".join((b"", b"%d" % seq, b"t" if deleted else b"f", external_id, *content,
-                                          source, created, updated)) + b"\n"
+class RevisionLines:
+    """Encodes item revisions (`REVISION_COLUMNS`) as lines of COPY's text format. The
+    revisions of one event share their dataset id, version and times: each is encoded once
+    and kept (for the last few thousand values)."""
 
-# The item columns of a row of `_item_row`, for jsonb_to_recordset.
-_ITEM_ROW_TYPE = (
-    "dataset_id uuid, item_id uuid, v integer, ts timestamptz, external_id text, input jsonb,"
-    " expected_output jsonb, metadata jsonb, source jsonb"
-)
+    def __init__(self) -> None:
+        self._encoded: dict[Any, bytes] = {}
 
+    def _value(self, value: Any, encode: Any) -> bytes:
+        encoded = self._encoded.get(value)
+        if encoded is None:
+            if len(self._encoded) > 4096:
+                self._encoded.clear()
+            encoded = self._encoded[value] = encode(value)
+        return encoded
 
-def _json(rows: list[dict[str, Any]]) -> str:
-    return orjson.dumps(rows).decode()
-
-
-def _dataset_changes(events: list[Any], added: Callable[[Any], int] = lambda e: 0,
-                     updated: Callable[[Any], int] = lambda e: 0,
-                     removed: Callable[[Any], int] = lambda e: 0) -> dict[str, str]:
-    """The parameters of `_DATASET_AND_VERSION_ROWS` for a run of item-changing events:
-    per dataset, its last version, aggregate version and time, how many items the run
-    added (next_seq moves on by that) and how it changed the item count; per dataset
-    version, what it added, updated and removed, and the item count change from the start
-    of the run up to its last event (the version's item count, given the count before)."""
-    datasets: dict[Any, dict[str, Any]] = {}
-    versions: dict[tuple[Any, int], dict[str, Any]] = {}
-    for e in events:
-        more, changed, fewer = added(e), updated(e), removed(e)
-        dataset = datasets.setdefault(e.originator_id, {"dataset_id": e.originator_id, "added": 0, "delta": 0})
-        dataset.update(v=e.dataset_version, av=e.originator_version, ts=e.timestamp)
-        dataset["added"] += more
-        dataset["delta"] += more - fewer
-        version = versions.get((e.originator_id, e.dataset_version))
-        if version is None:
-            version = versions[(e.originator_id, e.dataset_version)] = {
-                "dataset_id": e.originator_id, "v": e.dataset_version, "ts": e.timestamp, "actor": e.actor,
-                "reason": e.reason, "added": 0, "updated": 0, "removed": 0,
-            }
-        version["added"] += more
-        version["updated"] += changed
-        version["removed"] += fewer
-        version["av"] = e.originator_version
-        version["count_delta"] = dataset["delta"]
-    return {"datasets": _json(list(datasets.values())), "versions": _json(list(versions.values()))}
+    def __call__(self, row: ItemRevision) -> bytes:
+        value = self._value
+        return b"\t".join((
+            value(row.dataset_id, copy_id), row.item_id.encode(), b"%d" % row.valid_from, copy_int(row.valid_to),
+            b"%d" % row.seq, b"t" if row.deleted else b"f", copy_text(row.external_id),
+            *revision_content(row.content), copy_json(row.source), value(row.created_at, copy_time),
+            value(row.updated_at, copy_time), copy_time(row.purged_at))) + b"\n"
 
 
-def _item_row(e: Any, entry: dict[str, Any]) -> dict[str, Any]:
-    """An item entry of an event as a read-model row (`_ITEM_ROW_TYPE`)."""
-    content = decode_content(entry["content"])
-    return {
-        "dataset_id": e.originator_id,
-        "item_id": entry["id"],
-        "v": e.dataset_version,
-        "ts": e.timestamp,
-        "external_id": entry.get("externalId"),
-        "input": content.input,
-        "expected_output": content.expected_output,
-        "metadata": content.metadata,
-        "source": entry.get("source"),
-    }
+def _fragment(text: bytes, null: Any = None) -> Any:
+    return null if text == b"null" else orjson.Fragment(text)
 
 
-def _added_rows(events: list[Dataset.ItemsAdded]) -> str:
-    """The new items of a run of ItemsAdded, each with `ord`: its place among the items the
-    run adds to its dataset (1, 2, ...), so its seq is the dataset's next_seq before the run
-    plus `ord`, as if the events had been applied one by one."""
-    rows = []
-    added: dict[Any, int] = {}  # dataset -> items the run added to it so far
-    for e in events:
-        count = added.get(e.originator_id, 0)
-        for entry in e.items:
-            count += 1
-            row = _item_row(e, entry)
-            row["ord"] = count
-            rows.append(row)
-        added[e.originator_id] = count
-    return _json(rows)
+def revision_json(row: ItemRevision) -> dict[str, Any]:
+    """An item revision as a JSON object for `jsonb_to_recordset` (sealed content goes as
+    the JSON texts it was sealed as, without being parsed)."""
+    content = row.content
+    if content is None:
+        values: tuple[Any, Any, Any] = (None, None, None)
+    elif isinstance(content, StoredContent):
+        values = content
+    elif isinstance(content, Sealed):
+        input_json, expected_json, metadata_json = content.open_json()
+        values = (_fragment(input_json), _fragment(expected_json), _fragment(metadata_json, {}))
+    else:
+        values = (content["input"], content.get("expectedOutput"), content.get("metadata") or {})
+    return {"dataset_id": row.dataset_id, "item_id": row.item_id, "valid_from": row.valid_from,
+            "valid_to": row.valid_to, "seq": row.seq, "deleted": row.deleted, "external_id": row.external_id,
+            "input": values[0], "expected_output": values[1], "metadata": values[2], "source": row.source,
+            "created_at": row.created_at, "updated_at": row.updated_at, "purged_at": row.purged_at}
 
 
-def _updated_rows(events: list[Dataset.ItemsUpdated]) -> str:
-    """The new revisions of a run of ItemsUpdated. An item updated several times in the run
-    gets a chain of revisions: each but the last is closed (`valid_to`) by the next one's
-    version, only its first (`first`) closes the revision from before the run, and one that
-    brings no source keeps the source of the revision before it."""
-    rows = []
-    latest: dict[tuple[Any, str], dict[str, Any]] = {}  # (dataset, item) -> its last revision so far
-    for e in events:
-        for entry in e.items:
-            row = _item_row(e, entry)
-            before = latest.get((e.originator_id, entry["id"]))
-            row["first"] = before is None
-            row["valid_to"] = None
-            if before is not None:
-                before["valid_to"] = e.dataset_version
-                if row["source"] is None:
-                    row["source"] = before["source"]
-            latest[(e.originator_id, entry["id"])] = row
-            rows.append(row)
-    return _json(rows)
+# Each column's type, for jsonb_to_recordset (in the rows' field order).
+_DATASET_TYPES = (
+    "dataset_id uuid, name text, description text, metadata jsonb, input_schema jsonb,"
+    " expected_output_schema jsonb, version integer, item_count integer, next_seq bigint,"
+    " aggregate_version integer, created_at timestamptz, updated_at timestamptz, deleted_at timestamptz,"
+    " project_id uuid")
+_VERSION_TYPES = (
+    "dataset_id uuid, version integer, aggregate_version integer, created_at timestamptz, added integer,"
+    " updated integer, removed integer, item_count integer, actor text, reason text")
+_TAG_TYPES = (
+    "dataset_id uuid, tag text, version integer, aggregate_version integer, tagged_at timestamptz, actor text,"
+    " reason text")
+_REVISION_TYPES = (
+    "dataset_id uuid, item_id uuid, valid_from integer, valid_to integer, seq bigint, deleted boolean,"
+    " external_id text, input jsonb, expected_output jsonb, metadata jsonb, source jsonb,"
+    " created_at timestamptz, updated_at timestamptz, purged_at timestamptz")
+_REVISION_SELECT = SQL(", ").join(
+    SQL("i.item_id::text AS item_id") if name == "item_id" else SQL("i.{}").format(Identifier(name))
+    for name in REVISION_COLUMNS)
 
 
-def _deleted_rows(events: list[Dataset.ItemsDeleted]) -> str:
-    """The items a run of ItemsDeleted deletes, with the version and time of each deletion.
-    (An item is deleted at most once in a run: only an ItemsAdded, which ends the run, can
-    bring it back.)"""
-    return _json([{"dataset_id": e.originator_id, "item_id": item_id, "v": e.dataset_version, "ts": e.timestamp}
-                  for e in events for item_id in e.item_ids])
+def _columns(keys: Any) -> list[list[Any]]:
+    """Keys (tuples) as one list per column, for unnest."""
+    return [list(column) for column in zip(*keys, strict=True)]
 
 
-def _json_or_none(value: Any) -> Jsonb | None:
-    return None if value is None else Jsonb(value)
+def _stored_revision(row: dict[str, Any]) -> ItemRevision:
+    """A revision read from the table (`_REVISION_SELECT`)."""
+    content = StoredContent(row.pop("input"), row.pop("expected_output"), row.pop("metadata"))
+    return ItemRevision(**row, content=content, stored=True)
 
 
 class DatasetsView(BatchingView):
@@ -282,212 +237,147 @@ class DatasetsView(BatchingView):
             ).format(t("dataset_tags")),
         ]
 
-    def tables(self) -> dict[str, Composed]:
-        return {name: self.table(table) for name, table in
-                (("datasets", "datasets"), ("versions", "dataset_versions"), ("items", "dataset_items"),
-                 ("tags", "dataset_tags"))}
-
-    def handler_of(self, event: Any) -> Handler | None:
-        return _HANDLERS.get(type(event))
-
     def weight_of(self, event: Any) -> int:
         rows = getattr(event, "items", None)
         if rows is None:
             rows = getattr(event, "item_ids", None)
         return len(rows) if isinstance(rows, list) else 1
 
-    # -- one handler per event type; each takes a run of consecutive events of its type --
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+        """Read the rows the events touch, fold the events into them (datasets_fold.py) and
+        write back the changed rows; a long batch goes in parts, each seeing what the last
+        wrote."""
+        events = [e for e in events if type(e) in FOLDS]
+        writes: list[Statement] = []
+        for part in parts_of(events, self.weight_of, self.max_run_weight):
+            run_together(curs, writes)  # the part before's, before this part's rows are read
+            writes = self.write_rows(curs, fold(self.read_rows(curs, touched(part)), part))
+        return writes
 
-    def _created(self, curs: Cursor[Any], events: list[Dataset.Created]) -> None:
-        curs.executemany(
-            SQL(
-                "WITH d AS (INSERT INTO {} (dataset_id, name, description, metadata, input_schema,"
-                " expected_output_schema, version, item_count, next_seq, aggregate_version,"
-                " created_at, updated_at, project_id) VALUES (%(id)s, %(name)s, %(description)s, %(metadata)s,"
-                " %(input_schema)s, %(output_schema)s, 0, 0, 0, %(av)s, %(ts)s, %(ts)s, %(project)s))"
-                " INSERT INTO {} (dataset_id, version, aggregate_version, created_at, added, updated,"
-                " removed, item_count, actor, reason)"
-                " VALUES (%(id)s, 0, %(av)s, %(ts)s, 0, 0, 0, 0, %(actor)s, %(reason)s)"
-            ).format(self.table("datasets"), self.table("dataset_versions")),
-            [
-                {
-                    "id": e.originator_id,
-                    "project": project_of(e.project_id),
-                    "name": e.name,
-                    "description": e.description,
-                    "metadata": Jsonb(e.metadata),
-                    "input_schema": _json_or_none(e.input_schema),
-                    "output_schema": _json_or_none(e.expected_output_schema),
-                    "av": e.originator_version,
-                    "ts": e.timestamp,
-                    "actor": e.actor,
-                    "reason": e.reason,
-                }
-                for e in events
-            ],
-        )
+    def read_rows(self, curs: Cursor[Any], keys: Touched) -> DatasetsState:
+        """The rows the keys name, as the fold's state (read in one round trip)."""
+        state = DatasetsState()
+        reads: list[tuple[Statement, Any]] = []
+        if keys.dataset_ids:
+            reads.append(((SQL("SELECT {} FROM {} WHERE dataset_id = ANY(%s)").format(
+                names(DATASET_COLUMNS), self.table("datasets")), (list(keys.dataset_ids),)),
+                lambda row: state.datasets.__setitem__(row["dataset_id"], DatasetRow(**row))))
+        if keys.versions:
+            reads.append(((SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::int[]) AS k(dataset_id, version)"
+                               " USING (dataset_id, version)").format(names(VERSION_COLUMNS),
+                                                                       self.table("dataset_versions")),
+                           _columns(keys.versions)),
+                          lambda row: state.versions.__setitem__((row["dataset_id"], row["version"]),
+                                                                 VersionRow(**row))))
+        if keys.tags:
+            reads.append(((SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
+                               " USING (dataset_id, tag)").format(names(TAG_COLUMNS), self.table("dataset_tags")),
+                           _columns(keys.tags)),
+                          lambda row: state.tags.__setitem__((row["dataset_id"], row["tag"]), TagRow(**row))))
+        statements, params = [], []
+        if keys.open_items:
+            statements.append(SQL(
+                "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
+                " USING (dataset_id, item_id) WHERE i.valid_to IS NULL AND NOT i.deleted").format(
+                    _REVISION_SELECT, self.table("dataset_items")))
+            params += _columns(keys.open_items)
+        if keys.purged_items:
+            statements.append(SQL(
+                "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
+                " USING (dataset_id, item_id)").format(_REVISION_SELECT, self.table("dataset_items")))
+            params += _columns(keys.purged_items)
+        if statements:
+            reads.append(((SQL(" UNION ").join(statements), params),
+                          lambda row: state.seed_revision(_stored_revision(row))))
+        for (_, add), found in zip(reads, run_together(curs, [read for read, _ in reads], rows=True), strict=True):
+            for row in found:
+                add(row)
+        return state
 
-    def _details_changed(self, curs: Cursor[Any], e: Dataset.DetailsChanged) -> None:
-        assignments = [SQL("aggregate_version = %(av)s"), SQL("updated_at = %(ts)s")]
-        params: dict[str, Any] = {"id": e.originator_id, "av": e.originator_version, "ts": e.timestamp}
-        for wire_name, value in e.changes.items():
-            column = _DETAIL_COLUMNS[wire_name]
-            assignments.append(SQL("{} = %({})s").format(SQL(column), SQL(column)))
-            params[column] = value if column in ("name", "description") else _json_or_none(value)
-        curs.execute(
-            SQL("UPDATE {} SET {} WHERE dataset_id = %(id)s").format(
-                self.table("datasets"), SQL(", ").join(assignments)
-            ),
-            params,
-        )
+    def write_rows(self, curs: Cursor[Any], state: DatasetsState) -> list[Statement]:
+        """The rows the fold changed: new revisions inserted (with COPY when many: that is
+        sent at once), revisions read from the table updated, the other tables' rows
+        upserted; returns the statements that write them, to be run in one round trip."""
+        new, closed, purged = [], [], []
+        for row in state.changed_revisions.values():
+            if not row.stored:
+                new.append(row)
+            elif row.purged_at is None:
+                closed.append(row)
+            else:
+                purged.append(row)
+        writes: list[Statement] = []
+        if len(new) >= COPY_ADDED_FROM:
+            with curs.copy(self._copy_revisions) as copy:
+                copy.write(b"".join(map(RevisionLines(), new)))
+        elif new:
+            writes.append((self._insert_revisions, (json_rows([revision_json(row) for row in new]),)))
+        if closed:
+            writes.append((self._close_revisions, [
+                [row.dataset_id for row in closed], [row.item_id for row in closed],
+                [row.valid_from for row in closed], [row.valid_to for row in closed]]))
+        if purged:
+            writes.append((self._update_revisions, (json_rows([revision_json(row) for row in purged]),)))
+        if state.changed_datasets:
+            writes.append((self._upsert_datasets, (json_rows([state.datasets[k] for k in state.changed_datasets]),)))
+        if state.changed_versions:
+            writes.append((self._upsert_versions, (json_rows([state.versions[k] for k in state.changed_versions]),)))
+        kept = [tag for tag in (state.tags[k] for k in state.changed_tags) if tag is not None]
+        if kept:
+            writes.append((self._upsert_tags, (json_rows(kept),)))
+        gone = [k for k in state.changed_tags if state.tags[k] is None]
+        if gone:
+            writes.append((SQL("DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
+                               " WHERE t.dataset_id = k.dataset_id AND t.tag = k.tag").format(
+                                   self.table("dataset_tags")), _columns(gone)))
+        return writes
 
-    def _items_added(self, curs: Cursor[Any], events: list[Dataset.ItemsAdded]) -> None:
-        if sum(len(e.items) for e in events) >= COPY_ADDED_FROM:
-            self._items_added_by_copy(curs, events)
-            return
-        curs.execute(
-            SQL(
-                "WITH" + _DATASET_AND_VERSION_ROWS +
-                " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
-                "  external_id, input, expected_output, metadata, source, created_at, updated_at)"
-                " SELECT r.dataset_id, r.item_id, r.v, NULL, d.base + r.ord, false, r.external_id,"
-                "  r.input, r.expected_output, r.metadata, r.source, r.ts, r.ts"
-                " FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(" + _ITEM_ROW_TYPE + ", ord bigint)"
-                " JOIN d USING (dataset_id)"
-            ).format(**self.tables()),
-            {**_dataset_changes(events, added=lambda e: len(e.items)), "rows": _added_rows(events)},
-            prepare=True,
-        )
+    def purge_written(self, curs: Cursor[Any], purges: Sequence[tuple[Any, str, Any, int]]) -> None:
+        """Purge, with the fold's rule, the revisions each (dataset, item, time, dataset
+        version) names that are valid from that version or before: those the item had when
+        it was purged (a rebuild's revisions written before the fold came to the purge)."""
+        for dataset_id, item_id, at, version in purges:
+            curs.execute(SQL("SELECT {} FROM {} i WHERE dataset_id = %s AND item_id = %s AND valid_from <= %s").format(
+                _REVISION_SELECT, self.table("dataset_items")), (dataset_id, item_id, version))
+            rows = []
+            for row in curs.fetchall():
+                revision = _stored_revision(row)
+                purge_revision(revision, at)
+                rows.append(revision_json(revision))
+            if rows:
+                curs.execute(self._update_revisions, (json_rows(rows),))
 
-    def _items_added_by_copy(self, curs: Cursor[Any], events: list[Dataset.ItemsAdded]) -> None:
-        """`_items_added` for many items: the dataset and version rows first (returning
-        each dataset's next_seq from before the run), then the items with COPY, which
-        PostgreSQL parses about twice as fast as rows of a JSON document."""
-        curs.execute(
-            SQL("WITH" + _DATASET_AND_VERSION_ROWS + " SELECT dataset_id, base FROM d").format(**self.tables()),
-            _dataset_changes(events, added=lambda e: len(e.items)),
-            prepare=True,
-        )
-        bases = {row["dataset_id"]: row["base"] for row in curs.fetchall()}
-        added: dict[Any, int] = {}  # dataset -> items the run added to it so far
-        lines = []
-        for e in events:
-            base = bases.get(e.originator_id)
-            if base is None:  # no such dataset: the INSERT's join would drop its items
-                continue
-            dataset_id, version, ts = copy_id(e.originator_id), b"%d" % e.dataset_version, copy_time(e.timestamp)
-            count = added.get(e.originator_id, 0)
-            for entry in e.items:
-                count += 1
-                lines.append(revision_line(
-                    revision_head(dataset_id, entry["id"], version), NULL, base + count, False,
-                    copy_text(entry.get("externalId")), content_columns(entry["content"]),
-                    copy_json(entry.get("source")), ts, ts))
-            added[e.originator_id] = count
-        with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(
-                self.table("dataset_items"), SQL(", ").join(map(Identifier, REVISION_COLUMNS)))) as copy:
-            copy.write(b"".join(lines))
+    @cached_property
+    def _copy_revisions(self) -> Composed:
+        return SQL("COPY {} ({}) FROM STDIN").format(self.table("dataset_items"), names(REVISION_COLUMNS))
 
-    def _items_updated(self, curs: Cursor[Any], events: list[Dataset.ItemsUpdated]) -> None:
-        # `closed` ends the revisions from before the run (only the first revision of each
-        # item in the run does that); every new revision takes the item's seq and creation
-        # time from it.
-        curs.execute(
-            SQL(
-                "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(" + _ITEM_ROW_TYPE + ","
-                "  first boolean, valid_to integer)),"
-                " closed AS (UPDATE {items} i SET valid_to = r.v FROM r"
-                "  WHERE r.first AND i.dataset_id = r.dataset_id AND i.item_id = r.item_id"
-                "  AND i.valid_to IS NULL AND NOT i.deleted"
-                "  RETURNING i.dataset_id, i.item_id, i.seq, i.created_at, i.source),"
-                + _DATASET_AND_VERSION_ROWS +
-                " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
-                "  external_id, input, expected_output, metadata, source, created_at, updated_at)"
-                " SELECT r.dataset_id, r.item_id, r.v, r.valid_to, c.seq, false, r.external_id,"
-                "  r.input, r.expected_output, r.metadata, coalesce(r.source, c.source), c.created_at, r.ts"
-                " FROM r JOIN closed c USING (dataset_id, item_id)"
-            ).format(**self.tables()),
-            {**_dataset_changes(events, updated=lambda e: len(e.items)), "rows": _updated_rows(events)},
-            prepare=True,
-        )
+    @cached_property
+    def _insert_revisions(self) -> Composed:
+        return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({})").format(
+            self.table("dataset_items"), names(REVISION_COLUMNS), names(REVISION_COLUMNS), SQL(_REVISION_TYPES))
 
-    def _items_deleted(self, curs: Cursor[Any], events: list[Dataset.ItemsDeleted]) -> None:
-        # Each deleted item's open revision is closed and a marker row (no content) opened.
-        curs.execute(
-            SQL(
-                "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)"
-                "  AS r(dataset_id uuid, item_id uuid, v integer, ts timestamptz)),"
-                " closed AS (UPDATE {items} i SET valid_to = r.v FROM r"
-                "  WHERE i.dataset_id = r.dataset_id AND i.item_id = r.item_id"
-                "  AND i.valid_to IS NULL AND NOT i.deleted"
-                "  RETURNING i.dataset_id, i.item_id, r.v, r.ts, i.seq, i.external_id, i.created_at),"
-                + _DATASET_AND_VERSION_ROWS +
-                " INSERT INTO {items} (dataset_id, item_id, valid_from, valid_to, seq, deleted,"
-                "  external_id, input, expected_output, metadata, created_at, updated_at)"
-                " SELECT c.dataset_id, c.item_id, c.v, NULL, c.seq, true, c.external_id,"
-                "  NULL, NULL, NULL, c.created_at, c.ts FROM closed c"
-            ).format(**self.tables()),
-            {**_dataset_changes(events, removed=lambda e: len(e.item_ids)), "rows": _deleted_rows(events)},
-            prepare=True,
-        )
+    @cached_property
+    def _close_revisions(self) -> Composed:
+        return SQL("UPDATE {} i SET valid_to = c.valid_to"
+                   " FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::int[]) AS c(dataset_id, item_id, valid_from,"
+                   " valid_to) WHERE i.dataset_id = c.dataset_id AND i.item_id = c.item_id"
+                   " AND i.valid_from = c.valid_from").format(self.table("dataset_items"))
 
-    def _item_purged(self, curs: Cursor[Any], e: Dataset.ItemPurged) -> None:
-        # The same values the event store's events now read as (content.PURGED_CONTENT),
-        # so a rebuild after the purge gives these rows exactly.
-        curs.execute(
-            SQL(
-                "WITH i AS (UPDATE {items} SET input = NULL, expected_output = NULL,"
-                "  metadata = CASE WHEN deleted THEN NULL ELSE '{{}}'::jsonb END, purged_at = %(ts)s"
-                "  WHERE dataset_id = %(id)s AND item_id = %(item)s)"
-                " UPDATE {datasets} SET aggregate_version = %(av)s, updated_at = %(ts)s WHERE dataset_id = %(id)s"
-            ).format(**self.tables()),
-            {"id": e.originator_id, "item": e.item_id, "ts": e.timestamp, "av": e.originator_version},
-        )
+    @cached_property
+    def _update_revisions(self) -> Composed:
+        return SQL("UPDATE {} i SET valid_to = r.valid_to, input = r.input, expected_output = r.expected_output,"
+                   " metadata = r.metadata, purged_at = r.purged_at FROM jsonb_to_recordset(%s::jsonb) AS r({})"
+                   " WHERE i.dataset_id = r.dataset_id AND i.item_id = r.item_id"
+                   " AND i.valid_from = r.valid_from").format(self.table("dataset_items"), SQL(_REVISION_TYPES))
 
-    def _tag_set(self, curs: Cursor[Any], e: Dataset.VersionTagged | Dataset.TagMoved) -> None:
-        # A tag of a dataset the read model has no row for is left out, as its items are.
-        curs.execute(
-            SQL(
-                "WITH d AS (UPDATE {datasets} SET aggregate_version = %(av)s, updated_at = %(ts)s"
-                "  WHERE dataset_id = %(id)s RETURNING dataset_id)"
-                " INSERT INTO {tags} (dataset_id, tag, version, aggregate_version, tagged_at, actor, reason)"
-                " SELECT dataset_id, %(tag)s, %(v)s, %(av)s, %(ts)s, %(actor)s, %(reason)s FROM d"
-                " ON CONFLICT (dataset_id, tag) DO UPDATE SET version = excluded.version,"
-                "  aggregate_version = excluded.aggregate_version, tagged_at = excluded.tagged_at,"
-                "  actor = excluded.actor, reason = excluded.reason"
-            ).format(**self.tables()),
-            {"id": e.originator_id, "tag": e.tag, "v": e.tagged_version, "av": e.originator_version,
-             "ts": e.timestamp, "actor": e.actor, "reason": e.reason},
-        )
+    @cached_property
+    def _upsert_datasets(self) -> Composed:
+        return upsert(self.table("datasets"), DATASET_COLUMNS, _DATASET_TYPES, ("dataset_id",))
 
-    def _tag_deleted(self, curs: Cursor[Any], e: Dataset.TagDeleted) -> None:
-        curs.execute(
-            SQL(
-                "WITH t AS (DELETE FROM {tags} WHERE dataset_id = %(id)s AND tag = %(tag)s)"
-                " UPDATE {datasets} SET aggregate_version = %(av)s, updated_at = %(ts)s WHERE dataset_id = %(id)s"
-            ).format(**self.tables()),
-            {"id": e.originator_id, "tag": e.tag, "av": e.originator_version, "ts": e.timestamp},
-        )
+    @cached_property
+    def _upsert_versions(self) -> Composed:
+        return upsert(self.table("dataset_versions"), VERSION_COLUMNS, _VERSION_TYPES, ("dataset_id", "version"))
 
-    def _deleted(self, curs: Cursor[Any], events: list[Dataset.Deleted]) -> None:
-        curs.executemany(
-            SQL(
-                "UPDATE {} SET deleted_at = %(ts)s, updated_at = %(ts)s, aggregate_version = %(av)s"
-                " WHERE dataset_id = %(id)s"
-            ).format(self.table("datasets")),
-            [{"id": e.originator_id, "ts": e.timestamp, "av": e.originator_version} for e in events],
-        )
-
-
-_HANDLERS = {
-    Dataset.Created: DatasetsView._created,
-    Dataset.DetailsChanged: one_at_a_time(DatasetsView._details_changed),
-    Dataset.ItemsAdded: DatasetsView._items_added,
-    Dataset.ItemsUpdated: DatasetsView._items_updated,
-    Dataset.ItemsDeleted: DatasetsView._items_deleted,
-    Dataset.Deleted: DatasetsView._deleted,
-    Dataset.ItemPurged: one_at_a_time(DatasetsView._item_purged),
-    Dataset.VersionTagged: one_at_a_time(DatasetsView._tag_set),
-    Dataset.TagMoved: one_at_a_time(DatasetsView._tag_set),
-    Dataset.TagDeleted: one_at_a_time(DatasetsView._tag_deleted),
-}
+    @cached_property
+    def _upsert_tags(self) -> Composed:
+        return upsert(self.table("dataset_tags"), TAG_COLUMNS, _TAG_TYPES, ("dataset_id", "tag"))

@@ -6,7 +6,7 @@
    rows they leave and those are sent with COPY),
    while the live tables keep answering reads. Secondary indexes are built after the
    load, not maintained during it. Events written meanwhile are then applied by the
-   view's handlers, in batches, as a follower applies them.
+   view's live path (the same fold), in batches, as a follower applies them.
 2. Holding the follower's lock (no catch-up in this process) the shadow catches up with
    the head of the log, then one transaction — holding the view's advisory lock, so no
    other process applies events meanwhile — drops the live tables and moves the shadow

@@ -10,22 +10,44 @@ Tables
   and `reviewed_scores` its scores with the review's overrides (NULL: none; readers use
   `coalesce(reviewed_scores, scores)`).
 - `run_result_reviews`: every review of a result, for its history.
+
+What each event does to these rows is said once, in runs_fold.py; this view reads the rows
+a batch touches, folds the batch into them and writes back what changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
-import orjson
 from psycopg import Cursor
-from psycopg.sql import SQL, Composed
-from psycopg.types.json import Jsonb
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
-from evalledger.domain.content import PURGED_TEXT
-from evalledger.domain.datasets import Dataset
-from evalledger.domain.reviews import fold_review, reviewed_scores
-from evalledger.domain.runs import Run, result_key
-from evalledger.projections.view import BatchingView, Handler, one_at_a_time
+from evalledger.domain.runs import Run
+from evalledger.projections.runs_fold import (
+    FOLDS,
+    NO_SEQ,
+    RESULT_COLUMNS,
+    REVIEW_COLUMNS,
+    RUN_COLUMNS,
+    ResultRow,
+    RunRow,
+    RunsState,
+    Touched,
+    fold,
+    touched,
+)
+from evalledger.projections.view import (
+    BatchingView,
+    Statement,
+    json_rows,
+    names,
+    parts_of,
+    run_together,
+    updates,
+    upsert,
+)
 
 RUN_TOPICS = tuple(
     f"evalledger.domain.runs:Run.{name}"
@@ -33,58 +55,6 @@ RUN_TOPICS = tuple(
 )
 # The view also strips purged items' texts from the results that copied them.
 RUNS_VIEW_TOPICS = (*RUN_TOPICS, "evalledger.domain.datasets:Dataset.ItemPurged")
-
-
-def _result_rows(events: list[Run.ResultsRecorded]) -> dict[str, str]:
-    """The parameters of the results statement for a run of ResultsRecorded events, as
-    JSON: `rows`, the last result for each (run, item, repetition) with the time of the
-    event that recorded it (each event replaces the rows the ones before it wrote, so only
-    the last one shows); `runs`, each run's first and last event time in the run."""
-    latest: dict[tuple[Any, str], dict[str, Any]] = {}
-    runs: dict[Any, dict[str, Any]] = {}
-    for e in events:
-        for r in e.results:  # the last result for a key wins
-            latest[(e.originator_id, result_key(r))] = {
-                "run_id": e.originator_id,
-                "item_id": r["itemId"],
-                "repetition": r.get("repetition", 0),
-                "status": "failed" if r.get("error") is not None else "succeeded",
-                "output": r.get("output"),
-                "error": r.get("error"),
-                "latency_ms": r.get("latencyMs"),
-                "attempts": r.get("attempts", 1),
-                "trace_id": r.get("traceId"),
-                "span_id": r.get("spanId"),
-                "scores": r.get("scores") or [],
-                "started_at": r.get("startedAt"),
-                "retry_errors": r.get("retryErrors") or [],
-                "usage": r.get("usage"),
-                "recorded_at": e.timestamp,
-                "recorded_by": e.actor,
-            }
-        runs.setdefault(e.originator_id, {"run_id": e.originator_id, "first_ts": e.timestamp})["last_ts"] = e.timestamp
-    return {"rows": orjson.dumps(list(latest.values())).decode(), "runs": orjson.dumps(list(runs.values())).decode()}
-
-
-def _finished_params(e: Run.Completed | Run.Failed | Run.Cancelled) -> dict[str, Any]:
-    return {
-        "id": e.originator_id,
-        "status": {Run.Completed: "completed", Run.Failed: "failed", Run.Cancelled: "cancelled"}[type(e)],
-        "succeeded": e.succeeded,
-        "failed": e.failed,
-        "skipped": e.skipped,
-        "error": getattr(e, "error", None) or (e.reason if isinstance(e, Run.Cancelled) else None),
-        "ts": e.timestamp,
-    }
-
-
-def _purged_scores(column: str) -> str:
-    """A score array with a purged item's texts (reasons, errors) taken out (sealing.py)."""
-    return (
-        f"(SELECT coalesce(jsonb_agg(s || jsonb_build_object('reason', NULL, 'error',"
-        "  CASE WHEN coalesce(s->'error', 'null'::jsonb) = 'null'::jsonb THEN NULL ELSE %(purged)s END)"
-        f"  ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements({column}) WITH ORDINALITY AS x(s, n))"
-    )
 
 
 class RunsView(BatchingView):
@@ -171,155 +141,110 @@ class RunsView(BatchingView):
             ).format(t("run_result_reviews")),
         ]
 
-    def handler_of(self, event: Any) -> Handler | None:
-        return _HANDLERS.get(type(event))
-
     def weight_of(self, event: Any) -> int:
         return len(event.results) if isinstance(event, Run.ResultsRecorded) else 1
 
-    # -- one handler per event type; each takes a run of consecutive events of its type --
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+        """Read the rows the events touch, fold the events into them (runs_fold.py) and write
+        back the changed rows; a long batch goes in parts, each seeing what the last wrote."""
+        events = [e for e in events if type(e) in FOLDS]
+        writes: list[Statement] = []
+        for part in parts_of(events, self.weight_of, self.max_run_weight):
+            run_together(curs, writes)  # the part before's, before this part's rows are read
+            writes = self.write_rows(curs, fold(self.read_rows(curs, touched(part)), part))
+        return writes
 
-    def _created(self, curs: Cursor[Any], events: list[Run.Created]) -> None:
-        curs.executemany(
-            SQL(
-                "INSERT INTO {} (run_id, dataset_id, dataset_version, name, status, target, scorers, settings,"
-                " metadata, total_items, expected_results, actor, created_at, updated_at)"
-                " VALUES (%(id)s, %(dataset_id)s, %(version)s, %(name)s, 'pending', %(target)s, %(scorers)s,"
-                " %(settings)s, %(metadata)s, %(total)s, %(expected)s, %(actor)s, %(ts)s, %(ts)s)"
-            ).format(self.table("runs")),
-            [{
-                "id": e.originator_id,
-                "dataset_id": e.dataset_id,
-                "version": e.dataset_version,
-                "name": e.name,
-                "target": None if e.target is None else Jsonb(e.target),
-                "scorers": Jsonb(e.scorers),
-                "settings": Jsonb(e.settings),
-                "metadata": Jsonb(e.metadata),
-                "total": e.total_items,
-                "expected": e.total_items * e.settings.get("repetitions", 1),
-                "actor": e.actor,
-                "ts": e.timestamp,
-            } for e in events],
-        )
+    def read_rows(self, curs: Cursor[Any], keys: Touched) -> RunsState:
+        """The rows the keys name (runs, results, and for a purged item every result of it
+        with its run), as the fold's state (read in one round trip)."""
+        state = RunsState()
+        reads: list[Statement] = []
+        purged_datasets = list({dataset_id for dataset_id, _ in keys.purged})
+        if keys.run_ids or purged_datasets:
+            reads.append((SQL("SELECT {} FROM {} WHERE run_id = ANY(%s) OR dataset_id = ANY(%s)").format(
+                _RUN_SELECT, self.table("runs")), (list(keys.run_ids), purged_datasets)))
+        statements, params = [], []
+        if keys.result_keys:
+            statements.append(SQL(
+                "SELECT {} FROM {} r JOIN unnest(%s::uuid[], %s::uuid[], %s::int[]) AS k(run_id, item_id, repetition)"
+                " USING (run_id, item_id, repetition)").format(_RESULT_SELECT, self.table("run_results")))
+            params += [list(column) for column in zip(*keys.result_keys, strict=True)]
+        if keys.purged:
+            statements.append(SQL(
+                "SELECT {} FROM {} r JOIN {} u USING (run_id)"
+                " JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
+                " ON u.dataset_id = k.dataset_id AND r.item_id = k.item_id").format(
+                    _RESULT_SELECT, self.table("run_results"), self.table("runs")))
+            params += [list(column) for column in zip(*keys.purged, strict=True)]
+        if statements:
+            reads.append((SQL(" UNION ALL ").join(statements), params))
+        found = run_together(curs, reads, rows=True)
+        if keys.run_ids or purged_datasets:
+            for row in found.pop(0):
+                state.runs[row["run_id"]] = RunRow(**row)
+        for row in found[0] if found else ():
+            result = ResultRow(**row)
+            state.results[(result.run_id, result.item_id, result.repetition)] = result
+        return state
 
-    def _started(self, curs: Cursor[Any], events: list[Run.Started]) -> None:
-        curs.executemany(
-            SQL(
-                "UPDATE {} SET status = 'running', started_at = coalesce(started_at, %(ts)s), updated_at = %(ts)s"
-                " WHERE run_id = %(id)s"
-            ).format(self.table("runs")),
-            [{"id": e.originator_id, "ts": e.timestamp} for e in events],
-        )
+    def write_rows(self, curs: Cursor[Any], state: RunsState) -> list[Statement]:
+        """The statements that upsert the rows the fold changed, to be run in one round trip.
+        Runs first: a new result looks its item's seq up through its run (in the dataset
+        version the run is pinned to)."""
+        writes: list[Statement] = []
+        if state.changed_runs:
+            writes.append((self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),)))
+        if state.changed_results:
+            writes.append((self._upsert_results,
+                           (json_rows([state.results[key] for key in state.changed_results]),)))
+        if state.new_reviews:
+            writes.append((self._insert_reviews, (json_rows(state.new_reviews),)))
+        return writes
 
-    def _results_recorded(self, curs: Cursor[Any], events: list[Run.ResultsRecorded]) -> None:
-        # Counts on `runs` move by difference: the run's final rows minus the rows they
-        # replace (`old`, read before the upsert), which is what the events one by one add up to.
-        curs.execute(
-            SQL(
-                "WITH r AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(run_id uuid, item_id uuid,"
-                "  repetition int, status text, output jsonb, error text, latency_ms float8, attempts int,"
-                "  trace_id text, scores jsonb, started_at timestamptz, retry_errors jsonb, usage jsonb,"
-                "  recorded_at timestamptz, recorded_by text, span_id text)),"
-                " old AS (SELECT x.run_id, x.status FROM {results} x JOIN r USING (run_id, item_id, repetition)),"
-                " up AS (INSERT INTO {results} (run_id, item_id, repetition, status, output, error, latency_ms,"
-                "  attempts, retry_errors, trace_id, scores, started_at, recorded_at, usage, recorded_by, span_id, seq)"
-                "  SELECT r.run_id, r.item_id, r.repetition, r.status, r.output, r.error, r.latency_ms, r.attempts,"
-                "  r.retry_errors, r.trace_id, r.scores, r.started_at, r.recorded_at, r.usage, r.recorded_by, r.span_id,"
-                "  coalesce(i.seq, 9223372036854775807)"
-                "  FROM r JOIN {runs} run USING (run_id)"
-                "  LEFT JOIN {items} i ON i.dataset_id = run.dataset_id AND i.item_id = r.item_id"
-                "   AND i.valid_from <= run.dataset_version"
-                "   AND (i.valid_to IS NULL OR i.valid_to > run.dataset_version) AND NOT i.deleted"
-                "  ON CONFLICT (run_id, item_id, repetition) DO UPDATE SET status = excluded.status,"
-                "  output = excluded.output, error = excluded.error, latency_ms = excluded.latency_ms,"
-                "  attempts = excluded.attempts, retry_errors = excluded.retry_errors,"
-                "  trace_id = excluded.trace_id, scores = excluded.scores, started_at = excluded.started_at,"
-                "  recorded_at = excluded.recorded_at, usage = excluded.usage, recorded_by = excluded.recorded_by,"
-                "  span_id = excluded.span_id),"
-                " delta AS (SELECT run_id, sum(n) AS recorded, sum(n) FILTER (WHERE status = 'succeeded') AS succeeded,"
-                "  sum(n) FILTER (WHERE status = 'failed') AS failed"
-                "  FROM (SELECT run_id, status, 1 AS n FROM r UNION ALL SELECT run_id, status, -1 FROM old) z"
-                "  GROUP BY run_id),"
-                " t AS (SELECT * FROM jsonb_to_recordset(%(runs)s::jsonb) AS t(run_id uuid, first_ts timestamptz,"
-                "  last_ts timestamptz))"
-                " UPDATE {runs} u SET recorded = u.recorded + coalesce(delta.recorded, 0),"
-                "  succeeded = u.succeeded + coalesce(delta.succeeded, 0),"
-                "  failed = u.failed + coalesce(delta.failed, 0),"
-                "  status = CASE WHEN u.status = 'pending' THEN 'running' ELSE u.status END,"
-                "  started_at = coalesce(u.started_at, t.first_ts), updated_at = t.last_ts"
-                " FROM t LEFT JOIN delta USING (run_id) WHERE u.run_id = t.run_id"
-            ).format(results=self.table("run_results"), runs=self.table("runs"),
-                     items=self.other_view_table("dataset_items")),
-            _result_rows(events),
-            prepare=True,
-        )
+    @cached_property
+    def _upsert_runs(self) -> Composed:
+        return upsert(self.table("runs"), RUN_COLUMNS, _RUN_TYPES, ("run_id",))
 
-    def _item_purged(self, curs: Cursor[Any], e: Dataset.ItemPurged) -> None:
-        # What sealing.py makes of a purged item's results when it reads them from the
-        # event store, so a rebuild after the purge gives these rows exactly.
-        curs.execute(
-            SQL(
-                "UPDATE {results} SET output = NULL, retry_errors = '[]'::jsonb,"
-                " error = CASE WHEN error IS NULL THEN NULL ELSE %(purged)s END,"
-                " scores = " + _purged_scores("scores") + ","
-                " reviewed_scores = CASE WHEN reviewed_scores IS NULL THEN NULL ELSE "
-                + _purged_scores("reviewed_scores") + " END"
-                " WHERE item_id = %(item)s AND run_id IN (SELECT run_id FROM {runs} WHERE dataset_id = %(id)s)"
-            ).format(results=self.table("run_results"), runs=self.table("runs")),
-            {"id": e.originator_id, "item": e.item_id, "purged": PURGED_TEXT},
-        )
+    @cached_property
+    def _insert_reviews(self) -> Composed:
+        return upsert(self.table("run_result_reviews"), REVIEW_COLUMNS, _REVIEW_TYPES,
+                       ("run_id", "item_id", "repetition", "run_version"), update=False)
 
-    def _finished(self, curs: Cursor[Any], events: list[Run.Completed | Run.Failed | Run.Cancelled]) -> None:
-        curs.executemany(
-            SQL(
-                "UPDATE {} SET status = %(status)s, succeeded = %(succeeded)s, failed = %(failed)s,"
-                " skipped = %(skipped)s, error = %(error)s, finished_at = %(ts)s, updated_at = %(ts)s"
-                " WHERE run_id = %(id)s"
-            ).format(self.table("runs")),
-            [_finished_params(e) for e in events],
-        )
+    @cached_property
+    def _upsert_results(self) -> Composed:
+        keys = ("run_id", "item_id", "repetition")
+        columns = names(RESULT_COLUMNS)
+        values = SQL(", ").join(
+            SQL("coalesce(r.seq, i.seq, {})").format(Literal(NO_SEQ)) if name == "seq" else
+            SQL("r.{}").format(Identifier(name)) for name in RESULT_COLUMNS)
+        return SQL(
+            "INSERT INTO {results} ({columns}) SELECT {values}"
+            " FROM jsonb_to_recordset(%s::jsonb) AS r({types})"
+            " LEFT JOIN {runs} u ON r.seq IS NULL AND u.run_id = r.run_id"
+            " LEFT JOIN {items} i ON i.dataset_id = u.dataset_id AND i.item_id = r.item_id"
+            "  AND i.valid_from <= u.dataset_version"
+            "  AND (i.valid_to IS NULL OR i.valid_to > u.dataset_version) AND NOT i.deleted"
+            " ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+        ).format(results=self.table("run_results"), columns=columns, values=values,
+                 types=SQL(_RESULT_TYPES), runs=self.table("runs"), items=self.other_view_table("dataset_items"),
+                 keys=names(keys), updates=updates(RESULT_COLUMNS, keys))
 
 
-    def _result_reviewed(self, curs: Cursor[Any], e: Run.ResultReviewed) -> None:
-        # One at a time: reviews are a person's pace, and each folds into the state the
-        # one before left (domain/reviews.py).
-        key = {"run": e.originator_id, "item": e.item_id, "rep": e.repetition}
-        curs.execute(
-            SQL("INSERT INTO {} (run_id, item_id, repetition, run_version, reviewed_at, actor, reason, verdict,"
-                " scores, criteria, comment, flagged) VALUES (%(run)s, %(item)s, %(rep)s, %(version)s, %(ts)s,"
-                " %(actor)s, %(reason)s, %(verdict)s, %(scores)s, %(criteria)s, %(comment)s, %(flagged)s)"
-                " ON CONFLICT DO NOTHING").format(self.table("run_result_reviews")),
-            {**key, "version": e.originator_version, "ts": e.timestamp, "actor": e.actor, "reason": e.reason,
-             "verdict": e.verdict, "scores": Jsonb(e.scores), "criteria": Jsonb(e.criteria), "comment": e.comment,
-             "flagged": e.flagged},
-        )
-        row = curs.execute(
-            SQL("SELECT scores, review FROM {} WHERE run_id = %(run)s AND item_id = %(item)s"
-                " AND repetition = %(rep)s FOR UPDATE").format(self.table("run_results")), key).fetchone()
-        if row is None:
-            return
-        scores, current = (row["scores"], row["review"]) if isinstance(row, dict) else row
-        review = fold_review(current, verdict=e.verdict, scores=e.scores, criteria=e.criteria, comment=e.comment,
-                             flagged=e.flagged, actor=e.actor, reason=e.reason,
-                             at=e.timestamp.isoformat())
-        effective = reviewed_scores(scores, review)
-        curs.execute(
-            SQL("UPDATE {} SET review = %(review)s, reviewed_scores = %(effective)s, flagged = %(flagged)s"
-                " WHERE run_id = %(run)s AND item_id = %(item)s AND repetition = %(rep)s").format(
-                    self.table("run_results")),
-            {**key, "review": Jsonb(review), "effective": None if effective is None else Jsonb(effective),
-             "flagged": review["flagged"]},
-        )
-
-
-_HANDLERS = {
-    Run.ResultReviewed: one_at_a_time(RunsView._result_reviewed),
-    Dataset.ItemPurged: one_at_a_time(RunsView._item_purged),
-    Run.Created: RunsView._created,
-    Run.Started: RunsView._started,
-    Run.ResultsRecorded: RunsView._results_recorded,
-    Run.Completed: RunsView._finished,
-    Run.Failed: RunsView._finished,
-    Run.Cancelled: RunsView._finished,
-}
+# Each column's type, for jsonb_to_recordset (in the rows' field order).
+_RUN_TYPES = (
+    "run_id uuid, dataset_id uuid, dataset_version integer, name text, status text, target jsonb, scorers jsonb,"
+    " settings jsonb, metadata jsonb, total_items integer, expected_results integer, recorded integer,"
+    " succeeded integer, failed integer, skipped integer, error text, actor text, created_at timestamptz,"
+    " started_at timestamptz, finished_at timestamptz, updated_at timestamptz")
+_RESULT_TYPES = (
+    "run_id uuid, item_id uuid, repetition integer, status text, output jsonb, error text, latency_ms float8,"
+    " attempts integer, retry_errors jsonb, trace_id text, scores jsonb, started_at timestamptz,"
+    " recorded_at timestamptz, seq bigint, usage jsonb, recorded_by text, span_id text, review jsonb,"
+    " reviewed_scores jsonb, flagged boolean")
+_REVIEW_TYPES = (
+    "run_id uuid, item_id uuid, repetition integer, run_version integer, reviewed_at timestamptz, actor text,"
+    " reason text, verdict text, scores jsonb, criteria jsonb, comment text, flagged boolean")
+_RUN_SELECT = names(RUN_COLUMNS)
+_RESULT_SELECT = SQL(", ").join(
+    SQL("r.item_id::text AS item_id") if name == "item_id" else SQL("r.{}").format(Identifier(name))
+    for name in RESULT_COLUMNS)

@@ -1,16 +1,14 @@
-"""The runs view's bulk load: `Run` events (and purges) folded into the rows of empty
-`runs` and `run_results` tables (see bulk.py).
+"""The runs view's bulk load: the log folded (runs_fold.py, the fold live catch-up uses too)
+into the rows of empty `runs` and `run_results` tables, sent with COPY (see bulk.py).
 
-The rows come out exactly as `RunsView`'s handlers write them:
-- a run's results are held, the last one for each (item, repetition) replacing the one
-  before, and counted by difference as the handler counts them; they are final when the
-  run finishes (a finished run takes no more results) and are written then, each with its
-  item's `seq` in the dataset version the run is pinned to (one query per run);
+- a run's results are held as the fold leaves them and written when the run finishes (a
+  finished run takes no more results), each with its item's `seq` in the dataset version
+  the run is pinned to (one query per run);
 - run rows are held until the end;
-- purges are applied at the end with the handler's own statement, which leaves results
-  already stripped of their texts (recorded after the purge, or read after it) as they are;
-- reviews (rare, and only of finished runs, whose results are final) are applied at the
-  end too, with the handler's own statements, in log order with the purges.
+- purges and reviews (rare, and reviews only of finished runs, whose results are final) are
+  kept aside, in log order, and applied at the end by the view's live path, which folds
+  them into the rows they touch; a purge leaves results already stripped of their texts
+  (recorded after the purge, read after it) as they are, so applying it late changes nothing.
 A spilled result (bulk.py) that is replaced later is deleted and written again.
 """
 
@@ -26,7 +24,6 @@ from psycopg.sql import SQL, Identifier
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.runs import Run
 from evalledger.projections.bulk import (
-    NULL,
     BulkLoad,
     copy_float,
     copy_id,
@@ -35,47 +32,46 @@ from evalledger.projections.bulk import (
     copy_text,
     copy_time,
 )
-from evalledger.projections.runs import RunsView, _finished_params
+from evalledger.projections.runs import RunsView
+from evalledger.projections.runs_fold import (
+    FINISHED_STATUS,
+    FOLDS,
+    NO_SEQ,
+    RESULT_COLUMNS,
+    RUN_COLUMNS,
+    ResultKey,
+    ResultRow,
+    RunRow,
+    RunsState,
+)
 
-_RUN_COLUMNS = ("run_id", "dataset_id", "dataset_version", "name", "status", "target", "scorers", "settings",
-                "metadata", "total_items", "expected_results", "recorded", "succeeded", "failed", "skipped", "error",
-                "actor", "created_at", "started_at", "finished_at", "updated_at")
-_RESULT_COLUMNS = ("run_id", "item_id", "repetition", "status", "output", "error", "latency_ms", "attempts",
-                   "retry_errors", "trace_id", "scores", "started_at", "recorded_at", "usage", "recorded_by", "span_id",
-                   "seq")
 # Results of fewer items than this share of the run's items look their items' seqs up by
-# id (about 2 µs an id); more look up those of the whole dataset version (0.5 µs an item).
+# id; more look up those of the whole dataset version (cheaper than sending the ids).
 SEQS_BY_ID = 0.25
-# The seq of a result whose item the run's dataset version does not hold (as the handler).
-_NO_SEQ = b"9223372036854775807"
+# About how many bytes a held result takes, for the memory budget.
+RESULT_SIZE = 1000
+# Events applied at the end, by the live path (see above).
+_LATER = (Dataset.ItemPurged, Run.ResultReviewed)
 
 
-class _Run:
-    __slots__ = ("id", "id_bytes", "dataset_id", "dataset_version", "total_items", "columns", "status", "counts",
-                 "started_at", "held", "spilled")
+def run_line(run: RunRow) -> bytes:
+    return b"\t".join((
+        copy_id(run.run_id), copy_id(run.dataset_id), b"%d" % run.dataset_version, copy_text(run.name),
+        run.status.encode(), copy_json(run.target), copy_json(run.scorers), copy_json(run.settings),
+        copy_json(run.metadata), b"%d" % run.total_items, b"%d" % run.expected_results, b"%d" % run.recorded,
+        b"%d" % run.succeeded, b"%d" % run.failed, b"%d" % run.skipped, copy_text(run.error), copy_text(run.actor),
+        copy_time(run.created_at), copy_time(run.started_at), copy_time(run.finished_at),
+        copy_time(run.updated_at))) + b"\n"
 
-    def __init__(self, e: Run.Created) -> None:
-        self.id = e.originator_id
-        self.id_bytes = copy_id(e.originator_id)
-        self.dataset_id = e.dataset_id
-        self.dataset_version = e.dataset_version
-        self.total_items = e.total_items
-        ts = copy_time(e.timestamp)
-        self.columns: dict[str, bytes] = {
-            "name": copy_text(e.name), "target": copy_json(e.target), "scorers": copy_json(e.scorers),
-            "settings": copy_json(e.settings), "metadata": copy_json(e.metadata),
-            "total_items": copy_int(e.total_items),
-            "expected_results": copy_int(e.total_items * e.settings.get("repetitions", 1)),
-            "skipped": b"0", "error": NULL, "actor": copy_text(e.actor), "created_at": ts, "finished_at": NULL,
-            "updated_at": ts,
-        }
-        self.status = "pending"
-        self.counts = {"recorded": 0, "succeeded": 0, "failed": 0}
-        self.started_at: bytes | None = None
-        # (item id, repetition) -> (status, the result's row up to its seq), not yet written
-        self.held: dict[tuple[str, int], tuple[str, bytes]] = {}
-        # (item id, repetition) -> status, of the results already written (spilled)
-        self.spilled: dict[tuple[str, int], str] = {}
+
+def result_line(row: ResultRow) -> bytes:
+    return b"\t".join((
+        copy_id(row.run_id), row.item_id.encode(), b"%d" % row.repetition, row.status.encode(),
+        copy_json(row.output), copy_text(row.error), copy_float(row.latency_ms), copy_int(row.attempts),
+        copy_json(row.retry_errors), copy_text(row.trace_id), copy_json(row.scores), copy_time(row.started_at),
+        copy_time(row.recorded_at), copy_int(row.seq), copy_json(row.usage), copy_text(row.recorded_by),
+        copy_text(row.span_id), copy_json(row.review), copy_json(row.reviewed_scores),
+        b"t" if row.flagged else b"f")) + b"\n"
 
 
 class RunsBulkLoad(BulkLoad):
@@ -83,113 +79,77 @@ class RunsBulkLoad(BulkLoad):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.runs: dict[UUID, _Run] = {}
-        self.results_out = self.rows("run_results", _RESULT_COLUMNS)
-        # Purges and reviews, in log order, applied once the rows are in.
-        self.purges: list[Dataset.ItemPurged | Run.ResultReviewed] = []
-        # (run id, item id, repetition) -> the row that replaces a spilled result's row
-        self.replacements: dict[tuple[UUID, str, int], bytes] = {}
+        self.state = RunsState()
+        self.results_out = self.rows("run_results", RESULT_COLUMNS)
+        self.later: list[Any] = []  # purges and reviews, in log order
+        self.held_by_run: dict[UUID, set[ResultKey]] = {}  # results not yet written
+        # Results written before their run finished (spilled), each kept as a stand-in with
+        # what a replacement takes over from it (status for the counts, seq, review).
+        self.spilled: dict[UUID, set[ResultKey]] = {}
+        self.replacements: dict[ResultKey, bytes] = {}  # spilled rows' replacements
 
-    # -- the folds, one per event class -------------------------------------------------
+    def fold(self, events: Any) -> None:
+        state = self.state
+        for event in events:
+            kind = type(event)
+            if kind in _LATER:
+                self.later.append(event)
+                continue
+            apply = FOLDS.get(kind)
+            if apply is None:
+                continue
+            apply(state, event)
+            if kind is Run.ResultsRecorded:
+                held = self.held_by_run.setdefault(event.originator_id, set())
+                before = len(held)
+                held.update(state.changed_results)
+                self.held += (len(held) - before) * RESULT_SIZE
+                state.changed_results.clear()
+            elif kind in FINISHED_STATUS:
+                run = state.runs.get(event.originator_id)
+                if run is not None:
+                    self._write_results(run)
+                    # Final: a finished run takes no more results; its stand-ins can go.
+                    for key in self.spilled.pop(run.run_id, ()):
+                        state.results.pop(key, None)
+        if self.held > self.memory_budget:
+            self.spill()
+            self.held = 0
 
-    def _created(self, e: Run.Created) -> None:
-        self.runs[e.originator_id] = _Run(e)
-
-    def _started(self, e: Run.Started) -> None:
-        run = self.runs.get(e.originator_id)
-        if run is not None:
-            run.status = "running"
-            ts = copy_time(e.timestamp)
-            run.started_at = run.started_at or ts
-            run.columns["updated_at"] = ts
-
-    def _results_recorded(self, e: Run.ResultsRecorded) -> None:
-        run = self.runs.get(e.originator_id)
-        if run is None:
+    def _write_results(self, run: RunRow, *, spilling: bool = False) -> None:
+        """Write the run's held results, each with its item's seq; one that replaces a
+        result already written replaces its row at the end. Spilling, each written result
+        stays in the state as a stand-in."""
+        keys = self.held_by_run.pop(run.run_id, None)
+        if not keys:
             return
-        ts = copy_time(e.timestamp)
-        counts, held = run.counts, run.held
-        prefix = run.id_bytes + b"\t"
-        for r in e.results:
-            item_id, repetition = r["itemId"], r.get("repetition", 0)
-            key = (item_id, repetition)
-            status = "failed" if r.get("error") is not None else "succeeded"
-            before = held.get(key)
-            if before is not None:
-                old_status = before[0]
-                self.held -= len(before[1])
-            else:
-                old_status = run.spilled.get(key)
-            if old_status is None:
-                counts["recorded"] += 1
-            else:
-                counts[old_status] -= 1
-            counts[status] += 1
-            row = prefix + b"\t".join((
-                item_id.encode(), b"%d" % repetition, status.encode(), copy_json(r.get("output")),
-                copy_text(r.get("error")), copy_float(r.get("latencyMs")), copy_int(r.get("attempts", 1)),
-                copy_json(r.get("retryErrors") or []), copy_text(r.get("traceId")), copy_json(r.get("scores") or []),
-                copy_time(r.get("startedAt")), ts, copy_json(r.get("usage")), copy_text(e.actor),
-                copy_text(r.get("spanId")))) + b"\t"
-            held[key] = (status, row)
-            self.held += len(row)
-        if run.status == "pending":
-            run.status = "running"
-        run.started_at = run.started_at or ts
-        run.columns["updated_at"] = ts
-
-    def _finished(self, e: Run.Completed | Run.Failed | Run.Cancelled) -> None:
-        run = self.runs.get(e.originator_id)
-        if run is None:
-            return
-        finished = _finished_params(e)
-        ts = copy_time(e.timestamp)
-        run.status = finished["status"]
-        run.counts["succeeded"], run.counts["failed"] = finished["succeeded"], finished["failed"]
-        run.columns.update(skipped=copy_int(finished["skipped"]), error=copy_text(finished["error"]),
-                           finished_at=ts, updated_at=ts)
-        self._write_results(run)
-        run.spilled = {}  # final: a finished run takes no more results
-
-    def _item_purged(self, e: Dataset.ItemPurged) -> None:
-        self.purges.append(e)
-
-    def _result_reviewed(self, e: Run.ResultReviewed) -> None:
-        self.purges.append(e)
-
-    folds = {
-        Run.Created: _created,
-        Run.Started: _started,
-        Run.ResultsRecorded: _results_recorded,
-        Run.Completed: _finished,
-        Run.Failed: _finished,
-        Run.Cancelled: _finished,
-        Dataset.ItemPurged: _item_purged,
-        Run.ResultReviewed: _result_reviewed,
-    }
-
-    # -- writing results ----------------------------------------------------------------
-
-    def _write_results(self, run: _Run) -> None:
-        """Write the run's held results, each with its item's seq. One that replaces a
-        result already written (spilled) replaces its row at the end."""
-        if not run.held:
-            return
-        seqs = self._seqs(run, list({item_id for item_id, _ in run.held}))
-        for key, (status, row) in run.held.items():
-            line = row + seqs.get(key[0], _NO_SEQ) + b"\n"
-            if key in run.spilled:
-                self.replacements[(run.id, *key)] = line
+        self.held = max(0, self.held - len(keys) * RESULT_SIZE)
+        results = self.state.results
+        spilled = self.spilled.get(run.run_id, set())
+        missing = list({key[1] for key in keys if results[key].seq is None})
+        seqs = self._seqs(run, missing) if missing else {}
+        for key in keys:
+            row = results.pop(key)
+            if row.seq is None:
+                row.seq = seqs.get(row.item_id, NO_SEQ)
+            line = result_line(row)
+            if key in spilled:
+                self.replacements[key] = line
             else:
                 self.results_out.add(line)
-            run.spilled[key] = status
-            self.held -= len(row)
-        run.held = {}
+            if spilling:
+                self.spilled.setdefault(run.run_id, set()).add(key)
+                results[key] = ResultRow(
+                    run_id=row.run_id, item_id=row.item_id, repetition=row.repetition, status=row.status,
+                    output=None, error=None, latency_ms=None, attempts=0, retry_errors=None, trace_id=None,
+                    scores=None, started_at=None, recorded_at=row.recorded_at, seq=row.seq, usage=None,
+                    recorded_by=None, span_id=None, review=row.review, reviewed_scores=row.reviewed_scores,
+                    flagged=row.flagged)
 
-    def _seqs(self, run: _Run, item_ids: list[str]) -> dict[str, bytes]:
-        """Each item's seq in the dataset version the run is pinned to (the handler's join),
-        read from the datasets view's tables: for many items, those of the whole version
-        (cheaper than sending their ids)."""
+    def _seqs(self, run: RunRow, item_ids: list[str]) -> dict[str, int]:
+        """Each item's seq in the dataset version the run is pinned to, read from the
+        datasets view's tables: for many items, those of the whole version (cheaper than
+        sending their ids)."""
         statement = SQL("SELECT item_id, seq FROM {} WHERE dataset_id = %s AND valid_from <= %s"
                         " AND (valid_to IS NULL OR valid_to > %s) AND NOT deleted").format(
                             self.view.other_view_table("dataset_items"))
@@ -202,31 +162,26 @@ class RunsBulkLoad(BulkLoad):
             statement)
         with self.other_views.transaction(commit=False) as curs:
             seqs = orjson.loads(curs.execute(statement, params).fetchone()["seqs"])  # type: ignore[index]
-        return {item_id: b"%d" % seqs[item_id] for item_id in item_ids if item_id in seqs}
-
-    # -- spilling and finishing -------------------------------------------------------------
+        return {item_id: seqs[item_id] for item_id in item_ids if item_id in seqs}
 
     def spill(self) -> None:
-        for run in self.runs.values():
-            self._write_results(run)
+        runs = self.state.runs
+        for run_id in list(self.held_by_run):
+            self._write_results(runs[run_id], spilling=True)
 
     def finish(self) -> None:
-        self.spill()
+        runs = self.state.runs
+        for run_id in list(self.held_by_run):
+            self._write_results(runs[run_id])
         self.results_out.flush()
-        runs_out = self.rows("runs", _RUN_COLUMNS)
-        for run in self.runs.values():
-            c = run.columns
-            runs_out.add(b"\t".join((
-                run.id_bytes, copy_id(run.dataset_id), b"%d" % run.dataset_version, c["name"], run.status.encode(),
-                c["target"], c["scorers"], c["settings"], c["metadata"], c["total_items"], c["expected_results"],
-                b"%d" % run.counts["recorded"], b"%d" % run.counts["succeeded"], b"%d" % run.counts["failed"],
-                c["skipped"], c["error"], c["actor"], c["created_at"], run.started_at or NULL, c["finished_at"],
-                c["updated_at"])) + b"\n")
+        runs_out = self.rows("runs", RUN_COLUMNS)
+        for run in runs.values():
+            runs_out.add(run_line(run))
         runs_out.flush()
-        view, purges, replacements = self.view, self.purges, self.replacements
+        view, later, replacements = self.view, self.later, self.replacements
         results = view.table("run_results")
 
-        def replace_and_purge(curs: Cursor[Any]) -> None:
+        def replace_then_apply_later(curs: Cursor[Any]) -> None:
             if replacements:
                 run_ids, item_ids, repetitions = (list(column) for column in zip(*replacements, strict=True))
                 curs.execute(
@@ -235,12 +190,10 @@ class RunsBulkLoad(BulkLoad):
                         " AND r.repetition = k.repetition").format(results),
                     (run_ids, item_ids, repetitions))
                 with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(
-                        results, SQL(", ").join(map(Identifier, _RESULT_COLUMNS)))) as copy:
+                        results, SQL(", ").join(map(Identifier, RESULT_COLUMNS)))) as copy:
                     copy.write(b"".join(replacements.values()))
-            for e in purges:
-                if isinstance(e, Run.ResultReviewed):
-                    view._result_reviewed(curs, e)
-                else:
-                    view._item_purged(curs, e)
+            if later:
+                view.apply_now(curs, later)
 
-        self.writer.after(replace_and_purge)
+        self.writer.after(replace_then_apply_later)
+

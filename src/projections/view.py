@@ -6,14 +6,11 @@ counting. Several processes may apply the same log (one follows it in the backgr
 others apply their own commands' writes): a transaction-scoped advisory lock serialises
 them, and events at or below the recorded position are skipped.
 
-Set-based: a batch is cut into runs of consecutive events that one handler takes (the view
-maps each event class to a handler), and each handler writes its whole run with a few
-statements, not one per event. The runs are applied in log order and every statement sees
-what the earlier ones wrote, so the rows come out exactly as if each event had been applied
-alone: a handler only has to get right what several consecutive events of its own kind do
-together (the same row touched twice, counters added up); `one_at_a_time` makes a handler
-of one event into one of a run, for rare events. Live catch-up and rebuilds share this one
-code path.
+A view applies a batch (`apply`) with its read model's fold (datasets_fold.py,
+runs_fold.py), the one a rebuild runs over the whole log (bulk.py): it reads the rows the
+batch touches, by key, in a few statements, folds the batch into them and writes back the
+rows that changed. A long batch goes in parts (`parts_of`), each seeing what the one
+before wrote.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
@@ -38,53 +36,81 @@ class ViewBehind(Exception):  # noqa: N818 - a condition the caller handles, not
         self.position = position
 
 
-# A handler writes the rows of a run of consecutive events (one or more) it takes:
-# handler(view, cursor, events).
-Handler = Callable[[Any, Cursor[Any], list[Any]], None]
-
-# Most items (or results) one handler call is given, so that one statement's JSON stays a
-# few megabytes (PostgreSQL refuses a jsonb value over 255 MB); a longer run is split.
+# Most items (or results) one part of a batch holds, so that one statement's JSON stays a
+# few megabytes (PostgreSQL refuses a jsonb value over 255 MB); a longer batch is split.
 MAX_RUN_WEIGHT = 20_000
 
 
-def one_at_a_time(handle_one: Callable[[Any, Cursor[Any], Any], None]) -> Handler:
-    """A handler that applies its events one by one, for rare events whose statement
-    differs from one event to the next."""
-
-    def handle(view: Any, curs: Cursor[Any], events: list[Any]) -> None:
-        for event in events:
-            handle_one(view, curs, event)
-
-    return handle
-
-
-def runs_of(events: Sequence[Any], handler_of: Callable[[Any], Handler | None],
-            weight_of: Callable[[Any], int], max_weight: int = MAX_RUN_WEIGHT) -> Iterator[tuple[Handler, list[Any]]]:
-    """(handler, run) for each run of consecutive events one handler takes, in log order.
-    Events without a handler are left out; a run is cut before the event that would take
-    its weight over `max_weight` (a single heavier event still makes a run of its own)."""
-    handler: Handler | None = None
-    run: list[Any] = []
+def parts_of(events: Sequence[Any], weight_of: Callable[[Any], int],
+             max_weight: int = MAX_RUN_WEIGHT) -> Iterator[list[Any]]:
+    """The events, in log order, in consecutive parts; a part is cut before the event that
+    would take its weight over `max_weight` (a single heavier event makes a part alone)."""
+    part: list[Any] = []
     weight = 0
     for event in events:
-        this = handler_of(event)
-        if this is None:
-            continue
         size = weight_of(event)
-        if run and (this is not handler or weight + size > max_weight):
-            yield handler, run  # type: ignore[misc]
-            run, weight = [], 0
-        handler = this
-        run.append(event)
+        if part and weight + size > max_weight:
+            yield part
+            part, weight = [], 0
+        part.append(event)
         weight += size
-    if run:
-        yield handler, run  # type: ignore[misc]
+    if part:
+        yield part
+
+
+# -- reading and writing a fold's rows -------------------------------------------------------
+
+Statement = tuple[Composed, Any]  # a statement and its parameters
+
+
+def run_together(curs: Cursor[Any], statements: Sequence[Statement], *, rows: bool = False) -> list[list[Any]]:
+    """Run the statements, in order, in one round trip (pipeline mode); with `rows`, return
+    each one's rows. A view reads the rows a batch touches from several tables, and writes
+    several tables back: waiting for each statement in turn would cost a round trip each."""
+    if not statements:
+        return []
+    if len(statements) == 1:
+        curs.execute(*statements[0], prepare=True)
+        return [curs.fetchall()] if rows else []
+    conn = curs.connection
+    cursors = []
+    with conn.pipeline():
+        for statement, params in statements:
+            cursor = conn.cursor() if rows else curs
+            cursor.execute(statement, params, prepare=True)
+            cursors.append(cursor)
+    return [cursor.fetchall() for cursor in cursors] if rows else []
+
+
+
+def json_rows(rows: Sequence[Any]) -> str:
+    """Rows (dataclasses or dicts) as one JSON array, for `jsonb_to_recordset`."""
+    return orjson.dumps(rows).decode()
+
+
+def names(columns: Sequence[str]) -> Composed:
+    return SQL(", ").join(map(Identifier, columns))
+
+
+def updates(columns: Sequence[str], keys: Sequence[str]) -> Composed:
+    """`column = excluded.column` for every column but the keys, for ON CONFLICT."""
+    return SQL(", ").join(SQL("{} = excluded.{}").format(Identifier(c), Identifier(c))
+                          for c in columns if c not in keys)
+
+
+def upsert(table: Composed, columns: Sequence[str], types: str, keys: Sequence[str], *,
+           update: bool = True) -> Composed:
+    """Insert rows given as one JSON array (`json_rows`; `types`: each column's type, for
+    `jsonb_to_recordset`); a row whose key is there replaces it (`update`) or is left out."""
+    conflict = SQL("DO UPDATE SET ") + updates(columns, keys) if update else SQL("DO NOTHING")
+    return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({}) ON CONFLICT ({}) {}").format(
+        table, names(columns), names(columns), SQL(types), names(keys), conflict)
 
 
 class BatchingView(PostgresTrackingRecorder):
     # The tables this view writes (besides its tracking table), for rebuilds.
     read_model_tables: tuple[str, ...] = ()
-    # Where runs of events are cut (see `runs_of`).
+    # Where a batch is cut into parts (see `parts_of`).
     max_run_weight: int = MAX_RUN_WEIGHT
 
     def __init__(self, datastore: PostgresDatastore, *, tracking_table_name: str,
@@ -115,18 +141,18 @@ class BatchingView(PostgresTrackingRecorder):
     def table_statements(self) -> list[Composed]:
         """CREATE TABLE / INDEX statements of this view (idempotent)."""
 
-    @abstractmethod
-    def handler_of(self, event: Any) -> Handler | None:
-        """The handler of the event's class (None: this view ignores the event)."""
-
     def weight_of(self, event: Any) -> int:
-        """How many rows the event writes, about (runs are cut at MAX_RUN_WEIGHT)."""
+        """How many rows the event writes, about (batches are cut at `max_run_weight`)."""
         return 1
 
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
-        """Write the rows the events imply, in order, inside the batch's transaction."""
-        for handler, run in runs_of(events, self.handler_of, self.weight_of, self.max_run_weight):
-            handler(self, curs, run)
+    @abstractmethod
+    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+        """Write the rows the events imply, in order, inside the batch's transaction; the
+        last writes are returned, not yet run, for the caller to send with its own."""
+
+    def apply_now(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
+        """`apply`, its last writes included."""
+        run_together(curs, self.apply(curs, events))
 
     def process(self, events: Sequence[tuple[Any, int]], position: Tracking, *, follows: int | None = None) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
@@ -136,13 +162,17 @@ class BatchingView(PostgresTrackingRecorder):
         there yet (another process rebuilt it meanwhile), as the events between would be
         lost."""
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
-            done = self._max_tracking_id(position.application_name, curs) or 0
+            with curs.connection.pipeline():  # the lock and the position in one round trip
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
+                done = self._max_tracking_id(position.application_name, curs) or 0
             if position.notification_id <= done:
                 return 0
             if follows is not None and done < follows:
                 raise ViewBehind(done)
             fresh = [event for event, notification_id in events if notification_id > done]
-            self.apply(curs, fresh)
-            self._insert_tracking(curs, position)
+            writes = self.apply(curs, fresh)
+            with curs.connection.pipeline():  # the last rows and the position in one round trip
+                for statement, params in writes:
+                    curs.execute(statement, params, prepare=True)
+                self._insert_tracking(curs, position)
         return len(fresh)
