@@ -26,7 +26,9 @@ def output_diff(expected: Any, output: Any, *, failed: bool = False) -> dict[str
         return {"kind": "noExpectedOutput", "equal": False}
     if isinstance(expected, str) and isinstance(output, str):
         return {"kind": "text", "equal": expected == output, "segments": text_segments(expected, output)}
-    return {"kind": "json", "equal": expected == output, "changes": field_changes(expected, output, "output")}
+    return {"kind": "json", "equal": expected == output, "changes": [
+        {"field": ".".join(c.path), "before": c.before, "after": c.after, **({"kind": c.kind} if c.kind else {})}
+        for c in field_changes(expected, output, ("output",))]}
 
 
 def runs_output_diff(a: Any, b: Any) -> dict[str, Any]:

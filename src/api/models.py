@@ -5,12 +5,13 @@ returns). camelCase on the wire, snake_case in Python."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from evalledger.api.wire import ABSENT_IF_NONE
 from evalledger.domain.datasets import TAG_PATTERN
 
 JSONValue = Any
@@ -249,19 +250,26 @@ class TagDeleted(ResponseModel):
     deleted: bool
 
 
+def _field_path(change: Any) -> str:
+    """A changed field's path as the wire names it: the item field in camelCase, then the JSON keys."""
+    return ".".join((to_camel(change.path[0]), *change.path[1:]))
+
+
 class FieldChange(ResponseModel):
+    wire_sources: ClassVar[dict[str, Any]] = {"field": _field_path}
+
     field: str
     before: JSONValue
     after: JSONValue
-    kind: Literal["added", "removed"] | None = None
+    kind: Annotated[Literal["added", "removed"] | None, ABSENT_IF_NONE] = None
 
 
 class ItemDiff(ResponseModel):
     item_id: UUID
     change: Literal["added", "removed", "changed"]
-    before: Item | None = None
-    after: Item | None = None
-    changes: list[FieldChange] | None = None
+    before: Annotated[Item | None, ABSENT_IF_NONE] = None
+    after: Annotated[Item | None, ABSENT_IF_NONE] = None
+    changes: Annotated[list[FieldChange] | None, ABSENT_IF_NONE] = None
 
 
 class DiffSummary(ResponseModel):
@@ -334,7 +342,7 @@ class ItemsWritten(ResponseModel):
     version: int
     count: int
     items: list[ItemRef]
-    skipped_item_ids: list[UUID] | None = Field(
+    skipped_item_ids: Annotated[list[UUID] | None, ABSENT_IF_NONE] = Field(
         default=None, description="Copy with onConflict=skip: the source items left out.")
 
 

@@ -27,7 +27,7 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
-            app.openapi_schema = as_served(schema)
+            app.openapi_schema = with_limits(as_served(schema), app.state.settings.max_per_page)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -69,6 +69,16 @@ def as_served(schema: dict[str, Any]) -> dict[str, Any]:
     schemas = schema.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    return schema
+
+
+def with_limits(schema: dict[str, Any], max_per_page: int) -> dict[str, Any]:
+    """`perPage` documents the service's maximum, which routes check per request (paging.py)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("name") == "perPage":
+                    parameter["schema"]["maximum"] = max_per_page
     return schema
 
 

@@ -16,6 +16,7 @@ from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import through
 from evalledger.api.routing import Route
+from evalledger.api.wire import answer
 from evalledger.api.security import PrincipalDep
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import declared_scorer_ids
@@ -120,14 +121,14 @@ def build_router() -> APIRouter:
         column_roles(mapping)  # a malformed mapping is refused before the upload is read
         path, filename = await _save_upload(request, filename)
         try:
-            answer = await asyncio.to_thread(
+            outcome = await asyncio.to_thread(
                 import_file, ledger.dataset_use_cases, dataset_id, path, filename=filename, file_format=file_format,
                 mode=mode, dry_run=dry_run, skip_invalid=skip_invalid, mapping=mapping, actor=actor, reason=reason,
             )
         finally:
             path.unlink(missing_ok=True)
-        created = not dry_run and answer["newVersion"]
-        return through(models.ImportResult, answer, 201 if created else 200)
+        created = not dry_run and outcome["newVersion"]
+        return through(models.ImportResult, outcome, 201 if created else 200)
 
     @router.get("/api/datasets/{dataset_id:uuid}/items/export", summary="Export a version's items (streamed)",
                 response_class=StreamingResponse, responses={200: file_answer(("csv", "json", "jsonl"))})
@@ -171,15 +172,16 @@ def build_router() -> APIRouter:
                   reason: Reason = None) -> Any:
         """A new dataset with the details and the items of a version of this one; each item records where it came
         from."""
-        return ledger.dataset_use_cases.duplicate_dataset(dataset_id, name=body.name, version=body.version,
-                                                          actor=actor, reason=reason)
+        return answer(models.DatasetWritten, ledger.dataset_use_cases.duplicate_dataset(
+            dataset_id, name=body.name, version=body.version, actor=actor, reason=reason), 201)
 
     @router.post("/api/datasets/{dataset_id:uuid}/items/{item_id:uuid}/duplicate", status_code=201,
                  response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
     def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor,
                        reason: Reason = None) -> Any:
         """A copy of one item in the same dataset (without its externalId), in a new version."""
-        return ledger.dataset_use_cases.duplicate_item(dataset_id, item_id, actor=actor, reason=reason)
+        return answer(models.ItemsWritten, ledger.dataset_use_cases.duplicate_item(dataset_id, item_id, actor=actor,
+                                                                                 reason=reason), 201)
 
     @router.post("/api/datasets/{dataset_id:uuid}/items/copy", status_code=201, response_model=models.ItemsWritten,
                  summary="Copy selected items into another dataset (one version there)")
@@ -189,11 +191,11 @@ def build_router() -> APIRouter:
         each copy records its origin."""
         if ledger.scope.dataset(principal, body.target_dataset_id) != ledger.scope.dataset(principal, dataset_id):
             raise InvalidRequestError("items are copied within a project; the target dataset is in another one")
-        answer = ledger.dataset_use_cases.copy_items(
+        copied = ledger.dataset_use_cases.copy_items(
             dataset_id, target_dataset_id=body.target_dataset_id, item_ids=body.item_ids, version=body.version,
             on_conflict=body.on_conflict, actor=actor, reason=reason,
         )
-        return through(models.ItemsWritten, answer, 201 if answer["count"] else 200)
+        return answer(models.ItemsWritten, copied, 201 if copied.count else 200)
 
     @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
                  summary="A new dataset from selected items of another")
@@ -202,10 +204,10 @@ def build_router() -> APIRouter:
         """A new dataset (in the source's project) holding copies of the named items of another dataset's
         version."""
         ledger.scope.dataset(principal, body.source_dataset_id)
-        return ledger.dataset_use_cases.dataset_from_items(
+        return answer(models.DatasetWritten, ledger.dataset_use_cases.dataset_from_items(
             name=body.name, source_dataset_id=body.source_dataset_id, item_ids=body.item_ids, version=body.version,
             actor=actor, reason=reason,
-        )
+        ), 201)
 
     return router
 

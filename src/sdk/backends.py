@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 import orjson
 
+from evalledger.api import models
+from evalledger.api.wire import encode
 from evalledger.client import ApiError, Client
 from evalledger.domain.runs import RunSettings
 
@@ -33,13 +36,23 @@ class Backend(Protocol):
                    name: str, metadata: dict[str, Any], tag: str | None = None) -> dict[str, Any]: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def run_pages(self, dataset_id: str) -> Iterator[list[dict[str, Any]]]: ...
-    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]: ...
+    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[Any]]: ...  # of items the runner takes
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]: ...
     def submit(self, run_id: str, results: list[dict[str, Any]]) -> None: ...
     def finalize(self, run_id: str) -> dict[str, Any]: ...
     def analytics(self, run_id: str) -> dict[str, Any]: ...
     def compare(self, baseline: str, candidate: str, alpha: float) -> dict[str, Any]: ...
     def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class RunItem:
+    """An item of a remote dataset as the runner takes it (the service's ItemView, in short)."""
+
+    id: str
+    input: Any
+    expected_output: Any
+    metadata: dict[str, Any] | None
 
 
 class DatasetLookupError(LookupError):
@@ -109,8 +122,9 @@ class RemoteBackend:
     def run_pages(self, dataset_id: str) -> Iterator[list[dict[str, Any]]]:
         return self._pages(f"/api/datasets/{dataset_id}/runs", "runs")
 
-    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]:
-        return self._pages(f"/api/datasets/{dataset_id}/items", "items", version=version)
+    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[RunItem]]:
+        for page in self._pages(f"/api/datasets/{dataset_id}/items", "items", version=version):
+            yield [RunItem(item["id"], item["input"], item["expectedOutput"], item["metadata"]) for item in page]
 
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]:
         return self._pages(f"/api/datasets/runs/{run_id}/results", "results")
@@ -164,7 +178,7 @@ class LocalBackend:
         queries = self.ledger.dataset_queries
         if _is_uuid(dataset):
             try:
-                return _wire(queries.get_dataset(UUID(dataset)))
+                return _wire(encode(models.Dataset, queries.get_dataset(UUID(dataset))))
             except NotFoundError:
                 pass
 
@@ -172,7 +186,7 @@ class LocalBackend:
             page = 0
             while True:
                 rows, total = queries.list_datasets(page, PAGE)
-                yield _wire(rows)
+                yield _wire([encode(models.Dataset, row) for row in rows])
                 if (page + 1) * PAGE >= total:
                     return
                 page += 1
@@ -200,9 +214,8 @@ class LocalBackend:
                 return
             page += 1
 
-    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]:
-        for page in self.ledger.dataset_queries.iter_item_pages(UUID(dataset_id), version, PAGE):
-            yield _wire(page)
+    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[Any]]:
+        return self.ledger.dataset_queries.iter_item_pages(UUID(dataset_id), version, PAGE)
 
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]:
         for page in self.ledger.run_queries.iter_result_pages(UUID(run_id), PAGE):
