@@ -95,7 +95,7 @@ def test_migrate_creates_every_table_in_a_fresh_schema_and_can_run_again(setting
     ledger = build_ledger(settings, create_tables=False)
     try:
         assert ledger.datasets.get_dataset(dataset_id).name == "kept"
-        assert ledger.dataset_queries.get_dataset(dataset_id)["name"] == "kept"
+        assert ledger.dataset_queries.get_dataset(dataset_id).name == "kept"
     finally:
         ledger.close()
 
