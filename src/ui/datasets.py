@@ -182,7 +182,7 @@ async def duplicate_dataset(request: Request, dataset_id: UUID) -> Response:
         message = error.message if isinstance(error, FormError) else error.detail
         return templates.TemplateResponse(request, "partials/form_error.html", {"message": message},
                                           status_code=422)
-    return redirect(request, f"/datasets/{copy['id']}")
+    return redirect(request, f"/datasets/{copy.id}")
 
 
 def redirect(request: Request, url: str) -> Response:

@@ -322,7 +322,7 @@ async def dataset_from_selection(request: Request, dataset_id: UUID) -> Response
         name = text_field(form, "name", label="Name", required=True)
         created = ledger_of(request).dataset_use_cases.dataset_from_items(
             name=name, source_dataset_id=dataset_id, item_ids=ids, version=at.version, actor=actor_of(request))
-        return f"/datasets/{created['id']}"
+        return f"/datasets/{created.id}"
 
     return await _on_selection(request, dataset_id, new_dataset)
 
