@@ -48,9 +48,20 @@ FLUSH_INTERVAL = 0.2
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 5.0
 
-# A run's items: anything with `id`, `input`, `expected_output` and `metadata` (the
-# projection's ItemView in the service; the SDK's items of a remote dataset).
-ItemPages = Callable[[], Iterator[list[Any]]]
+
+
+@dataclass(slots=True)
+class RunItem:
+    """What the runner reads of an item. The service hands it the projection's ItemView,
+    which has these fields and more; the SDK builds these from a remote dataset's items."""
+
+    id: Any
+    input: Any
+    expected_output: Any
+    metadata: dict[str, Any] | None
+
+
+ItemPages = Callable[[], Iterator[list[Any]]]  # pages of RunItem-like items
 # More (item, repetition) pairs for a running executor and how many more workers to run
 # them with; called in the executor's loop, it answers ([], 0) once, when it takes no more
 # (the scheduler's chunks of one run share one executor this way, see local_run.py).

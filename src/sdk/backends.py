@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from evalledger.api import models
 from evalledger.api.wire import encode
 from evalledger.client import ApiError, Client
 from evalledger.domain.runs import RunSettings
+from evalledger.execution.runner import RunItem
 
 if TYPE_CHECKING:
     from evalledger.bootstrap import Ledger
@@ -43,16 +43,6 @@ class Backend(Protocol):
     def analytics(self, run_id: str) -> dict[str, Any]: ...
     def compare(self, baseline: str, candidate: str, alpha: float) -> dict[str, Any]: ...
     def close(self) -> None: ...
-
-
-@dataclass(slots=True)
-class RunItem:
-    """An item of a remote dataset as the runner takes it (the service's ItemView, in short)."""
-
-    id: str
-    input: Any
-    expected_output: Any
-    metadata: dict[str, Any] | None
 
 
 class DatasetLookupError(LookupError):
