@@ -71,10 +71,10 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     openapi.install(app)
     # Runs first: /api/datasets/runs/{runId} must not be taken for a dataset id.
     app.include_router(access.router)
-    app.include_router(runs.build_router(settings.max_per_page))
-    app.include_router(reviews.build_router(settings.max_per_page))
-    app.include_router(transfer.build_router())
-    app.include_router(events.build_router(settings.max_per_page))
+    app.include_router(runs.router)
+    app.include_router(reviews.router)
+    app.include_router(transfer.router)
+    app.include_router(events.router)
     app.include_router(tags.router)
     app.include_router(datasets.router)
 

@@ -73,11 +73,12 @@ def as_served(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_limits(schema: dict[str, Any], max_per_page: int) -> dict[str, Any]:
-    """`perPage` documents the service's maximum, which routes check per request (paging.py)."""
+    """`perPage` (and the feed's `limit`) document the service's maximum, which routes check
+    per request (paging.py)."""
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "query" and parameter.get("name") == "perPage":
+                if parameter.get("in") == "query" and parameter.get("name") in ("perPage", "limit"):
                     parameter["schema"]["maximum"] = max_per_page
     return schema
 

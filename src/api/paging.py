@@ -52,6 +52,14 @@ PerPage50 = per_page_dependency(50)
 PerPage100 = per_page_dependency(100)
 
 
+def _event_limit(request: Request, limit: Annotated[int, Query(ge=1)] = 100) -> int:
+    return check_at_most(limit, request.app.state.settings.max_per_page, ("query", "limit"))
+
+
+# The feed's `limit`: events per answer, at most the service's `max_per_page`.
+EventLimit = Annotated[int, Depends(_event_limit)]
+
+
 @dataclass(slots=True)
 class Pagination:
     total: int
