@@ -28,7 +28,6 @@ router = APIRouter(tags=["audit"], responses=PROBLEMS, route_class=Route)
 
 @router.get("/api/datasets/runs/{run_id:uuid}/events", response_model=models.EventList,
             summary="A run's own event stream, oldest first")
-
 def run_events(run_id: UUID, ledger: LedgerDep, query: Stream) -> JSONBody:
     """The run's events, oldest first: its creation, start, results and end. Page by `page` or by position
     (`after`), filter by `type` and time."""
@@ -37,7 +36,6 @@ def run_events(run_id: UUID, ledger: LedgerDep, query: Stream) -> JSONBody:
 
 @router.get("/api/events", response_model=models.EventFeed,
             summary="Every event of every dataset and run, in log order (poll with `after`)")
-
 def feed(
     ledger: LedgerDep,
     principal: PrincipalDep,
@@ -77,7 +75,6 @@ def feed(
 
 @router.get("/api/projections", response_model=models.ProjectionList,
             summary="Each read model's position in the log and its lag, and its latest rebuild")
-
 def projections(ledger: LedgerDep) -> Any:
     """Each read model's position in the event log, its lag, whether its follower runs, and its latest
     rebuild."""
@@ -91,7 +88,6 @@ def projections(ledger: LedgerDep) -> Any:
              description="With `wait=false` the rebuild runs in the background: the answer (202) is its "
                          "state, and `GET /api/projections` shows how far it has come and how it ended. "
                          "A second rebuild of the same read model meanwhile is refused (409 rebuild-running).")
-
 def rebuild_projection(name: str, ledger: LedgerDep,
                        wait: Annotated[bool, Query(description="Answer once the rebuild is done")] = True,
                        ) -> Any:

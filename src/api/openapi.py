@@ -77,9 +77,18 @@ def with_limits(schema: dict[str, Any], max_per_page: int) -> dict[str, Any]:
     per request (paging.py)."""
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
-            for parameter in operation.get("parameters", []):
+            parameters = operation.get("parameters", [])
+            for parameter in list(parameters):
                 if parameter.get("in") == "query" and parameter.get("name") in ("perPage", "limit"):
                     parameter["schema"]["maximum"] = max_per_page
+                    # A dependency's parameters come last; keep them where the routes declare them
+                    # (perPage after page, limit after after), so the document reads as before.
+                    follows = "page" if parameter["name"] == "perPage" else "after"
+                    names = [p.get("name") for p in parameters]
+                    if follows in names:
+                        parameters.remove(parameter)
+                        parameters.insert(names.index(follows) + (names.index(follows) < names.index(
+                            parameter["name"])), parameter)
     return schema
 
 

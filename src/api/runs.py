@@ -39,7 +39,6 @@ router = APIRouter(tags=["runs"], responses=PROBLEMS, route_class=Route)
 
 
 @router.get("/api/datasets/runs/{run_id:uuid}", response_model=models.Run, summary="A run: status, counts, progress")
-
 def get_run(run_id: UUID, ledger: LedgerDep) -> Any:
     """A run's status, counts, progress and, once finished, per-scorer score summary."""
     return ledger.run_service.get_run(run_id)
@@ -47,7 +46,6 @@ def get_run(run_id: UUID, ledger: LedgerDep) -> Any:
 
 @router.get("/api/datasets/runs/{run_id:uuid}/results", response_model=models.RunResultList,
             summary="A run's results in dataset order, with each item's input and expected output")
-
 def list_results(
     run_id: UUID,
     ledger: LedgerDep,
@@ -63,7 +61,6 @@ def list_results(
 
 @router.post("/api/datasets/runs/{run_id:uuid}/cancel", response_model=models.Run,
              summary="Cancel: stop new work now, keep what finished")
-
 def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor, reason: Reason = None) -> Any:
     """Stops starting new work at once; results already recorded stay. Cancelling a finished run is refused
     (409)."""
@@ -105,14 +102,12 @@ async def submit_results(run_id: UUID, body: models.ResultsSubmission, ledger: L
 
 @router.post("/api/datasets/runs/{run_id:uuid}/finalize", response_model=models.Run,
              summary="Caller-driven runs: finish, counting succeeded / failed / skipped")
-
 def finalize_run(run_id: UUID, ledger: LedgerDep, actor: Actor) -> Any:
     """For caller-driven runs: ends the run, counting succeeded, failed and skipped (never submitted) items."""
     return ledger.run_service.finalize_run(run_id, actor=actor)
 
 
 @router.get("/api/datasets/{dataset_id:uuid}/runs", response_model=models.RunList, summary="A dataset's runs, newest first")
-
 def list_runs(
     dataset_id: UUID,
     ledger: LedgerDep,
@@ -141,7 +136,6 @@ def list_runs(
 
 @router.post("/api/datasets/{dataset_id:uuid}/runs", status_code=202, response_model=models.Run,
              summary="Start a run on a pinned dataset version (without a target: caller-driven)")
-
 def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, actor: Actor,
                reason: Reason = None) -> Any:
     """Starts a run over a pinned dataset version: each item goes to the target and its output to the
@@ -174,7 +168,6 @@ def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, acto
 
 @router.get("/api/datasets/runs/{run_id:uuid}/analytics", response_model=models.RunAnalytics,
             summary="Success rate, per-scorer statistics, latency percentiles; per metadata group")
-
 def run_analytics(
     run_id: UUID,
     ledger: LedgerDep,
@@ -192,7 +185,6 @@ def run_analytics(
 @router.post("/api/datasets/compare", response_model=models.Comparison | models.MultiComparison,
              summary="Compare a candidate run (or several) with a baseline: per scorer, with significance",
              openapi_extra=declare("reader"))
-
 def compare_runs(body: models.CompareRequest, ledger: LedgerDep, principal: PrincipalDep) -> Any:
     """Compares a candidate run (`runIdB`) or several (`candidates`) with a baseline run item by item, per
     scorer, with a significance test, and says whether anything regressed. The runs must be of one
@@ -211,14 +203,12 @@ def compare_runs(body: models.CompareRequest, ledger: LedgerDep, principal: Prin
 
 
 @router.get("/api/targets", response_model=models.Catalog, summary="Target types and registered targets")
-
 def list_targets(ledger: LedgerDep) -> Any:
     """The built-in target types and the targets registered with the service."""
     return {"builtin": describe_builtin_targets(), "registered": ledger.registry.describe_targets()}
 
 
 @router.get("/api/scorers", response_model=models.Catalog, summary="Built-in and registered scorers")
-
 def list_scorers(ledger: LedgerDep) -> Any:
     """The built-in scorers (with their options) and the scorers registered with the service."""
     return {"builtin": describe_builtin_scorers(), "registered": ledger.registry.describe_scorers()}

@@ -133,7 +133,6 @@ async def import_items(
 
 @router.get("/api/datasets/{dataset_id:uuid}/items/export", summary="Export a version's items (streamed)",
             response_class=StreamingResponse, responses={200: file_answer(("csv", "json", "jsonl"))})
-
 def export(
     dataset_id: UUID,
     ledger: LedgerDep,
@@ -154,7 +153,6 @@ def export(
 
 @router.get("/api/datasets/runs/{run_id:uuid}/results/export", summary="Export a run's results (streamed)",
             response_class=StreamingResponse, responses={200: file_answer(("csv", "jsonl"))})
-
 def export_run_results(
     run_id: UUID,
     ledger: LedgerDep,
@@ -173,7 +171,6 @@ def export_run_results(
 
 @router.post("/api/datasets/{dataset_id:uuid}/duplicate", status_code=201, response_model=models.DatasetWritten,
              summary="A new dataset with a version's items (one version), recording their origin")
-
 def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor: Actor,
               reason: Reason = None) -> Any:
     """A new dataset with the details and the items of a version of this one; each item records where it came
@@ -184,7 +181,6 @@ def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor
 
 @router.post("/api/datasets/{dataset_id:uuid}/items/{item_id:uuid}/duplicate", status_code=201,
              response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
-
 def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor,
                    reason: Reason = None) -> Any:
     """A copy of one item in the same dataset (without its externalId), in a new version."""
@@ -194,7 +190,6 @@ def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Ac
 
 @router.post("/api/datasets/{dataset_id:uuid}/items/copy", status_code=201, response_model=models.ItemsWritten,
              summary="Copy selected items into another dataset (one version there)")
-
 def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
                reason: Reason = None) -> Any:
     """Copies the named items of a version into another dataset of the same project, in one new version there;
@@ -210,7 +205,6 @@ def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, principal
 
 @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
              summary="A new dataset from selected items of another")
-
 def from_items(body: FromItemsRequest, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
                reason: Reason = None) -> Any:
     """A new dataset (in the source's project) holding copies of the named items of another dataset's
