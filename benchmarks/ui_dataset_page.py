@@ -42,11 +42,11 @@ def main(count: int) -> None:
         started = time.perf_counter()
         rows = [NewItem(ItemContent({"question": f"question {n}"}, f"answer {n}", {"shard": str(n % 100)}),
                         external_id=f"e-{n}") for n in range(count)]
-        written, _ = ledger.datasets.import_items(dataset["id"], rows, actor="bench")  # v1
+        written, _ = ledger.datasets.import_items(dataset.id, rows, actor="bench")  # v1
         ledger.read_your_writes(written)
-        ids = [str(i["id"]) for i in ledger.dataset_queries.list_items(dataset["id"], 1, 0, 1000)[0]]
-        cases.delete_items(dataset["id"], ids[:500], actor="bench")  # v2
-        cases.update_item(dataset["id"], ids[600], {"expectedOutput": "changed"}, actor="bench")  # v3
+        ids = [str(i.id) for i in ledger.dataset_queries.list_items(dataset.id, 1, 0, 1000)[0]]
+        cases.delete_items(dataset.id, ids[:500], actor="bench")  # v2
+        cases.update_item(dataset.id, ids[600], {"expectedOutput": "changed"}, actor="bench")  # v3
         print(f"loaded {count:,} items in {time.perf_counter() - started:.1f}s")
         ui_items.PER_PAGE = 50  # the page size the budget is about (the UI shows 25)
         client = TestClient(create_app(ledger), headers={"Authorization": f"Bearer {ADMIN_KEY}"})

@@ -195,7 +195,7 @@ def w2_in_process(settings_env: dict[str, str], n: int) -> dict[str, Any]:
             ledger.read_your_writes(written)
             latencies.append(time.perf_counter() - t)
         visible = ledger.dataset_queries.get_item(dataset_id, uuid.UUID(ids[199]), written.dataset_version)
-        assert visible["input"]["question"] == "edited 199"
+        assert visible.input["question"] == "edited 199"
         return {"edits": len(latencies), "medianMs": ms(statistics.median(latencies)),
                 "p95Ms": ms(percentile(latencies, 0.95))}
     finally:

@@ -39,7 +39,7 @@ class Finding:
 
 def _version_rows(ledger: Ledger, dataset_id: UUID) -> list[dict[str, Any]]:
     rows, _ = ledger.dataset_queries.list_versions(dataset_id, 0, 10_000_000)
-    return [{"version": r["version"], "item_count": r["itemCount"]} for r in rows]
+    return [{"version": r.version, "item_count": r.item_count} for r in rows]
 
 
 def _changed_ids(event: Any) -> tuple[set[str], set[str]]:
@@ -186,7 +186,7 @@ def _run_findings(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
 
 def all_dataset_ids(ledger: Ledger) -> list[UUID]:
     rows, _ = ledger.dataset_queries.list_datasets(0, 10_000_000)
-    return [row["id"] for row in rows]
+    return [row.id for row in rows]
 
 
 def all_run_ids(ledger: Ledger) -> list[UUID]:

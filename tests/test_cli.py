@@ -91,7 +91,7 @@ def test_migrate_creates_every_table_in_a_fresh_schema_and_can_run_again(setting
 
     with built_ledger(settings, create_tables=False) as ledger:
         assert ledger.datasets.get_dataset(dataset_id).name == "kept"
-        assert ledger.dataset_queries.get_dataset(dataset_id)["name"] == "kept"
+        assert ledger.dataset_queries.get_dataset(dataset_id).name == "kept"
 
 
 def test_migrate_takes_the_database_url_as_an_option_too(settings: Settings) -> None:

@@ -59,7 +59,7 @@ def test_async_task_with_context_in_process_without_a_server(settings: Settings)
         for follower in ledger.followers:
             follower.catch_up()
         dataset = ledger.dataset_use_cases.create_dataset(name="sums-local", actor="test")
-        ledger.read_your_writes(ledger.datasets.add_items(dataset["id"], [
+        ledger.read_your_writes(ledger.datasets.add_items(dataset.id, [
             NewItem(content=ItemContent(input=q, expected_output=q["a"] + q["b"], metadata={}), external_id=None)
             for q in QUESTIONS]))
     seen: list[tuple[str, int]] = []

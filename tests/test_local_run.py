@@ -12,7 +12,7 @@ from uuid import uuid4
 
 from evalledger.domain.runs import RunSettings
 from evalledger.execution.local_run import LocalRun
-from evalledger.execution.runner import RunExecutor
+from evalledger.execution.runner import RunExecutor, RunItem
 from evalledger.execution.targets import TargetOutput
 
 
@@ -56,8 +56,8 @@ class MemorySink:
         raise AssertionError("not cancelled")
 
 
-def pairs(first: int, count: int) -> list[tuple[dict[str, Any], int]]:
-    return [({"id": f"item-{n}", "input": {"n": n}, "expectedOutput": None, "metadata": None}, 0)
+def pairs(first: int, count: int) -> list[tuple[RunItem, int]]:
+    return [(RunItem(f"item-{n}", {"n": n}, None, None), 0)
             for n in range(first, first + count)]
 
 

@@ -20,7 +20,7 @@ from uuid import UUID
 
 import numpy as np
 
-from evalledger.analysis.output_diff import runs_output_diff
+from evalledger.analysis.output_diff import change_dict, runs_output_diff
 from evalledger.analysis.paired import paired
 from evalledger.domain.errors import ConflictError, InvalidRequestError
 from evalledger.domain.runs import FINISHED
@@ -209,9 +209,10 @@ class RunComparer:
         page = 0
         while True:
             diff = self.datasets.diff(a["dataset_id"], a["dataset_version"], b["dataset_version"], page, 10_000)
-            for entry in diff["changes"]:
-                changes[entry["itemId"]] = {"change": entry["change"], "fields": entry.get("changes")}
-            if not diff["pagination"]["hasMore"]:
+            for entry in diff.changes:
+                changes[entry.item_id] = {"change": entry.change, "fields": None if entry.changes is None
+                                          else [change_dict(c) for c in entry.changes]}
+            if (page + 1) * 10_000 >= diff.total:
                 return changes
             page += 1
 

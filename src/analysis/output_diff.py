@@ -8,7 +8,9 @@ import difflib
 import re
 from typing import Any
 
-from evalledger.projections.dataset_queries import field_changes
+from pydantic.alias_generators import to_camel
+
+from evalledger.projections.dataset_queries import FieldChange, field_changes
 
 # Words and the whitespace between them, so a diff of one long line still points at words.
 _TOKENS = re.compile(r"\s+|[^\s]+")
@@ -26,7 +28,14 @@ def output_diff(expected: Any, output: Any, *, failed: bool = False) -> dict[str
         return {"kind": "noExpectedOutput", "equal": False}
     if isinstance(expected, str) and isinstance(output, str):
         return {"kind": "text", "equal": expected == output, "segments": text_segments(expected, output)}
-    return {"kind": "json", "equal": expected == output, "changes": field_changes(expected, output, "output")}
+    return {"kind": "json", "equal": expected == output,
+            "changes": [change_dict(c) for c in field_changes(expected, output, ("output",))]}
+
+
+def change_dict(change: FieldChange) -> dict[str, Any]:
+    """A field change as the run answers still carry it (a FieldChange of the API's diff, as a dict)."""
+    return {"field": ".".join((to_camel(change.path[0]), *change.path[1:])), "before": change.before,
+            "after": change.after, **({"kind": change.kind} if change.kind else {})}
 
 
 def runs_output_diff(a: Any, b: Any) -> dict[str, Any]:

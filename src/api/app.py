@@ -64,18 +64,19 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
         redoc_url=None,
     )
     app.state.ledger = ledger
+    app.state.settings = settings  # the limits routes check per request (perPage, batch sizes)
     app.state.rate_limits = RateLimits(settings.rate_limit, settings.failed_auth_limit)
     app.router.route_class = Route
     problems.install(app)
     openapi.install(app)
     # Runs first: /api/datasets/runs/{runId} must not be taken for a dataset id.
     app.include_router(access.router)
-    app.include_router(runs.build_router(settings.max_per_page))
-    app.include_router(reviews.build_router(settings.max_per_page))
-    app.include_router(transfer.build_router())
-    app.include_router(events.build_router(settings.max_per_page))
-    app.include_router(tags.build_router())
-    app.include_router(datasets.build_router(settings.max_per_page, settings.max_batch_items))
+    app.include_router(runs.router)
+    app.include_router(reviews.router)
+    app.include_router(transfer.router)
+    app.include_router(events.router)
+    app.include_router(tags.router)
+    app.include_router(datasets.router)
 
     @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag",
              openapi_extra=declare("public"))

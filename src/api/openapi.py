@@ -27,7 +27,7 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
-            app.openapi_schema = as_served(schema)
+            app.openapi_schema = with_limits(as_served(schema), app.state.settings.max_per_page)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -69,6 +69,26 @@ def as_served(schema: dict[str, Any]) -> dict[str, Any]:
     schemas = schema.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    return schema
+
+
+def with_limits(schema: dict[str, Any], max_per_page: int) -> dict[str, Any]:
+    """`perPage` (and the feed's `limit`) document the service's maximum, which routes check
+    per request (paging.py)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            for parameter in list(parameters):
+                if parameter.get("in") == "query" and parameter.get("name") in ("perPage", "limit"):
+                    parameter["schema"]["maximum"] = max_per_page
+                    # A dependency's parameters come last; keep them where the routes declare them
+                    # (perPage after page, limit after after), so the document reads as before.
+                    follows = "page" if parameter["name"] == "perPage" else "after"
+                    names = [p.get("name") for p in parameters]
+                    if follows in names:
+                        parameters.remove(parameter)
+                        parameters.insert(names.index(follows) + (names.index(follows) < names.index(
+                            parameter["name"])), parameter)
     return schema
 
 

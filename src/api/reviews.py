@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.encoding import JSONBody
-from evalledger.api.paging import Page, pagination, per_page as per_page_param
+from evalledger.api.paging import Page, PerPage50, pagination
 from evalledger.api.routing import Route
 
 Repetition = Annotated[int, Query(ge=0, le=1_000_000, description="Which repetition of the item (default 0)")]
@@ -43,24 +43,22 @@ def rescore_run(run_id: UUID, body: models.RescoreCreate, ledger: LedgerDep, act
         item_timeout_ms=body.item_timeout_ms, max_retries=body.max_retries, actor=actor, reason=reason)
 
 
-def build_router(max_per_page: int) -> APIRouter:
-    router = APIRouter(tags=["reviews"], responses=PROBLEMS, route_class=Route)
-    PerPage = per_page_param(max_per_page)
+router = APIRouter(tags=["reviews"], responses=PROBLEMS, route_class=Route)
 
-    def review_queue(run_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage = 50) -> JSONBody:
-        """The run's results flagged for follow-up, in dataset order: what needs attention."""
-        rows, total = ledger.run_queries.filtered_results(run_id, page, per_page, flagged=True)
-        return JSONBody({"results": rows, "pagination": pagination(total, page, per_page)})
 
-    router.add_api_route("/api/datasets/runs/{run_id:uuid}/results/{item_id:uuid}", get_result, methods=["GET"],
-                         response_model=models.ResultDetail,
-                         summary="One result: its scores, reviews, score history and output diff")
-    router.add_api_route("/api/datasets/runs/{run_id:uuid}/results/{item_id:uuid}/review", review_result,
-                         methods=["POST"], response_model=models.ResultDetail,
-                         summary="Review a result: verdict, score overrides, criteria, comment, flag")
-    router.add_api_route("/api/datasets/runs/{run_id:uuid}/review-queue", review_queue, methods=["GET"],
-                         response_model=models.RunResultList, summary="A run's results flagged for follow-up")
-    router.add_api_route("/api/datasets/runs/{run_id:uuid}/rescore", rescore_run, methods=["POST"],
-                         status_code=202, response_model=models.Run,
-                         summary="Re-score a finished run's stored outputs in a derived run (no target call)")
-    return router
+def review_queue(run_id: UUID, ledger: LedgerDep, page: Page = 0, per_page: PerPage50 = 50) -> JSONBody:
+    """The run's results flagged for follow-up, in dataset order: what needs attention."""
+    rows, total = ledger.run_queries.filtered_results(run_id, page, per_page, flagged=True)
+    return JSONBody({"results": rows, "pagination": pagination(total, page, per_page)})
+
+router.add_api_route("/api/datasets/runs/{run_id:uuid}/results/{item_id:uuid}", get_result, methods=["GET"],
+                     response_model=models.ResultDetail,
+                     summary="One result: its scores, reviews, score history and output diff")
+router.add_api_route("/api/datasets/runs/{run_id:uuid}/results/{item_id:uuid}/review", review_result,
+                     methods=["POST"], response_model=models.ResultDetail,
+                     summary="Review a result: verdict, score overrides, criteria, comment, flag")
+router.add_api_route("/api/datasets/runs/{run_id:uuid}/review-queue", review_queue, methods=["GET"],
+                     response_model=models.RunResultList, summary="A run's results flagged for follow-up")
+router.add_api_route("/api/datasets/runs/{run_id:uuid}/rescore", rescore_run, methods=["POST"],
+                     status_code=202, response_model=models.Run,
+                     summary="Re-score a finished run's stored outputs in a derived run (no target call)")

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
-from evalledger.api.paging import After, Page, pagination
+from evalledger.api.paging import After, Page, PerPage50, pagination
 from evalledger.api.paging import per_page as per_page_param
 from evalledger.service_layer.events import stream_page
 
@@ -62,3 +62,18 @@ def stream_query(max_per_page: int) -> Any:
     return Annotated[StreamQuery, Depends(read)]
 
 
+
+
+def _read(
+    page: Page = 0,
+    per_page: PerPage50 = 50,
+    after: After = None,
+    types: Annotated[list[EventType] | None, Query(alias="type", description="Only these event types")] = None,
+    since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
+    until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
+) -> StreamQuery:
+    return StreamQuery(page, per_page, after, types, utc(since), utc(until))
+
+
+# The StreamQuery of a request, `perPage` bounded by the service's setting (read per request).
+Stream = Annotated[StreamQuery, Depends(_read)]

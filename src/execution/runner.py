@@ -48,7 +48,20 @@ FLUSH_INTERVAL = 0.2
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 5.0
 
-ItemPages = Callable[[], Iterator[list[dict[str, Any]]]]
+
+
+@dataclass(slots=True)
+class RunItem:
+    """What the runner reads of an item. The service hands it the projection's ItemView,
+    which has these fields and more; the SDK builds these from a remote dataset's items."""
+
+    id: Any
+    input: Any
+    expected_output: Any
+    metadata: dict[str, Any] | None
+
+
+ItemPages = Callable[[], Iterator[list[Any]]]  # pages of RunItem-like items
 # More (item, repetition) pairs for a running executor and how many more workers to run
 # them with; called in the executor's loop, it answers ([], 0) once, when it takes no more
 # (the scheduler's chunks of one run share one executor this way, see local_run.py).
@@ -296,7 +309,7 @@ class RunExecutor:
                 break
             for repetition in range(self.settings.repetitions):
                 for item in page:
-                    if f"{item['id']}#{repetition}" not in recorded:
+                    if f"{item.id}#{repetition}" not in recorded:
                         await pairs.put((item, repetition))
         while self.more_work is not None:
             more, workers = self.more_work()
@@ -305,7 +318,7 @@ class RunExecutor:
             if not more and not workers:
                 break
             for item, repetition in more:
-                if f"{item['id']}#{repetition}" not in recorded:
+                if f"{item.id}#{repetition}" not in recorded:
                     await pairs.put((item, repetition))
         for _ in range(len(self._workers)):
             await pairs.put(None)
@@ -347,7 +360,7 @@ class RunExecutor:
     async def execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
         """One item and repetition, in a span of its own (tracing.py) whose ids the result keeps."""
         attributes = {"evalledger.run_id": str(self.run_id), "evalledger.dataset_id": str(self.dataset_id),
-                      "evalledger.dataset_version": self.dataset_version, "evalledger.item_id": str(item["id"]),
+                      "evalledger.dataset_version": self.dataset_version, "evalledger.item_id": str(item.id),
                       "evalledger.repetition": repetition}
         with tracing.span("evalledger.item", attributes) as item_span:
             result = await self._execute(item, repetition)
@@ -372,15 +385,15 @@ class RunExecutor:
                 run_id=str(self.run_id),
                 dataset_id=str(self.dataset_id),
                 dataset_version=self.dataset_version,
-                item_id=str(item["id"]),
+                item_id=str(item.id),
                 repetition=repetition,
                 attempt=attempts,
-                expected_output=item["expectedOutput"],
-                metadata=item["metadata"] or {},
+                expected_output=item.expected_output,
+                metadata=item.metadata or {},
             )
             try:
                 with tracing.span("evalledger.target", {"evalledger.attempt": attempts}):
-                    output = await within(timeout, self.target.invoke(item["input"], context), TargetTimeoutError,
+                    output = await within(timeout, self.target.invoke(item.input, context), TargetTimeoutError,
                                           "target")
                 error = None
                 break
@@ -407,7 +420,7 @@ class RunExecutor:
         if error is not None:
             self.progress.failed += 1
         return {
-            "itemId": str(item["id"]),
+            "itemId": str(item.id),
             "repetition": repetition,
             "output": output.output if output is not None else None,
             "error": error,
@@ -424,10 +437,10 @@ class RunExecutor:
         if not self.scorers:
             return []
         question = ScoreInput(
-            input=item["input"],
+            input=item.input,
             output=output,
-            expected_output=item["expectedOutput"],
-            metadata=item["metadata"] or {},
+            expected_output=item.expected_output,
+            metadata=item.metadata or {},
             error=error,
         )
 

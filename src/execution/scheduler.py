@@ -390,7 +390,7 @@ class RunScheduler:
         page, _ = await asyncio.to_thread(self.dataset_queries.list_items, UUID(run.dataset_id),
                                           run.dataset_version, chunk, size)
         return [(item, repetition) for repetition in range(run.run_settings.repetitions) for item in page
-                if f"{item['id']}#{repetition}" not in run.outcomes]
+                if f"{item.id}#{repetition}" not in run.outcomes]
 
     async def _join(self, local: LocalRun, run_id: UUID, run: Run, chunk: int,
                     size: int) -> list[tuple[dict[str, Any], int]] | None | bool:
@@ -424,7 +424,7 @@ class RunScheduler:
         """The chunk's results are recorded, or the run has ended; else it stopped short."""
         after = await asyncio.to_thread(self.runs.get_run, run_id)
         if after.status not in FINISHED and any(
-                f"{item['id']}#{repetition}" not in after.outcomes for item, repetition in todo):
+                f"{item.id}#{repetition}" not in after.outcomes for item, repetition in todo):
             raise RunInterruptedError(f"chunk {chunk} of the run stopped before its items were recorded")
 
     async def _execute_local(self, run_id: UUID, run: Run, chunk: int,

@@ -1,7 +1,6 @@
 """Reads over the datasets projection's tables (see projections/datasets.py).
 
-Answers are plain dicts in the wire format (camelCase keys, ISO timestamps are left as
-datetimes for the encoder).
+Answers are typed snake_case objects (the dataclasses below); `api/` puts them on the wire.
 
 Listing items "as of version V" pages by ranges of `seq`, not by OFFSET: the items of a
 version never change once the version exists, so the ordered `seq`s of (dataset, V) are
@@ -15,6 +14,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -40,81 +40,161 @@ _ITEM_COLUMNS = (
 )
 
 
-def dataset_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["dataset_id"],
-        "name": row["name"],
-        "description": row["description"],
-        "metadata": row["metadata"],
-        "inputSchema": row["input_schema"],
-        "expectedOutputSchema": row["expected_output_schema"],
-        "version": row["version"],
-        "itemCount": row["item_count"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-        "projectId": row["project_id"],
-    }
+@dataclass(slots=True)
+class DatasetView:
+    id: UUID
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    input_schema: dict[str, Any] | None
+    expected_output_schema: dict[str, Any] | None
+    version: int
+    item_count: int
+    created_at: datetime
+    updated_at: datetime
+    project_id: UUID
 
 
-def item_wire(row: dict[str, Any], *, with_history_fields: bool = False) -> dict[str, Any]:
-    wire = {
-        "id": row["item_id"],
-        "datasetId": row["dataset_id"],
-        "externalId": row["external_id"],
-        "input": row["input"],
-        "expectedOutput": row["expected_output"],
-        "metadata": row["metadata"],
-        "source": row["source"],
-        "version": row["valid_from"],
-        "validFrom": row["valid_from"],
-        "validTo": row["valid_to"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-        "purgedAt": row["purged_at"],
-    }
-    if with_history_fields:
-        wire["deleted"] = row["deleted"]
-    return wire
+@dataclass(slots=True)
+class DatasetOverview(DatasetView):
+    last_actor: str | None = None
 
 
-def version_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": row["version"],
-        "createdAt": row["created_at"],
-        "added": row["added"],
-        "updated": row["updated"],
-        "removed": row["removed"],
-        "itemCount": row["item_count"],
-        "actor": row["actor"],
-        "reason": row["reason"],
-        "tags": row.get("tags") or [],
-    }
+@dataclass(slots=True)
+class ItemView:
+    """One revision of an item: what it held from version `valid_from` until `valid_to`."""
+
+    id: UUID
+    dataset_id: UUID
+    external_id: str | None
+    input: Any
+    expected_output: Any
+    metadata: dict[str, Any] | None
+    source: dict[str, Any] | None
+    version: int
+    valid_from: int
+    valid_to: int | None
+    created_at: datetime
+    updated_at: datetime
+    purged_at: datetime | None
 
 
-def tag_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {"tag": row["tag"], "version": row["version"], "taggedAt": row["tagged_at"], "actor": row["actor"],
-            "reason": row["reason"]}
+@dataclass(slots=True)
+class ItemRevision(ItemView):
+    deleted: bool = False
 
 
-def field_changes(before: Any, after: Any, path: str) -> list[dict[str, Any]]:
+@dataclass(slots=True)
+class VersionView:
+    version: int
+    created_at: datetime
+    added: int
+    updated: int
+    removed: int
+    item_count: int
+    actor: str
+    reason: str | None
+    tags: list[str]
+
+
+@dataclass(slots=True)
+class TagView:
+    tag: str
+    version: int
+    tagged_at: datetime
+    actor: str
+    reason: str | None
+
+
+@dataclass(slots=True)
+class FieldChange:
+    """One changed field of an item: `path` from the item's field (snake_case) down into its JSON."""
+
+    path: tuple[str, ...]
+    before: Any
+    after: Any
+    kind: str | None = None  # "added" / "removed" when the field exists on one side only
+
+
+@dataclass(slots=True)
+class ItemDiff:
+    item_id: UUID
+    change: str  # added, removed, changed
+    before: ItemView | None = None
+    after: ItemView | None = None
+    changes: list[FieldChange] | None = None
+
+
+@dataclass(slots=True)
+class DiffSummary:
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+
+@dataclass(slots=True)
+class DiffPage:
+    dataset_id: UUID
+    from_version: int
+    to_version: int
+    summary: DiffSummary
+    changes: list[ItemDiff]
+    total: int
+
+
+def _dataset_fields(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["dataset_id"], row["name"], row["description"], row["metadata"], row["input_schema"],
+        row["expected_output_schema"], row["version"], row["item_count"], row["created_at"], row["updated_at"],
+        row["project_id"],
+    )
+
+
+def dataset_view(row: dict[str, Any]) -> DatasetView:
+    return DatasetView(*_dataset_fields(row))
+
+
+def item_view(row: dict[str, Any]) -> ItemView:
+    return ItemView(
+        row["item_id"], row["dataset_id"], row["external_id"], row["input"], row["expected_output"],
+        row["metadata"], row["source"], row["valid_from"], row["valid_from"], row["valid_to"], row["created_at"],
+        row["updated_at"], row["purged_at"],
+    )
+
+
+def item_revision(row: dict[str, Any]) -> ItemRevision:
+    return ItemRevision(
+        row["item_id"], row["dataset_id"], row["external_id"], row["input"], row["expected_output"],
+        row["metadata"], row["source"], row["valid_from"], row["valid_from"], row["valid_to"], row["created_at"],
+        row["updated_at"], row["purged_at"], row["deleted"],
+    )
+
+
+def version_view(row: dict[str, Any]) -> VersionView:
+    return VersionView(row["version"], row["created_at"], row["added"], row["updated"], row["removed"],
+                       row["item_count"], row["actor"], row["reason"], row.get("tags") or [])
+
+
+def tag_view(row: dict[str, Any]) -> TagView:
+    return TagView(row["tag"], row["version"], row["tagged_at"], row["actor"], row["reason"])
+
+
+def field_changes(before: Any, after: Any, path: tuple[str, ...]) -> list[FieldChange]:
     """Field-level differences between two JSON values: objects are compared key by key
-    (recursively, paths joined with '.'); anything else is compared whole."""
+    (recursively, the path growing by the key); anything else is compared whole."""
     if before == after:
         return []
     if isinstance(before, dict) and isinstance(after, dict):
         changes = []
         for key in list(before) + [k for k in after if k not in before]:
-            changes += field_changes(before.get(key, _ABSENT), after.get(key, _ABSENT), f"{path}.{key}")
+            changes += field_changes(before.get(key, _ABSENT), after.get(key, _ABSENT), (*path, key))
         return changes
-    return [
-        {
-            "field": path,
-            "before": None if before is _ABSENT else before,
-            "after": None if after is _ABSENT else after,
-            **({"kind": "added"} if before is _ABSENT else {}),
-            **({"kind": "removed"} if after is _ABSENT else {}),
-        }
-    ]
+    return [FieldChange(
+        path,
+        None if before is _ABSENT else before,
+        None if after is _ABSENT else after,
+        "added" if before is _ABSENT else "removed" if after is _ABSENT else None,
+    )]
 
 
 def _like_pattern(text: str) -> str:
@@ -155,7 +235,7 @@ class DatasetQueries:
 
     # -- datasets -------------------------------------------------------------------------
 
-    def list_datasets(self, page: int, per_page: int, project_id: UUID | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list_datasets(self, page: int, per_page: int, project_id: UUID | None = None) -> tuple[list[DatasetView], int]:
         """Datasets not deleted, newest first: a project's, or (None) every project's."""
         rows = self._fetch(
             SQL(
@@ -166,7 +246,7 @@ class DatasetQueries:
             {"project": project_id, "n": per_page, "o": page * per_page},
         )
         if rows:
-            return [dataset_wire(r) for r in rows], rows[0]["total"]
+            return [dataset_view(r) for r in rows], rows[0]["total"]
         return [], self.count_datasets(project_id)
 
     def count_datasets(self, project_id: UUID | None = None) -> int:
@@ -191,8 +271,8 @@ class DatasetQueries:
             raise DatasetNotFoundError(f"dataset {dataset_id} not found")
         return rows[0]
 
-    def get_dataset(self, dataset_id: UUID) -> dict[str, Any]:
-        return dataset_wire(self.dataset_row(dataset_id))
+    def get_dataset(self, dataset_id: UUID) -> DatasetView:
+        return dataset_view(self.dataset_row(dataset_id))
 
     def resolve_version(self, dataset_id: UUID, version: int | None = None, as_of: datetime | None = None,
                         tag: str | None = None) -> int:
@@ -224,23 +304,23 @@ class DatasetQueries:
 
     # -- version tags -----------------------------------------------------------------------
 
-    def list_tags(self, dataset_id: UUID) -> list[dict[str, Any]]:
+    def list_tags(self, dataset_id: UUID) -> list[TagView]:
         """The dataset's tags, by name."""
         self.dataset_row(dataset_id)
-        return [tag_wire(r) for r in self._fetch(
+        return [tag_view(r) for r in self._fetch(
             SQL("SELECT * FROM {} WHERE dataset_id = %s ORDER BY tag").format(self._tags), (dataset_id,))]
 
-    def get_tag(self, dataset_id: UUID, tag: str) -> dict[str, Any]:
+    def get_tag(self, dataset_id: UUID, tag: str) -> TagView:
         self.dataset_row(dataset_id)
         rows = self._fetch(SQL("SELECT * FROM {} WHERE dataset_id = %s AND tag = %s").format(self._tags),
                            (dataset_id, tag))
         if not rows:
             raise TagNotFoundError(f"dataset {dataset_id} has no tag {tag!r}", tag=tag)
-        return tag_wire(rows[0])
+        return tag_view(rows[0])
 
     def tagged_version(self, dataset_id: UUID, tag: str) -> int:
         """The version `tag` names (TagNotFoundError when the dataset has no such tag)."""
-        return int(self.get_tag(dataset_id, tag)["version"])
+        return self.get_tag(dataset_id, tag).version
 
     # -- items ----------------------------------------------------------------------------
 
@@ -275,7 +355,7 @@ class DatasetQueries:
         search: str | None = None,
         *,
         external_id: str | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[ItemView], int]:
         if search or external_id is not None:
             if "\x00" in (search or "") + (external_id or ""):
                 return [], 0  # nothing stored can hold a NUL character
@@ -301,7 +381,7 @@ class DatasetQueries:
                 {**params, "limit": per_page, "offset": page * per_page},
             )
             if rows:
-                return [item_wire(r) for r in rows], rows[0]["total"]
+                return [item_view(r) for r in rows], rows[0]["total"]
             if page == 0:
                 return [], 0
             count = self._fetch(
@@ -323,12 +403,12 @@ class DatasetQueries:
             ).format(self._items),
             {"d": dataset_id, "v": version, "lo": chunk[0], "hi": chunk[-1]},
         )
-        return [item_wire(r) for r in rows], len(seqs)
+        return [item_view(r) for r in rows], len(seqs)
 
     def count_items(self, dataset_id: UUID, version: int) -> int:
         return len(self._seqs_at(dataset_id, version))
 
-    def iter_item_pages(self, dataset_id: UUID, version: int, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def iter_item_pages(self, dataset_id: UUID, version: int, page_size: int = 1000) -> Iterator[list[ItemView]]:
         """Every item at a version, a page at a time (memory stays flat)."""
         page = 0
         while True:
@@ -349,7 +429,7 @@ class DatasetQueries:
         )
         return {row["item_id"] for row in rows}
 
-    def get_item(self, dataset_id: UUID, item_id: UUID, version: int) -> dict[str, Any]:
+    def get_item(self, dataset_id: UUID, item_id: UUID, version: int) -> ItemView:
         rows = self._fetch(
             SQL(
                 "SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %(d)s AND item_id = %(i)s AND "
@@ -359,7 +439,7 @@ class DatasetQueries:
         )
         if not rows:
             raise ItemNotFoundError(f"item {item_id} not found in dataset {dataset_id} at version {version}")
-        return item_wire(rows[0])
+        return item_view(rows[0])
 
     def revisions(self, dataset_id: UUID) -> list[dict[str, Any]]:
         """Every item revision of a dataset (for the audit)."""
@@ -378,7 +458,7 @@ class DatasetQueries:
         )
         return rows[0]["purged_at"] if rows else None
 
-    def item_history(self, dataset_id: UUID, item_id: UUID) -> list[dict[str, Any]]:
+    def item_history(self, dataset_id: UUID, item_id: UUID) -> list[ItemRevision]:
         rows = self._fetch(
             SQL(
                 "SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %s AND item_id = %s"
@@ -388,11 +468,11 @@ class DatasetQueries:
         )
         if not rows:
             raise ItemNotFoundError(f"item {item_id} not found in dataset {dataset_id}")
-        return [item_wire(r, with_history_fields=True) for r in rows]
+        return [item_revision(r) for r in rows]
 
     # -- versions and diffs ---------------------------------------------------------------
 
-    def list_versions(self, dataset_id: UUID, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
+    def list_versions(self, dataset_id: UUID, page: int, per_page: int) -> tuple[list[VersionView], int]:
         current = self.dataset_row(dataset_id)["version"]
         # Versions are 0..current without gaps: page by range, newest first.
         high = current - page * per_page
@@ -404,11 +484,11 @@ class DatasetQueries:
                 self._versions_tagged),
             (dataset_id, low, high),
         )
-        return [version_wire(r) for r in rows], current + 1
+        return [version_view(r) for r in rows], current + 1
 
     def diff(
         self, dataset_id: UUID, from_version: int, to_version: int, page: int, per_page: int
-    ) -> dict[str, Any]:
+    ) -> DiffPage:
         """Items added, removed and changed between two versions (either order), with the
         changed fields' before and after values."""
         params = {"d": dataset_id, "a": from_version, "b": to_version, "limit": per_page, "offset": page * per_page}
@@ -426,9 +506,9 @@ class DatasetQueries:
             "   OR a.input IS DISTINCT FROM b.input OR a.expected_output IS DISTINCT FROM b.expected_output"
             "   OR a.metadata IS DISTINCT FROM b.metadata OR a.external_id IS DISTINCT FROM b.external_id))"
         ).format(items=self._items)
-        counts = {"added": 0, "removed": 0, "changed": 0}
+        summary = DiffSummary()
         for row in self._fetch(classified + SQL(" SELECT change, count(*) AS n FROM j GROUP BY change"), params):
-            counts[row["change"]] = row["n"]
+            setattr(summary, row["change"], row["n"])
         page_rows = self._fetch(
             classified
             + SQL(" SELECT * FROM j ORDER BY seq LIMIT %(limit)s OFFSET %(offset)s"),
@@ -449,43 +529,21 @@ class DatasetQueries:
         for r in page_rows:
             before = revisions.get((r["item_id"], r["a_rev"])) if r["a_rev"] is not None else None
             after = revisions.get((r["item_id"], r["b_rev"])) if r["b_rev"] is not None else None
-            entry: dict[str, Any] = {"itemId": r["item_id"], "change": r["change"]}
-            if r["change"] == "added":
-                entry["after"] = item_wire(after)
-            elif r["change"] == "removed":
-                entry["before"] = item_wire(before)
-            else:
-                changes = []
-                for wire_name, column in (
-                    ("externalId", "external_id"),
-                    ("input", "input"),
-                    ("expectedOutput", "expected_output"),
-                    ("metadata", "metadata"),
-                ):
-                    changes += field_changes(before[column], after[column], wire_name)
-                entry["changes"] = changes
-                entry["before"] = item_wire(before)
-                entry["after"] = item_wire(after)
+            entry = ItemDiff(r["item_id"], r["change"])
+            if r["change"] != "added":
+                entry.before = item_view(before)
+            if r["change"] != "removed":
+                entry.after = item_view(after)
+            if r["change"] == "changed":
+                entry.changes = [change for column in ("external_id", "input", "expected_output", "metadata")
+                                 for change in field_changes(before[column], after[column], (column,))]
             entries.append(entry)
-        total = sum(counts.values())
-        return {
-            "datasetId": dataset_id,
-            "fromVersion": from_version,
-            "toVersion": to_version,
-            "summary": counts,
-            "changes": entries,
-            "pagination": {
-                "total": total,
-                "page": page,
-                "perPage": per_page,
-                "hasMore": (page + 1) * per_page < total,
-            },
-        }
-
+        total = summary.added + summary.removed + summary.changed
+        return DiffPage(dataset_id, from_version, to_version, summary, entries, total)
 
     def list_datasets_overview(
         self, *, search: str | None, page: int, per_page: int, project_id: UUID | None = None
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[DatasetOverview], int]:
         """Datasets for an overview (newest first, optionally those whose name holds `search`,
         case-insensitively), each with who made its latest version."""
         rows = self._fetch(
@@ -501,7 +559,7 @@ class DatasetQueries:
              "project": project_id},
         )
         total = rows[0]["total"] if rows else 0
-        return [{**dataset_wire(r), "lastActor": r["last_actor"]} for r in rows], total
+        return [DatasetOverview(*_dataset_fields(r), last_actor=r["last_actor"]) for r in rows], total
 
 
     # -- the web UI's items table: filters and selections at a version ----------------------
@@ -520,7 +578,7 @@ class DatasetQueries:
         return clauses, params
 
     def find_items(self, dataset_id: UUID, version: int, *, page: int, per_page: int, search: str | None = None,
-                   meta_key: str | None = None, meta_value: str | None = None) -> tuple[list[dict[str, Any]], int]:
+                   meta_key: str | None = None, meta_value: str | None = None) -> tuple[list[ItemView], int]:
         """Items at a version, optionally searched and filtered by one metadata key = value.
         Unfiltered reads take the seq-range path of `list_items` (fast at any version)."""
         if not meta_key:
@@ -536,7 +594,7 @@ class DatasetQueries:
             {"d": dataset_id, "v": version, "limit": per_page, "offset": page * per_page, **params},
         )
         if rows:
-            return [item_wire(r) for r in rows], rows[0]["total"]
+            return [item_view(r) for r in rows], rows[0]["total"]
         return [], len(self.matching_item_ids(dataset_id, version, search=search, meta_key=meta_key,
                                               meta_value=meta_value)) if page else 0
 
@@ -554,24 +612,24 @@ class DatasetQueries:
         )
         return [row["item_id"] for row in rows]
 
-    def items_by_ids(self, dataset_id: UUID, version: int, item_ids: list[UUID]) -> list[dict[str, Any]]:
+    def items_by_ids(self, dataset_id: UUID, version: int, item_ids: list[UUID]) -> list[ItemView]:
         """The named items as they were at a version, in item order (unknown ids are left out)."""
         rows = self._fetch(
             SQL("SELECT " + _ITEM_COLUMNS + " FROM {} WHERE dataset_id = %(d)s AND item_id = ANY(%(ids)s) AND "
                 + _VALID_AT + " ORDER BY seq").format(self._items),
             {"d": dataset_id, "ids": item_ids, "v": version},
         )
-        return [item_wire(r) for r in rows]
+        return [item_view(r) for r in rows]
 
-    def version_row(self, dataset_id: UUID, version: int) -> dict[str, Any] | None:
+    def version_row(self, dataset_id: UUID, version: int) -> VersionView | None:
         """One version's summary (when it was made, by whom, what it changed)."""
         rows = self._fetch(
             SQL("{} WHERE v.dataset_id = %s AND v.version = %s").format(self._versions_tagged),
             (dataset_id, version),
         )
-        return version_wire(rows[0]) if rows else None
+        return version_view(rows[0]) if rows else None
 
-    def recent_versions(self, dataset_id: UUID, current: int, limit: int) -> list[dict[str, Any]]:
+    def recent_versions(self, dataset_id: UUID, current: int, limit: int) -> list[VersionView]:
         """The `limit` newest versions, newest first, for a dataset whose current version the
         caller already read (one range scan, no second read of the dataset row)."""
         rows = self._fetch(
@@ -579,7 +637,7 @@ class DatasetQueries:
                 self._versions_tagged),
             (dataset_id, max(0, current - limit + 1), current),
         )
-        return [version_wire(r) for r in rows]
+        return [version_view(r) for r in rows]
 
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""

@@ -14,8 +14,11 @@ from uuid import UUID
 
 import orjson
 
+from evalledger.api import models
+from evalledger.api.wire import encode
 from evalledger.client import ApiError, Client
 from evalledger.domain.runs import RunSettings
+from evalledger.execution.runner import RunItem
 
 if TYPE_CHECKING:
     from evalledger.bootstrap import Ledger
@@ -33,7 +36,7 @@ class Backend(Protocol):
                    name: str, metadata: dict[str, Any], tag: str | None = None) -> dict[str, Any]: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def run_pages(self, dataset_id: str) -> Iterator[list[dict[str, Any]]]: ...
-    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]: ...
+    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[Any]]: ...  # of items the runner takes
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]: ...
     def submit(self, run_id: str, results: list[dict[str, Any]]) -> None: ...
     def finalize(self, run_id: str) -> dict[str, Any]: ...
@@ -109,8 +112,9 @@ class RemoteBackend:
     def run_pages(self, dataset_id: str) -> Iterator[list[dict[str, Any]]]:
         return self._pages(f"/api/datasets/{dataset_id}/runs", "runs")
 
-    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]:
-        return self._pages(f"/api/datasets/{dataset_id}/items", "items", version=version)
+    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[RunItem]]:
+        for page in self._pages(f"/api/datasets/{dataset_id}/items", "items", version=version):
+            yield [RunItem(item["id"], item["input"], item["expectedOutput"], item["metadata"]) for item in page]
 
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]:
         return self._pages(f"/api/datasets/runs/{run_id}/results", "results")
@@ -164,7 +168,7 @@ class LocalBackend:
         queries = self.ledger.dataset_queries
         if _is_uuid(dataset):
             try:
-                return _wire(queries.get_dataset(UUID(dataset)))
+                return _wire(encode(models.Dataset, queries.get_dataset(UUID(dataset))))
             except NotFoundError:
                 pass
 
@@ -172,7 +176,7 @@ class LocalBackend:
             page = 0
             while True:
                 rows, total = queries.list_datasets(page, PAGE)
-                yield _wire(rows)
+                yield _wire([encode(models.Dataset, row) for row in rows])
                 if (page + 1) * PAGE >= total:
                     return
                 page += 1
@@ -200,9 +204,8 @@ class LocalBackend:
                 return
             page += 1
 
-    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[dict[str, Any]]]:
-        for page in self.ledger.dataset_queries.iter_item_pages(UUID(dataset_id), version, PAGE):
-            yield _wire(page)
+    def item_pages(self, dataset_id: str, version: int) -> Iterator[list[Any]]:
+        return self.ledger.dataset_queries.iter_item_pages(UUID(dataset_id), version, PAGE)
 
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]:
         for page in self.ledger.run_queries.iter_result_pages(UUID(run_id), PAGE):

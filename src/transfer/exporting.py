@@ -29,13 +29,13 @@ def _csv_cell(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _record(item: dict[str, Any], with_ids: bool) -> dict[str, Any]:
-    record = {"input": item["input"], "expectedOutput": item["expectedOutput"], "metadata": item["metadata"],
-              "externalId": item["externalId"]}
-    return {"id": item["id"], **record} if with_ids else record
+def _record(item: Any, with_ids: bool) -> dict[str, Any]:
+    record = {"input": item.input, "expectedOutput": item.expected_output, "metadata": item.metadata,
+              "externalId": item.external_id}
+    return {"id": item.id, **record} if with_ids else record
 
 
-def export_items(pages: Iterable[list[dict[str, Any]]], file_format: str, *, with_ids: bool = False) -> Iterator[bytes]:
+def export_items(pages: Iterable[list[Any]], file_format: str, *, with_ids: bool = False) -> Iterator[bytes]:
     pages = read_ahead(pages)
     if file_format == "csv":
         yield from _csv(pages, with_ids)
@@ -52,15 +52,15 @@ def export_items(pages: Iterable[list[dict[str, Any]]], file_format: str, *, wit
         yield b"]"
 
 
-def _csv(pages: Iterable[list[dict[str, Any]]], with_ids: bool) -> Iterator[bytes]:
+def _csv(pages: Iterable[list[Any]], with_ids: bool) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow((("id",) if with_ids else ()) + CSV_COLUMNS)
     for page in pages:
         for item in page:
-            cells = [_csv_cell(item["input"]), _csv_cell(item["expectedOutput"]),
-                     _csv_cell(item["metadata"] or {}), _csv_cell(item["externalId"])]
-            writer.writerow(([str(item["id"])] if with_ids else []) + cells)
+            cells = [_csv_cell(item.input), _csv_cell(item.expected_output),
+                     _csv_cell(item.metadata or {}), _csv_cell(item.external_id)]
+            writer.writerow(([str(item.id)] if with_ids else []) + cells)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()

@@ -154,7 +154,7 @@ def _dataset_names(ledger: Ledger, runs: Any) -> dict[Any, str]:
     for run in runs:
         if run["datasetId"] not in names:
             try:
-                names[run["datasetId"]] = ledger.dataset_queries.get_dataset(run["datasetId"])["name"]
+                names[run["datasetId"]] = ledger.dataset_queries.get_dataset(run["datasetId"]).name
             except DomainError:  # a deleted dataset: its runs stay comparable
                 names[run["datasetId"]] = "deleted dataset"
     return names

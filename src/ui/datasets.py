@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from evalledger.bootstrap import Ledger
 from evalledger.domain.errors import DomainError, InvalidRequestError, SchemaViolationError, VersionNotFoundError
+from evalledger.projections.dataset_queries import DatasetView, TagView, VersionView
 from evalledger.ui.app import PageRoute
 from evalledger.ui.forms import FormError, actor_of, json_field, text_field
 from evalledger.ui.templating import pretty_json, templates
@@ -48,16 +49,16 @@ class DatasetAt:
     """A dataset as a page shows it: its current details, and the version the page is about
     (from `?version=N` or `?asOf=...`, else the current one)."""
 
-    dataset: dict[str, Any]
+    dataset: DatasetView
     version: int
     as_of: str | None
-    info: dict[str, Any] | None
-    versions: list[dict[str, Any]]
-    tags: list[dict[str, Any]] = field(default_factory=list)  # the dataset's version tags, by name
+    info: VersionView | None
+    versions: list[VersionView]
+    tags: list[TagView] = field(default_factory=list)  # the dataset's version tags, by name
 
     @property
     def current(self) -> int:
-        return self.dataset["version"]
+        return self.dataset.version
 
     @property
     def is_old(self) -> bool:
@@ -79,13 +80,13 @@ def dataset_at(request: Request, dataset_id: UUID, version: int | None = None, a
         moment = parse_as_of(as_of)
     except FormError as error:
         raise InvalidPageInput(error.message) from None
-    current = dataset["version"]
+    current = dataset.version
     if version is not None and version > current:
         raise VersionNotFoundError(f"dataset {dataset_id} has no version {version} (current version is {current})")
     # The dataset row was just read: only an "as of" instant needs another query to resolve.
     at = version if version is not None else (queries.resolve_version(dataset_id, None, moment) if moment else current)
     versions = queries.recent_versions(dataset_id, current, VERSION_CHOICES)
-    info = next((v for v in versions if v["version"] == at), None) or queries.version_row(dataset_id, at)
+    info = next((v for v in versions if v.version == at), None) or queries.version_row(dataset_id, at)
     return DatasetAt(dataset=dataset, version=at, as_of=as_of if version is None and moment else None,
                      info=info, versions=versions, tags=queries.list_tags(dataset_id))
 
@@ -152,7 +153,7 @@ async def create_dataset(request: Request) -> Response:
             "expectedOutputSchema" if "expectedOutputSchema" in error.detail else "name")
         return _list_page(request, search=None, page=0, form={**values, "open": True},
                           errors={field: error.detail}, status_code=422)
-    return RedirectResponse(f"/datasets/{dataset['id']}", status_code=303)
+    return RedirectResponse(f"/datasets/{dataset.id}", status_code=303)
 
 
 @router.get("/datasets/{dataset_id}/duplicate", response_class=HTMLResponse)
@@ -160,7 +161,7 @@ def duplicate_form(request: Request, dataset_id: UUID) -> HTMLResponse:
     """The duplicate dialog's form (the list page loads it into its dialog)."""
     dataset = ledger_of(request).dataset_queries.get_dataset(dataset_id)
     return templates.TemplateResponse(request, "partials/duplicate_form.html",
-                                      {"dup_dataset": dataset, "dup_version": dataset["version"]})
+                                      {"dup_dataset": dataset, "dup_version": dataset.version})
 
 
 @router.post("/datasets/{dataset_id}/duplicate")
@@ -181,7 +182,7 @@ async def duplicate_dataset(request: Request, dataset_id: UUID) -> Response:
         message = error.message if isinstance(error, FormError) else error.detail
         return templates.TemplateResponse(request, "partials/form_error.html", {"message": message},
                                           status_code=422)
-    return redirect(request, f"/datasets/{copy['id']}")
+    return redirect(request, f"/datasets/{copy.id}")
 
 
 def redirect(request: Request, url: str) -> Response:
@@ -219,9 +220,10 @@ async def set_actor(request: Request) -> Response:
 def settings_page(request: Request, dataset_id: UUID) -> HTMLResponse:
     at = dataset_at(request, dataset_id)
     d = at.dataset
-    form = {"name": d["name"], "description": d["description"],
-            "inputSchema": pretty_json(d["inputSchema"]) if d["inputSchema"] is not None else "",
-            "expectedOutputSchema": pretty_json(d["expectedOutputSchema"]) if d["expectedOutputSchema"] is not None else ""}
+    form = {"name": d.name, "description": d.description,
+            "inputSchema": pretty_json(d.input_schema) if d.input_schema is not None else "",
+            "expectedOutputSchema": pretty_json(d.expected_output_schema) if d.expected_output_schema is not None
+            else ""}
     return _settings(request, at, form)
 
 
@@ -247,7 +249,9 @@ async def save_settings(request: Request, dataset_id: UUID) -> HTMLResponse:
             "inputSchema": json_field(form, "inputSchema", label="Input schema"),
             "expectedOutputSchema": json_field(form, "expectedOutputSchema", label="Expected output schema"),
         }
-        changes = {k: v for k, v in changes.items() if v != at.dataset[k]}
+        current = {"name": at.dataset.name, "description": at.dataset.description,
+                   "inputSchema": at.dataset.input_schema, "expectedOutputSchema": at.dataset.expected_output_schema}
+        changes = {k: v for k, v in changes.items() if v != current[k]}
         if changes:
             await asyncio.to_thread(
                 ledger_of(request).dataset_use_cases.change_details, dataset_id, changes, actor=actor_of(request),

@@ -51,7 +51,7 @@ def compare_page(
     diff = queries.diff(dataset_id, a, b, page, DIFF_PER_PAGE)
     return templates.TemplateResponse(request, "datasets/compare.html", {
         **at.context(), "tab": "versions", "diff": diff, "a": a, "b": b, "page": page, "per_page": DIFF_PER_PAGE,
-        "total": diff["pagination"]["total"], "has_more": diff["pagination"]["hasMore"],
+        "total": diff.total, "has_more": (page + 1) * DIFF_PER_PAGE < diff.total,
     })
 
 

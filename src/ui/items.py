@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from evalledger.domain.errors import DomainError, ItemNotFoundError, SchemaViolationError
-from evalledger.projections.dataset_queries import field_changes
+from evalledger.projections.dataset_queries import ItemView, field_changes
 from evalledger.transfer.exporting import MEDIA_TYPES, export_items
 from evalledger.api.security import declare
 from evalledger.ui.app import PageRoute, error_page
@@ -27,7 +27,9 @@ from evalledger.ui.session import principal_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-EDITOR_FIELDS = (("input", "Input"), ("expectedOutput", "Expected output"), ("metadata", "Metadata"))
+# The editor's fields: the form's (camelCase) name, the item's attribute, the label.
+EDITOR_FIELDS = (("input", "input", "Input"), ("expectedOutput", "expected_output", "Expected output"),
+                 ("metadata", "metadata", "Metadata"))
 MAX_SELECTION = 10_000
 
 
@@ -79,18 +81,18 @@ def copy_targets(request: Request, dataset_id: UUID) -> HTMLResponse:
     targets, _ = ledger_of(request).dataset_queries.list_datasets_overview(search=None, page=0, per_page=500,
                                                                            project_id=project)
     return templates.TemplateResponse(request, "partials/copy_targets.html",
-                                      {"targets": [t for t in targets if t["id"] != dataset_id]})
+                                      {"targets": [t for t in targets if t.id != dataset_id]})
 
 
 def _blank_editor() -> dict[str, Any]:
     return {"text": {"input": "", "expectedOutput": "", "metadata": "{}", "externalId": ""}, "errors": {}}
 
 
-def _editor_of(item: dict[str, Any]) -> dict[str, Any]:
-    values = {name: pretty_json(item[name]) for name, _ in EDITOR_FIELDS}
-    if item["expectedOutput"] is None:
+def _editor_of(item: ItemView) -> dict[str, Any]:
+    values = {name: pretty_json(getattr(item, attribute)) for name, attribute, _ in EDITOR_FIELDS}
+    if item.expected_output is None:
         values["expectedOutput"] = ""
-    values["externalId"] = item["externalId"] or ""
+    values["externalId"] = item.external_id or ""
     return {"text": values, "errors": {}}
 
 
@@ -201,7 +203,7 @@ async def add_item(request: Request, dataset_id: UUID) -> Response:
     except DomainError as error:
         errors = _field_errors(error)
     else:
-        return redirect(request, back_url(request, item=written["item"]["id"], page=None))
+        return redirect(request, back_url(request, item=written.item.id, page=None))
     return templates.TemplateResponse(request, "partials/item_form.html", {
         **at.context(), "editor": {"text": values, "errors": errors},
     }, status_code=422)
@@ -230,12 +232,12 @@ def item_history(request: Request, dataset_id: UUID, item_id: UUID) -> HTMLRespo
         older = revisions[index + 1] if index + 1 < len(revisions) else None
         if older is None:
             kind, changes = "created", []
-        elif revision["deleted"]:
+        elif revision.deleted:
             kind, changes = "deleted", []
         else:
-            kind = "restored" if older["deleted"] else "changed"
-            changes = [c for name in ("externalId", "input", "expectedOutput", "metadata")
-                       for c in field_changes(older[name], revision[name], name)]
+            kind = "restored" if older.deleted else "changed"
+            changes = [c for name in ("external_id", "input", "expected_output", "metadata")
+                       for c in field_changes(getattr(older, name), getattr(revision, name), (name,))]
         entries.append({"revision": revision, "kind": kind, "changes": changes})
     return templates.TemplateResponse(request, "datasets/item_history.html", {
         **at.context(), "tab": "items", "item_id": item_id, "entries": entries,
@@ -291,7 +293,7 @@ async def export_selection(request: Request, dataset_id: UUID) -> Response:
         for start in range(0, len(ids), 1000):
             yield queries.items_by_ids(dataset_id, at.version, ids[start:start + 1000])
 
-    filename = f"{at.dataset['name']}-v{at.version}-selection.{file_format}".replace('"', "")
+    filename = f"{at.dataset.name}-v{at.version}-selection.{file_format}".replace('"', "")
     return StreamingResponse(export_items(pages(), file_format), media_type=MEDIA_TYPES[file_format], headers={
         "Content-Disposition": f'attachment; filename="{filename}"', "X-Dataset-Version": str(at.version)})
 
@@ -320,7 +322,7 @@ async def dataset_from_selection(request: Request, dataset_id: UUID) -> Response
         name = text_field(form, "name", label="Name", required=True)
         created = ledger_of(request).dataset_use_cases.dataset_from_items(
             name=name, source_dataset_id=dataset_id, item_ids=ids, version=at.version, actor=actor_of(request))
-        return f"/datasets/{created['id']}"
+        return f"/datasets/{created.id}"
 
     return await _on_selection(request, dataset_id, new_dataset)
 

@@ -335,7 +335,7 @@ async def review_result(request: Request, run_id: UUID, item_id: UUID) -> HTMLRe
     }, status_code=status_code)
 
 
-def _dataset_or_none(ledger: Ledger, dataset_id: Any) -> dict[str, Any] | None:
+def _dataset_or_none(ledger: Ledger, dataset_id: Any) -> Any:
     try:
         return ledger.dataset_queries.get_dataset(UUID(str(dataset_id)))
     except DomainError:  # deleted since: the run stays readable

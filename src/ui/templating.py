@@ -11,6 +11,7 @@ import orjson
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from pydantic.alias_generators import to_camel
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -104,9 +105,14 @@ ICONS = {
     "key": '<circle cx="7.5" cy="15.5" r="4.5"/><path d="m10.7 12.3 9.8-9.8M17 6l3 3M14.5 8.5l2 2"/>',
 }
 
+def field_path(path: tuple[str, ...]) -> str:
+    """A changed field's path as pages show it (as the API names it): `expectedOutput.answer`."""
+    return ".".join((to_camel(path[0]), *path[1:]))
+
+
 templates.env.filters.update(
     pretty_json=pretty_json, compact_json=compact_json, ago=ago, timestamp=timestamp, percent=percent,
-    number=number,
+    number=number, field_path=field_path,
 )
 def project_name(request: Request) -> str:
     """The signed-in key's project, for the side bar."""

@@ -1,0 +1,90 @@
+"""The wire layer (api/wire.py): the typed answers of the queries and use cases become the
+JSON their response model documents, in camelCase, with nothing missing and nothing added.
+No database: these check the encoders against the models themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import orjson
+import pytest
+from pydantic import BaseModel
+
+from evalledger.api import models
+from evalledger.api.encoding import dumps
+from evalledger.api.paging import paged
+from evalledger.api.wire import encode
+from evalledger.projections import dataset_queries as q
+from evalledger.service_layer import datasets as use_cases
+
+# Each typed answer and the response model that puts it on the wire.
+PAIRS: list[tuple[type, type[BaseModel]]] = [
+    (q.DatasetView, models.Dataset),
+    (q.DatasetView, models.DatasetWritten),
+    (q.ItemView, models.Item),
+    (q.ItemRevision, models.ItemRevision),
+    (q.VersionView, models.DatasetVersion),
+    (q.TagView, models.DatasetTag),
+    (q.FieldChange, models.FieldChange),
+    (q.ItemDiff, models.ItemDiff),
+    (q.DiffSummary, models.DiffSummary),
+    (use_cases.DatasetDeleted, models.DatasetDeleted),
+    (use_cases.ItemWritten, models.ItemWritten),
+    (use_cases.ItemsWritten, models.ItemsWritten),
+    (use_cases.ItemsDeleted, models.ItemsDeleted),
+    (use_cases.ItemPurged, models.ItemPurged),
+    (use_cases.TagWritten, models.TagWritten),
+    (use_cases.TagDeleted, models.TagDeleted),
+]
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def item(**changes: object) -> q.ItemView:
+    fields = dict(id=uuid4(), dataset_id=uuid4(), external_id="q-1", input={"question": "2+2?"},
+                  expected_output="4", metadata={"lang": "en"}, source=None, version=3, valid_from=3, valid_to=None,
+                  created_at=NOW, updated_at=NOW, purged_at=None)
+    return q.ItemView(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def on_the_wire(model: type[BaseModel], obj: object) -> dict:
+    return orjson.loads(dumps(encode(model, obj)))
+
+
+@pytest.mark.parametrize(("typed", "model"), PAIRS, ids=[f"{t.__name__}-{m.__name__}" for t, m in PAIRS])
+def test_every_field_of_the_response_model_comes_from_the_typed_answer(typed: type, model: type[BaseModel]) -> None:
+    computed = set(getattr(model, "wire_sources", {}))
+    assert set(model.model_fields) - computed <= {f.name for f in dataclasses.fields(typed)}
+
+
+def test_an_item_is_written_with_the_models_camel_case_names_and_reads_back_through_the_model() -> None:
+    wire = on_the_wire(models.Item, item())
+    assert set(wire) == {field.alias for field in models.Item.model_fields.values()}
+    assert wire["externalId"] == "q-1" and wire["expectedOutput"] == "4" and wire["validTo"] is None
+    assert wire["createdAt"] == "2026-11-30T12:00:00Z"
+    assert models.Item.model_validate(wire).model_dump(mode="json", by_alias=True) == wire
+
+
+def test_a_list_answer_nests_the_models_and_its_pagination() -> None:
+    listing = models.ItemList.model_validate(on_the_wire(models.ItemList, type("Page", (), {
+        "items": [item(), item(external_id=None)], "version": 3, "pagination": paged(25, 1, 10)})()))
+    assert listing.pagination.has_more and listing.pagination.per_page == 10
+    assert [i.external_id for i in listing.items] == ["q-1", None]
+
+
+def test_fields_absent_when_none_are_left_out_and_a_changed_field_is_named_as_the_api_names_it() -> None:
+    added = on_the_wire(models.ItemDiff, q.ItemDiff(uuid4(), "added", after=item()))
+    assert set(added) == {"itemId", "change", "after"}
+    changes = q.field_changes({"a": 1}, {"a": 2, "b": 3}, ("expected_output",))
+    changed = on_the_wire(models.ItemDiff, q.ItemDiff(uuid4(), "changed", before=item(), after=item(),
+                                                      changes=changes))
+    assert changed["changes"] == [
+        {"field": "expectedOutput.a", "before": 1, "after": 2},
+        {"field": "expectedOutput.b", "before": None, "after": 3, "kind": "added"},
+    ]
+    copied = on_the_wire(models.ItemsWritten, use_cases.ItemsWritten(uuid4(), 2, 0, []))
+    assert "skippedItemIds" not in copied
+    skipped = on_the_wire(models.ItemsWritten, use_cases.ItemsWritten(uuid4(), 2, 0, [], ["a"]))
+    assert skipped["skippedItemIds"] == ["a"]
