@@ -100,7 +100,7 @@ def _dataset_findings(ledger: Ledger, dataset_id: UUID) -> Iterator[Finding]:
 
 def _check_tags(ledger: Ledger, dataset_id: UUID, dataset: Dataset) -> Iterator[Finding]:
     """The version tags the read model lists are the ones the log leaves (tag -> version)."""
-    listed = {row["tag"]: row["version"] for row in ledger.dataset_queries.list_tags(dataset_id)}
+    listed = {tag.tag: tag.version for tag in ledger.dataset_queries.list_tags(dataset_id)}
     for tag in sorted(set(listed) | set(dataset.tags)):
         if listed.get(tag) != dataset.tags.get(tag):
             yield Finding("dataset", dataset_id, None,

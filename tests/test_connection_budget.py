@@ -67,7 +67,7 @@ def test_a_process_refused_connections_exits_saying_why(database_url: str,
         started = time.monotonic()
         done = evalledger(*command, env=database_env(settings))
         took = time.monotonic() - started
-        said = done.stdout + done.stderr
+        said = " ".join((done.stdout + done.stderr).split())  # the terminal's line wrapping undone
         assert done.returncode == 2, said
         assert "too many connections" in said and "Traceback" not in said, said
         assert took < 30, took

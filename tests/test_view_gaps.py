@@ -23,8 +23,8 @@ def test_a_write_after_the_view_moved_back_brings_in_what_lies_between(settings:
         ledger.read_your_writes(written := ledger.datasets.create_dataset(name="after"))
 
         assert follower.position() == written.notification_id
-        assert ledger.dataset_queries.get_dataset(lost.aggregate_id)["name"] == "between"
-        assert ledger.dataset_queries.get_dataset(written.aggregate_id)["name"] == "after"
+        assert ledger.dataset_queries.get_dataset(lost.aggregate_id).name == "between"
+        assert ledger.dataset_queries.get_dataset(written.aggregate_id).name == "after"
     finally:
         ledger.close()
 

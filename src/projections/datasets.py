@@ -174,8 +174,7 @@ class DatasetsView(BatchingView):
                 " deleted_at timestamptz)"
             ).format(t("datasets")),
             # The dataset's project; rows of datasets from before projects hold the default one.
-            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS project_id uuid NOT NULL DEFAULT {}").format(
-                t("datasets"), Literal(str(DEFAULT_PROJECT_ID))),
+            self.add_column("datasets", "project_id", "uuid NOT NULL", Literal(str(DEFAULT_PROJECT_ID))),
             SQL(
                 "CREATE INDEX IF NOT EXISTS datasets_project_idx ON {} (project_id, created_at DESC, dataset_id)"
                 " WHERE deleted_at IS NULL"
@@ -202,7 +201,7 @@ class DatasetsView(BatchingView):
                 " PRIMARY KEY (dataset_id, item_id, valid_from))"
             ).format(t("dataset_items")),
             # When the item's content was purged (all its revisions then hold none).
-            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS purged_at timestamptz").format(t("dataset_items")),
+            self.add_column("dataset_items", "purged_at", "timestamptz"),
             SQL(
                 "CREATE INDEX IF NOT EXISTS dataset_items_seq_idx ON {}"
                 " (dataset_id, seq) INCLUDE (valid_from, valid_to, deleted)"

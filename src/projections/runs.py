@@ -111,16 +111,17 @@ class RunsView(BatchingView):
                 " PRIMARY KEY (run_id, item_id, repetition))"
             ).format(t("run_results")),
             # Tables made before results carried usage (tokens, cost, model) get the column.
-            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS usage jsonb").format(t("run_results")),
+            self.add_column("run_results", "usage", "jsonb"),
             # The result's span (tracing.py), beside its trace id.
-            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS span_id text").format(t("run_results")),
+            self.add_column("run_results", "span_id", "text"),
             SQL("CREATE INDEX IF NOT EXISTS run_results_order_idx ON {} (run_id, seq, repetition)").format(
                 t("run_results")
             ),
             # Added with reviews (issue 18); tables made before get them here.
-            SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS recorded_by text,"
-                " ADD COLUMN IF NOT EXISTS review jsonb, ADD COLUMN IF NOT EXISTS reviewed_scores jsonb,"
-                " ADD COLUMN IF NOT EXISTS flagged boolean NOT NULL DEFAULT false").format(t("run_results")),
+            self.add_column("run_results", "recorded_by", "text"),
+            self.add_column("run_results", "review", "jsonb"),
+            self.add_column("run_results", "reviewed_scores", "jsonb"),
+            self.add_column("run_results", "flagged", "boolean NOT NULL", SQL("false")),
             SQL("CREATE INDEX IF NOT EXISTS run_results_flagged_idx ON {} (run_id, seq, repetition)"
                 " WHERE flagged").format(t("run_results")),
             SQL(

@@ -25,7 +25,7 @@ import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 
 class ViewBehind(Exception):  # noqa: N818 - a condition the caller handles, not a failure
@@ -132,6 +132,29 @@ class BatchingView(PostgresTrackingRecorder):
     def table(self, name: str) -> Composed:
         """A schema-qualified table name for SQL composition."""
         return SQL("{}.{}").format(Identifier(self.schema), Identifier(name))
+
+    def add_column(self, table: str, column: str, definition: str, default: Composed | None = None) -> Composed:
+        """ALTER TABLE ... ADD COLUMN for tables made before the column, run only when the
+        column is missing: an ALTER takes the table's exclusive lock even when the column
+        exists, and a process starting beside busy ones would then queue every read of the
+        table behind it (or deadlock with a writer)."""
+        alter = SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+            self.table(table), Identifier(column), SQL(definition))  # type: ignore[arg-type]
+        if default is not None:
+            alter = SQL("{} DEFAULT {}").format(alter, default)
+        return SQL(
+            "DO $add$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
+            " WHERE table_schema = {} AND table_name = {} AND column_name = {}) THEN {}; END IF; END $add$"
+        ).format(Literal(self.schema), Literal(table), Literal(column), alter)
+
+    def create_table(self) -> None:
+        """Each statement in a transaction of its own: a process that starts while others
+        write then holds one table's lock at a time, so it cannot deadlock with their
+        transactions (which lock several tables); a statement that waits does so briefly."""
+        for statement in self.sql_create_statements:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(statement, prepare=False)
+        self.datastore.register_type_adapters()
 
     def other_view_table(self, name: str) -> Composed:
         """A table another view owns (read, never written, by this one)."""
