@@ -127,7 +127,8 @@ class BatchingView(PostgresTrackingRecorder):
         # holding another schema's key would keep this one from leading).
         self.leader_key = int.from_bytes(hashlib.blake2b(f"{self.schema}.{tracking_table_name}".encode(),
                                                          digest_size=8, person=b"leader").digest(), signed=True)
-        self.sql_create_statements.extend(self.table_statements())
+        self.view_statements = self.table_statements()
+        self.sql_create_statements.extend(self.view_statements)
 
     def table(self, name: str) -> Composed:
         """A schema-qualified table name for SQL composition."""
@@ -148,13 +149,20 @@ class BatchingView(PostgresTrackingRecorder):
         ).format(Literal(self.schema), Literal(table), Literal(column), alter)
 
     def create_table(self) -> None:
-        """Each statement in a transaction of its own: a process that starts while others
-        write then holds one table's lock at a time, so it cannot deadlock with their
+        """The tracking table as the library makes it (with its migration row), then this
+        view's statements each in a transaction of its own: a process that starts while
+        others write then holds one table's lock at a time, so it cannot deadlock with their
         transactions (which lock several tables); a statement that waits does so briefly."""
-        for statement in self.sql_create_statements:
+        everything = list(self.sql_create_statements)
+        mine = {id(statement) for statement in self.view_statements}
+        self.sql_create_statements[:] = [s for s in everything if id(s) not in mine]
+        try:
+            super().create_table()
+        finally:
+            self.sql_create_statements[:] = everything
+        for statement in self.view_statements:
             with self.datastore.transaction(commit=True) as curs:
                 curs.execute(statement, prepare=False)
-        self.datastore.register_type_adapters()
 
     def other_view_table(self, name: str) -> Composed:
         """A table another view owns (read, never written, by this one)."""
