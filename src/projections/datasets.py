@@ -18,7 +18,7 @@ rows a batch touches, folds the batch into them and writes back what changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -242,7 +242,7 @@ class DatasetsView(BatchingView):
             rows = getattr(event, "item_ids", None)
         return len(rows) if isinstance(rows, list) else 1
 
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
         """Read the rows the events touch, fold the events into them (datasets_fold.py) and
         write back the changed rows; a long batch goes in parts, each seeing what the last
         wrote."""
@@ -250,11 +250,25 @@ class DatasetsView(BatchingView):
         writes: list[Statement] = []
         for part in parts_of(events, self.weight_of, self.max_run_weight):
             run_together(curs, writes)  # the part before's, before this part's rows are read
-            writes = self.write_rows(curs, fold(self.read_rows(curs, touched(part)), part))
+            state = first if first is not None else self.read_rows(curs, touched(part))
+            first = None
+            writes = self.write_rows(curs, fold(state, part))
         return writes
+
+    def first_reads(self, events: Sequence[Any]) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
+        """The reads of the rows the batch's first part touches (see `apply`)."""
+        events = [e for e in events if type(e) in FOLDS]
+        part = next(iter(parts_of(events, self.weight_of, self.max_run_weight)), None)
+        return self.reads(touched(part)) if part else ([], lambda found: None)
 
     def read_rows(self, curs: Cursor[Any], keys: Touched) -> DatasetsState:
         """The rows the keys name, as the fold's state (read in one round trip)."""
+        statements, state_of = self.reads(keys)
+        return state_of(run_together(curs, statements, rows=True))
+
+    def reads(self, keys: Touched) -> tuple[list[Statement], Callable[[list[list[Any]]], DatasetsState]]:
+        """The statements that read the rows the keys name, and what makes the fold's state
+        of their answers (see `BatchingView.process`, which sends them with the lock)."""
         state = DatasetsState()
         reads: list[tuple[Statement, Any]] = []
         if keys.dataset_ids:
@@ -288,10 +302,14 @@ class DatasetsView(BatchingView):
         if statements:
             reads.append(((SQL(" UNION ").join(statements), params),
                           lambda row: state.seed_revision(_stored_revision(row))))
-        for (_, add), found in zip(reads, run_together(curs, [read for read, _ in reads], rows=True), strict=True):
-            for row in found:
-                add(row)
-        return state
+
+        def state_of(answers: list[list[Any]]) -> DatasetsState:
+            for (_, add), found in zip(reads, answers, strict=True):
+                for row in found:
+                    add(row)
+            return state
+
+        return [read for read, _ in reads], state_of
 
     def write_rows(self, curs: Cursor[Any], state: DatasetsState) -> list[Statement]:
         """The rows the fold changed: new revisions inserted (with COPY when many: that is

@@ -17,7 +17,7 @@ a batch touches, folds the batch into them and writes back what changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -145,20 +145,34 @@ class RunsView(BatchingView):
     def weight_of(self, event: Any) -> int:
         return len(event.results) if isinstance(event, Run.ResultsRecorded) else 1
 
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
         """Read the rows the events touch, fold the events into them (runs_fold.py) and write
-        back the changed rows; a long batch goes in parts, each seeing what the last wrote."""
+        back the changed rows; a long batch goes in parts, each seeing what the last wrote.
+        `first`: the first part's rows, when they were read already (see `first_reads`)."""
         events = [e for e in events if type(e) in FOLDS]
         writes: list[Statement] = []
         for part in parts_of(events, self.weight_of, self.max_run_weight):
             run_together(curs, writes)  # the part before's, before this part's rows are read
-            writes = self.write_rows(curs, fold(self.read_rows(curs, touched(part)), part))
+            state = first if first is not None else self.read_rows(curs, touched(part))
+            first = None
+            writes = self.write_rows(curs, fold(state, part))
         return writes
+
+    def first_reads(self, events: Sequence[Any]) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
+        """The reads of the rows the batch's first part touches (see `apply`)."""
+        events = [e for e in events if type(e) in FOLDS]
+        part = next(iter(parts_of(events, self.weight_of, self.max_run_weight)), None)
+        return self.reads(touched(part)) if part else ([], lambda found: None)
 
     def read_rows(self, curs: Cursor[Any], keys: Touched) -> RunsState:
         """The rows the keys name (runs, results, and for a purged item every result of it
         with its run), as the fold's state (read in one round trip)."""
-        state = RunsState()
+        statements, state_of = self.reads(keys)
+        return state_of(run_together(curs, statements, rows=True))
+
+    def reads(self, keys: Touched) -> tuple[list[Statement], Callable[[list[list[Any]]], RunsState]]:
+        """The statements that read the rows the keys name, and what makes the fold's state
+        of their answers (see `BatchingView.process`, which sends them with the lock)."""
         reads: list[Statement] = []
         purged_datasets = list({dataset_id for dataset_id, _ in keys.purged})
         if keys.run_ids or purged_datasets:
@@ -179,14 +193,20 @@ class RunsView(BatchingView):
             params += [list(column) for column in zip(*keys.purged, strict=True)]
         if statements:
             reads.append((SQL(" UNION ALL ").join(statements), params))
-        found = run_together(curs, reads, rows=True)
-        if keys.run_ids or purged_datasets:
-            for row in found.pop(0):
-                state.runs[row["run_id"]] = RunRow(**row)
-        for row in found[0] if found else ():
-            result = ResultRow(**row)
-            state.results[(result.run_id, result.item_id, result.repetition)] = result
-        return state
+        reads_runs = bool(keys.run_ids or purged_datasets)
+
+        def state_of(found: list[list[Any]]) -> RunsState:
+            state = RunsState()
+            found = list(found)
+            if reads_runs:
+                for row in found.pop(0):
+                    state.runs[row["run_id"]] = RunRow(**row)
+            for row in found[0] if found else ():
+                result = ResultRow(**row)
+                state.results[(result.run_id, result.item_id, result.repetition)] = result
+            return state
+
+        return reads, state_of
 
     def write_rows(self, curs: Cursor[Any], state: RunsState) -> list[Statement]:
         """The statements that upsert the rows the fold changed, to be run in one round trip.

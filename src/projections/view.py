@@ -177,9 +177,15 @@ class BatchingView(PostgresTrackingRecorder):
         return 1
 
     @abstractmethod
-    def apply(self, curs: Cursor[Any], events: Sequence[Any]) -> list[Statement]:
+    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
         """Write the rows the events imply, in order, inside the batch's transaction; the
-        last writes are returned, not yet run, for the caller to send with its own."""
+        last writes are returned, not yet run, for the caller to send with its own.
+        `first`: the rows the first part touches, when read already (`first_reads`)."""
+
+    @abstractmethod
+    def first_reads(self, events: Sequence[Any]) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
+        """The reads of the rows the batch's first part touches, and what turns their
+        answers into the fold's state (for `apply`'s `first`)."""
 
     def apply_now(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
         """`apply`, its last writes included."""
@@ -192,16 +198,28 @@ class BatchingView(PostgresTrackingRecorder):
         between it and `position`); ViewBehind, and nothing written, if the view is not
         there yet (another process rebuilt it meanwhile), as the events between would be
         lost."""
+        batch = [event for event, _ in events]
+        reads, state_of = self.first_reads(batch)
         with self.datastore.transaction(commit=True) as curs:
-            with curs.connection.pipeline():  # the lock and the position in one round trip
+            conn = curs.connection
+            # The lock, the position and the rows the batch touches first, in one round trip:
+            # statements run in order, so the reads see the tables as the lock leaves them.
+            with conn.pipeline():
                 curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
-                done = self._max_tracking_id(position.application_name, curs) or 0
+                tracked = conn.cursor()
+                tracked.execute(self.max_tracking_id_statement, (position.application_name,), prepare=True)
+                answers = [conn.cursor() for _ in reads]
+                for cursor, (statement, params) in zip(answers, reads, strict=True):
+                    cursor.execute(statement, params, prepare=True)
+            done = (tracked.fetchone() or {}).get("max") or 0  # type: ignore[union-attr]
             if position.notification_id <= done:
                 return 0
             if follows is not None and done < follows:
                 raise ViewBehind(done)
             fresh = [event for event, notification_id in events if notification_id > done]
-            writes = self.apply(curs, fresh)
+            # Rows read for events some of which were applied already are read again.
+            first = state_of([cursor.fetchall() for cursor in answers]) if reads and len(fresh) == len(batch) else None
+            writes = self.apply(curs, fresh, first)
             with curs.connection.pipeline():  # the last rows and the position in one round trip
                 for statement, params in writes:
                     curs.execute(statement, params, prepare=True)
