@@ -15,6 +15,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,7 +187,13 @@ def test_the_service_runs_behind_pgbouncer_in_transaction_mode(settings: Setting
             assert client.get_run(run.id).succeeded_count == 45
             clients = bouncer.admin("SHOW CLIENTS")
             servers = bouncer.admin("SHOW SERVERS")
-            direct = direct_connections(settings.database_url or "", {api_name, worker_name}, servers)
+            # A rebuild's own connections to PostgreSQL close once it has switched over, which
+            # may be a moment after its answer: look again for a few seconds.
+            for _ in range(50):
+                direct = direct_connections(settings.database_url or "", {api_name, worker_name}, servers)
+                if all(query.startswith("LISTEN") or "advisory" in query for _, query in direct):
+                    break
+                time.sleep(0.1)
             assert worker.process.poll() is None and api.process.poll() is None
         passed = transactions(bouncer) - before
 
