@@ -29,8 +29,8 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.content import Sealed
 from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
+from evalledger.projections import datasets_fold
 from evalledger.projections.datasets_fold import (
-    FOLDS,
     DatasetRow,
     DatasetsState,
     ItemRevision,
@@ -38,11 +38,9 @@ from evalledger.projections.datasets_fold import (
     TagRow,
     Touched,
     VersionRow,
-    fold,
     purge_revision,
-    touched,
 )
-from evalledger.projections.view import BatchingView, Statement, json_rows, names, parts_of, run_together, upsert
+from evalledger.projections.view import BatchingView, Statement, json_rows, names, upsert
 
 DATASET_TOPICS = tuple(
     f"evalledger.domain.datasets:Dataset.{name}"
@@ -153,6 +151,8 @@ def _stored_revision(row: dict[str, Any]) -> ItemRevision:
 
 class DatasetsView(BatchingView):
     read_model_tables = ("datasets", "dataset_items", "dataset_versions", "dataset_tags")
+    # What each event does to the rows (apply, first_reads and read_rows in view.py use it).
+    rules = datasets_fold
 
     def table_statements(self) -> list[Composed]:
         t = self.table
@@ -241,30 +241,6 @@ class DatasetsView(BatchingView):
         if rows is None:
             rows = getattr(event, "item_ids", None)
         return len(rows) if isinstance(rows, list) else 1
-
-    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
-        """Read the rows the events touch, fold the events into them (datasets_fold.py) and
-        write back the changed rows; a long batch goes in parts, each seeing what the last
-        wrote."""
-        events = [e for e in events if type(e) in FOLDS]
-        writes: list[Statement] = []
-        for part in parts_of(events, self.weight_of, self.max_run_weight):
-            run_together(curs, writes)  # the part before's, before this part's rows are read
-            state = first if first is not None else self.read_rows(curs, touched(part))
-            first = None
-            writes = self.write_rows(curs, fold(state, part))
-        return writes
-
-    def first_reads(self, events: Sequence[Any]) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
-        """The reads of the rows the batch's first part touches (see `apply`)."""
-        events = [e for e in events if type(e) in FOLDS]
-        part = next(iter(parts_of(events, self.weight_of, self.max_run_weight)), None)
-        return self.reads(touched(part)) if part else ([], lambda found: None)
-
-    def read_rows(self, curs: Cursor[Any], keys: Touched) -> DatasetsState:
-        """The rows the keys name, as the fold's state (read in one round trip)."""
-        statements, state_of = self.reads(keys)
-        return state_of(run_together(curs, statements, rows=True))
 
     def reads(self, keys: Touched) -> tuple[list[Statement], Callable[[list[list[Any]]], DatasetsState]]:
         """The statements that read the rows the keys name, and what makes the fold's state

@@ -17,7 +17,7 @@ a batch touches, folds the batch into them and writes back what changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -25,8 +25,8 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from evalledger.domain.runs import Run
+from evalledger.projections import runs_fold
 from evalledger.projections.runs_fold import (
-    FOLDS,
     NO_SEQ,
     RESULT_COLUMNS,
     REVIEW_COLUMNS,
@@ -35,16 +35,12 @@ from evalledger.projections.runs_fold import (
     RunRow,
     RunsState,
     Touched,
-    fold,
-    touched,
 )
 from evalledger.projections.view import (
     BatchingView,
     Statement,
     json_rows,
     names,
-    parts_of,
-    run_together,
     updates,
     upsert,
 )
@@ -59,6 +55,8 @@ RUNS_VIEW_TOPICS = (*RUN_TOPICS, "evalledger.domain.datasets:Dataset.ItemPurged"
 
 class RunsView(BatchingView):
     read_model_tables = ("runs", "run_results", "run_result_reviews")
+    # What each event does to the rows (apply, first_reads and read_rows in view.py use it).
+    rules = runs_fold
 
     def table_statements(self) -> list[Composed]:
         t = self.table
@@ -144,31 +142,6 @@ class RunsView(BatchingView):
 
     def weight_of(self, event: Any) -> int:
         return len(event.results) if isinstance(event, Run.ResultsRecorded) else 1
-
-    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
-        """Read the rows the events touch, fold the events into them (runs_fold.py) and write
-        back the changed rows; a long batch goes in parts, each seeing what the last wrote.
-        `first`: the first part's rows, when they were read already (see `first_reads`)."""
-        events = [e for e in events if type(e) in FOLDS]
-        writes: list[Statement] = []
-        for part in parts_of(events, self.weight_of, self.max_run_weight):
-            run_together(curs, writes)  # the part before's, before this part's rows are read
-            state = first if first is not None else self.read_rows(curs, touched(part))
-            first = None
-            writes = self.write_rows(curs, fold(state, part))
-        return writes
-
-    def first_reads(self, events: Sequence[Any]) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
-        """The reads of the rows the batch's first part touches (see `apply`)."""
-        events = [e for e in events if type(e) in FOLDS]
-        part = next(iter(parts_of(events, self.weight_of, self.max_run_weight)), None)
-        return self.reads(touched(part)) if part else ([], lambda found: None)
-
-    def read_rows(self, curs: Cursor[Any], keys: Touched) -> RunsState:
-        """The rows the keys name (runs, results, and for a purged item every result of it
-        with its run), as the fold's state (read in one round trip)."""
-        statements, state_of = self.reads(keys)
-        return state_of(run_together(curs, statements, rows=True))
 
     def reads(self, keys: Touched) -> tuple[list[Statement], Callable[[list[list[Any]]], RunsState]]:
         """The statements that read the rows the keys name, and what makes the fold's state

@@ -176,16 +176,47 @@ class BatchingView(PostgresTrackingRecorder):
         """How many rows the event writes, about (batches are cut at `max_run_weight`)."""
         return 1
 
-    @abstractmethod
-    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
-        """Write the rows the events imply, in order, inside the batch's transaction; the
-        last writes are returned, not yet run, for the caller to send with its own.
-        `first`: the rows the first part touches, when read already (`first_reads`)."""
+    # The view's fold module (datasets_fold, runs_fold): `FOLDS` (the events it takes),
+    # `touched(events)` (the keys of the rows they touch) and `fold(state, events)`.
+    rules: Any
 
     @abstractmethod
+    def reads(self, keys: Any) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
+        """The statements that read the rows the keys name, and what makes the fold's state
+        of their answers."""
+
+    @abstractmethod
+    def write_rows(self, curs: Cursor[Any], state: Any) -> list[Statement]:
+        """The statements that write the rows the fold changed (some may be run at once)."""
+
+    def read_rows(self, curs: Cursor[Any], keys: Any) -> Any:
+        """The rows the keys name, as the fold's state (read in one round trip)."""
+        statements, state_of = self.reads(keys)
+        return state_of(run_together(curs, statements, rows=True))
+
+    def apply(self, curs: Cursor[Any], events: Sequence[Any], first: Any = None) -> list[Statement]:
+        """Read the rows the events touch, fold the events into them and write back the
+        changed rows, in order, inside the batch's transaction; a long batch goes in parts,
+        each seeing what the last wrote. The last writes are returned, not yet run, for the
+        caller to send with its own. `first`: the first part's rows, when read already
+        (`first_reads`)."""
+        writes: list[Statement] = []
+        for part in self._parts(events):
+            run_together(curs, writes)  # the part before's, before this part's rows are read
+            state = first if first is not None else self.read_rows(curs, self.rules.touched(part))
+            first = None
+            writes = self.write_rows(curs, self.rules.fold(state, part))
+        return writes
+
     def first_reads(self, events: Sequence[Any]) -> tuple[list[Statement], Callable[[list[list[Any]]], Any]]:
         """The reads of the rows the batch's first part touches, and what turns their
         answers into the fold's state (for `apply`'s `first`)."""
+        part = next(self._parts(events), None)
+        return self.reads(self.rules.touched(part)) if part else ([], lambda found: None)
+
+    def _parts(self, events: Sequence[Any]) -> Iterator[list[Any]]:
+        folds = self.rules.FOLDS
+        return parts_of([e for e in events if type(e) in folds], self.weight_of, self.max_run_weight)
 
     def apply_now(self, curs: Cursor[Any], events: Sequence[Any]) -> None:
         """`apply`, its last writes included."""
