@@ -13,7 +13,6 @@ from pydantic import Field
 from evalledger.api import models
 from evalledger.api.encoding import JSONBody
 from evalledger.api.paging import After, Page, PerPage50, pagination
-from evalledger.api.paging import per_page as per_page_param
 from evalledger.service_layer.events import stream_page
 
 
@@ -43,25 +42,6 @@ class StreamQuery:
         return JSONBody({**stream_page(events, aggregate_id, total, self.page, self.per_page, self.after, self.types,
                                        self.since, self.until),
                          "pagination": pagination(total, self.page, self.per_page)})
-
-
-def stream_query(max_per_page: int) -> Any:
-    """The dependency that reads a StreamQuery from the query string."""
-    PerPage = per_page_param(max_per_page)
-
-    def read(
-        page: Page = 0,
-        per_page: PerPage = 50,
-        after: After = None,
-        types: Annotated[list[EventType] | None, Query(alias="type", description="Only these event types")] = None,
-        since: Annotated[models.Timestamp | None, Query(description="Only events at or after this time")] = None,
-        until: Annotated[models.Timestamp | None, Query(description="Only events before this time")] = None,
-    ) -> StreamQuery:
-        return StreamQuery(page, per_page, after, types, utc(since), utc(until))
-
-    return Annotated[StreamQuery, Depends(read)]
-
-
 
 
 def _read(
