@@ -28,7 +28,7 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.content import Sealed
-from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
+from evalledger.projections.bulk import NULL, EncodedValues, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
 from evalledger.projections import datasets_fold
 from evalledger.projections.datasets_fold import (
     DatasetRow,
@@ -71,19 +71,10 @@ def revision_content(content: Any) -> tuple[bytes, bytes, bytes]:
 
 class RevisionLines:
     """Encodes item revisions (`REVISION_COLUMNS`) as lines of COPY's text format. The
-    revisions of one event share their dataset id, version and times: each is encoded once
-    and kept (for the last few thousand values)."""
+    revisions of one event share their dataset id, version and times: each is encoded once."""
 
     def __init__(self) -> None:
-        self._encoded: dict[Any, bytes] = {}
-
-    def _value(self, value: Any, encode: Any) -> bytes:
-        encoded = self._encoded.get(value)
-        if encoded is None:
-            if len(self._encoded) > 4096:
-                self._encoded.clear()
-            encoded = self._encoded[value] = encode(value)
-        return encoded
+        self._value = EncodedValues()
 
     def __call__(self, row: ItemRevision) -> bytes:
         value = self._value
