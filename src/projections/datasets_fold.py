@@ -22,6 +22,7 @@ from uuid import UUID
 
 from evalledger.domain.content import Sealed
 from evalledger.domain.datasets import DETAIL_ATTRIBUTES, Dataset, project_of
+from evalledger.projections.folding import fold_events
 
 
 
@@ -341,11 +342,7 @@ FOLDS: dict[type, Any] = {
 def fold(state: DatasetsState, events: Iterable[Any]) -> DatasetsState:
     """Apply the events, in log order, to the rows in `state` (which must hold every row
     they touch: see `touched`); returns `state`."""
-    for event in events:
-        apply = FOLDS.get(type(event))
-        if apply is not None:
-            apply(state, event)
-    return state
+    return fold_events(FOLDS, state, events)
 
 
 @dataclass

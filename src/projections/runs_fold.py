@@ -22,6 +22,7 @@ from evalledger.domain.content import PURGED_TEXT
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.reviews import fold_review, reviewed_scores
 from evalledger.domain.runs import Run, expected_results
+from evalledger.projections.folding import fold_events
 
 # The seq of a result whose item the run's dataset version does not hold.
 NO_SEQ = 9223372036854775807
@@ -270,11 +271,7 @@ FOLDS: dict[type, Any] = {
 def fold(state: RunsState, events: Iterable[Any]) -> RunsState:
     """Apply the events, in log order, to the rows in `state` (which must hold every row
     they touch: see `touched`); returns `state`."""
-    for event in events:
-        apply = FOLDS.get(type(event))
-        if apply is not None:
-            apply(state, event)
-    return state
+    return fold_events(FOLDS, state, events)
 
 
 @dataclass
