@@ -14,9 +14,10 @@ parse and re-encode; `content_values` gives the column values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -259,15 +260,24 @@ def _close(state: DatasetsState, dataset_id: UUID, item_id: str, version: int) -
     return before
 
 
-def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
+def _closing(state: DatasetsState, e: Dataset.ItemsUpdated | Dataset.ItemsDeleted, entries: list[Any],
+             id_of: Callable[[Any], str], *, updated: int = 0,
+             removed: int = 0) -> Iterator[tuple[DatasetRow, Any, ItemRevision]]:
+    """Move the dataset on to the event's version and close, there, the open revision of
+    each entry's item; yields (dataset, entry, the revision closed) for the new revision
+    to follow it. Items deleted or never added are passed over: there is nothing to change."""
     dataset = _touch(state, e)
     if dataset is None:
         return
-    _new_version(state, dataset, e, updated=len(e.items))
-    for entry in e.items:
-        before = _close(state, dataset.dataset_id, entry["id"], e.dataset_version)
-        if before is None:  # deleted, or never added: nothing to update
-            continue
+    _new_version(state, dataset, e, updated=updated, removed=removed)
+    for entry in entries:
+        before = _close(state, dataset.dataset_id, id_of(entry), e.dataset_version)
+        if before is not None:
+            yield dataset, entry, before
+
+
+def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
+    for dataset, entry, before in _closing(state, e, e.items, itemgetter("id"), updated=len(e.items)):
         source = entry.get("source")
         state._add((dataset.dataset_id, entry["id"]), ItemRevision(
             dataset_id=dataset.dataset_id, item_id=entry["id"], valid_from=e.dataset_version, valid_to=None,
@@ -277,14 +287,7 @@ def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
 
 
 def _items_deleted(state: DatasetsState, e: Dataset.ItemsDeleted) -> None:
-    dataset = _touch(state, e)
-    if dataset is None:
-        return
-    _new_version(state, dataset, e, removed=len(e.item_ids))
-    for item_id in e.item_ids:
-        before = _close(state, dataset.dataset_id, item_id, e.dataset_version)
-        if before is None:
-            continue
+    for dataset, item_id, before in _closing(state, e, e.item_ids, str, removed=len(e.item_ids)):
         # The deletion marker: open, no content, the last revision's seq and externalId.
         state._add((dataset.dataset_id, item_id), ItemRevision(
             dataset_id=dataset.dataset_id, item_id=item_id, valid_from=e.dataset_version, valid_to=None,
