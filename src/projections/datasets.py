@@ -134,6 +134,17 @@ def _columns(keys: Any) -> list[list[Any]]:
     return [list(column) for column in zip(*keys, strict=True)]
 
 
+_VERSION_FIELDS = tuple((f"version_{c}", c) for c in VERSION_COLUMNS)
+
+
+def _seed_dataset(state: DatasetsState, row: dict[str, Any]) -> None:
+    """A dataset's row and its current version's, read together (`_read_datasets`)."""
+    version = {name: row.pop(alias) for alias, name in _VERSION_FIELDS}
+    dataset = state.datasets[row["dataset_id"]] = DatasetRow(**row)
+    if version["version"] is not None:
+        state.versions[(dataset.dataset_id, dataset.version)] = VersionRow(**version)
+
+
 def _stored_revision(row: dict[str, Any]) -> ItemRevision:
     """A revision read from the table (`_REVISION_SELECT`)."""
     content = StoredContent(row.pop("input"), row.pop("expected_output"), row.pop("metadata"))
@@ -239,12 +250,7 @@ class DatasetsView(BatchingView):
         state = DatasetsState()
         reads: list[tuple[Statement, Any]] = []
         if keys.dataset_ids:
-            reads.append(((self._read_datasets, (list(keys.dataset_ids),)),
-                          lambda row: state.datasets.__setitem__(row["dataset_id"], DatasetRow(**row))))
-        if keys.versions:
-            reads.append(((self._read_versions, _columns(keys.versions)),
-                          lambda row: state.versions.__setitem__((row["dataset_id"], row["version"]),
-                                                                 VersionRow(**row))))
+            reads.append(((self._read_datasets, (list(keys.dataset_ids),)), lambda row: _seed_dataset(state, row)))
         if keys.tags:
             reads.append(((self._read_tags, _columns(keys.tags)),
                           lambda row: state.tags.__setitem__((row["dataset_id"], row["tag"]), TagRow(**row))))
@@ -333,14 +339,14 @@ class DatasetsView(BatchingView):
 
     @cached_property
     def _read_datasets(self) -> bytes:
-        return rendered(SQL("SELECT {} FROM {} WHERE dataset_id = ANY(%s)").format(
-            names(DATASET_COLUMNS), self.table("datasets")))
-
-    @cached_property
-    def _read_versions(self) -> bytes:
-        return rendered(SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::int[]) AS k(dataset_id, version)"
-                            " USING (dataset_id, version)").format(names(VERSION_COLUMNS),
-                                                                    self.table("dataset_versions")))
+        """Each dataset's row with its current version's (see datasets_fold.Touched)."""
+        version_columns = SQL(", ").join(SQL("v.{} AS {}").format(Identifier(c), Identifier(f"version_{c}"))
+                                         for c in VERSION_COLUMNS)
+        return rendered(SQL(
+            "SELECT {}, {} FROM {} d LEFT JOIN {} v ON v.dataset_id = d.dataset_id AND v.version = d.version"
+            " WHERE d.dataset_id = ANY(%s)").format(
+                SQL(", ").join(SQL("d.{}").format(Identifier(c)) for c in DATASET_COLUMNS), version_columns,
+                self.table("datasets"), self.table("dataset_versions")))
 
     @cached_property
     def _read_tags(self) -> bytes:

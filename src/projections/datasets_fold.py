@@ -350,10 +350,12 @@ def fold(state: DatasetsState, events: Iterable[Any]) -> DatasetsState:
 
 @dataclass
 class Touched:
-    """The keys of the rows a run of events may touch, for live catch-up to read them."""
+    """The keys of the rows a run of events may touch, for live catch-up to read them.
+    Each dataset comes with the row of its current version: the only version row events
+    after the tables' position can change (an import's several events of one version), as
+    every other they touch is a new one."""
 
     dataset_ids: set[UUID] = field(default_factory=set)
-    versions: set[tuple[UUID, int]] = field(default_factory=set)
     open_items: set[ItemKey] = field(default_factory=set)  # each item's open, not deleted revision
     purged_items: set[ItemKey] = field(default_factory=set)  # every revision of the item
     tags: set[tuple[UUID, str]] = field(default_factory=set)
@@ -366,13 +368,9 @@ def touched(events: Iterable[Any]) -> Touched:
         if kind not in FOLDS:
             continue
         out.dataset_ids.add(e.originator_id)
-        if kind is Dataset.ItemsAdded:
-            out.versions.add((e.originator_id, e.dataset_version))
-        elif kind is Dataset.ItemsUpdated:
-            out.versions.add((e.originator_id, e.dataset_version))
+        if kind is Dataset.ItemsUpdated:
             out.open_items.update((e.originator_id, entry["id"]) for entry in e.items)
         elif kind is Dataset.ItemsDeleted:
-            out.versions.add((e.originator_id, e.dataset_version))
             out.open_items.update((e.originator_id, item_id) for item_id in e.item_ids)
         elif kind is Dataset.ItemPurged:
             out.purged_items.add((e.originator_id, e.item_id))
