@@ -315,8 +315,11 @@ class Run(Aggregate):
     def record_results(self, results: list[dict[str, JSON]], *, upsert: bool, actor: str) -> int:
         """Record a batch. Target-driven runs keep the first result for a key (so a resumed
         run never records twice); caller-driven runs replace it (upsert), except with an
-        identical result, which records nothing. Returns how many results were recorded."""
+        identical result, which records nothing. Returns how many results were recorded.
+        So a run with a target records each key once (the runs view relies on it)."""
         self.check_open()
+        if upsert and not self.caller_driven:
+            raise RunNotCallerDrivenError(f"run {self.id} has a target; its results are not replaced")
         if upsert:
             in_batch: dict[str, bytes] = {}
             changed = []

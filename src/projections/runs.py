@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier, Literal
@@ -58,6 +59,15 @@ class RunsView(BatchingView):
     read_model_tables = ("runs", "run_results", "run_result_reviews")
     # What each event does to the rows (apply, first_reads and read_rows in view.py use it).
     rules = runs_fold
+    # Most run ids `_with_target` holds before it starts again.
+    max_remembered_runs = 100_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Runs seen to have a target. Such a run records each result once (Run.record_results),
+        # so a result it records is a new row and is not read first; whether a run has a
+        # target never changes, so what is remembered stays true.
+        self._with_target: set[UUID] = set()
 
     def table_statements(self) -> list[Composed]:
         t = self.table
@@ -152,12 +162,14 @@ class RunsView(BatchingView):
         if keys.run_ids or purged_datasets:
             reads.append((self._read_runs, (list(keys.run_ids), purged_datasets)))
         params: list[Any] = []
-        if keys.result_keys:
-            params += [list(column) for column in zip(*keys.result_keys, strict=True)]
+        with_target = self._with_target
+        result_keys = [key for key in keys.result_keys if key[0] not in with_target or key in keys.reviewed]
+        if result_keys:
+            params += [list(column) for column in zip(*result_keys, strict=True)]
         if keys.purged:
             params += [list(column) for column in zip(*keys.purged, strict=True)]
         if params:
-            shape = (bool(keys.result_keys), bool(keys.purged))
+            shape = (bool(result_keys), bool(keys.purged))
             reads.append((self.statement(("results", shape), lambda: self._results_read(*shape)), params))
         reads_runs = bool(keys.run_ids or purged_datasets)
 
@@ -166,7 +178,8 @@ class RunsView(BatchingView):
             found = list(found)
             if reads_runs:
                 for row in found.pop(0):
-                    state.runs[row["run_id"]] = RunRow(**row)
+                    run = state.runs[row["run_id"]] = RunRow(**row)
+                    self._remember(run)
             for row in found[0] if found else ():
                 result = ResultRow(**row)
                 state.results[(result.run_id, result.item_id, result.repetition)] = result
@@ -179,6 +192,8 @@ class RunsView(BatchingView):
         Runs first: a new result looks its item's seq up through its run (in the dataset
         version the run is pinned to)."""
         writes: list[Statement] = []
+        for run_id in state.changed_runs:
+            self._remember(state.runs[run_id])
         if state.changed_runs:
             writes.append((self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),)))
         if state.changed_results:
@@ -187,6 +202,12 @@ class RunsView(BatchingView):
         if state.new_reviews:
             writes.append((self._insert_reviews, (json_rows(state.new_reviews),)))
         return writes
+
+    def _remember(self, run: RunRow) -> None:
+        if run.target is not None and run.run_id not in self._with_target:
+            if len(self._with_target) >= self.max_remembered_runs:
+                self._with_target.clear()
+            self._with_target.add(run.run_id)
 
     def _results_read(self, by_key: bool, purged: bool) -> Composed:
         """Reads results by key, and the results of purged items (by dataset and item)."""

@@ -280,6 +280,7 @@ class Touched:
 
     run_ids: set[UUID] = field(default_factory=set)
     result_keys: set[ResultKey] = field(default_factory=set)
+    reviewed: set[ResultKey] = field(default_factory=set)  # those of result_keys a review touches
     purged: set[tuple[UUID, str]] = field(default_factory=set)  # (dataset id, item id): all its results
 
 
@@ -290,7 +291,9 @@ def touched(events: Iterable[Any]) -> Touched:
             out.run_ids.add(e.originator_id)
             out.result_keys.update((e.originator_id, r["itemId"], r.get("repetition", 0)) for r in e.results)
         elif isinstance(e, Run.ResultReviewed):
-            out.result_keys.add((e.originator_id, str(e.item_id), e.repetition))
+            key = (e.originator_id, str(e.item_id), e.repetition)
+            out.result_keys.add(key)
+            out.reviewed.add(key)
         elif isinstance(e, Dataset.ItemPurged):
             out.purged.add((e.originator_id, str(e.item_id)))
         elif type(e) in FOLDS:
