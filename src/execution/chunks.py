@@ -75,19 +75,9 @@ class ChunkSink(RunsSink):
 class ChunkExecution:
     """The chunks executing in this process, and what executes the next one."""
 
-    def __init__(
-        self,
-        *,
-        runs: Runs,
-        run_queries: RunQueries,
-        dataset_queries: DatasetQueries,
-        registry: Registry,
-        http_allowlist: Sequence[str],
-        conninfo: str,
-        on_written: Callable[[Written], None],
-        retries: RunRetries,
-        connect_timeout: float,
-    ) -> None:
+    def __init__(self, *, runs: Runs, run_queries: RunQueries, dataset_queries: DatasetQueries, registry: Registry,
+                 http_allowlist: Sequence[str], conninfo: str, on_written: Callable[[Written], None],
+                 retries: RunRetries, connect_timeout: float) -> None:
         self.runs = runs
         self.run_queries = run_queries
         self.dataset_queries = dataset_queries
