@@ -7,28 +7,32 @@ Every entry point (the HTTP service, the CLI, the tests, the benchmark) builds a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def _number_env(name: str, default: N, kind: Callable[[str], N], what: str) -> N:
+    """The variable read as `kind`, `default` when it is unset or empty; a value that is
+    not one stops the process with a message."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be {what}, got {raw!r}") from None
 
 
 def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+    return _number_env(name, default, int, "an integer")
 
 
 def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+    return _number_env(name, default, float, "a number")
 
 
 def _bool_env(name: str, default: bool) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -59,6 +60,15 @@ def database_url() -> Iterator[str]:
     yield database.parse_database_url(server.get_uri()).url
     server.cleanup()
     shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def random_parts(log: list[Any], rng: random.Random, longest: int = 7) -> Iterator[list[Any]]:
+    """The log cut into consecutive parts of 1 to `longest` events, as live catch-up meets it."""
+    position = 0
+    while position < len(log):
+        part = log[position:position + rng.randint(1, longest)]
+        position += len(part)
+        yield part
 
 
 def free_port() -> int:

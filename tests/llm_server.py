@@ -4,10 +4,10 @@ patched client. Tests decide what it answers and read what it was asked."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from json_endpoint import QuietHandler, answer_json, serve, stop, url_of
 
 # Given the parsed request body, return (status, body dict); the default echoes the
 # last user message.
@@ -39,37 +39,26 @@ class LLMServer:
         self.headers: list[dict[str, str]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(self.read_body() or b"{}")
                 server.requests.append(body)
                 server.headers.append(dict(self.headers))
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     status, answer = 404, {"error": {"message": f"no route {self.path}"}}
                 else:
                     status, answer = server.responder(body)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                answer_json(self, status, answer)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.handler = Handler
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return url_of(self.httpd, "/v1")
 
     def __enter__(self) -> LLMServer:
-        self.thread.start()
+        self.httpd = serve(self.handler)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)

@@ -5,13 +5,11 @@ boundaries — and refuses user info, for HTTP and OpenAI targets and the LLM ju
 from __future__ import annotations
 
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import httpx
 import pytest
 from conftest import AUTH, running_service, with_settings
-from json_endpoint import answer_json, serve, stop
+from json_endpoint import QuietHandler, answer_json, serve, stop, url_of
 from waiting import wait_until
 
 from evalledger.domain.errors import InvalidRequestError
@@ -31,9 +29,9 @@ class Recorder:
         self.paths: list[str] = []
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.read_body()
                 recorder.paths.append(self.path)
                 if redirect_to is not None:
                     self.send_response(307)
@@ -43,12 +41,9 @@ class Recorder:
                     return
                 answer_json(self, 200, {"ok": True})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
         self.httpd = serve(Handler)
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = url_of(self.httpd)
 
     def close(self) -> None:
         stop(self.httpd)

@@ -39,10 +39,27 @@ def at_once(count: int, work: Callable[[int], T]) -> list[T | BaseException]:
     return results
 
 
+def by_own_clients(service: Service, work: Callable[[Client, int], T],
+                   actor: Callable[[int], str] | None = None) -> list[T | BaseException]:
+    """`work(client, k)` for WRITERS writers at once, each with a client of its own (acting
+    for `actor(k)` if given)."""
+    def run(k: int) -> T:
+        with service.new_client(**({"actor": actor(k)} if actor else {})) as client:
+            return work(client, k)
+
+    return at_once(WRITERS, run)
+
+
+def split(results: list[T | BaseException]) -> tuple[list[T], list[BaseException]]:
+    """The results that succeeded, and the errors."""
+    return ([r for r in results if not isinstance(r, BaseException)],  # type: ignore[misc]
+            [r for r in results if isinstance(r, BaseException)])
+
+
 def all_succeeded(results: list[T | BaseException]) -> list[T]:
-    errors = [r for r in results if isinstance(r, BaseException)]
+    succeeded, errors = split(results)
     assert not errors, f"{len(errors)} writer(s) failed: {errors[:3]}"
-    return results  # type: ignore[return-value]
+    return succeeded
 
 
 def every_item(client: Client, dataset_id: UUID, version: int | None = None) -> list[Any]:
@@ -62,12 +79,10 @@ def check_version_rows(client: Client, dataset_id: UUID, last: int) -> list[Any]
 def test_twenty_clients_adding_one_item_each_at_once_get_versions_one_to_twenty(service: Service) -> None:
     dataset = service.client.create_dataset("crowd")
 
-    def add(k: int) -> Any:
-        with service.new_client(actor=f"writer-{k}") as client:
-            return client.add_item(dataset.id, input={"writer": k}, expected_output=f"answer {k}",
-                                   external_id=f"w{k}")
+    def add(client: Client, k: int) -> Any:
+        return client.add_item(dataset.id, input={"writer": k}, expected_output=f"answer {k}", external_id=f"w{k}")
 
-    written = all_succeeded(at_once(WRITERS, add))
+    written = all_succeeded(by_own_clients(service, add, actor=lambda k: f"writer-{k}"))
     versions = [w.version for w in written]
     assert len(set(versions)) == WRITERS, f"repeated versions: {sorted(versions)}"
     assert sorted(versions) == list(range(1, WRITERS + 1))
@@ -102,11 +117,10 @@ def test_twenty_clients_adding_batches_at_once_get_one_version_per_batch(service
     dataset = service.client.create_dataset("batches")
     per_batch = 25
 
-    def add(k: int) -> Any:
-        with service.new_client() as client:
-            return client.add_items(dataset.id, [{"input": {"writer": k, "n": j}} for j in range(per_batch)])
+    def add(client: Client, k: int) -> Any:
+        return client.add_items(dataset.id, [{"input": {"writer": k, "n": j}} for j in range(per_batch)])
 
-    written = all_succeeded(at_once(WRITERS, add))
+    written = all_succeeded(by_own_clients(service, add))
     assert sorted(w.version for w in written) == list(range(1, WRITERS + 1))
     assert all(w.count == per_batch for w in written)
 
@@ -132,15 +146,14 @@ def test_concurrent_adds_updates_and_deletes_each_get_their_own_version(service:
     dataset = client.create_dataset("mixed")
     seed = client.add_items(dataset.id, [{"input": f"seed {i}"} for i in range(WRITERS)]).items  # version 1
 
-    def write(k: int) -> Any:
-        with service.new_client() as own:
-            if k % 3 == 0:
-                return own.add_item(dataset.id, input=f"new {k}")
-            if k % 3 == 1:
-                return own.update_item(dataset.id, seed[k].id, input=f"edited {k}")
-            return own.delete_item(dataset.id, seed[k].id)
+    def write(own: Client, k: int) -> Any:
+        if k % 3 == 0:
+            return own.add_item(dataset.id, input=f"new {k}")
+        if k % 3 == 1:
+            return own.update_item(dataset.id, seed[k].id, input=f"edited {k}")
+        return own.delete_item(dataset.id, seed[k].id)
 
-    written = all_succeeded(at_once(WRITERS, write))
+    written = all_succeeded(by_own_clients(service, write))
     assert sorted(w.version for w in written) == list(range(2, WRITERS + 2))
     adds = [k for k in range(WRITERS) if k % 3 == 0]
     deletes = [k for k in range(WRITERS) if k % 3 == 2]
@@ -162,13 +175,9 @@ def test_concurrent_adds_updates_and_deletes_each_get_their_own_version(service:
 def test_one_external_id_claimed_by_twenty_clients_at_once_goes_to_exactly_one(service: Service) -> None:
     dataset = service.client.create_dataset("race")
 
-    def claim(k: int) -> Any:
-        with service.new_client() as client:
-            return client.add_item(dataset.id, input={"writer": k}, external_id="the-one")
-
-    results = at_once(WRITERS, claim)
-    winners = [r for r in results if not isinstance(r, BaseException)]
-    losers = [r for r in results if isinstance(r, BaseException)]
+    results = by_own_clients(service, lambda client, k: client.add_item(dataset.id, input={"writer": k},
+                                                                        external_id="the-one"))
+    winners, losers = split(results)
     assert len(winners) == 1, results
     assert all(isinstance(r, ApiError) and r.status == 409 and r.type == "external-id-taken" for r in losers), losers
     client = service.client
@@ -182,14 +191,10 @@ def test_one_item_deleted_by_twenty_clients_at_once_is_deleted_once(service: Ser
     dataset = client.create_dataset("delete race")
     item = client.add_item(dataset.id, input="target").item
 
-    def delete(_: int) -> Any:
-        with service.new_client() as own:
-            return own.delete_item(dataset.id, item.id)
-
-    results = at_once(WRITERS, delete)
-    successes = [r for r in results if not isinstance(r, BaseException)]
+    results = by_own_clients(service, lambda own, _: own.delete_item(dataset.id, item.id))
+    successes, errors = split(results)
     assert len(successes) == 1, results
-    assert all(isinstance(r, ApiError) and r.status == 404 for r in results if isinstance(r, BaseException))
+    assert all(isinstance(r, ApiError) and r.status == 404 for r in errors)
     assert successes[0].version == 2
     assert client.get_dataset(dataset.id).version == 2
     assert client.list_versions(dataset.id).pagination.total == 3
@@ -200,11 +205,8 @@ def test_twenty_clients_editing_one_item_at_once_leave_twenty_revisions(service:
     dataset = client.create_dataset("edit race")
     item = client.add_item(dataset.id, input="original").item
 
-    def edit(k: int) -> Any:
-        with service.new_client() as own:
-            return own.update_item(dataset.id, item.id, input=f"edit {k}")
-
-    written = all_succeeded(at_once(WRITERS, edit))
+    written = all_succeeded(by_own_clients(service, lambda own, k: own.update_item(dataset.id, item.id,
+                                                                                    input=f"edit {k}")))
     assert sorted(w.version for w in written) == list(range(2, WRITERS + 2))
     for k, w in enumerate(written):
         assert w.item.input == f"edit {k}" and w.item.valid_from == w.version  # what that write made
@@ -216,13 +218,12 @@ def test_twenty_clients_editing_one_item_at_once_leave_twenty_revisions(service:
 
 
 def test_twenty_clients_writing_their_own_datasets_at_once_do_not_mix(service: Service) -> None:
-    def own_dataset(k: int) -> tuple[UUID, list[UUID]]:
-        with service.new_client() as client:
-            dataset = client.create_dataset(f"own {k}")
-            ids = [client.add_item(dataset.id, input={"owner": k, "n": n}).item.id for n in range(5)]
-            return dataset.id, ids
+    def own_dataset(client: Client, k: int) -> tuple[UUID, list[UUID]]:
+        dataset = client.create_dataset(f"own {k}")
+        ids = [client.add_item(dataset.id, input={"owner": k, "n": n}).item.id for n in range(5)]
+        return dataset.id, ids
 
-    owned = all_succeeded(at_once(WRITERS, own_dataset))
+    owned = all_succeeded(by_own_clients(service, own_dataset))
     client = service.client
     assert client.list_datasets(per_page=100).pagination.total == WRITERS
     for k, (dataset_id, ids) in enumerate(owned):

@@ -12,12 +12,11 @@ import pytest
 from conftest import TEST_ADMIN_KEY
 from psycopg.sql import SQL, Identifier
 from waiting import wait_until
-from worker_process import running, start_deployment
+from worker_process import running, start_deployment, start_echo_runs
 
 from evalledger.adapters import database
 from evalledger.settings import Settings
 
-TARGET = {"type": "registered", "name": "workers-noted-echo"}
 LIMIT = 30
 
 
@@ -60,13 +59,7 @@ def test_two_apis_and_three_workers_complete_runs_within_30_connections(
     highest = 0
     with running(*apis, *workers):
         clients = [api.client() for api in apis]
-        run_ids = []
-        for n in range(4):
-            client = clients[n % 2]
-            dataset = client.create_dataset(f"limited {n}")
-            client.add_items(dataset.id, [{"input": {"n": i}, "expectedOutput": {"n": i}} for i in range(200)])
-            run_ids.append(str(client.create_run(dataset.id, target=TARGET, scorers=["exact-match"],
-                                                 max_concurrency=4).id))
+        run_ids = start_echo_runs(clients, runs=4, items=200, name="limited", max_concurrency=4)
 
         def all_completed() -> bool:
             nonlocal highest

@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 import pytest
+from conftest import random_parts
 
 from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import Dataset, ItemChange, NewItem
@@ -131,10 +132,7 @@ def in_parts(log: list[Any], rng: random.Random, longest: int) -> DatasetsState:
     """Fold the log in parts of 1 to `longest` events, each seeded as live catch-up reads
     the rows it touches from the tables; returns what the tables then hold."""
     stored = DatasetsState()  # what the tables hold, part by part
-    position = 0
-    while position < len(log):
-        part = log[position:position + rng.randint(1, longest)]
-        position += len(part)
+    for part in random_parts(log, rng, longest):
         keys = touched(part)
         seed = DatasetsState(
             datasets={k: copy.deepcopy(v) for k, v in stored.datasets.items() if k in keys.dataset_ids},

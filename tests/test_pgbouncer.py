@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from conftest import free_port
 from waiting import wait_until
-from worker_process import running, start_serve, start_worker
+from worker_process import NOTED_ECHO, running, start_serve, start_worker
 
 from evalledger.adapters import database
 from evalledger.bootstrap import build_ledger
@@ -37,7 +37,6 @@ PGBOUNCER = os.environ.get("EVALLEDGER_PGBOUNCER_BIN", "/usr/sbin/pgbouncer")
 # Server connections PgBouncer opens to PostgreSQL for the service's database: fewer than
 # the service's client connections, so they are shared.
 SERVER_POOL = 3
-TARGET = {"type": "registered", "name": "workers-noted-echo"}
 
 
 @dataclass
@@ -172,7 +171,7 @@ def test_the_service_runs_behind_pgbouncer_in_transaction_mode(settings: Setting
             for n in range(40, 45):  # one at a time: the same statements, more than five times
                 client.add_item(dataset.id, input={"n": n}, expected_output={"n": n})
             assert client.get_dataset(dataset.id).item_count == 45
-            run = client.create_run(dataset.id, target=TARGET, scorers=["exact-match"], max_concurrency=4)
+            run = client.create_run(dataset.id, target=NOTED_ECHO, scorers=["exact-match"], max_concurrency=4)
             finished = wait_until(lambda: (r := client.get_run(run.id)).status == "completed" and r,
                                   "the run to complete", 90, interval=0.2)
             assert (finished.succeeded_count, finished.failed_count) == (45, 0)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from conftest import running_service, with_settings
-from json_endpoint import answer_json, serve, stop
+from json_endpoint import QuietHandler, answer_json, serve, stop, url_of
 from waiting import wait_finished
 from llm_server import LLMServer, chat_completion
 
@@ -34,18 +33,15 @@ class Endpoint:
         self.calls: list[Any] = []
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = json.loads(self.read_body())
                 endpoint.calls.append(body)
                 status = 503 if len(endpoint.calls) <= flaky else 200
                 answer_json(self, status, {"answer": str(body.get("question", "")).upper()}, x_trace_id=f"trace-{len(endpoint.calls)}")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
         self.httpd = serve(Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/answer"
+        self.url = url_of(self.httpd, "/answer")
 
     def close(self) -> None:
         stop(self.httpd)

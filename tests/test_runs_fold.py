@@ -11,6 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from conftest import random_parts
 
 from evalledger.domain.content import PURGED_TEXT, ItemContent
 from evalledger.domain.datasets import Dataset, NewItem
@@ -127,10 +128,7 @@ def test_folding_in_parts_seeded_with_the_touched_rows_equals_folding_at_once() 
 
     whole = fold(RunsState(), log)
     stored = RunsState()  # what the tables hold, part by part
-    position = 0
-    while position < len(log):
-        part = log[position:position + rng.randint(1, 7)]
-        position += len(part)
+    for part in random_parts(log, rng):
         keys = touched(part)
         seed = RunsState(
             runs={run_id: copy.deepcopy(row) for run_id, row in stored.runs.items()

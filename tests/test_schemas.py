@@ -5,15 +5,14 @@ break is refused naming (up to ten of) them. A null expectedOutput is never chec
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 from conftest import Service
+from json_endpoint import QuietHandler, answer_json, serve, stop, url_of
 
 from evalledger import Client
 
@@ -216,27 +215,16 @@ def schema_host() -> Iterator[tuple[str, list[str]]]:
     """A real HTTP server that serves a JSON Schema and records every request it gets."""
     hits: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             hits.append(self.path)
-            body = b'{"type": "object"}'
-            self.send_response(200)
-            self.send_header("content-type", "application/schema+json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_json(self, 200, {"type": "object"}, content_type="application/schema+json")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve(Handler)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/schema.json", hits
+        yield url_of(server, "/schema.json"), hits
     finally:
-        server.shutdown()
-        server.server_close()
+        stop(server)
 
 
 def test_a_remote_ref_is_never_fetched(service: Service, schema_host: tuple[str, list[str]]) -> None:

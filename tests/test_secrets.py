@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import httpx
 import pytest
 from conftest import AUTH, running_service, with_settings
-from json_endpoint import answer_json, serve, stop
+from json_endpoint import QuietHandler, answer_json, serve, stop, url_of
 from waiting import wait_until
 
 from evalledger.settings import Settings
@@ -27,17 +25,14 @@ class Endpoint:
         self.headers: list[dict[str, str]] = []
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.read_body()
                 endpoint.headers.append({k.lower(): v for k, v in self.headers.items()})
                 answer_json(self, 200, {"ok": True})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
         self.httpd = serve(Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = url_of(self.httpd)
 
     def close(self) -> None:
         stop(self.httpd)

@@ -5,7 +5,21 @@ flag), the output diff shown highlighted, and the flagged filter listing what wa
 from __future__ import annotations
 
 from conftest import Service, acting_for, screenshot
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+
+
+def move_to(page: Page, key: str, results: Locator, index: int) -> Locator:
+    """Press j or k: the result at `index` becomes the current one; it."""
+    page.keyboard.press(key)
+    current = results.nth(index)
+    expect(current).to_have_class("result current")
+    return current
+
+
+def judge(page: Page, result: Locator, key: str, verdict: str) -> None:
+    """Press p or f: the current result shows the verdict."""
+    page.keyboard.press(key)
+    expect(result.locator(".badge.verdict")).to_have_text(verdict)
 
 
 def test_three_results_are_reviewed_with_the_keyboard(service: Service, page: Page) -> None:
@@ -31,38 +45,27 @@ def test_three_results_are_reviewed_with_the_keyboard(service: Service, page: Pa
     expect(results).to_have_count(3)
 
     # j opens the first result: its output diff marks the changed words.
-    page.keyboard.press("j")
-    first = results.nth(0)
-    expect(first).to_have_class("result current")
+    first = move_to(page, "j", results, 0)
     expect(first.locator(".result-detail")).to_be_visible()
     expect(first.locator(".diff-del")).to_have_text("Paris.")
     expect(first.locator(".diff-add")).to_have_text("Lyon.")
-    page.keyboard.press("p")  # pass: Lyon is fine here
-    expect(first.locator(".badge.verdict")).to_have_text("pass")
+    judge(page, first, "p", "pass")  # pass: Lyon is fine here
 
-    page.keyboard.press("j")
-    second = results.nth(1)
-    expect(second).to_have_class("result current")
+    second = move_to(page, "j", results, 1)
     expect(first.locator(".result-detail")).to_be_hidden()
     expect(second.locator(".diff-fields")).to_contain_text("output.answer")
     expect(second.locator("code.diff-del")).to_have_text("4")
     expect(second.locator("code.diff-add")).to_have_text("5")
-    page.keyboard.press("f")
-    expect(second.locator(".badge.verdict")).to_have_text("fail")
+    judge(page, second, "f", "fail")
     page.keyboard.press("g")  # and flag it for follow-up
     expect(second.locator(".badge.flag")).to_be_visible()
 
-    page.keyboard.press("j")
-    third = results.nth(2)
-    expect(third).to_have_class("result current")
-    page.keyboard.press("f")
-    expect(third.locator(".badge.verdict")).to_have_text("fail")
+    third = move_to(page, "j", results, 2)
+    judge(page, third, "f", "fail")
     # k goes back; p changes the verdict of the second result, keeping its flag.
-    page.keyboard.press("k")
-    expect(results.nth(1)).to_have_class("result current")
-    page.keyboard.press("p")
-    expect(results.nth(1).locator(".badge.verdict")).to_have_text("pass")
-    expect(results.nth(1).locator(".badge.flag")).to_be_visible()
+    second = move_to(page, "k", results, 1)
+    judge(page, second, "p", "pass")
+    expect(second.locator(".badge.flag")).to_be_visible()
     screenshot(page, "run-review")
 
     # What the API holds: three reviews by carol, the second result reviewed three times.

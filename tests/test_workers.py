@@ -15,14 +15,11 @@ from pathlib import Path
 from uuid import UUID
 
 from waiting import wait_until
-from worker_process import Process, running, start_deployment, start_worker
+from worker_process import NOTED_ECHO, Process, running, start_deployment, start_echo_runs, start_worker
 from workers_app import highest_in_flight
 
 from evalledger.bootstrap import build_ledger
 from evalledger.settings import Settings
-
-TARGET = {"type": "registered", "name": "workers-noted-echo"}
-
 
 def recorded_keys(settings: Settings, run_ids: list[str]) -> dict[str, set[str]]:
     """What the event store says is recorded (the truth, whatever a read model holds)."""
@@ -47,13 +44,7 @@ def test_runs_spread_over_workers_and_survive_one_being_killed(settings: Setting
     late: list[Process] = []
     with running(*apis, *workers):
         clients = [api.client() for api in apis]
-        run_ids = []
-        for n in range(5):
-            client = clients[n % 2]
-            dataset = client.create_dataset(f"spread {n}")
-            client.add_items(dataset.id, [{"input": {"n": i}, "expectedOutput": {"n": i}} for i in range(500)])
-            run = client.create_run(dataset.id, target=TARGET, scorers=["exact-match"], max_concurrency=8)
-            run_ids.append(str(run.id))
+        run_ids = start_echo_runs(clients, runs=5, items=500, name="spread", max_concurrency=8)
 
         def done() -> int:
             return sum(clients[0].get_run(run_id).progress.done for run_id in run_ids)
@@ -100,7 +91,7 @@ def test_a_runs_max_concurrency_holds_across_three_workers(settings: Settings, t
         client = api.client()
         dataset = client.create_dataset("capped")
         client.add_items(dataset.id, [{"input": {"n": i}} for i in range(300)])
-        run = client.create_run(dataset.id, target=TARGET, max_concurrency=3)
+        run = client.create_run(dataset.id, target=NOTED_ECHO, max_concurrency=3)
         finished = wait_until(lambda: (r := client.get_run(run.id)).status == "completed" and r, "the run", 60)
         assert finished.succeeded_count == 300
         assert all(worker.process.poll() is None for worker in workers)

@@ -12,9 +12,13 @@ from contextlib import contextmanager
 from service_process import COMMAND, environment, start
 from service_process import ServiceProcess as Process
 
+from evalledger import Client
 from evalledger.settings import Settings
 
-__all__ = ["Process", "running", "start_deployment", "start_serve", "start_worker"]
+__all__ = ["NOTED_ECHO", "Process", "running", "start_deployment", "start_echo_runs", "start_serve", "start_worker"]
+
+# workers_app.py's target: an echo that notes each call (process, item) in WORKERS_APP_LOG.
+NOTED_ECHO = {"type": "registered", "name": "workers-noted-echo"}
 
 
 def start_serve(settings: Settings, *apps: str, options: Sequence[str] = (), env: Mapping[str, str] | None = None,
@@ -46,6 +50,19 @@ def start_deployment(settings: Settings, app: str, env: dict[str, str], *, apis:
     started += [start_serve(settings, app, options=["--no-worker"], env=env) for _ in range(apis - 1)]
     return started, [start_worker(settings, app, options=["--concurrency", str(concurrency)], env=env)
                      for _ in range(workers)]
+
+
+def start_echo_runs(clients: Sequence[Client], *, runs: int, items: int, name: str, max_concurrency: int) -> list[str]:
+    """`runs` runs of NOTED_ECHO over `items` items each (scored by exact-match, so each
+    succeeds), started through each of `clients` in turn; their ids."""
+    run_ids = []
+    for n in range(runs):
+        client = clients[n % len(clients)]
+        dataset = client.create_dataset(f"{name} {n}")
+        client.add_items(dataset.id, [{"input": {"n": i}, "expectedOutput": {"n": i}} for i in range(items)])
+        run = client.create_run(dataset.id, target=NOTED_ECHO, scorers=["exact-match"], max_concurrency=max_concurrency)
+        run_ids.append(str(run.id))
+    return run_ids
 
 
 @contextmanager

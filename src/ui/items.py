@@ -145,6 +145,22 @@ def _field_errors(error: DomainError) -> dict[str, str]:
     return {field: error.detail}
 
 
+async def _write_item(request: Request, form: Any,
+                      write: Callable[..., Any]) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """Write the editor's item with `write(fields, actor=, reason=)` once every field is valid:
+    what it wrote, the editor's text as typed, and the errors by field (none if written)."""
+    values = {name: str(form.get(name) or "") for name in ("input", "expectedOutput", "metadata", "externalId")}
+    try:
+        values, fields = _read_editor(form)
+        reason = text_field(form, "reason", label="Reason", max_length=2000) or None
+        written = await asyncio.to_thread(write, fields, actor=actor_of(request), reason=reason)
+    except FormError as error:
+        return None, values, {error.field: error.message}
+    except DomainError as error:
+        return None, values, _field_errors(error)
+    return written, values, {}
+
+
 def back_url(request: Request, **changes: Any) -> str:
     """The page an htmx request came from (HX-Current-URL), at the current version, with
     some query parameters changed: where to go after a change."""
@@ -168,18 +184,10 @@ async def save_item(request: Request, dataset_id: UUID, item_id: UUID) -> Respon
     form = await request.form()
     at = await asyncio.to_thread(dataset_at, request, dataset_id)
     item = await asyncio.to_thread(ledger_of(request).dataset_queries.get_item, dataset_id, item_id, at.version)
-    values = {name: str(form.get(name) or "") for name in ("input", "expectedOutput", "metadata", "externalId")}
-    try:
-        values, fields = _read_editor(form)
-        await asyncio.to_thread(
-            ledger_of(request).dataset_use_cases.update_item, dataset_id, item_id, fields,
-            actor=actor_of(request), reason=text_field(form, "reason", label="Reason", max_length=2000) or None,
-        )
-    except FormError as error:
-        errors = {error.field: error.message}
-    except DomainError as error:
-        errors = _field_errors(error)
-    else:
+    use_cases = ledger_of(request).dataset_use_cases
+    _, values, errors = await _write_item(
+        request, form, lambda fields, **who: use_cases.update_item(dataset_id, item_id, fields, **who))
+    if not errors:
         return redirect(request, back_url(request, item=item_id))
     return templates.TemplateResponse(request, "partials/item_editor.html", {
         **at.context(), "item": item, "editor": {"text": values, "errors": errors},
@@ -191,18 +199,10 @@ async def save_item(request: Request, dataset_id: UUID, item_id: UUID) -> Respon
 async def add_item(request: Request, dataset_id: UUID) -> Response:
     form = await request.form()
     at = await asyncio.to_thread(dataset_at, request, dataset_id)
-    values = {name: str(form.get(name) or "") for name in ("input", "expectedOutput", "metadata", "externalId")}
-    try:
-        values, fields = _read_editor(form)
-        written = await asyncio.to_thread(
-            ledger_of(request).dataset_use_cases.add_item, dataset_id, **fields,
-            actor=actor_of(request), reason=text_field(form, "reason", label="Reason", max_length=2000) or None,
-        )
-    except FormError as error:
-        errors = {error.field: error.message}
-    except DomainError as error:
-        errors = _field_errors(error)
-    else:
+    use_cases = ledger_of(request).dataset_use_cases
+    written, values, errors = await _write_item(
+        request, form, lambda fields, **who: use_cases.add_item(dataset_id, **fields, **who))
+    if not errors:
         return redirect(request, back_url(request, item=written.item.id, page=None))
     return templates.TemplateResponse(request, "partials/item_form.html", {
         **at.context(), "editor": {"text": values, "errors": errors},

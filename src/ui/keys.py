@@ -5,6 +5,7 @@ the page that answers its creation."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -41,12 +42,15 @@ def keys_page(request: Request) -> HTMLResponse:
     return _page(request)
 
 
-async def _act(request: Request, action: Any) -> Response:
-    """Run a key command; its refusal is shown on the page (with the status the API gives)."""
+async def _act(request: Request, action: Callable[[Any, Any, Any], dict[str, Any] | None]) -> Response:
+    """Run a key command, `action(access, principal, form)`; its refusal is shown on the page
+    (with the status the API gives)."""
     from evalledger.api.problems import status_for
 
+    form = await request.form()
+    access, principal = request.app.state.ledger.access, principal_of(request)
     try:
-        issued = await asyncio.to_thread(action)
+        issued = await asyncio.to_thread(action, access, principal, form)
     except FormError as error:
         return await asyncio.to_thread(_page, request, error=str(error), status_code=422)
     except DomainError as error:
@@ -56,10 +60,7 @@ async def _act(request: Request, action: Any) -> Response:
 
 @router.post("/keys", openapi_extra=declare("admin"))
 async def issue_key(request: Request) -> Response:
-    form = await request.form()
-    access, principal = request.app.state.ledger.access, principal_of(request)
-
-    def issue() -> dict[str, Any]:
+    def issue(access: Any, principal: Any, form: Any) -> dict[str, Any]:
         name = text_field(form, "name", label="Name", required=True, max_length=100)
         slug = str(form.get("project") or "") or None
         return access.issue_key(principal, project_slug=slug, name=name, role=str(form.get("role") or ""))
@@ -69,22 +70,17 @@ async def issue_key(request: Request) -> Response:
 
 @router.post("/keys/{key_id}/revoke", openapi_extra=declare("admin"))
 async def revoke_key(request: Request, key_id: UUID) -> Response:
-    access, principal = request.app.state.ledger.access, principal_of(request)
-    return await _act(request, lambda: access.revoke_key(principal, key_id))
+    return await _act(request, lambda access, principal, _: access.revoke_key(principal, key_id))
 
 
 @router.post("/keys/{key_id}/rotate", openapi_extra=declare("admin"))
 async def rotate_key(request: Request, key_id: UUID) -> Response:
-    access, principal = request.app.state.ledger.access, principal_of(request)
-    return await _act(request, lambda: access.rotate_key(principal, key_id))
+    return await _act(request, lambda access, principal, _: access.rotate_key(principal, key_id))
 
 
 @router.post("/projects", openapi_extra=declare("instance"))
 async def create_project(request: Request) -> Response:
-    form = await request.form()
-    access, principal = request.app.state.ledger.access, principal_of(request)
-
-    def create() -> dict[str, Any]:
+    def create(access: Any, principal: Any, form: Any) -> dict[str, Any]:
         name = text_field(form, "name", label="Name", required=True, max_length=200)
         slug = text_field(form, "slug", label="Slug", required=True, max_length=63)
         return access.create_project(principal, name=name, slug=slug)

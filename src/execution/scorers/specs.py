@@ -13,13 +13,11 @@ from evalledger.execution.scorers.builtin import (
     BuiltinScorer,
     Contains,
     ExactMatch,
-    JsonEquals,
-    JsonSchemaValid,
-    JsonSubset,
     NumericCloseness,
     Regex,
     Similarity,
 )
+from evalledger.execution.scorers.builtin_json import JsonEquals, JsonSchemaValid, JsonSubset
 from evalledger.execution.scorers.contract import Scorer, ScoreInput, ScoreOutput, to_score_output
 from evalledger.execution.scorers.judge import LlmJudge
 from evalledger.execution.scorers.values import show
