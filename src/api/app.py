@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 from evalledger import ui
 from evalledger.api import access, datasets, events, models, openapi, problems, reviews, runs, tags, transfer
@@ -14,6 +15,7 @@ from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.api.routing import Route
 from evalledger.api.security import RateLimits, bearer_secret, declare
+from evalledger.api.wire import answer
 from evalledger.domain.errors import DomainError
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings
@@ -80,18 +82,17 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
 
     @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag",
              openapi_extra=declare("public"))
-    def health(request: Request) -> dict[str, Any]:
+    def health(request: Request) -> Response:
         """Open to all, and says nothing about data: `status` is `ok` while the service answers, and each read
         model tells how far it lags behind the event log and whether this process leads it (of the processes on one
         database, one applies each read model in the background). With a valid key it also names the database (no
         password) and each read model's position and last error."""
         current: Ledger = request.app.state.ledger
-        projections = [f.status() for f in current.followers]
         try:
             current.access.authenticate(bearer_secret(request))
         except DomainError:
-            return {"status": "ok", "projections": [{k: p[k] for k in ("name", "lag", "running", "leader")} for p in projections]}
-        return {"status": "ok", "database": current.connection.describe(), "projections": projections}
+            return answer(models.Health, current.operations.health(with_database=False))
+        return answer(models.HealthDetails, current.operations.health(with_database=True))
 
     ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field
 
 from evalledger.api.models.base import *  # noqa: F403
+from evalledger.api.wire import ABSENT_IF_NONE
 
 
 # -- import, projections -----------------------------------------------------------------
@@ -71,7 +72,8 @@ class RebuildReport(ResponseModel):
 class RebuildState(ResponseModel):
     """A rebuild in the background: how far it has come and how it ended."""
 
-    projection: str | None = None
+    projection: Annotated[str | None, ABSENT_IF_NONE] = Field(
+        default=None, description="Named when the state answers the rebuild's start.")
     state: Literal["running", "done", "failed"]
     started_at: datetime
     position: int
