@@ -35,8 +35,8 @@ from evalledger.domain.errors import (
 
 JSON = Any
 
-# The details a dataset has besides its items, by wire name.
-DETAIL_FIELDS = ("name", "description", "metadata", "inputSchema", "expectedOutputSchema")
+# The details a dataset has besides its items (its attributes, and its read model's columns).
+DETAIL_FIELDS = ("name", "description", "metadata", "input_schema", "expected_output_schema")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class NewItem:
 
 @dataclass(frozen=True, slots=True)
 class ItemChange:
-    """A partial update: only the wire fields named in `fields` change."""
+    """A partial update: only the fields named in `fields` change."""
 
     item_id: str
     input: JSON = None
@@ -146,12 +146,13 @@ class Dataset(Aggregate):
     class DetailsChanged(Event):
         class_version = 2
 
-        # Only the changed details, by wire name (see DETAIL_FIELDS).
+        # Only the changed details, by their recorded names (DETAIL_NAMES), so that the events
+        # already stored keep their meaning without an upcast.
         changes: dict[str, JSON]
 
         def apply(self, dataset: Dataset) -> None:
-            for wire_name, value in self.changes.items():
-                setattr(dataset, DETAIL_ATTRIBUTES[wire_name], value)
+            for recorded_name, value in self.changes.items():
+                setattr(dataset, DETAIL_ATTRIBUTES[recorded_name], value)
 
     class ItemsAdded(Event):
         class_version = 2
@@ -309,16 +310,13 @@ class Dataset(Aggregate):
     # -- commands -------------------------------------------------------------------
 
     def change_details(self, changes: dict[str, JSON], *, actor: str, reason: str | None) -> bool:
-        """Record the details that differ from the current ones. Returns whether any did."""
+        """Record the details (by attribute: DETAIL_FIELDS) that differ from the current ones.
+        Returns whether any did."""
         self._check_not_deleted()
         unknown = set(changes) - set(DETAIL_FIELDS)
         if unknown:
             raise InvalidRequestError(f"unknown dataset fields: {sorted(unknown)}")
-        effective = {
-            key: value
-            for key, value in changes.items()
-            if getattr(self, DETAIL_ATTRIBUTES[key]) != value
-        }
+        effective = {DETAIL_NAMES[key]: value for key, value in changes.items() if getattr(self, key) != value}
         if not effective:
             return False
         self.trigger_event(self.DetailsChanged, changes=effective, actor=actor, reason=reason)
@@ -378,11 +376,11 @@ class Dataset(Aggregate):
             content = ItemContent(
                 input=change.input if "input" in fields else old.content.input,
                 expected_output=(
-                    change.expected_output if "expectedOutput" in fields else old.content.expected_output
+                    change.expected_output if "expected_output" in fields else old.content.expected_output
                 ),
                 metadata=change.metadata if "metadata" in fields else old.content.metadata,
             )
-            external_id = change.external_id if "externalId" in fields else old.external_id
+            external_id = change.external_id if "external_id" in fields else old.external_id
             if external_id is not None and external_id != old.external_id:
                 owner = self.external_ids.get(external_id) or claimed.get(external_id)
                 if owner is not None and owner != change.item_id:
@@ -529,11 +527,16 @@ class Dataset(Aggregate):
             raise DatasetNotFoundError(f"dataset {self.id} not found")
 
 
-# A detail's wire name -> the attribute (and the datasets read model's column) it sets.
-DETAIL_ATTRIBUTES = {
+# A detail's attribute -> its name in a recorded DetailsChanged event. The first version of the
+# event took the API's names, and the stored events keep them: translating here (and back with
+# DETAIL_ATTRIBUTES) leaves every stored event readable, with no upcast and no second shape.
+# They are also the names problems give a detail (errors speak the API's names).
+DETAIL_NAMES = {
     "name": "name",
     "description": "description",
     "metadata": "metadata",
-    "inputSchema": "input_schema",
-    "expectedOutputSchema": "expected_output_schema",
+    "input_schema": "inputSchema",
+    "expected_output_schema": "expectedOutputSchema",
 }
+# A recorded name -> the attribute (and the datasets read model's column) it sets.
+DETAIL_ATTRIBUTES = {recorded: attribute for attribute, recorded in DETAIL_NAMES.items()}
