@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from evalledger.domain.content import decode_content
+from evalledger.domain.items import item_from_entry
 
 
 # The answers: typed, snake_case; `api/` (and the UI) put them into words.
@@ -135,5 +135,6 @@ def event_view(event: Any) -> EventView:
 
 
 def _item(entry: dict[str, Any]) -> EventItem:
-    content = decode_content(entry["content"])
-    return EventItem(entry["id"], entry.get("externalId"), content.input, content.expected_output, content.metadata)
+    item = item_from_entry(entry)
+    return EventItem(item.id, item.external_id, item.content.input, item.content.expected_output,
+                     item.content.metadata)
