@@ -25,7 +25,7 @@ from evalledger.domain.content import ItemContent
 from evalledger.domain.datasets import ItemChange, NewItem
 from evalledger.domain.runs import RunSettings
 from evalledger.projections.datasets import DatasetsView
-from evalledger.projections.datasets_fold import DatasetsState, ItemRevision, content_values
+from evalledger.projections.datasets_fold import DatasetsState, ItemRevision, VersionRow, content_values
 from evalledger.projections.datasets_fold import Touched as DatasetsTouched
 from evalledger.projections.datasets_fold import fold as datasets_fold
 from evalledger.projections.datasets_fold import touched as datasets_touched
@@ -193,11 +193,15 @@ def test_the_datasets_fold_seeded_from_the_database_equals_the_fold_of_the_whole
 
     # The live path writes them: the tables hold what the whole log's fold holds.
     datasets_f.catch_up()
-    every = DatasetsTouched(dataset_ids=set(whole.datasets), versions=set(whole.versions),
-                            purged_items={key[:2] for key in whole.revisions}, tags=set(whole.tags))
+    every = DatasetsTouched(dataset_ids=set(whole.datasets), purged_items={key[:2] for key in whole.revisions},
+                            tags=set(whole.tags))
     with view.datastore.transaction(commit=False) as curs:
         stored = view.read_rows(curs, every)
+        curs.execute(SQL("SELECT * FROM {}").format(view.table("dataset_versions")))
+        versions = {(row["dataset_id"], row["version"]): VersionRow(**row) for row in curs.fetchall()}
     assert stored.datasets == whole.datasets
-    assert stored.versions == whole.versions
+    assert versions == whole.versions
+    # each dataset's current version came with it
+    assert stored.versions == {(d, row.version): whole.versions[(d, row.version)] for d, row in whole.datasets.items()}
     assert stored.tags == {key: tag for key, tag in whole.tags.items() if tag is not None}
     assert plain(stored.revisions) == plain(whole.revisions)

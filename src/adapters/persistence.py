@@ -32,7 +32,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry, strtobool
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger import connections
 
@@ -134,13 +134,7 @@ class EventRecorder(PostgresApplicationRecorder):
             statement += SQL(" WHERE ") + SQL(" AND ").join(conditions)
         statement += SQL(" ORDER BY notification_id LIMIT %s")
         params.append(limit)
-        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
-            curs.execute(statement, params, prepare=True)
-            return [
-                Notification(id=row["notification_id"], originator_id=row["originator_id"],
-                             originator_version=row["originator_version"], topic=row["topic"], state=row["state"])
-                for row in curs.fetchall()
-            ]
+        return self._notifications(statement, params)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_project_notifications(self, project_id: UUID, *, start: int, limit: int, stop: int,
@@ -157,9 +151,14 @@ class EventRecorder(PostgresApplicationRecorder):
             "   WHERE d.project_id = %(project)s))"
             " ORDER BY notification_id LIMIT %(limit)s"
         ).format(schema, Identifier(self.events_table_name), schema, schema, schema)
+        return self._notifications(statement, {"start": start, "stop": stop, "topics": list(topics),
+                                               "project": project_id, "limit": limit})
+
+    def _notifications(self, statement: Composed, params: Any) -> list[Notification]:
+        """The notifications a statement selects (notification_id, originator_id,
+        originator_version, topic, state)."""
         with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
-            curs.execute(statement, {"start": start, "stop": stop, "topics": list(topics), "project": project_id,
-                                     "limit": limit}, prepare=True)
+            curs.execute(statement, params, prepare=True)
             return [
                 Notification(id=row["notification_id"], originator_id=row["originator_id"],
                              originator_version=row["originator_version"], topic=row["topic"], state=row["state"])

@@ -107,6 +107,23 @@ def copy_id(value: UUID | str) -> bytes:
     return str(value).encode()
 
 
+class EncodedValues:
+    """Values that many rows share (an event's ids, times, actor), each encoded once and
+    kept, for the last few thousand: encoding them again for every row of a rebuild cost
+    a good part of its time."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[Any, bytes] = {}
+
+    def __call__(self, value: Any, encode: Callable[[Any], bytes]) -> bytes:
+        encoded = self._encoded.get(value)
+        if encoded is None:
+            if len(self._encoded) > 4096:
+                self._encoded.clear()
+            encoded = self._encoded[value] = encode(value)
+        return encoded
+
+
 def content_columns(content: dict[str, Any] | Sealed) -> tuple[bytes, bytes, bytes]:
     """An item's input, expected_output and metadata, as the datasets handlers write them
     (`decode_content`'s defaults: JSON null is NULL, metadata null is {}). Sealed content

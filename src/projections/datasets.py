@@ -28,7 +28,7 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.content import Sealed
-from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
+from evalledger.projections.bulk import NULL, EncodedValues, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
 from evalledger.projections import datasets_fold
 from evalledger.projections.datasets_fold import (
     DatasetRow,
@@ -40,7 +40,7 @@ from evalledger.projections.datasets_fold import (
     VersionRow,
     purge_revision,
 )
-from evalledger.projections.view import BatchingView, Statement, json_rows, names, upsert
+from evalledger.projections.view import BatchingView, Statement, json_rows, names, rendered, upsert
 
 DATASET_TOPICS = tuple(
     f"evalledger.domain.datasets:Dataset.{name}"
@@ -71,19 +71,10 @@ def revision_content(content: Any) -> tuple[bytes, bytes, bytes]:
 
 class RevisionLines:
     """Encodes item revisions (`REVISION_COLUMNS`) as lines of COPY's text format. The
-    revisions of one event share their dataset id, version and times: each is encoded once
-    and kept (for the last few thousand values)."""
+    revisions of one event share their dataset id, version and times: each is encoded once."""
 
     def __init__(self) -> None:
-        self._encoded: dict[Any, bytes] = {}
-
-    def _value(self, value: Any, encode: Any) -> bytes:
-        encoded = self._encoded.get(value)
-        if encoded is None:
-            if len(self._encoded) > 4096:
-                self._encoded.clear()
-            encoded = self._encoded[value] = encode(value)
-        return encoded
+        self._value = EncodedValues()
 
     def __call__(self, row: ItemRevision) -> bytes:
         value = self._value
@@ -141,6 +132,17 @@ _REVISION_SELECT = SQL(", ").join(
 def _columns(keys: Any) -> list[list[Any]]:
     """Keys (tuples) as one list per column, for unnest."""
     return [list(column) for column in zip(*keys, strict=True)]
+
+
+_VERSION_FIELDS = tuple((f"version_{c}", c) for c in VERSION_COLUMNS)
+
+
+def _seed_dataset(state: DatasetsState, row: dict[str, Any]) -> None:
+    """A dataset's row and its current version's, read together (`_read_datasets`)."""
+    version = {name: row.pop(alias) for alias, name in _VERSION_FIELDS}
+    dataset = state.datasets[row["dataset_id"]] = DatasetRow(**row)
+    if version["version"] is not None:
+        state.versions[(dataset.dataset_id, dataset.version)] = VersionRow(**version)
 
 
 def _stored_revision(row: dict[str, Any]) -> ItemRevision:
@@ -248,35 +250,15 @@ class DatasetsView(BatchingView):
         state = DatasetsState()
         reads: list[tuple[Statement, Any]] = []
         if keys.dataset_ids:
-            reads.append(((SQL("SELECT {} FROM {} WHERE dataset_id = ANY(%s)").format(
-                names(DATASET_COLUMNS), self.table("datasets")), (list(keys.dataset_ids),)),
-                lambda row: state.datasets.__setitem__(row["dataset_id"], DatasetRow(**row))))
-        if keys.versions:
-            reads.append(((SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::int[]) AS k(dataset_id, version)"
-                               " USING (dataset_id, version)").format(names(VERSION_COLUMNS),
-                                                                       self.table("dataset_versions")),
-                           _columns(keys.versions)),
-                          lambda row: state.versions.__setitem__((row["dataset_id"], row["version"]),
-                                                                 VersionRow(**row))))
+            reads.append(((self._read_datasets, (list(keys.dataset_ids),)), lambda row: _seed_dataset(state, row)))
         if keys.tags:
-            reads.append(((SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
-                               " USING (dataset_id, tag)").format(names(TAG_COLUMNS), self.table("dataset_tags")),
-                           _columns(keys.tags)),
+            reads.append(((self._read_tags, _columns(keys.tags)),
                           lambda row: state.tags.__setitem__((row["dataset_id"], row["tag"]), TagRow(**row))))
-        statements, params = [], []
-        if keys.open_items:
-            statements.append(SQL(
-                "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
-                " USING (dataset_id, item_id) WHERE i.valid_to IS NULL AND NOT i.deleted").format(
-                    _REVISION_SELECT, self.table("dataset_items")))
-            params += _columns(keys.open_items)
-        if keys.purged_items:
-            statements.append(SQL(
-                "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
-                " USING (dataset_id, item_id)").format(_REVISION_SELECT, self.table("dataset_items")))
-            params += _columns(keys.purged_items)
-        if statements:
-            reads.append(((SQL(" UNION ").join(statements), params),
+        if keys.open_items or keys.purged_items:
+            params = _columns(keys.open_items) if keys.open_items else []
+            params += _columns(keys.purged_items) if keys.purged_items else []
+            shape = (bool(keys.open_items), bool(keys.purged_items))
+            reads.append(((self.statement(("revisions", shape), lambda: self._revisions_read(*shape)), params),
                           lambda row: state.seed_revision(_stored_revision(row))))
 
         def state_of(answers: list[list[Any]]) -> DatasetsState:
@@ -320,9 +302,10 @@ class DatasetsView(BatchingView):
             writes.append((self._upsert_tags, (json_rows(kept),)))
         gone = [k for k in state.changed_tags if state.tags[k] is None]
         if gone:
-            writes.append((SQL("DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
-                               " WHERE t.dataset_id = k.dataset_id AND t.tag = k.tag").format(
-                                   self.table("dataset_tags")), _columns(gone)))
+            writes.append((self.statement("delete tags", lambda: SQL(
+                "DELETE FROM {} t USING unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
+                " WHERE t.dataset_id = k.dataset_id AND t.tag = k.tag").format(self.table("dataset_tags"))),
+                           _columns(gone)))
         return writes
 
     def purge_written(self, curs: Cursor[Any], purges: Sequence[tuple[Any, str, Any, int]]) -> None:
@@ -340,37 +323,70 @@ class DatasetsView(BatchingView):
             if rows:
                 curs.execute(self._update_revisions, (json_rows(rows),))
 
+    def _revisions_read(self, open_items: bool, purged_items: bool) -> Composed:
+        """Reads the open revisions of some items and every revision of others (purged)."""
+        statements = []
+        if open_items:
+            statements.append(SQL(
+                "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
+                " USING (dataset_id, item_id) WHERE i.valid_to IS NULL AND NOT i.deleted").format(
+                    _REVISION_SELECT, self.table("dataset_items")))
+        if purged_items:
+            statements.append(SQL(
+                "SELECT {} FROM {} i JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
+                " USING (dataset_id, item_id)").format(_REVISION_SELECT, self.table("dataset_items")))
+        return SQL(" UNION ").join(statements)
+
+    @cached_property
+    def _read_datasets(self) -> bytes:
+        """Each dataset's row with its current version's (see datasets_fold.Touched)."""
+        version_columns = SQL(", ").join(SQL("v.{} AS {}").format(Identifier(c), Identifier(f"version_{c}"))
+                                         for c in VERSION_COLUMNS)
+        return rendered(SQL(
+            "SELECT {}, {} FROM {} d LEFT JOIN {} v ON v.dataset_id = d.dataset_id AND v.version = d.version"
+            " WHERE d.dataset_id = ANY(%s)").format(
+                SQL(", ").join(SQL("d.{}").format(Identifier(c)) for c in DATASET_COLUMNS), version_columns,
+                self.table("datasets"), self.table("dataset_versions")))
+
+    @cached_property
+    def _read_tags(self) -> bytes:
+        return rendered(SQL("SELECT {} FROM {} JOIN unnest(%s::uuid[], %s::text[]) AS k(dataset_id, tag)"
+                            " USING (dataset_id, tag)").format(names(TAG_COLUMNS), self.table("dataset_tags")))
+
     @cached_property
     def _copy_revisions(self) -> Composed:
         return SQL("COPY {} ({}) FROM STDIN").format(self.table("dataset_items"), names(REVISION_COLUMNS))
 
     @cached_property
-    def _insert_revisions(self) -> Composed:
-        return SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({})").format(
-            self.table("dataset_items"), names(REVISION_COLUMNS), names(REVISION_COLUMNS), SQL(_REVISION_TYPES))
+    def _insert_revisions(self) -> bytes:
+        return rendered(SQL("INSERT INTO {} ({}) SELECT {} FROM jsonb_to_recordset(%s::jsonb) AS r({})").format(
+            self.table("dataset_items"), names(REVISION_COLUMNS), names(REVISION_COLUMNS), SQL(_REVISION_TYPES)))
 
     @cached_property
-    def _close_revisions(self) -> Composed:
-        return SQL("UPDATE {} i SET valid_to = c.valid_to"
-                   " FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::int[]) AS c(dataset_id, item_id, valid_from,"
-                   " valid_to) WHERE i.dataset_id = c.dataset_id AND i.item_id = c.item_id"
-                   " AND i.valid_from = c.valid_from").format(self.table("dataset_items"))
+    def _close_revisions(self) -> bytes:
+        return rendered(SQL(
+            "UPDATE {} i SET valid_to = c.valid_to"
+            " FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::int[]) AS c(dataset_id, item_id, valid_from,"
+            " valid_to) WHERE i.dataset_id = c.dataset_id AND i.item_id = c.item_id"
+            " AND i.valid_from = c.valid_from").format(self.table("dataset_items")))
 
     @cached_property
-    def _update_revisions(self) -> Composed:
-        return SQL("UPDATE {} i SET valid_to = r.valid_to, input = r.input, expected_output = r.expected_output,"
-                   " metadata = r.metadata, purged_at = r.purged_at FROM jsonb_to_recordset(%s::jsonb) AS r({})"
-                   " WHERE i.dataset_id = r.dataset_id AND i.item_id = r.item_id"
-                   " AND i.valid_from = r.valid_from").format(self.table("dataset_items"), SQL(_REVISION_TYPES))
+    def _update_revisions(self) -> bytes:
+        return rendered(SQL(
+            "UPDATE {} i SET valid_to = r.valid_to, input = r.input, expected_output = r.expected_output,"
+            " metadata = r.metadata, purged_at = r.purged_at FROM jsonb_to_recordset(%s::jsonb) AS r({})"
+            " WHERE i.dataset_id = r.dataset_id AND i.item_id = r.item_id"
+            " AND i.valid_from = r.valid_from").format(self.table("dataset_items"), SQL(_REVISION_TYPES)))
 
     @cached_property
-    def _upsert_datasets(self) -> Composed:
-        return upsert(self.table("datasets"), DATASET_COLUMNS, _DATASET_TYPES, ("dataset_id",))
+    def _upsert_datasets(self) -> bytes:
+        return rendered(upsert(self.table("datasets"), DATASET_COLUMNS, _DATASET_TYPES, ("dataset_id",)))
 
     @cached_property
-    def _upsert_versions(self) -> Composed:
-        return upsert(self.table("dataset_versions"), VERSION_COLUMNS, _VERSION_TYPES, ("dataset_id", "version"))
+    def _upsert_versions(self) -> bytes:
+        return rendered(upsert(self.table("dataset_versions"), VERSION_COLUMNS, _VERSION_TYPES,
+                               ("dataset_id", "version")))
 
     @cached_property
-    def _upsert_tags(self) -> Composed:
-        return upsert(self.table("dataset_tags"), TAG_COLUMNS, _TAG_TYPES, ("dataset_id", "tag"))
+    def _upsert_tags(self) -> bytes:
+        return rendered(upsert(self.table("dataset_tags"), TAG_COLUMNS, _TAG_TYPES, ("dataset_id", "tag")))

@@ -14,14 +14,16 @@ parse and re-encode; `content_values` gives the column values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from evalledger.domain.content import Sealed
 from evalledger.domain.datasets import DETAIL_ATTRIBUTES, Dataset, project_of
+from evalledger.projections.folding import fold_events
 
 
 
@@ -258,15 +260,24 @@ def _close(state: DatasetsState, dataset_id: UUID, item_id: str, version: int) -
     return before
 
 
-def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
+def _closing(state: DatasetsState, e: Dataset.ItemsUpdated | Dataset.ItemsDeleted, entries: list[Any],
+             id_of: Callable[[Any], str], *, updated: int = 0,
+             removed: int = 0) -> Iterator[tuple[DatasetRow, Any, ItemRevision]]:
+    """Move the dataset on to the event's version and close, there, the open revision of
+    each entry's item; yields (dataset, entry, the revision closed) for the new revision
+    to follow it. Items deleted or never added are passed over: there is nothing to change."""
     dataset = _touch(state, e)
     if dataset is None:
         return
-    _new_version(state, dataset, e, updated=len(e.items))
-    for entry in e.items:
-        before = _close(state, dataset.dataset_id, entry["id"], e.dataset_version)
-        if before is None:  # deleted, or never added: nothing to update
-            continue
+    _new_version(state, dataset, e, updated=updated, removed=removed)
+    for entry in entries:
+        before = _close(state, dataset.dataset_id, id_of(entry), e.dataset_version)
+        if before is not None:
+            yield dataset, entry, before
+
+
+def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
+    for dataset, entry, before in _closing(state, e, e.items, itemgetter("id"), updated=len(e.items)):
         source = entry.get("source")
         state._add((dataset.dataset_id, entry["id"]), ItemRevision(
             dataset_id=dataset.dataset_id, item_id=entry["id"], valid_from=e.dataset_version, valid_to=None,
@@ -276,14 +287,7 @@ def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
 
 
 def _items_deleted(state: DatasetsState, e: Dataset.ItemsDeleted) -> None:
-    dataset = _touch(state, e)
-    if dataset is None:
-        return
-    _new_version(state, dataset, e, removed=len(e.item_ids))
-    for item_id in e.item_ids:
-        before = _close(state, dataset.dataset_id, item_id, e.dataset_version)
-        if before is None:
-            continue
+    for dataset, item_id, before in _closing(state, e, e.item_ids, str, removed=len(e.item_ids)):
         # The deletion marker: open, no content, the last revision's seq and externalId.
         state._add((dataset.dataset_id, item_id), ItemRevision(
             dataset_id=dataset.dataset_id, item_id=item_id, valid_from=e.dataset_version, valid_to=None,
@@ -341,19 +345,17 @@ FOLDS: dict[type, Any] = {
 def fold(state: DatasetsState, events: Iterable[Any]) -> DatasetsState:
     """Apply the events, in log order, to the rows in `state` (which must hold every row
     they touch: see `touched`); returns `state`."""
-    for event in events:
-        apply = FOLDS.get(type(event))
-        if apply is not None:
-            apply(state, event)
-    return state
+    return fold_events(FOLDS, state, events)
 
 
 @dataclass
 class Touched:
-    """The keys of the rows a run of events may touch, for live catch-up to read them."""
+    """The keys of the rows a run of events may touch, for live catch-up to read them.
+    Each dataset comes with the row of its current version: the only version row events
+    after the tables' position can change (an import's several events of one version), as
+    every other they touch is a new one."""
 
     dataset_ids: set[UUID] = field(default_factory=set)
-    versions: set[tuple[UUID, int]] = field(default_factory=set)
     open_items: set[ItemKey] = field(default_factory=set)  # each item's open, not deleted revision
     purged_items: set[ItemKey] = field(default_factory=set)  # every revision of the item
     tags: set[tuple[UUID, str]] = field(default_factory=set)
@@ -366,13 +368,9 @@ def touched(events: Iterable[Any]) -> Touched:
         if kind not in FOLDS:
             continue
         out.dataset_ids.add(e.originator_id)
-        if kind is Dataset.ItemsAdded:
-            out.versions.add((e.originator_id, e.dataset_version))
-        elif kind is Dataset.ItemsUpdated:
-            out.versions.add((e.originator_id, e.dataset_version))
+        if kind is Dataset.ItemsUpdated:
             out.open_items.update((e.originator_id, entry["id"]) for entry in e.items)
         elif kind is Dataset.ItemsDeleted:
-            out.versions.add((e.originator_id, e.dataset_version))
             out.open_items.update((e.originator_id, item_id) for item_id in e.item_ids)
         elif kind is Dataset.ItemPurged:
             out.purged_items.add((e.originator_id, e.item_id))

@@ -41,6 +41,7 @@ from evalledger.projections.view import (
     Statement,
     json_rows,
     names,
+    rendered,
     updates,
     upsert,
 )
@@ -149,23 +150,15 @@ class RunsView(BatchingView):
         reads: list[Statement] = []
         purged_datasets = list({dataset_id for dataset_id, _ in keys.purged})
         if keys.run_ids or purged_datasets:
-            reads.append((SQL("SELECT {} FROM {} WHERE run_id = ANY(%s) OR dataset_id = ANY(%s)").format(
-                _RUN_SELECT, self.table("runs")), (list(keys.run_ids), purged_datasets)))
-        statements, params = [], []
+            reads.append((self._read_runs, (list(keys.run_ids), purged_datasets)))
+        params: list[Any] = []
         if keys.result_keys:
-            statements.append(SQL(
-                "SELECT {} FROM {} r JOIN unnest(%s::uuid[], %s::uuid[], %s::int[]) AS k(run_id, item_id, repetition)"
-                " USING (run_id, item_id, repetition)").format(_RESULT_SELECT, self.table("run_results")))
             params += [list(column) for column in zip(*keys.result_keys, strict=True)]
         if keys.purged:
-            statements.append(SQL(
-                "SELECT {} FROM {} r JOIN {} u USING (run_id)"
-                " JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
-                " ON u.dataset_id = k.dataset_id AND r.item_id = k.item_id").format(
-                    _RESULT_SELECT, self.table("run_results"), self.table("runs")))
             params += [list(column) for column in zip(*keys.purged, strict=True)]
-        if statements:
-            reads.append((SQL(" UNION ALL ").join(statements), params))
+        if params:
+            shape = (bool(keys.result_keys), bool(keys.purged))
+            reads.append((self.statement(("results", shape), lambda: self._results_read(*shape)), params))
         reads_runs = bool(keys.run_ids or purged_datasets)
 
         def state_of(found: list[list[Any]]) -> RunsState:
@@ -195,23 +188,43 @@ class RunsView(BatchingView):
             writes.append((self._insert_reviews, (json_rows(state.new_reviews),)))
         return writes
 
-    @cached_property
-    def _upsert_runs(self) -> Composed:
-        return upsert(self.table("runs"), RUN_COLUMNS, _RUN_TYPES, ("run_id",))
+    def _results_read(self, by_key: bool, purged: bool) -> Composed:
+        """Reads results by key, and the results of purged items (by dataset and item)."""
+        statements = []
+        if by_key:
+            statements.append(SQL(
+                "SELECT {} FROM {} r JOIN unnest(%s::uuid[], %s::uuid[], %s::int[]) AS k(run_id, item_id, repetition)"
+                " USING (run_id, item_id, repetition)").format(_RESULT_SELECT, self.table("run_results")))
+        if purged:
+            statements.append(SQL(
+                "SELECT {} FROM {} r JOIN {} u USING (run_id)"
+                " JOIN unnest(%s::uuid[], %s::uuid[]) AS k(dataset_id, item_id)"
+                " ON u.dataset_id = k.dataset_id AND r.item_id = k.item_id").format(
+                    _RESULT_SELECT, self.table("run_results"), self.table("runs")))
+        return SQL(" UNION ALL ").join(statements)
 
     @cached_property
-    def _insert_reviews(self) -> Composed:
-        return upsert(self.table("run_result_reviews"), REVIEW_COLUMNS, _REVIEW_TYPES,
-                       ("run_id", "item_id", "repetition", "run_version"), update=False)
+    def _read_runs(self) -> bytes:
+        return rendered(SQL("SELECT {} FROM {} WHERE run_id = ANY(%s) OR dataset_id = ANY(%s)").format(
+            _RUN_SELECT, self.table("runs")))
 
     @cached_property
-    def _upsert_results(self) -> Composed:
+    def _upsert_runs(self) -> bytes:
+        return rendered(upsert(self.table("runs"), RUN_COLUMNS, _RUN_TYPES, ("run_id",)))
+
+    @cached_property
+    def _insert_reviews(self) -> bytes:
+        return rendered(upsert(self.table("run_result_reviews"), REVIEW_COLUMNS, _REVIEW_TYPES,
+                               ("run_id", "item_id", "repetition", "run_version"), update=False))
+
+    @cached_property
+    def _upsert_results(self) -> bytes:
         keys = ("run_id", "item_id", "repetition")
         columns = names(RESULT_COLUMNS)
         values = SQL(", ").join(
             SQL("coalesce(r.seq, i.seq, {})").format(Literal(NO_SEQ)) if name == "seq" else
             SQL("r.{}").format(Identifier(name)) for name in RESULT_COLUMNS)
-        return SQL(
+        return rendered(SQL(
             "INSERT INTO {results} ({columns}) SELECT {values}"
             " FROM jsonb_to_recordset(%s::jsonb) AS r({types})"
             " LEFT JOIN {runs} u ON r.seq IS NULL AND u.run_id = r.run_id"
@@ -221,7 +234,7 @@ class RunsView(BatchingView):
             " ON CONFLICT ({keys}) DO UPDATE SET {updates}"
         ).format(results=self.table("run_results"), columns=columns, values=values,
                  types=SQL(_RESULT_TYPES), runs=self.table("runs"), items=self.other_view_table("dataset_items"),
-                 keys=names(keys), updates=updates(RESULT_COLUMNS, keys))
+                 keys=names(keys), updates=updates(RESULT_COLUMNS, keys)))
 
 
 # Each column's type, for jsonb_to_recordset (in the rows' field order).

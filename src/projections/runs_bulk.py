@@ -25,6 +25,7 @@ from evalledger.domain.datasets import Dataset
 from evalledger.domain.runs import Run
 from evalledger.projections.bulk import (
     BulkLoad,
+    EncodedValues,
     copy_float,
     copy_id,
     copy_int,
@@ -64,14 +65,22 @@ def run_line(run: RunRow) -> bytes:
         copy_time(run.updated_at))) + b"\n"
 
 
-def result_line(row: ResultRow) -> bytes:
-    return b"\t".join((
-        copy_id(row.run_id), row.item_id.encode(), b"%d" % row.repetition, row.status.encode(),
-        copy_json(row.output), copy_text(row.error), copy_float(row.latency_ms), copy_int(row.attempts),
-        copy_json(row.retry_errors), copy_text(row.trace_id), copy_json(row.scores), copy_time(row.started_at),
-        copy_time(row.recorded_at), copy_int(row.seq), copy_json(row.usage), copy_text(row.recorded_by),
-        copy_text(row.span_id), copy_json(row.review), copy_json(row.reviewed_scores),
-        b"t" if row.flagged else b"f")) + b"\n"
+class ResultLines:
+    """Encodes results (`RESULT_COLUMNS`) as lines of COPY's text format; the values an
+    event's results share (run id, time, actor) are encoded once."""
+
+    def __init__(self) -> None:
+        self._value = EncodedValues()
+
+    def __call__(self, row: ResultRow) -> bytes:
+        value = self._value
+        return b"\t".join((
+            value(row.run_id, copy_id), row.item_id.encode(), b"%d" % row.repetition, row.status.encode(),
+            copy_json(row.output), copy_text(row.error), copy_float(row.latency_ms), copy_int(row.attempts),
+            copy_json(row.retry_errors), copy_text(row.trace_id), copy_json(row.scores), copy_time(row.started_at),
+            value(row.recorded_at, copy_time), copy_int(row.seq), copy_json(row.usage),
+            value(row.recorded_by, copy_text), copy_text(row.span_id), copy_json(row.review),
+            copy_json(row.reviewed_scores), b"t" if row.flagged else b"f")) + b"\n"
 
 
 class RunsBulkLoad(BulkLoad):
@@ -81,6 +90,7 @@ class RunsBulkLoad(BulkLoad):
         super().__init__(*args, **kwargs)
         self.state = RunsState()
         self.results_out = self.rows("run_results", RESULT_COLUMNS)
+        self.result_line = ResultLines()
         self.later: list[Any] = []  # purges and reviews, in log order
         self.held_by_run: dict[UUID, set[ResultKey]] = {}  # results not yet written
         # Results written before their run finished (spilled), each kept as a stand-in with
@@ -125,15 +135,15 @@ class RunsBulkLoad(BulkLoad):
             return
         self.held = max(0, self.held - len(keys) * RESULT_SIZE)
         results = self.state.results
-        spilled = self.spilled.get(run.run_id, set())
-        missing = list({key[1] for key in keys if results[key].seq is None})
+        spilled = self.spilled.get(run.run_id)
+        rows = [(key, results.pop(key)) for key in keys]
+        missing = list({row.item_id for _, row in rows if row.seq is None})
         seqs = self._seqs(run, missing) if missing else {}
-        for key in keys:
-            row = results.pop(key)
+        for key, row in rows:
             if row.seq is None:
                 row.seq = seqs.get(row.item_id, NO_SEQ)
-            line = result_line(row)
-            if key in spilled:
+            line = self.result_line(row)
+            if spilled and key in spilled:
                 self.replacements[key] = line
             else:
                 self.results_out.add(line)

@@ -22,6 +22,7 @@ from evalledger.domain.content import PURGED_TEXT
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.reviews import fold_review, reviewed_scores
 from evalledger.domain.runs import Run, expected_results
+from evalledger.projections.folding import fold_events
 
 # The seq of a result whose item the run's dataset version does not hold.
 NO_SEQ = 9223372036854775807
@@ -138,15 +139,15 @@ def _float(value: Any) -> float | None:
 
 
 def result_row(e: Run.ResultsRecorded, r: dict[str, Any]) -> ResultRow:
-    """A result of an event as a new row (seq not yet known)."""
+    """A result of an event as a new row (seq not yet known). Positional, in the column
+    order: a rebuild makes one per result recorded."""
+    get = r.get
+    error = get("error")
     return ResultRow(
-        run_id=e.originator_id, item_id=r["itemId"], repetition=r.get("repetition", 0),
-        status="failed" if r.get("error") is not None else "succeeded", output=r.get("output"),
-        error=r.get("error"), latency_ms=_float(r.get("latencyMs")), attempts=r.get("attempts", 1),
-        retry_errors=r.get("retryErrors") or [], trace_id=r.get("traceId"), scores=r.get("scores") or [],
-        started_at=_time(r.get("startedAt")), recorded_at=e.timestamp, seq=None, usage=r.get("usage"),
-        recorded_by=e.actor, span_id=r.get("spanId"),
-    )
+        e.originator_id, r["itemId"], get("repetition", 0), "succeeded" if error is None else "failed",
+        get("output"), error, _float(get("latencyMs")), get("attempts", 1), get("retryErrors") or [],
+        get("traceId"), get("scores") or [], _time(get("startedAt")), e.timestamp, None, get("usage"), e.actor,
+        get("spanId"))
 
 
 def purged_scores(scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -270,11 +271,7 @@ FOLDS: dict[type, Any] = {
 def fold(state: RunsState, events: Iterable[Any]) -> RunsState:
     """Apply the events, in log order, to the rows in `state` (which must hold every row
     they touch: see `touched`); returns `state`."""
-    for event in events:
-        apply = FOLDS.get(type(event))
-        if apply is not None:
-            apply(state, event)
-    return state
+    return fold_events(FOLDS, state, events)
 
 
 @dataclass
