@@ -117,10 +117,10 @@ def test_a_schema_change_is_refused_while_current_items_break_it(datasets: Datas
     dataset_id = datasets.create_dataset(name="qa", actor="alice").aggregate_id
     [loose] = datasets.add_items(dataset_id, [item({"question": "no q"})], actor="alice").items
     with pytest.raises(SchemaViolationError) as refused:
-        datasets.change_details(dataset_id, {"inputSchema": QUESTION_SCHEMA}, actor="alice")
+        datasets.change_details(dataset_id, {"input_schema": QUESTION_SCHEMA}, actor="alice")
     assert [f["itemId"] for f in refused.value.extra["failingItems"]] == [loose.id]
     datasets.delete_items(dataset_id, [loose.id], actor="alice")
-    assert datasets.change_details(dataset_id, {"inputSchema": QUESTION_SCHEMA}, actor="alice").changed
+    assert datasets.change_details(dataset_id, {"input_schema": QUESTION_SCHEMA}, actor="alice").changed
 
 
 def test_an_invalid_or_remote_schema_is_refused_at_creation(datasets: Datasets) -> None:

@@ -57,6 +57,29 @@ def test_a_dataset_starts_at_version_0_and_each_batch_makes_exactly_one_version(
     assert events_of(dataset) == ["Created", "ItemsAdded", "ItemsDeleted"]
 
 
+def test_details_change_by_attribute_and_the_event_keeps_the_names_it_has_always_recorded() -> None:
+    dataset = Dataset.create(name="qa", actor="alice")
+    dataset.collect_events()
+    schema = {"type": "object"}
+    assert dataset.change_details({"input_schema": schema, "description": "d"}, actor="bob", reason=None)
+    [event] = dataset.collect_events()
+    assert event.changes == {"inputSchema": schema, "description": "d"}  # as stored events have them
+    assert dataset.input_schema == schema
+    replayed = Dataset.create(name="qa", actor="alice")
+    event.apply(replayed)
+    assert replayed.input_schema == schema
+
+
+def test_an_item_change_names_its_fields_by_attribute() -> None:
+    dataset = Dataset.create(name="qa", actor="alice")
+    [item] = dataset.add_items([new_item("a")], actor="alice", reason=None)
+    change = ItemChange(item_id=item.id, expected_output="4", external_id="q-1",
+                        fields=frozenset({"expected_output", "external_id"}))
+    [changed] = dataset.changed_items([change])
+    assert changed.content.expected_output == "4" and changed.external_id == "q-1"
+    assert changed.content.input == item.content.input
+
+
 def test_an_update_that_changes_nothing_records_nothing() -> None:
     dataset = Dataset.create(name="qa", actor="alice")
     [item] = dataset.add_items([new_item("a")], actor="alice", reason=None)

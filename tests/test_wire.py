@@ -17,7 +17,10 @@ from evalledger.api.encoding import dumps
 from evalledger.api.paging import paged
 from evalledger.api.wire import encode
 from evalledger.projections import dataset_queries as q
+from evalledger.service_layer import access_book, events, operations, transfer
 from evalledger.service_layer import datasets as use_cases
+from evalledger.service_layer.access import Me
+from evalledger.transfer.importing import RowProblem
 
 # Each typed answer and the response model that puts it on the wire.
 PAIRS: list[tuple[type, type[BaseModel]]] = [
@@ -37,6 +40,24 @@ PAIRS: list[tuple[type, type[BaseModel]]] = [
     (use_cases.ItemPurged, models.ItemPurged),
     (use_cases.TagWritten, models.TagWritten),
     (use_cases.TagDeleted, models.TagDeleted),
+    (events.EventItem, models.EventItem),
+    (events.EventView, models.Event),
+    (events.FeedEvent, models.FeedEvent),
+    (events.FeedPage, models.EventFeed),
+    (access_book.ProjectView, models.Project),
+    (access_book.KeyView, models.ApiKey),
+    (access_book.IssuedKey, models.IssuedKey),
+    (Me, models.Me),
+    (RowProblem, models.RowProblem),
+    (transfer.PreviewRow, models.ImportPreviewRow),
+    (transfer.ImportSummary, models.ImportResult),
+    (operations.RebuildReport, models.RebuildReport),
+    (operations.RebuildState, models.RebuildState),
+    (operations.ProjectionStatus, models.ProjectionWithRebuild),
+    (operations.ProjectionStatus, models.HealthProjection),
+    (operations.ProjectionStatus, models.HealthProjectionDetails),
+    (operations.Health, models.Health),
+    (operations.Health, models.HealthDetails),
 ]
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -88,3 +109,39 @@ def test_fields_absent_when_none_are_left_out_and_a_changed_field_is_named_as_th
     assert "skippedItemIds" not in copied
     skipped = on_the_wire(models.ItemsWritten, use_cases.ItemsWritten(uuid4(), 2, 0, [], ["a"]))
     assert skipped["skippedItemIds"] == ["a"]
+
+
+def test_health_names_the_database_and_positions_only_in_its_detailed_answer() -> None:
+    status = operations.ProjectionStatus("datasets", 7, 9, 2, True, False, None)
+    public = on_the_wire(models.Health, operations.Health("ok", [status]))
+    assert public == {"status": "ok", "projections": [{"name": "datasets", "lag": 2, "running": True, "leader": False}]}
+    detailed = on_the_wire(models.HealthDetails, operations.Health("ok", [status], "postgresql://db"))
+    assert list(detailed) == ["status", "projections", "database"]
+    assert detailed["projections"][0] == {"name": "datasets", "lag": 2, "running": True, "leader": False,
+                                          "position": 7, "head": 9, "lastError": None}
+
+
+def test_a_rebuild_state_names_its_projection_first_only_when_it_has_one() -> None:
+    state = operations.RebuildState("running", NOW, 0, None, None, None, None)
+    assert "projection" not in on_the_wire(models.RebuildState, state)
+    state.projection = "runs"
+    assert list(on_the_wire(models.RebuildState, state))[:2] == ["projection", "state"]
+
+
+def test_an_events_payload_names_its_fields_and_items_in_camel_case_and_keeps_recorded_values() -> None:
+    item = events.EventItem("i-1", "q-1", {"q": 1}, "4", {"lang": "en"})
+    event = events.EventView("ItemsAdded", 2, 1, NOW, "alice", None,
+                             {"items": [item], "item_ids": ["i-1"], "changes": {"inputSchema": {"a_b": 1}}})
+    payload = on_the_wire(models.Event, event)["payload"]
+    assert payload == {"items": [{"id": "i-1", "externalId": "q-1", "input": {"q": 1}, "expectedOutput": "4",
+                                  "metadata": {"lang": "en"}}],
+                       "itemIds": ["i-1"], "changes": {"inputSchema": {"a_b": 1}}}
+
+
+def test_an_import_summary_leaves_out_what_its_kind_of_import_does_not_have() -> None:
+    summary = transfer.ImportSummary(uuid4(), "csv", "append", 2, 1, 1, [RowProblem(2, "input", "missing")], [],
+                                     dry_run=True, preview=[transfer.PreviewRow(3, "q", None, {}, None)])
+    wire = on_the_wire(models.ImportResult, summary)
+    assert list(wire)[-2:] == ["dryRun", "preview"] and "newVersion" not in wire
+    assert wire["errors"] == [{"row": 2, "field": "input", "message": "missing"}]
+    assert wire["preview"] == [{"row": 3, "input": "q", "expectedOutput": None, "metadata": {}, "externalId": None}]

@@ -1,16 +1,16 @@
 """The event store's PostgreSQL recorder.
 
 eventsourcing's `PostgresApplicationRecorder.insert_events` sends its statements in
-psycopg pipeline mode. Measured here with psycopg 3.3.9: a save whose events total more
-than about 4 MB (e.g. a 20,000-item batch) never returns; the server waits for the rest
-of the statement while the client waits for results. This recorder sends the same
-statements in the same transaction (table lock, NOTIFY, INSERT ... RETURNING) without
-pipeline mode when they are big: three more local round trips, no deadlock at any size.
-Small saves (single-item edits) keep the library's pipelined path, which is faster.
+psycopg pipeline mode, in which a big save never returns (the server waits for the rest of
+the statement while the client waits for results). This recorder sends the same statements
+in the same transaction (table lock, NOTIFY, INSERT ... RETURNING) without pipeline mode
+when they are big: a few more local round trips, no deadlock at any size. Small saves
+(single-item edits) keep the library's pipelined path, which is faster.
 
 It also inserts the events from four parallel arrays with the state sent in binary,
-instead of one array of a composite type sent as text: psycopg escapes bytea inside a
-composite with a regular expression, which cost about 3.5 ms per 1,000-item batch.
+instead of one array of a composite type sent as text, which psycopg escapes with a
+regular expression. The measurements behind both: benchmarks/README.md ("The event
+recorder").
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
 
 from evalledger import ui
 from evalledger.api import access, datasets, events, models, openapi, problems, reviews, runs, tags, transfer
@@ -14,6 +14,7 @@ from evalledger.api.encoding import JSONBody
 from evalledger.api.limits import BodySizeLimit
 from evalledger.api.routing import Route
 from evalledger.api.security import RateLimits, bearer_secret, declare
+from evalledger.api.wire import answer
 from evalledger.domain.errors import DomainError
 from evalledger.bootstrap import Ledger, build_ledger
 from evalledger.settings import Settings
@@ -34,6 +35,24 @@ each operation names the role it needs (`x-required-role`). The audit trail reco
 name and id as the actor of every change; `X-Actor` may add who the key acted for, and
 `X-Change-Reason` why.
 """
+
+
+service = APIRouter(tags=["service"], route_class=Route)
+
+
+@service.get("/health", response_model=models.Health, summary="Liveness and projection lag",
+             openapi_extra=declare("public"))
+def health(request: Request) -> Response:
+    """Open to all, and says nothing about data: `status` is `ok` while the service answers, and each read
+    model tells how far it lags behind the event log and whether this process leads it (of the processes on one
+    database, one applies each read model in the background). With a valid key it also names the database (no
+    password) and each read model's position and last error."""
+    ledger: Ledger = request.app.state.ledger
+    try:
+        ledger.access.authenticate(bearer_secret(request))
+    except DomainError:
+        return answer(models.Health, ledger.operations.health(with_database=False))
+    return answer(models.HealthDetails, ledger.operations.health(with_database=True))
 
 
 def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -> FastAPI:
@@ -78,20 +97,7 @@ def create_app(ledger: Ledger | None = None, settings: Settings | None = None) -
     app.include_router(tags.router)
     app.include_router(datasets.router)
 
-    @app.get("/health", response_model=models.Health, tags=["service"], summary="Liveness and projection lag",
-             openapi_extra=declare("public"))
-    def health(request: Request) -> dict[str, Any]:
-        """Open to all, and says nothing about data: `status` is `ok` while the service answers, and each read
-        model tells how far it lags behind the event log and whether this process leads it (of the processes on one
-        database, one applies each read model in the background). With a valid key it also names the database (no
-        password) and each read model's position and last error."""
-        current: Ledger = request.app.state.ledger
-        projections = [f.status() for f in current.followers]
-        try:
-            current.access.authenticate(bearer_secret(request))
-        except DomainError:
-            return {"status": "ok", "projections": [{k: p[k] for k in ("name", "lag", "running", "leader")} for p in projections]}
-        return {"status": "ok", "database": current.connection.describe(), "projections": projections}
+    app.include_router(service)
 
     ui.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_import_bytes=settings.max_import_bytes)

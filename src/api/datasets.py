@@ -90,8 +90,7 @@ def replace_dataset(dataset_id: UUID, body: models.DatasetReplace, ledger: Ledge
                     actor: Actor, reason: Reason = None) -> Response:
     """Sets every detail (name, description, metadata, schemas); those left out take their defaults. A new
     schema must hold for the current items (else 422)."""
-    changed = ledger.dataset_use_cases.change_details(dataset_id, body.model_dump(by_alias=True), actor=actor,
-                                                      reason=reason)
+    changed = ledger.dataset_use_cases.change_details(dataset_id, body.model_dump(), actor=actor, reason=reason)
     return answer(models.DatasetWritten, changed)
 
 
@@ -100,7 +99,7 @@ def replace_dataset(dataset_id: UUID, body: models.DatasetReplace, ledger: Ledge
 def patch_dataset(dataset_id: UUID, body: models.DatasetPatch, ledger: LedgerDep,
                   actor: Actor, reason: Reason = None) -> Response:
     """Changes only the details given; `null` clears a schema. Details are not versioned: the version stays."""
-    changes = body.model_dump(by_alias=True, include=body.model_fields_set)
+    changes = body.model_dump(include=body.model_fields_set)  # by attribute: the model maps the camelCase names
     return answer(models.DatasetWritten,
                   ledger.dataset_use_cases.change_details(dataset_id, changes, actor=actor, reason=reason))
 

@@ -1,22 +1,23 @@
 """The audit log beyond one dataset: a run's own events, and the global feed of every
 event in log order for external consumers."""
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, LedgerDep
-from evalledger.api.encoding import JSONBody, through
 from evalledger.api.paging import MAX_POSITION, EventLimit
 from evalledger.api.routing import Route
+from evalledger.api.wire import answer
 from evalledger.api.streams import EventType, Stream
 from evalledger.api.security import PrincipalDep, declare
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.projections.datasets import DATASET_TOPICS
 from evalledger.projections.runs import RUN_TOPICS
-from evalledger.service_layer.events import event_wire
+from evalledger.service_layer.events import feed_page
 
 TOPICS_BY_TYPE: dict[str, list[str]] = {}
 for _topic in DATASET_TOPICS + RUN_TOPICS:
@@ -28,7 +29,7 @@ router = APIRouter(tags=["audit"], responses=PROBLEMS, route_class=Route)
 
 @router.get("/api/datasets/runs/{run_id:uuid}/events", response_model=models.EventList,
             summary="A run's own event stream, oldest first")
-def run_events(run_id: UUID, ledger: LedgerDep, query: Stream) -> JSONBody:
+def run_events(run_id: UUID, ledger: LedgerDep, query: Stream) -> Response:
     """The run's events, oldest first: its creation, start, results and end. Page by `page` or by position
     (`after`), filter by `type` and time."""
     return query.answer(ledger.runs.events, run_id, ledger.runs.get_run(run_id).version)
@@ -44,7 +45,7 @@ def feed(
     limit: EventLimit = 100,
     types: Annotated[list[EventType] | None, Query(alias="type",
                                                    description="e.g. ItemsAdded, ResultsRecorded")] = None,
-) -> JSONBody:
+) -> Response:
     """Every event of every dataset and run of the key's project (an instance key: of every project) in
     commit order, for consumers that follow the log: poll with `after` set to the last `position` you have."""
     topics: list[str] = []
@@ -52,33 +53,15 @@ def feed(
         if name not in TOPICS_BY_TYPE:
             raise InvalidRequestError(f"unknown event type {name!r}; known: {', '.join(sorted(TOPICS_BY_TYPE))}")
         topics += TOPICS_BY_TYPE[name]
-    recorder = ledger.datasets.recorder
-    head = recorder.max_notification_id() or 0
-    if principal.project_id is None:
-        notifications = recorder.select_notifications(start=after, limit=limit, stop=head, topics=topics,
-                                                      inclusive_of_start=False)
-    else:
-        notifications = recorder.select_project_notifications(
-            principal.project_id, start=after, limit=limit, stop=head, topics=topics)
-    events: list[dict[str, Any]] = []
-    for notification in notifications:
-        event = ledger.datasets.mapper.to_domain_event(notification)
-        events.append({
-            **event_wire(event),
-            "position": notification.id,
-            "aggregateId": notification.originator_id,
-            "aggregateType": type(event).__qualname__.split(".")[0],
-        })
-    last = notifications[-1].id if len(notifications) == limit else head
-    return JSONBody({"events": events, "nextAfter": last if last < head else None, "head": head})
+    return answer(models.EventFeed, feed_page(ledger.datasets, principal.project_id, after, limit, topics))
 
 
 @router.get("/api/projections", response_model=models.ProjectionList,
             summary="Each read model's position in the log and its lag, and its latest rebuild")
-def projections(ledger: LedgerDep) -> Any:
+def projections(ledger: LedgerDep) -> Response:
     """Each read model's position in the event log, its lag, whether its follower runs, and its latest
     rebuild."""
-    return {"projections": ledger.operations.projections()}
+    return answer(models.ProjectionList, projections=ledger.operations.projections())
 
 
 @router.post("/api/projections/{name}/rebuild", response_model=models.RebuildReport,
@@ -90,8 +73,7 @@ def projections(ledger: LedgerDep) -> Any:
                          "A second rebuild of the same read model meanwhile is refused (409 rebuild-running).")
 def rebuild_projection(name: str, ledger: LedgerDep,
                        wait: Annotated[bool, Query(description="Answer once the rebuild is done")] = True,
-                       ) -> Any:
+                       ) -> Response:
     if wait:
-        return ledger.operations.rebuild(name)
-    return through(models.RebuildState, ledger.operations.start_rebuild(name), 202)
-
+        return answer(models.RebuildReport, ledger.operations.rebuild(name))
+    return answer(models.RebuildState, ledger.operations.start_rebuild(name), 202)

@@ -11,8 +11,10 @@ from fastapi import Depends, Query
 from pydantic import Field
 
 from evalledger.api import models
-from evalledger.api.encoding import JSONBody
-from evalledger.api.paging import After, Page, PerPage50, pagination
+from starlette.responses import Response
+
+from evalledger.api.paging import After, Page, PerPage50, paged
+from evalledger.api.wire import answer
 from evalledger.service_layer.events import stream_page
 
 
@@ -38,10 +40,11 @@ class StreamQuery:
     since: datetime | None
     until: datetime | None
 
-    def answer(self, events: Any, aggregate_id: UUID, total: int) -> JSONBody:
-        return JSONBody({**stream_page(events, aggregate_id, total, self.page, self.per_page, self.after, self.types,
-                                       self.since, self.until),
-                         "pagination": pagination(total, self.page, self.per_page)})
+    def answer(self, events: Any, aggregate_id: UUID, total: int) -> Response:
+        found = stream_page(events, aggregate_id, total, self.page, self.per_page, self.after, self.types,
+                            self.since, self.until)
+        return answer(models.EventList, events=found.events, next_after=found.next_after,
+                      pagination=paged(total, self.page, self.per_page))
 
 
 def _read(

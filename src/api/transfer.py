@@ -14,7 +14,6 @@ from pydantic import Field
 
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
-from evalledger.api.encoding import through
 from evalledger.api.routing import Route
 from evalledger.api.wire import answer
 from evalledger.api.security import PrincipalDep
@@ -127,8 +126,7 @@ async def import_items(
         )
     finally:
         path.unlink(missing_ok=True)
-    created = not dry_run and outcome["newVersion"]
-    return through(models.ImportResult, outcome, 201 if created else 200)
+    return answer(models.ImportResult, outcome, 201 if not dry_run and outcome.new_version else 200)
 
 
 @router.get("/api/datasets/{dataset_id:uuid}/items/export", summary="Export a version's items (streamed)",
@@ -174,7 +172,7 @@ def export_run_results(
 @router.post("/api/datasets/{dataset_id:uuid}/duplicate", status_code=201, response_model=models.DatasetWritten,
              summary="A new dataset with a version's items (one version), recording their origin")
 def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor: Actor,
-              reason: Reason = None) -> Any:
+              reason: Reason = None) -> Response:
     """A new dataset with the details and the items of a version of this one; each item records where it came
     from."""
     return answer(models.DatasetWritten, ledger.dataset_use_cases.duplicate_dataset(
@@ -184,7 +182,7 @@ def duplicate(dataset_id: UUID, body: DuplicateRequest, ledger: LedgerDep, actor
 @router.post("/api/datasets/{dataset_id:uuid}/items/{item_id:uuid}/duplicate", status_code=201,
              response_model=models.ItemsWritten, summary="Duplicate one item in its dataset (one version)")
 def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Actor,
-                   reason: Reason = None) -> Any:
+                   reason: Reason = None) -> Response:
     """A copy of one item in the same dataset (without its externalId), in a new version."""
     return answer(models.ItemsWritten, ledger.dataset_use_cases.duplicate_item(dataset_id, item_id, actor=actor,
                                                                              reason=reason), 201)
@@ -193,7 +191,7 @@ def duplicate_item(dataset_id: UUID, item_id: UUID, ledger: LedgerDep, actor: Ac
 @router.post("/api/datasets/{dataset_id:uuid}/items/copy", status_code=201, response_model=models.ItemsWritten,
              summary="Copy selected items into another dataset (one version there)")
 def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
-               reason: Reason = None) -> Any:
+               reason: Reason = None) -> Response:
     """Copies the named items of a version into another dataset of the same project, in one new version there;
     each copy records its origin."""
     if ledger.scope.dataset(principal, body.target_dataset_id) != ledger.scope.dataset(principal, dataset_id):
@@ -208,7 +206,7 @@ def copy_items(dataset_id: UUID, body: CopyRequest, ledger: LedgerDep, principal
 @router.post("/api/datasets/from-items", status_code=201, response_model=models.DatasetWritten,
              summary="A new dataset from selected items of another")
 def from_items(body: FromItemsRequest, ledger: LedgerDep, principal: PrincipalDep, actor: Actor,
-               reason: Reason = None) -> Any:
+               reason: Reason = None) -> Response:
     """A new dataset (in the source's project) holding copies of the named items of another dataset's
     version."""
     ledger.scope.dataset(principal, body.source_dataset_id)

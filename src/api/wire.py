@@ -58,7 +58,8 @@ def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
     if found is not None:
         return found
     namespace: dict[str, Any] = {}
-    present, optional = [], []
+    present: list[str] = []  # the leading fields always written, in one dict display
+    rest: list[str] = []  # the fields from the first one absent-if-None on, in the model's order
     for name, field in model.model_fields.items():
         alias = field.serialization_alias or field.alias or name
         value = f"o.{name}"
@@ -73,13 +74,12 @@ def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
             value = (f"(None if o.{name} is None else enc_{name}(o.{name}))" if kind == "one"
                      else f"(None if o.{name} is None else [enc_{name}(x) for x in o.{name}])")
         if any(m is ABSENT_IF_NONE for m in field.metadata):
-            optional.append((name, alias, value))
+            rest += [f"    if o.{name} is not None:", f"        d[{alias!r}] = {value}"]
+        elif rest:
+            rest.append(f"    d[{alias!r}] = {value}")
         else:
             present.append(f"{alias!r}: {value}")
-    body = ["def encode(o):", f"    d = {{{', '.join(present)}}}"]
-    for name, alias, value in optional:
-        body += [f"    if o.{name} is not None:", f"        d[{alias!r}] = {value}"]
-    body.append("    return d")
+    body = ["def encode(o):", f"    d = {{{', '.join(present)}}}", *rest, "    return d"]
     exec("\n".join(body), namespace)  # noqa: S102 - code generated from the model's own field names
     _ENCODERS[model] = namespace["encode"]
     return namespace["encode"]

@@ -12,8 +12,7 @@ the form `content.encode_content` gives it.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,75 +20,24 @@ from eventsourcing.domain import Aggregate
 
 from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.audited import AuditedEvent
-from evalledger.domain.content import PURGED_CONTENT, ItemContent, decode_content, encode_content
+from evalledger.domain.content import PURGED_CONTENT, ItemContent
 from evalledger.domain.errors import (
-    ConflictError,
     DatasetNotFoundError,
     ExternalIdTakenError,
     InvalidRequestError,
     ItemNotFoundError,
     ItemPurgedError,
-    NotFoundError,
     VersionNotFoundError,
 )
+# An item's types and its recorded entry (items.py) and the tag rules (tags.py) are the
+# aggregate's parts; they are importable from here too, where most callers look for them.
+from evalledger.domain.items import Item, ItemChange, NewItem, item_entry, item_from_entry  # noqa: F401
+from evalledger.domain.tags import TAG_PATTERN, TagExistsError, TagNotFoundError, check_tag_name  # noqa: F401
 
 JSON = Any
 
-# The details a dataset has besides its items, by wire name.
-DETAIL_FIELDS = ("name", "description", "metadata", "inputSchema", "expectedOutputSchema")
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    id: str
-    external_id: str | None
-    content: ItemContent
-    source: dict[str, JSON] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class NewItem:
-    """An item as a command asks for it, before it has an id."""
-
-    content: ItemContent
-    external_id: str | None = None
-    id: str | None = None
-    source: dict[str, JSON] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ItemChange:
-    """A partial update: only the wire fields named in `fields` change."""
-
-    item_id: str
-    input: JSON = None
-    expected_output: JSON = None
-    metadata: dict[str, JSON] | None = None
-    external_id: str | None = None
-    fields: frozenset[str] = frozenset()  # which of the above were given
-
-
-# A version tag's name: a letter, then letters, digits, '.', '_' or '-' (`golden`,
-# `release-2026-12`); never only digits, so it cannot be taken for a version number.
-TAG_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,99}$"
-_TAG = re.compile(TAG_PATTERN)
-
-
-class TagNotFoundError(NotFoundError):
-    problem_type = "tag-not-found"
-
-
-class TagExistsError(ConflictError):
-    """The tag names another version; moving it must be asked for (409)."""
-
-    problem_type = "tag-exists"
-
-
-def check_tag_name(tag: str) -> None:
-    if not isinstance(tag, str) or not _TAG.fullmatch(tag):
-        raise InvalidRequestError(
-            f"{tag!r} is not a tag name: a letter, then up to 99 letters, digits, '.', '_' or '-' "
-            "(e.g. golden, release-2026-12)", errors=[{"field": "tag", "message": "invalid tag name"}])
+# The details a dataset has besides its items (its attributes, and its read model's columns).
+DETAIL_FIELDS = ("name", "description", "metadata", "input_schema", "expected_output_schema")
 
 
 # An import is one version, saved as events of at most this many items each.
@@ -102,18 +50,6 @@ class ImportOutcome:
     updated: list[Item]
     removed: list[str]
     unchanged: int
-
-
-def _item_entry(item: Item) -> dict[str, JSON]:
-    entry = {"id": item.id, "externalId": item.external_id, "content": encode_content(item.content)}
-    if item.source is not None:
-        entry["source"] = item.source
-    return entry
-
-
-def _item_from_entry(entry: dict[str, JSON]) -> Item:
-    return Item(id=entry["id"], external_id=entry.get("externalId"), content=decode_content(entry["content"]),
-                source=entry.get("source"))
 
 
 def project_of(project_id: str | None) -> UUID:
@@ -146,12 +82,13 @@ class Dataset(Aggregate):
     class DetailsChanged(Event):
         class_version = 2
 
-        # Only the changed details, by wire name (see DETAIL_FIELDS).
+        # Only the changed details, by their recorded names (DETAIL_NAMES), so that the events
+        # already stored keep their meaning without an upcast.
         changes: dict[str, JSON]
 
         def apply(self, dataset: Dataset) -> None:
-            for wire_name, value in self.changes.items():
-                setattr(dataset, DETAIL_ATTRIBUTES[wire_name], value)
+            for recorded_name, value in self.changes.items():
+                setattr(dataset, DETAIL_ATTRIBUTES[recorded_name], value)
 
     class ItemsAdded(Event):
         class_version = 2
@@ -161,7 +98,7 @@ class Dataset(Aggregate):
 
         def apply(self, dataset: Dataset) -> None:
             for entry in self.items:
-                item = _item_from_entry(entry)
+                item = item_from_entry(entry)
                 dataset.items[item.id] = item
                 dataset.known_item_ids.add(item.id)
                 if item.external_id is not None:
@@ -177,7 +114,7 @@ class Dataset(Aggregate):
 
         def apply(self, dataset: Dataset) -> None:
             for entry in self.items:
-                item = _item_from_entry(entry)
+                item = item_from_entry(entry)
                 old = dataset.items[item.id]
                 if old.external_id is not None and old.external_id != item.external_id:
                     del dataset.external_ids[old.external_id]
@@ -309,16 +246,13 @@ class Dataset(Aggregate):
     # -- commands -------------------------------------------------------------------
 
     def change_details(self, changes: dict[str, JSON], *, actor: str, reason: str | None) -> bool:
-        """Record the details that differ from the current ones. Returns whether any did."""
+        """Record the details (by attribute: DETAIL_FIELDS) that differ from the current ones.
+        Returns whether any did."""
         self._check_not_deleted()
         unknown = set(changes) - set(DETAIL_FIELDS)
         if unknown:
             raise InvalidRequestError(f"unknown dataset fields: {sorted(unknown)}")
-        effective = {
-            key: value
-            for key, value in changes.items()
-            if getattr(self, DETAIL_ATTRIBUTES[key]) != value
-        }
+        effective = {DETAIL_NAMES[key]: value for key, value in changes.items() if getattr(self, key) != value}
         if not effective:
             return False
         self.trigger_event(self.DetailsChanged, changes=effective, actor=actor, reason=reason)
@@ -352,7 +286,7 @@ class Dataset(Aggregate):
         self.trigger_event(
             self.ItemsAdded,
             dataset_version=self.dataset_version + 1,
-            items=[_item_entry(item) for item in items],
+            items=[item_entry(item) for item in items],
             actor=actor,
             reason=reason,
         )
@@ -378,11 +312,11 @@ class Dataset(Aggregate):
             content = ItemContent(
                 input=change.input if "input" in fields else old.content.input,
                 expected_output=(
-                    change.expected_output if "expectedOutput" in fields else old.content.expected_output
+                    change.expected_output if "expected_output" in fields else old.content.expected_output
                 ),
                 metadata=change.metadata if "metadata" in fields else old.content.metadata,
             )
-            external_id = change.external_id if "externalId" in fields else old.external_id
+            external_id = change.external_id if "external_id" in fields else old.external_id
             if external_id is not None and external_id != old.external_id:
                 owner = self.external_ids.get(external_id) or claimed.get(external_id)
                 if owner is not None and owner != change.item_id:
@@ -399,7 +333,7 @@ class Dataset(Aggregate):
         self.trigger_event(
             self.ItemsUpdated,
             dataset_version=self.dataset_version + 1,
-            items=[_item_entry(item) for item in items],
+            items=[item_entry(item) for item in items],
             actor=actor,
             reason=reason,
         )
@@ -469,11 +403,11 @@ class Dataset(Aggregate):
                                item_ids=removed[start : start + IMPORT_EVENT_ITEMS], actor=actor, reason=reason)
         for start in range(0, len(updated), IMPORT_EVENT_ITEMS):
             self.trigger_event(self.ItemsUpdated, dataset_version=version,
-                               items=[_item_entry(i) for i in updated[start : start + IMPORT_EVENT_ITEMS]],
+                               items=[item_entry(i) for i in updated[start : start + IMPORT_EVENT_ITEMS]],
                                actor=actor, reason=reason)
         for start in range(0, len(added), IMPORT_EVENT_ITEMS):
             self.trigger_event(self.ItemsAdded, dataset_version=version,
-                               items=[_item_entry(i) for i in added[start : start + IMPORT_EVENT_ITEMS]],
+                               items=[item_entry(i) for i in added[start : start + IMPORT_EVENT_ITEMS]],
                                actor=actor, reason=reason)
         return outcome
 
@@ -529,11 +463,16 @@ class Dataset(Aggregate):
             raise DatasetNotFoundError(f"dataset {self.id} not found")
 
 
-# A detail's wire name -> the attribute (and the datasets read model's column) it sets.
-DETAIL_ATTRIBUTES = {
+# A detail's attribute -> its name in a recorded DetailsChanged event. The first version of the
+# event took the API's names, and the stored events keep them: translating here (and back with
+# DETAIL_ATTRIBUTES) leaves every stored event readable, with no upcast and no second shape.
+# They are also the names problems give a detail (errors speak the API's names).
+DETAIL_NAMES = {
     "name": "name",
     "description": "description",
     "metadata": "metadata",
-    "inputSchema": "input_schema",
-    "expectedOutputSchema": "expected_output_schema",
+    "input_schema": "inputSchema",
+    "expected_output_schema": "expectedOutputSchema",
 }
+# A recorded name -> the attribute (and the datasets read model's column) it sets.
+DETAIL_ATTRIBUTES = {recorded: attribute for attribute, recorded in DETAIL_NAMES.items()}

@@ -64,8 +64,8 @@ def quick_thread_switches(interval: float = 0.001) -> Iterator[None]:
     """Threads hand the GIL over every `interval` seconds instead of every 5 ms, while a
     bulk replay keeps one thread busy in Python: a thread waiting on PostgreSQL (a writer's
     COPY, a statement) then gets the GIL back within a millisecond, not five, after each
-    answer. A rebuild with a dozen statements and COPYs beside a busy reader waits much
-    less (the runs rebuild of W4's log went from a median of 0.28 s to 0.21 s)."""
+    answer, so a rebuild's dozen statements and COPYs beside a busy reader wait much less
+    (benchmarks/README.md, "Quick thread switches")."""
     global _quick_switchers, _switch_interval_before
     with _switching:
         if _quick_switchers == 0:

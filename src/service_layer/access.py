@@ -1,11 +1,6 @@
 """Projects and API keys: the use cases that manage them, and the check every request
-goes through (`authenticate`).
-
-Access events live in an event store of their own (`evalledger_access_events`), apart
-from datasets and runs, so that the newest access change is one indexed lookup away: each
-authentication first asks the store for its head position and folds in any events it has
-not seen (`AccessBook.refresh`). A key revoked by any process therefore stops working at
-once in every process that serves the database, without caches to expire.
+goes through (`authenticate`). What they read is the book of projects and keys folded from
+the access events (access_book.py), always brought up to date first.
 
 Secrets are `elk_` and 43 random URL-safe characters (256 bits). Only their SHA-256 is
 stored (a slow hash buys nothing for secrets this long); they are found by their first 12
@@ -19,7 +14,6 @@ import hmac
 import logging
 import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,11 +22,10 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 from psycopg.sql import SQL, Identifier
 
-from evalledger.adapters.transcoding import OrjsonTranscoder
 from evalledger.domain.access import (
     DEFAULT_PROJECT_ID,
     DEFAULT_SLUG,
@@ -47,6 +40,7 @@ from evalledger.domain.access import (
     check_role,
     check_slug,
 )
+from evalledger.service_layer.access_book import AccessBook, AccessStore, IssuedKey, KeyView, ProjectView
 
 log = logging.getLogger(__name__)
 
@@ -68,103 +62,15 @@ def digest_of(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class AccessStore(Application[UUID]):
-    name = "evalledger_access"
+@dataclass(slots=True)
+class Me:
+    """The calling key: its name, role, project and the actor its changes record."""
 
-    def construct_transcoder(self) -> Transcoder:
-        return OrjsonTranscoder()
-
-
-@dataclass
-class ProjectView:
-    id: UUID
-    name: str
-    slug: str
-    created_at: datetime | None
-    actor: str | None
-
-    def wire(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "slug": self.slug, "createdAt": self.created_at,
-                "createdBy": self.actor}
-
-
-@dataclass
-class KeyView:
-    id: UUID
-    project_id: UUID | None
+    key_id: UUID | None
     name: str
     role: str
-    prefix: str
-    digest: str = field(repr=False)
-    created_at: datetime
-    created_by: str
-    rotated_from: UUID | None
-    revoked_at: datetime | None = None
-    revoked_by: str | None = None
-
-    def principal(self) -> Principal:
-        return Principal(key_id=self.id, name=self.name, project_id=self.project_id, role=self.role)
-
-    def wire(self, last_used_at: datetime | None = None) -> dict[str, Any]:
-        return {"id": self.id, "projectId": self.project_id, "name": self.name, "role": self.role,
-                "prefix": self.prefix, "createdAt": self.created_at, "createdBy": self.created_by,
-                "lastUsedAt": last_used_at, "revokedAt": self.revoked_at, "revokedBy": self.revoked_by,
-                "rotatedFrom": self.rotated_from}
-
-
-DEFAULT_PROJECT = ProjectView(id=DEFAULT_PROJECT_ID, name="Default", slug=DEFAULT_SLUG, created_at=None, actor=None)
-
-
-class AccessBook:
-    """Every project and key, folded from the access events, brought up to date on demand."""
-
-    def __init__(self, store: AccessStore) -> None:
-        self.store = store
-        self.position = 0
-        self.projects: dict[UUID, ProjectView] = {DEFAULT_PROJECT_ID: DEFAULT_PROJECT}
-        self.keys: dict[UUID, KeyView] = {}
-        self.by_prefix: dict[str, list[KeyView]] = {}
-        self._lock = threading.Lock()
-
-    def refresh(self) -> None:
-        head = self.store.recorder.max_notification_id() or 0
-        if head <= self.position:
-            return
-        with self._lock:
-            while self.position < head:
-                notifications = self.store.recorder.select_notifications(
-                    start=self.position, limit=500, stop=head, inclusive_of_start=False)
-                if not notifications:
-                    break
-                for notification in notifications:
-                    self._apply(self.store.mapper.to_domain_event(notification))
-                    self.position = notification.id
-
-    def _apply(self, event: Any) -> None:
-        if isinstance(event, Project.Created):
-            self.projects[event.originator_id] = ProjectView(
-                id=event.originator_id, name=event.name, slug=event.slug, created_at=event.timestamp,
-                actor=event.actor)
-        elif isinstance(event, ApiKey.Issued):
-            key = KeyView(
-                id=event.originator_id, project_id=None if event.project_id is None else UUID(event.project_id),
-                name=event.name, role=event.role, prefix=event.prefix, digest=event.digest,
-                created_at=event.timestamp, created_by=event.actor,
-                rotated_from=None if event.rotated_from is None else UUID(event.rotated_from))
-            self.keys[key.id] = key
-            self.by_prefix.setdefault(key.prefix, []).append(key)
-        elif isinstance(event, ApiKey.Revoked):
-            key = self.keys.get(event.originator_id)
-            if key is not None:
-                revoked = replace(key, revoked_at=event.timestamp, revoked_by=event.actor)
-                self.keys[key.id] = revoked
-                self.by_prefix[key.prefix] = [revoked if k.id == key.id else k for k in self.by_prefix[key.prefix]]
-
-    def project_by_slug(self, slug: str) -> ProjectView:
-        for project in self.projects.values():
-            if project.slug == slug:
-                return project
-        raise ProjectNotFoundError(f"project {slug!r} not found")
+    project: ProjectView | None
+    actor: str
 
 
 @dataclass
@@ -273,8 +179,16 @@ class AccessUseCases:
             raise ForbiddenError(f"this key belongs to another project; it cannot create in {slug!r}")
         return project.id
 
+    def whoami(self, principal: Principal) -> Me:
+        """The calling key, its project (none for an instance key) and the actor its changes record."""
+        project = None
+        if principal.project_id is not None:
+            self.book.refresh()
+            project = self.book.projects[principal.project_id]
+        return Me(principal.key_id, principal.name, principal.role, project, principal.actor())
+
     def create_project(self, principal: Principal, *, name: str, slug: str, reason: str | None = None,
-                       on_behalf_of: str | None = None) -> dict[str, Any]:
+                       on_behalf_of: str | None = None) -> ProjectView:
         self._require_instance(principal)
         self.book.refresh()
         check_slug(slug)
@@ -286,12 +200,12 @@ class AccessUseCases:
         except IntegrityError:
             raise ProjectExistsError(f"a project with slug {slug!r} exists already") from None
         self.book.refresh()
-        return self.book.projects[project.id].wire()
+        return self.book.projects[project.id]
 
-    def list_projects(self, principal: Principal) -> list[dict[str, Any]]:
+    def list_projects(self, principal: Principal) -> list[ProjectView]:
         self.book.refresh()
         projects = [p for p in self.book.projects.values() if principal.sees(p.id)]
-        return [p.wire() for p in sorted(projects, key=lambda p: p.slug)]
+        return sorted(projects, key=lambda p: p.slug)
 
     def get_project(self, principal: Principal, slug: str) -> ProjectView:
         self.book.refresh()
@@ -304,7 +218,7 @@ class AccessUseCases:
 
     def issue_key(self, principal: Principal, *, project_slug: str | None, name: str, role: str,
                   reason: str | None = None, on_behalf_of: str | None = None,
-                  rotated_from: KeyView | None = None) -> dict[str, Any]:
+                  rotated_from: KeyView | None = None) -> IssuedKey:
         """A new key: its details and, this once, its secret. `project_slug` None makes an
         instance key (instance admins only)."""
         check_role(role)
@@ -320,15 +234,15 @@ class AccessUseCases:
         else:
             self.store.save(key)
         self.book.refresh()
-        return {**self.book.keys[key.id].wire(), "secret": secret}
+        return IssuedKey.of(self.book.keys[key.id], secret)
 
-    def list_keys(self, principal: Principal, project_slug: str | None) -> list[dict[str, Any]]:
+    def list_keys(self, principal: Principal, project_slug: str | None) -> list[KeyView]:
         """The keys of a project (or, None, the instance keys), newest first; never a secret."""
         project_id = self._managed_project(principal, project_slug)
         used = self._last_used_at()
         keys = [k for k in self.book.keys.values() if k.project_id == project_id]
         keys.sort(key=lambda k: k.created_at, reverse=True)
-        return [k.wire(used.get(k.id)) for k in keys]
+        return [replace(k, last_used_at=used.get(k.id)) for k in keys]
 
     def visible_key(self, principal: Principal, key_id: UUID) -> KeyView:
         """A key of the caller's project (any key, for instance keys); else not found."""
@@ -344,7 +258,7 @@ class AccessUseCases:
         return key
 
     def revoke_key(self, principal: Principal, key_id: UUID, *, reason: str | None = None,
-                   on_behalf_of: str | None = None) -> dict[str, Any]:
+                   on_behalf_of: str | None = None) -> KeyView:
         key = self._managed_key(principal, key_id)
         try:
             aggregate = self.store.repository.get(key.id)
@@ -353,10 +267,10 @@ class AccessUseCases:
         aggregate.revoke(actor=principal.actor(on_behalf_of), reason=reason)
         self.store.save(aggregate)
         self.book.refresh()
-        return self.book.keys[key.id].wire()
+        return self.book.keys[key.id]
 
     def rotate_key(self, principal: Principal, key_id: UUID, *, reason: str | None = None,
-                   on_behalf_of: str | None = None) -> dict[str, Any]:
+                   on_behalf_of: str | None = None) -> IssuedKey:
         """A new key with the same project, name and role; the old one is revoked in the
         same transaction."""
         key = self._managed_key(principal, key_id)
@@ -406,8 +320,8 @@ class AccessUseCases:
                 system = Principal(key_id=None, name="first start", project_id=None, role="admin")
                 issued = self.issue_key(system, project_slug=None, name="first-start admin", role="admin",
                                         reason="no key existed when the service first started")
-                write_key_file(key_file, issued["secret"])
-                return issued["secret"]
+                write_key_file(key_file, issued.secret)
+                return issued.secret
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"{self.schema}.first-start-key",))
 

@@ -143,8 +143,7 @@ class DatasetUseCases:
         change = ItemChange(
             item_id=str(item_id), input=fields.get("input"), expected_output=fields.get("expected_output"),
             metadata=fields.get("metadata"), external_id=fields.get("external_id"),
-            fields=frozenset({"expectedOutput" if f == "expected_output" else "externalId" if f == "external_id"
-                              else f for f in fields}),
+            fields=frozenset(fields),
         )
         written = self._settled(self.datasets.update_items(dataset_id, [change], actor=actor, reason=reason))
         item = self.queries.get_item(dataset_id, item_id, written.dataset_version)

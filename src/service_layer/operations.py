@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from evalledger.domain.errors import ConflictError, NotFoundError
 from evalledger.projections.follower import ProjectionFollower
-from evalledger.projections.rebuild import Rebuilds
 
 if TYPE_CHECKING:
     from evalledger.bootstrap import Ledger
@@ -25,22 +25,103 @@ class AuditRunningError(ConflictError):
     problem_type = "audit-running"
 
 
+# The answers: typed, snake_case; `api/` and the UI put them into words. The follower's status
+# and the rebuilds' states come as dicts (projections/follower.py, rebuild.py) and are typed here.
+
+
+@dataclass(slots=True)
+class RebuildReport:
+    projection: str
+    position: int
+    events: int
+    seconds: float
+    events_per_second: int | None
+
+
+@dataclass(slots=True)
+class RebuildState:
+    state: str  # running, done, failed
+    started_at: datetime
+    position: int
+    head: int | None
+    finished_at: datetime | None
+    report: RebuildReport | None
+    error: str | None
+    projection: str | None = None  # named when the state answers a start, not inside a projection's status
+
+
+@dataclass(slots=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    head: int
+    lag: int
+    running: bool
+    leader: bool
+    last_error: str | None
+    rebuild: RebuildState | None = None
+
+
+@dataclass(slots=True)
+class Health:
+    status: str
+    projections: list[ProjectionStatus]
+    database: str | None = None  # named to a caller with a valid key only
+
+
+@dataclass(slots=True)
+class AuditState:
+    state: str  # running, done, failed
+    started_at: datetime
+    finished_at: datetime | None = None
+    datasets: int = 0
+    runs: int = 0
+    checked: int = 0
+    total: int | None = None
+    findings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def rebuild_report(report: dict[str, Any]) -> RebuildReport:
+    return RebuildReport(report["projection"], report["position"], report["events"], report["seconds"],
+                         report["eventsPerSecond"])
+
+
+def rebuild_state(state: dict[str, Any] | None, projection: str | None = None) -> RebuildState | None:
+    if state is None:
+        return None
+    return RebuildState(
+        state=state["state"], started_at=datetime.fromisoformat(state["startedAt"]), position=state["position"],
+        head=state["head"], finished_at=_moment(state["finishedAt"]),
+        report=None if state["report"] is None else rebuild_report(state["report"]), error=state["error"],
+        projection=projection)
+
+
+def projection_status(follower: ProjectionFollower, rebuild: RebuildState | None = None) -> ProjectionStatus:
+    status = follower.status()
+    return ProjectionStatus(status["name"], status["position"], status["head"], status["lag"], status["running"],
+                            status["leader"], status["lastError"], rebuild)
+
+
 class Operations:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self._lock = threading.Lock()
-        self._audit: dict[str, Any] | None = None
+        self._audit: AuditState | None = None
 
-    @property
-    def rebuilds(self) -> Rebuilds:
-        # A ledger built without a Rebuilds (e.g. by a script) still rebuilds, untracked.
-        return self.ledger.rebuilds or Rebuilds(self.ledger.session_connection)
+    def health(self, *, with_database: bool) -> Health:
+        """Each read model's lag; the database in use only for a caller with a valid key."""
+        return Health("ok", [projection_status(f) for f in self.ledger.followers],
+                      self.ledger.connection.describe() if with_database else None)
 
-    def projections(self) -> list[dict[str, Any]]:
+    def projections(self) -> list[ProjectionStatus]:
         """Each read model's position, the log's head, the lag, and its latest rebuild."""
         rebuilds = self.ledger.rebuilds
-        return [{**follower.status(), "rebuild": None if rebuilds is None else rebuilds.latest(follower.name)}
-                for follower in self.ledger.followers]
+        return [projection_status(f, rebuild_state(rebuilds.latest(f.name))) for f in self.ledger.followers]
 
     def follower(self, name: str) -> ProjectionFollower:
         follower = next((f for f in self.ledger.followers if f.name == name), None)
@@ -49,28 +130,29 @@ class Operations:
                                 f"{', '.join(f.name for f in self.ledger.followers)}")
         return follower
 
-    def rebuild(self, name: str) -> dict[str, Any]:
+    def rebuild(self, name: str) -> RebuildReport:
         """Rebuild now; the report once it is done."""
-        return self.rebuilds.run(self.follower(name))
+        return rebuild_report(self.ledger.rebuilds.run(self.follower(name)))
 
-    def start_rebuild(self, name: str) -> dict[str, Any]:
+    def start_rebuild(self, name: str) -> RebuildState:
         """Start a rebuild in the background; its state at once (RebuildRunningError while
         another rebuild of the same read model runs)."""
-        return {"projection": name, **self.rebuilds.start(self.follower(name))}
+        state = rebuild_state(self.ledger.rebuilds.start(self.follower(name)), projection=name)
+        assert state is not None
+        return state
 
     # -- audit verify ---------------------------------------------------------------------
 
-    def audit_state(self) -> dict[str, Any] | None:
+    def audit_state(self) -> AuditState | None:
         with self._lock:
-            return None if self._audit is None else {**self._audit, "findings": list(self._audit["findings"])}
+            return None if self._audit is None else replace(self._audit, findings=list(self._audit.findings))
 
-    def start_audit(self) -> dict[str, Any]:
+    def start_audit(self) -> AuditState:
         """Check every dataset and run against the log, in a thread; refused while a check runs."""
         with self._lock:
-            if self._audit is not None and self._audit["state"] == "running":
+            if self._audit is not None and self._audit.state == "running":
                 raise AuditRunningError("a check of the read models is running already; wait for its result")
-            self._audit = {"state": "running", "startedAt": datetime.now(UTC).isoformat(), "finishedAt": None,
-                           "datasets": 0, "runs": 0, "checked": 0, "total": None, "findings": [], "error": None}
+            self._audit = AuditState(state="running", started_at=datetime.now(UTC))
         threading.Thread(target=self._audit_in_background, name="audit-verify", daemon=True).start()
         state = self.audit_state()
         assert state is not None
@@ -83,19 +165,19 @@ class Operations:
             log.exception("audit verify failed")
             with self._lock:
                 assert self._audit is not None
-                self._audit.update(state="failed", error=f"{type(error).__name__}: {error}",
-                                   finishedAt=datetime.now(UTC).isoformat())
+                self._audit.state, self._audit.error = "failed", f"{type(error).__name__}: {error}"
+                self._audit.finished_at = datetime.now(UTC)
             return
         with self._lock:
             assert self._audit is not None
-            self._audit.update(state="done", finishedAt=datetime.now(UTC).isoformat())
+            self._audit.state, self._audit.finished_at = "done", datetime.now(UTC)
 
     def _note_audit(self, **changes: Any) -> None:
         with self._lock:
             assert self._audit is not None
-            findings = changes.pop("findings", ())
-            self._audit["findings"].extend(str(f) for f in findings)
-            self._audit.update(changes)
+            self._audit.findings.extend(str(f) for f in changes.pop("findings", ()))
+            for name, value in changes.items():
+                setattr(self._audit, name, value)
 
     def verify(self, dataset_ids: Sequence[UUID] | None = None,
                progress: Callable[..., None] | None = None) -> list[Any]:

@@ -4,22 +4,68 @@ a thread (asyncio.to_thread) so a big file never blocks other requests."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from evalledger.domain.errors import DomainError, ExternalIdTakenError, InvalidRequestError
 from evalledger.service_layer.datasets import DatasetUseCases
-from evalledger.transfer.importing import ImportFileError, Remedy, detect_format, parse_mapping, read_items
+from evalledger.transfer.importing import (
+    ImportFileError,
+    Remedy,
+    RowProblem,
+    detect_format,
+    parse_mapping,
+    read_items,
+)
 
 PREVIEW_ROWS = 20
 MODES = ("append", "upsert", "replace")
 
 
+# The answers: typed, snake_case; `api/` and the UI put them into words.
+
+
+@dataclass(slots=True)
+class PreviewRow:
+    """A dry run: one of the first rows, as the item it would become."""
+
+    row: int
+    input: Any
+    expected_output: Any
+    metadata: Any
+    external_id: str | None
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import did, or (a dry run: `dry_run` and `preview`) would do; the counts and
+    `version` only when it ran."""
+
+    dataset_id: UUID
+    format: str
+    mode: str
+    rows: int
+    valid_rows: int
+    invalid_rows: int
+    errors: list[RowProblem]
+    warnings: list[RowProblem]
+    dry_run: bool | None = None
+    preview: list[PreviewRow] | None = None
+    version: int | None = None
+    new_version: bool | None = None  # False when the import changed nothing
+    added: int | None = None
+    updated: int | None = None
+    removed: int | None = None
+    unchanged: int | None = None
+    skipped_rows: list[int] | None = None
+
+
 def refusal(error: ImportFileError, kind: type[DomainError] = InvalidRequestError, **extra: Any) -> DomainError:
     """An import refused: `detail` words the remedy as API query parameters; `message` and
     `remedy` carry them apart, so a client (the CLI, the UI) can word the remedy its own way."""
-    remedy = {"remedy": error.remedy.wire()} if error.remedy else {}
+    remedy = {"remedy": asdict(error.remedy)} if error.remedy else {}
     return kind(str(error), message=error.message, **remedy, **extra)
 
 
@@ -44,10 +90,10 @@ def import_file(
     mapping: list[str] | None = None,
     actor: str,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> ImportSummary:
     """Validate every row, then (unless `dry_run`) write the valid items as one version.
     Rows with errors refuse the whole import unless `skip_invalid`. The answer is the import
-    summary (`dryRun` and `preview` for a dry run; counts and `version` otherwise)."""
+    summary."""
     if mode not in MODES:
         raise InvalidRequestError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     roles = column_roles(mapping)
@@ -60,30 +106,22 @@ def import_file(
         )
     except ImportFileError as error:
         raise refusal(error) from None
-    summary: dict[str, Any] = {
-        "datasetId": dataset_id,
-        "format": report.format,
-        "mode": mode,
-        "rows": report.rows,
-        "validRows": len(report.items),
-        "invalidRows": len(report.invalid_rows),
-        "errors": report.errors,
-        "warnings": report.warnings,
-    }
+    summary = ImportSummary(dataset_id, report.format, mode, report.rows, len(report.items),
+                            len(report.invalid_rows), report.errors, report.warnings)
     if dry_run:
-        preview = [{"row": row, "input": item.content.input, "expectedOutput": item.content.expected_output,
-                    "metadata": item.content.metadata, "externalId": item.external_id}
-                   for row, item in report.items[:PREVIEW_ROWS]]
-        return {**summary, "dryRun": True, "preview": preview}
+        summary.dry_run = True
+        summary.preview = [PreviewRow(row, item.content.input, item.content.expected_output, item.content.metadata,
+                                      item.external_id) for row, item in report.items[:PREVIEW_ROWS]]
+        return summary
     if report.errors and not skip_invalid:
         first = report.errors[0]
         raise refusal(
             ImportFileError(f"{len(report.invalid_rows)} invalid row(s); nothing was imported. First: row "
-                            f"{first['row']} {first['field']}: {first['message']}",
+                            f"{first.row} {first.field}: {first.message}",
                             Remedy("skipInvalid", "true", "to import the valid rows")),
-            errors=[{"field": f"row {e['row']}/{e['field']}".rstrip("/"), "message": e["message"]}
+            errors=[{"field": f"row {e.row}/{e.field}".rstrip("/"), "message": e.message}
                     for e in report.errors[:100]],
-            rows=report.errors, warnings=report.warnings or None,
+            rows=[asdict(e) for e in report.errors], warnings=[asdict(w) for w in report.warnings] or None,
         )
     if not report.items and mode != "replace":
         raise InvalidRequestError("the file holds no valid rows; nothing to import")
@@ -96,13 +134,8 @@ def import_file(
         raise refusal(ImportFileError(message, Remedy("mode", "upsert", "to update those items")),
                       ExternalIdTakenError) from None
     cases.read_your_writes(written)
-    return {
-        **summary,
-        "version": written.dataset_version,
-        "newVersion": written.changed,
-        "added": len(outcome.added),
-        "updated": len(outcome.updated),
-        "removed": len(outcome.removed),
-        "unchanged": outcome.unchanged,
-        "skippedRows": sorted(report.invalid_rows) if skip_invalid else [],
-    }
+    summary.version, summary.new_version = written.dataset_version, written.changed
+    summary.added, summary.updated, summary.removed = len(outcome.added), len(outcome.updated), len(outcome.removed)
+    summary.unchanged = outcome.unchanged
+    summary.skipped_rows = sorted(report.invalid_rows) if skip_invalid else []
+    return summary

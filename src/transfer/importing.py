@@ -49,9 +49,6 @@ class Remedy:
     def as_query(self) -> str:
         return f"pass {self.parameter}={self.value} {self.purpose}"
 
-    def wire(self) -> dict[str, str]:
-        return {"parameter": self.parameter, "value": self.value, "purpose": self.purpose}
-
 
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (wrong format, encoding, shape)."""
@@ -65,23 +62,33 @@ class ImportFileError(ValueError):
         return f"{self.message} ({self.remedy.as_query()})" if self.remedy else self.message
 
 
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """What is wrong with a row (or, as a warning, what was done to it): the row's number, the
+    field (empty for the whole row) and what."""
+
+    row: int
+    field: str
+    message: str
+
+
 @dataclass
 class ImportReport:
     format: str
     rows: int = 0
     items: list[tuple[int, NewItem]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)
     invalid_rows: set[int] = field(default_factory=set)
 
     def problem(self, row: int, field_name: str, message: str) -> None:
         self.invalid_rows.add(row)
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append({"row": row, "field": field_name, "message": message})
+            self.errors.append(RowProblem(row, field_name, message))
 
     def warn(self, row: int, field_name: str, message: str) -> None:
         if len(self.warnings) < MAX_ERRORS:
-            self.warnings.append({"row": row, "field": field_name, "message": message})
+            self.warnings.append(RowProblem(row, field_name, message))
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:

@@ -246,11 +246,11 @@ async def save_settings(request: Request, dataset_id: UUID) -> HTMLResponse:
         changes = {
             "name": text_field(form, "name", label="Name", required=True),
             "description": text_field(form, "description", label="Description", max_length=5000),
-            "inputSchema": json_field(form, "inputSchema", label="Input schema"),
-            "expectedOutputSchema": json_field(form, "expectedOutputSchema", label="Expected output schema"),
+            "input_schema": json_field(form, "inputSchema", label="Input schema"),
+            "expected_output_schema": json_field(form, "expectedOutputSchema", label="Expected output schema"),
         }
         current = {"name": at.dataset.name, "description": at.dataset.description,
-                   "inputSchema": at.dataset.input_schema, "expectedOutputSchema": at.dataset.expected_output_schema}
+                   "input_schema": at.dataset.input_schema, "expected_output_schema": at.dataset.expected_output_schema}
         changes = {k: v for k, v in changes.items() if v != current[k]}
         if changes:
             await asyncio.to_thread(

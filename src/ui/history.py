@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from evalledger.service_layer.events import event_wire
+from evalledger.service_layer.events import EventView, event_view
 from evalledger.ui.app import PageRoute
 from evalledger.ui.datasets import PER_PAGE, PageParam, dataset_at, ledger_of
 from evalledger.ui.templating import templates
@@ -64,7 +64,7 @@ def audit_page(request: Request, dataset_id: UUID, page: PageParam = 0) -> HTMLR
     # Event positions run 1..total; newest first means reading the stream from the end.
     high = max(0, total - page * EVENTS_PER_PAGE)
     low = max(0, high - EVENTS_PER_PAGE)
-    events = [event_wire(e) for e in ledger.datasets.events.get(dataset_id, gt=low, lte=high)] if high else []
+    events = [event_view(e) for e in ledger.datasets.events.get(dataset_id, gt=low, lte=high)] if high else []
     events.reverse()
     return templates.TemplateResponse(request, "datasets/audit.html", {
         **at.context(), "tab": "audit", "events": [_describe(e) for e in events], "total": total, "page": page,
@@ -72,23 +72,23 @@ def audit_page(request: Request, dataset_id: UUID, page: PageParam = 0) -> HTMLR
     })
 
 
-def _describe(event: dict[str, Any]) -> dict[str, Any]:
+def _describe(event: EventView) -> dict[str, Any]:
     """What an event did, in a line a person reads, plus the details to unfold."""
-    payload = event["payload"]
-    kind = event["type"]
+    payload = event.payload
+    kind = event.type
     items = payload.get("items") or []
     if kind in ("ItemsAdded", "ItemsUpdated"):
         summary = f"{len(items):,} item{'s' if len(items) != 1 else ''}"
     elif kind == "ItemsDeleted":
-        count = len(payload.get("itemIds") or [])
+        count = len(payload.get("item_ids") or [])
         summary = f"{count:,} item{'s' if count != 1 else ''}"
     elif kind == "DetailsChanged":
         summary = ", ".join(payload.get("changes", {})) or "nothing"
     elif kind == "Created":
         summary = payload.get("name", "")
     elif kind == "ItemPurged":
-        summary = str(payload.get("itemId", ""))
+        summary = str(payload.get("item_id", ""))
     else:
         summary = ""
-    return {**event, "title": EVENT_TITLES.get(kind, kind), "summary": summary,
+    return {"event": event, "title": EVENT_TITLES.get(kind, kind), "summary": summary,
             "shown_items": items[:20], "more_items": max(0, len(items) - 20)}

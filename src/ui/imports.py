@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -22,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from evalledger.domain.errors import DomainError, InvalidRequestError
-from evalledger.service_layer.transfer import MODES, import_file
+from evalledger.service_layer.transfer import MODES, ImportSummary, import_file
 from evalledger.transfer.importing import ROLES, ImportFileError, detect_format
 from evalledger.api.security import declare
 from evalledger.ui.app import PageRoute
@@ -158,10 +159,19 @@ def _mapping_of(form: Any) -> dict[str, str]:
     return mapping
 
 
+@dataclass(frozen=True, slots=True)
+class ImportRefused:
+    """The file as a whole was refused: why, and the rows found wrong."""
+
+    refused: str
+    errors: list[dict[str, Any]]
+
+
 async def _check(request: Request, dataset_id: UUID, path: Path, mapping: dict[str, str], *, mode: str,
-                 run: bool = False, skip_invalid: bool = False, reason: str | None = None) -> dict[str, Any]:
-    """A dry run (or the import itself when `run`): the API's import summary, or the reason
-    the file as a whole was refused under "refused"."""
+                 run: bool = False, skip_invalid: bool = False,
+                 reason: str | None = None) -> ImportSummary | ImportRefused:
+    """A dry run (or the import itself when `run`): the import's summary, or why the file as a
+    whole was refused."""
     try:
         return await asyncio.to_thread(
             import_file, ledger_of(request).dataset_use_cases, dataset_id, path, filename=path.name, mode=mode,
@@ -169,7 +179,7 @@ async def _check(request: Request, dataset_id: UUID, path: Path, mapping: dict[s
             actor=actor_of(request), reason=reason,
         )
     except InvalidRequestError as error:
-        return {"refused": error.detail, "errors": error.extra.get("rows", [])}
+        return ImportRefused(error.detail, error.extra.get("rows", []))
 
 
 async def _step(request: Request, dataset_id: UUID, token: str, *, run: bool) -> Response:
@@ -185,13 +195,14 @@ async def _step(request: Request, dataset_id: UUID, token: str, *, run: bool) ->
         return _problem(request, error.message)
     result = await _check(request, dataset_id, path, mapping, mode=mode, run=run,
                           skip_invalid=form.get("skipInvalid") == "1", reason=reason)
-    done = run and "refused" not in result
+    refused = isinstance(result, ImportRefused)
+    done = run and not refused
     if done:
         shutil.rmtree(path.parent, ignore_errors=True)
     at = await asyncio.to_thread(dataset_at, request, dataset_id)
     return templates.TemplateResponse(request, "datasets/_import_result.html", {
         **at.context(), "check": result, "done": done, "ran": run,
-    }, status_code=422 if "refused" in result else 200)
+    }, status_code=422 if refused else 200)
 
 
 @router.post("/datasets/{dataset_id}/import/{token}/check", response_class=HTMLResponse)

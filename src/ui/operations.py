@@ -30,8 +30,8 @@ def _page(request: Request, error: str | None = None, status_code: int = 200) ->
     operations = ledger_of(request).operations
     projections = operations.projections()
     audit = operations.audit_state()
-    busy = any(p["rebuild"] and p["rebuild"]["state"] == "running" for p in projections) or (
-        audit is not None and audit["state"] == "running")
+    busy = any(p.rebuild is not None and p.rebuild.state == "running" for p in projections) or (
+        audit is not None and audit.state == "running")
     # htmx polls only the live part (the section below the header) while something runs.
     template = "operations/_live.html" if request.headers.get("HX-Target") == "ops-live" else "operations/page.html"
     return templates.TemplateResponse(request, template, {

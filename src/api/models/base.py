@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from evalledger.api.wire import ABSENT_IF_NONE
+
 JSONValue = Any
 
 
@@ -89,5 +91,20 @@ class Health(ResponseModel):
     status: str
     projections: list[HealthProjection] = Field(
         description="Each read model's lag; with a valid key, also its position, the log's head and its last error.")
-    database: str | None = Field(default=None, description="With a valid key only: the PostgreSQL in use (no "
-                                 "password).")
+    database: Annotated[str | None, ABSENT_IF_NONE] = Field(
+        default=None, description="With a valid key only: the PostgreSQL in use (no password).")
+
+
+# The answer to a caller with a valid key, as `Health` documents it in words: its encoder writes the
+# projections' position, head and last error too (not a response model of its own in OpenAPI).
+
+
+class HealthProjectionDetails(HealthProjection):
+    position: int
+    head: int
+    last_error: str | None
+
+
+class HealthDetails(Health):
+    projections: list[HealthProjectionDetails]  # type: ignore[assignment]
+    database: str | None

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from evalledger.api.models.base import *  # noqa: F403
-from evalledger.api.wire import ABSENT_IF_NONE
+from evalledger.api.wire import ABSENT_IF_NONE, encode
 from evalledger.domain.datasets import TAG_PATTERN
 
 
@@ -236,7 +236,25 @@ class Diff(ResponseModel):
     pagination: Pagination
 
 
+class EventItem(ResponseModel):
+    """An item as an event recorded it (inside an event's `payload.items`)."""
+
+    id: UUID
+    external_id: str | None
+    input: JSONValue
+    expected_output: JSONValue
+    metadata: JSONValue
+
+
+def _payload(event: Any) -> dict[str, Any]:
+    """The event's fields named as the API names them (camelCase), their values as recorded."""
+    return {to_camel(name): [encode(EventItem, item) for item in value] if name == "items" else value
+            for name, value in event.payload.items()}
+
+
 class Event(ResponseModel):
+    wire_sources: ClassVar[dict[str, Any]] = {"payload": _payload}
+
     type: str
     aggregate_version: int = Field(description="Position of the event in the dataset's own stream (1-based).")
     version: int | None = Field(description="Dataset version after the event (item-changing events only).")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field
 
 from evalledger.api.models.base import *  # noqa: F403
+from evalledger.api.wire import ABSENT_IF_NONE
 
 
 # -- import, projections -----------------------------------------------------------------
@@ -39,15 +40,20 @@ class ImportResult(ResponseModel):
     invalid_rows: int
     errors: list[RowProblem]
     warnings: list[RowProblem]
-    dry_run: bool | None = Field(default=None, description="Present (true) on a dry run, which writes nothing.")
-    preview: list[ImportPreviewRow] | None = Field(default=None, description="Dry run: the first rows as items.")
-    version: int | None = Field(default=None, description="The dataset version after the import.")
-    new_version: bool | None = Field(default=None, description="False when the import changed nothing.")
-    added: int | None = None
-    updated: int | None = None
-    removed: int | None = None
-    unchanged: int | None = None
-    skipped_rows: list[int] | None = None
+    # Present on a dry run only, or on a run import only: absent (not null) otherwise.
+    dry_run: Annotated[bool | None, ABSENT_IF_NONE] = Field(
+        default=None, description="Present (true) on a dry run, which writes nothing.")
+    preview: Annotated[list[ImportPreviewRow] | None, ABSENT_IF_NONE] = Field(
+        default=None, description="Dry run: the first rows as items.")
+    version: Annotated[int | None, ABSENT_IF_NONE] = Field(
+        default=None, description="The dataset version after the import.")
+    new_version: Annotated[bool | None, ABSENT_IF_NONE] = Field(
+        default=None, description="False when the import changed nothing.")
+    added: Annotated[int | None, ABSENT_IF_NONE] = None
+    updated: Annotated[int | None, ABSENT_IF_NONE] = None
+    removed: Annotated[int | None, ABSENT_IF_NONE] = None
+    unchanged: Annotated[int | None, ABSENT_IF_NONE] = None
+    skipped_rows: Annotated[list[int] | None, ABSENT_IF_NONE] = None
 
 
 class ProjectionStatus(ResponseModel):
@@ -71,7 +77,8 @@ class RebuildReport(ResponseModel):
 class RebuildState(ResponseModel):
     """A rebuild in the background: how far it has come and how it ended."""
 
-    projection: str | None = None
+    projection: Annotated[str | None, ABSENT_IF_NONE] = Field(
+        default=None, description="Named when the state answers the rebuild's start.")
     state: Literal["running", "done", "failed"]
     started_at: datetime
     position: int

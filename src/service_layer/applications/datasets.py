@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.persistence import Recording
 
 from evalledger.domain import schemas
-from evalledger.domain.datasets import Dataset, ImportOutcome, Item, ItemChange, NewItem
+from evalledger.domain.datasets import DETAIL_NAMES, Dataset, ImportOutcome, Item, ItemChange, NewItem
 from evalledger.domain.errors import DatasetNotFoundError, ItemNotFoundError
 from evalledger.domain.storable import ensure_items_storable, ensure_storable
 from evalledger.service_layer.applications.ledger import LedgerApplication, Written, last_notification_id
@@ -83,14 +83,14 @@ class Datasets(LedgerApplication):
         actor: str = "anonymous",
         reason: str | None = None,
     ) -> Written:
-        ensure_storable(changes)
-        for wire_name in ("inputSchema", "expectedOutputSchema"):
-            if wire_name in changes:
-                schemas.check_schema(wire_name, changes[wire_name])
+        ensure_storable({DETAIL_NAMES.get(name, name): value for name, value in changes.items()})
+        for name in ("input_schema", "expected_output_schema"):
+            if name in changes:
+                schemas.check_schema(DETAIL_NAMES[name], changes[name])
 
         def decide(dataset: Dataset) -> bool:
-            input_schema = changes.get("inputSchema", dataset.input_schema)
-            output_schema = changes.get("expectedOutputSchema", dataset.expected_output_schema)
+            input_schema = changes.get("input_schema", dataset.input_schema)
+            output_schema = changes.get("expected_output_schema", dataset.expected_output_schema)
             if input_schema != dataset.input_schema or output_schema != dataset.expected_output_schema:
                 schemas.check_current_items(dataset.items.values(), input_schema, output_schema)
             return dataset.change_details(changes, actor=actor, reason=reason)
