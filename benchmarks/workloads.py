@@ -222,12 +222,12 @@ def w6_rebuild_replay(settings_env: dict[str, str]) -> dict[str, Any]:
         rebuilt = {}
         for follower in ledger.followers:  # three times each: the best, and all three
             reports = [rebuild(follower, ledger.connection) for _ in range(3)]
-            best = min(reports, key=lambda report: report["seconds"])
+            best = min(reports, key=lambda report: report.seconds)
             written = table_rows(ledger.connection.conninfo, settings.schema, rows[follower.name])
             rebuilt[follower.name] = {
-                "events": best["events"], "seconds": best["seconds"], "eventsPerSecond": best["eventsPerSecond"],
-                "allSeconds": [report["seconds"] for report in reports],
-                rows[follower.name]: written, "rowsPerSecond": round(written / best["seconds"]),
+                "events": best.events, "seconds": best.seconds, "eventsPerSecond": best.events_per_second,
+                "allSeconds": [report.seconds for report in reports],
+                rows[follower.name]: written, "rowsPerSecond": round(written / best.seconds),
             }
         datasets, runs = all_dataset_ids(ledger), all_run_ids(ledger)
         started = time.perf_counter()

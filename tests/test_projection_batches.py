@@ -295,7 +295,7 @@ def test_batched_read_models_equal_the_one_by_one_ones(
 
     monkeypatch.setattr(runs_bulk, "SEQS_BY_ID", 2.0)  # each run's seqs looked up by id
     for follower in ledger.followers:
-        assert rebuild(follower, ledger.connection)["events"] > 5
+        assert rebuild(follower, ledger.connection).events > 5
     rebuilt = table_rows(conninfo, settings.schema)
     assert first_difference(rebuilt, expected) is None, first_difference(rebuilt, expected)
     assert len(rebuilt["dataset_items"]) > 30 and len(rebuilt["run_results"]) == 8
@@ -310,10 +310,10 @@ def test_batched_read_models_equal_the_one_by_one_ones(
         told: list[tuple[int, int]] = []
         report = rebuild(follower, ledger.connection, memory_budget=0,
                          progress=lambda position, head: told.append((position, head)))
-        assert report["events"] > 5 and len(told) == report["events"], "progress told after each one-event batch"
+        assert report.events > 5 and len(told) == report.events, "progress told after each one-event batch"
         positions = [position for position, _ in told]
-        assert positions == sorted(set(positions)) and {head for _, head in told} == {report["position"]}
-        assert positions[-1] <= report["position"]
+        assert positions == sorted(set(positions)) and {head for _, head in told} == {report.position}
+        assert positions[-1] <= report.position
     spilled = table_rows(conninfo, settings.schema)
     assert first_difference(spilled, expected) is None, first_difference(spilled, expected)
 

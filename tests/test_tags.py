@@ -185,7 +185,7 @@ def test_the_read_model_holds_the_replayed_tags_live_and_rebuilt(service: Servic
     for dataset_id in datasets[:2]:  # the audit check replays tagged datasets as any other
         assert list(verify_dataset(service.ledger, UUID(dataset_id))) == []
     follower = next(f for f in service.ledger.followers if f.name == "datasets")
-    assert rebuild(follower, service.ledger.connection)["events"] > 0
+    assert rebuild(follower, service.ledger.connection).events > 0
     assert read_model() == live
     assert {d: client.list_events(d, per_page=1).pagination.total for d in datasets[:2]} == events
     assert {v.version: v.tags for v in client.list_versions(datasets[1]).versions}[2] == ["golden"]

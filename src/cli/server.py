@@ -25,6 +25,7 @@ from evalledger.cli.common import (
     settings_for,
 )
 from evalledger.adapters.database import DatabaseUnavailableError
+from evalledger.projections.status import RebuildReport
 from evalledger.settings import Settings
 
 @cli.command()
@@ -170,7 +171,7 @@ def projections_status(database_url: DatabaseUrl = None, data_dir: DataDir = DEF
         table = Table("projection", "position", "log head", "lag")
         for follower in ledger.followers:
             status = follower.status()
-            table.add_row(status["name"], str(status["position"]), str(status["head"]), str(status["lag"]))
+            table.add_row(status.name, str(status.position), str(status.head), str(status.lag))
     finally:
         ledger.close()
     console.print(table)
@@ -216,7 +217,9 @@ def projections_rebuild(
             if state["state"] != "done":
                 console.print(f"[bold red]Rebuild of {each} failed:[/] {state['error']}")
                 raise typer.Exit(code=1)
-            _report_rebuild(state["report"])
+            report = state["report"]  # the service's JSON
+            _report_rebuild(RebuildReport(report["projection"], report["position"], report["events"],
+                                          report["seconds"], report["eventsPerSecond"]))
         return
 
     from evalledger.projections.rebuild import RebuildRunningError, rebuild
@@ -242,9 +245,9 @@ def projections_rebuild(
         ledger.close()
 
 
-def _report_rebuild(report: dict[str, Any]) -> None:
-    console.print(f"rebuilt {report['projection']}: {report['events']} events in {report['seconds']} s "
-                  f"({report['eventsPerSecond']} events/s), at position {report['position']}")
+def _report_rebuild(report: RebuildReport) -> None:
+    console.print(f"rebuilt {report.projection}: {report.events} events in {report.seconds} s "
+                  f"({report.events_per_second} events/s), at position {report.position}")
 
 
 db_cli = typer.Typer(help="The embedded PostgreSQL (used when DATABASE_URL is not set).", no_args_is_help=True)

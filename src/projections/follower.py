@@ -35,6 +35,7 @@ from eventsourcing.persistence import Recording, Tracking
 from psycopg.sql import SQL, Identifier
 
 from evalledger.projections.view import BatchingView, ViewBehind
+from evalledger.projections.status import ProjectionStatus
 
 log = logging.getLogger(__name__)
 
@@ -218,18 +219,12 @@ class ProjectionFollower:
         with self._lock:
             yield
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ProjectionStatus:
         head = self.app.recorder.max_notification_id() or 0
         position = self.position()
-        return {
-            "name": self.name,
-            "position": position,
-            "head": head,
-            "lag": max(0, head - position),
-            "running": self._thread is not None and self._thread.is_alive(),
-            "leader": self.leader,
-            "lastError": self.last_error,
-        }
+        return ProjectionStatus(name=self.name, position=position, head=head, lag=max(0, head - position),
+                                running=self._thread is not None and self._thread.is_alive(), leader=self.leader,
+                                last_error=self.last_error)
 
 
 

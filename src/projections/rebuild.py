@@ -24,6 +24,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from evalledger.projections.datasets_bulk import DatasetsBulkLoad
 from evalledger.projections.follower import ProjectionFollower, quick_thread_switches
 from evalledger.projections.runs import RunsView
 from evalledger.projections.runs_bulk import RunsBulkLoad
+from evalledger.projections.status import RebuildReport, RebuildState
 from evalledger.projections.view import BatchingView
 
 log = logging.getLogger(__name__)
@@ -79,9 +81,9 @@ def _drop_indexes(curs: Cursor[Any], schema: str, tables: Sequence[str]) -> tupl
 
 
 def rebuild(follower: ProjectionFollower, conninfo_params: Any, *, memory_budget: int = MEMORY_BUDGET,
-            progress: Progress | None = None) -> dict[str, Any]:
+            progress: Progress | None = None) -> RebuildReport:
     """Rebuild the follower's view beside the live one and switch over; returns what was
-    done (`position`, `events`, `seconds`, `eventsPerSecond`). `progress(position, head)`
+    done. `progress(position, head)`
     is told how far through the log the bulk load has come, after each batch."""
     with only_rebuild_of(follower.view, conninfo_params), quick_thread_switches():
         return _rebuild(follower, conninfo_params, memory_budget, progress)
@@ -95,15 +97,15 @@ class Rebuilds:
     def __init__(self, conninfo_params: Any) -> None:
         self.conninfo_params = conninfo_params
         self._lock = threading.Lock()
-        self._latest: dict[str, dict[str, Any]] = {}  # projection -> its latest rebuild
+        self._latest: dict[str, RebuildState] = {}  # projection -> its latest rebuild
 
-    def run(self, follower: ProjectionFollower) -> dict[str, Any]:
+    def run(self, follower: ProjectionFollower) -> RebuildReport:
         """Rebuild now, in this thread; returns the report."""
         guard = ExitStack()
         guard.enter_context(only_rebuild_of(follower.view, self.conninfo_params))
         return self._run(follower, guard, self._begin(follower))
 
-    def start(self, follower: ProjectionFollower) -> dict[str, Any]:
+    def start(self, follower: ProjectionFollower) -> RebuildState:
         """Start a rebuild in a thread of its own and return its state at once; refused
         (RebuildRunningError) while another rebuild of the same read model runs, here or
         in another process."""
@@ -118,40 +120,40 @@ class Rebuilds:
             guard.close()
             raise
         with self._lock:
-            return dict(state)
+            return replace(state, projection=follower.name)
 
-    def latest(self, name: str) -> dict[str, Any] | None:
+    def latest(self, name: str) -> RebuildState | None:
         with self._lock:
             state = self._latest.get(name)
-            return None if state is None else dict(state)
+            return None if state is None else replace(state)
 
-    def _begin(self, follower: ProjectionFollower) -> dict[str, Any]:
-        state = {"state": "running", "startedAt": datetime.now(UTC).isoformat(), "position": 0, "head": None,
-                 "finishedAt": None, "report": None, "error": None}
+    def _begin(self, follower: ProjectionFollower) -> RebuildState:
+        state = RebuildState(state="running", started_at=datetime.now(UTC), position=0, head=None, finished_at=None,
+                             report=None, error=None)
         with self._lock:
             self._latest[follower.name] = state
         return state
 
-    def _run(self, follower: ProjectionFollower, guard: ExitStack, state: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, follower: ProjectionFollower, guard: ExitStack, state: RebuildState) -> RebuildReport:
         """Rebuild, keeping `state` up to date; what fails is recorded, then raised."""
         def progress(position: int, head: int) -> None:
             with self._lock:
-                state.update(position=position, head=head)
+                state.position, state.head = position, head
 
         try:
             with guard, quick_thread_switches():
                 report = _rebuild(follower, self.conninfo_params, MEMORY_BUDGET, progress)
         except BaseException as error:
             with self._lock:
-                state.update(state="failed", error=f"{type(error).__name__}: {error}",
-                             finishedAt=datetime.now(UTC).isoformat())
+                state.state, state.error = "failed", f"{type(error).__name__}: {error}"
+                state.finished_at = datetime.now(UTC)
             raise
         with self._lock:
-            state.update(state="done", report=report, position=report["position"], head=report["position"],
-                         finishedAt=datetime.now(UTC).isoformat())
+            state.state, state.report, state.position, state.head = "done", report, report.position, report.position
+            state.finished_at = datetime.now(UTC)
         return report
 
-    def _run_in_background(self, follower: ProjectionFollower, guard: ExitStack, state: dict[str, Any]) -> None:
+    def _run_in_background(self, follower: ProjectionFollower, guard: ExitStack, state: RebuildState) -> None:
         try:
             self._run(follower, guard, state)
         except Exception:  # noqa: BLE001 - recorded in the state GET /api/projections shows
@@ -183,7 +185,7 @@ def only_rebuild_of(view: BatchingView, conninfo_params: Any) -> Iterator[None]:
 
 
 def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: int,
-             progress: Progress | None) -> dict[str, Any]:
+             progress: Progress | None) -> RebuildReport:
     live = follower.view
     schema = live.schema
     shadow_schema = f"{schema}_rebuild"[:63]
@@ -249,5 +251,5 @@ def _rebuild(follower: ProjectionFollower, conninfo_params: Any, memory_budget: 
             curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(shadow_schema)))
         shadow_store.close()
     events = loaded + replay.applied
-    return {"projection": follower.name, "position": position, "events": events, "seconds": round(seconds, 3),
-            "eventsPerSecond": round(events / seconds) if seconds else None}
+    return RebuildReport(projection=follower.name, position=position, events=events, seconds=round(seconds, 3),
+                         events_per_second=round(events / seconds) if seconds else None)

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from evalledger.domain.errors import ConflictError, NotFoundError
 from evalledger.projections.follower import ProjectionFollower
+from evalledger.projections.status import ProjectionStatus, RebuildReport, RebuildState
 
 if TYPE_CHECKING:
     from evalledger.bootstrap import Ledger
@@ -25,41 +26,8 @@ class AuditRunningError(ConflictError):
     problem_type = "audit-running"
 
 
-# The answers: typed, snake_case; `api/` and the UI put them into words. The follower's status
-# and the rebuilds' states come as dicts (projections/follower.py, rebuild.py) and are typed here.
-
-
-@dataclass(slots=True)
-class RebuildReport:
-    projection: str
-    position: int
-    events: int
-    seconds: float
-    events_per_second: int | None
-
-
-@dataclass(slots=True)
-class RebuildState:
-    state: str  # running, done, failed
-    started_at: datetime
-    position: int
-    head: int | None
-    finished_at: datetime | None
-    report: RebuildReport | None
-    error: str | None
-    projection: str | None = None  # named when the state answers a start, not inside a projection's status
-
-
-@dataclass(slots=True)
-class ProjectionStatus:
-    name: str
-    position: int
-    head: int
-    lag: int
-    running: bool
-    leader: bool
-    last_error: str | None
-    rebuild: RebuildState | None = None
+# The answers: typed, snake_case; `api/` and the UI put them into words. A read model's status
+# and its rebuilds' come from projections/status.py.
 
 
 @dataclass(slots=True)
@@ -82,31 +50,6 @@ class AuditState:
     error: str | None = None
 
 
-def _moment(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def rebuild_report(report: dict[str, Any]) -> RebuildReport:
-    return RebuildReport(report["projection"], report["position"], report["events"], report["seconds"],
-                         report["eventsPerSecond"])
-
-
-def rebuild_state(state: dict[str, Any] | None, projection: str | None = None) -> RebuildState | None:
-    if state is None:
-        return None
-    return RebuildState(
-        state=state["state"], started_at=datetime.fromisoformat(state["startedAt"]), position=state["position"],
-        head=state["head"], finished_at=_moment(state["finishedAt"]),
-        report=None if state["report"] is None else rebuild_report(state["report"]), error=state["error"],
-        projection=projection)
-
-
-def projection_status(follower: ProjectionFollower, rebuild: RebuildState | None = None) -> ProjectionStatus:
-    status = follower.status()
-    return ProjectionStatus(status["name"], status["position"], status["head"], status["lag"], status["running"],
-                            status["leader"], status["lastError"], rebuild)
-
-
 class Operations:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -115,13 +58,13 @@ class Operations:
 
     def health(self, *, with_database: bool) -> Health:
         """Each read model's lag; the database in use only for a caller with a valid key."""
-        return Health("ok", [projection_status(f) for f in self.ledger.followers],
+        return Health("ok", [f.status() for f in self.ledger.followers],
                       self.ledger.connection.describe() if with_database else None)
 
     def projections(self) -> list[ProjectionStatus]:
         """Each read model's position, the log's head, the lag, and its latest rebuild."""
         rebuilds = self.ledger.rebuilds
-        return [projection_status(f, rebuild_state(rebuilds.latest(f.name))) for f in self.ledger.followers]
+        return [replace(f.status(), rebuild=rebuilds.latest(f.name)) for f in self.ledger.followers]
 
     def follower(self, name: str) -> ProjectionFollower:
         follower = next((f for f in self.ledger.followers if f.name == name), None)
@@ -132,14 +75,12 @@ class Operations:
 
     def rebuild(self, name: str) -> RebuildReport:
         """Rebuild now; the report once it is done."""
-        return rebuild_report(self.ledger.rebuilds.run(self.follower(name)))
+        return self.ledger.rebuilds.run(self.follower(name))
 
     def start_rebuild(self, name: str) -> RebuildState:
         """Start a rebuild in the background; its state at once (RebuildRunningError while
         another rebuild of the same read model runs)."""
-        state = rebuild_state(self.ledger.rebuilds.start(self.follower(name)), projection=name)
-        assert state is not None
-        return state
+        return self.ledger.rebuilds.start(self.follower(name))
 
     # -- audit verify ---------------------------------------------------------------------
 
