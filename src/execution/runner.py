@@ -85,18 +85,25 @@ class Progress:
         self.failed = failed
         self.started = time.monotonic()
 
-    def as_wire(self, total: int) -> dict[str, Any]:
+    def snapshot(self, total: int) -> LiveProgress:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = (self.done - self.done_before) / elapsed
         remaining = max(0, total - self.done)
-        return {
-            "done": self.done,
-            "failed": self.failed,
-            "total": total,
-            "fraction": self.done / total if total else 1.0,
-            "itemsPerSecond": round(rate, 2),
-            "etaSeconds": round(remaining / rate, 1) if rate > 0 else None,
-        }
+        return LiveProgress(done=self.done, failed=self.failed, total=total,
+                            fraction=self.done / total if total else 1.0, items_per_second=round(rate, 2),
+                            eta_seconds=round(remaining / rate, 1) if rate > 0 else None)
+
+
+@dataclass(slots=True)
+class LiveProgress:
+    """Where a running executor is: its counters, its rate and the time it expects to need."""
+
+    done: int
+    failed: int
+    total: int
+    fraction: float
+    items_per_second: float
+    eta_seconds: float | None
 
 
 class ResultSink(Protocol):

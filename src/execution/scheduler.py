@@ -35,7 +35,7 @@ from evalledger.execution.jobs import (
     chunk_items,
 )
 from evalledger.execution.registry import Registry
-from evalledger.execution.runner import Progress, RunExecutor, RunsSink, error_text
+from evalledger.execution.runner import LiveProgress, Progress, RunExecutor, RunsSink, error_text
 from evalledger.execution.local_run import LocalRun
 from evalledger.execution.slots import ChunkLease
 from evalledger.execution.scorers import build_scorer
@@ -544,9 +544,9 @@ class RunScheduler:
         # Looked at again on every read of the run.
         return {"reason": reason, "attempts": 0, "since": now.isoformat(), "nextAttemptAt": now.isoformat()}
 
-    def progress(self, run_id: UUID) -> dict[str, Any] | None:
+    def progress(self, run_id: UUID) -> LiveProgress | None:
         executors = self.executors.get(run_id)
         progress = self.progresses.get(run_id)
         if not executors or progress is None:
             return None
-        return progress.as_wire(next(iter(executors)).expected_results)
+        return progress.snapshot(next(iter(executors)).expected_results)
