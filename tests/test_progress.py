@@ -10,7 +10,7 @@ import service_process
 from progress_app import ITEM_SECONDS
 from waiting import wait_until
 
-from evalledger.execution.runner import Progress
+from evalledger.execution.progress import Progress
 from evalledger.settings import Settings
 from conftest import AUTH
 

@@ -10,7 +10,7 @@ Shape (all in one asyncio loop):
   (a failing or overrunning scorer gives `score: null` with its error);
 - one writer batches finished results and hands each batch to the run's `ResultSink`
   (one writer per run: no optimistic-concurrency conflicts; one save per batch, not per
-  item). In the service the sink is `RunsSink` (`ResultsRecorded` events of the Runs
+  item). In the service the sink is `RunsSink` (recording.py: `ResultsRecorded` events of the Runs
   application); `evaluate()` in a caller's process has one that submits to the
   caller-driven results API (evalledger.sdk.sinks), so both run the same code.
 
@@ -27,14 +27,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
-from evalledger.service_layer.applications import Runs, Written
 from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
+from evalledger.execution.progress import Progress
+from evalledger.execution.recording import ResultSink
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
 from evalledger.execution import tracing
@@ -47,7 +48,6 @@ FLUSH_SIZE = 500
 FLUSH_INTERVAL = 0.2
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 5.0
-
 
 
 @dataclass(slots=True)
@@ -66,92 +66,6 @@ ItemPages = Callable[[], Iterator[list[Any]]]  # pages of RunItem-like items
 # them with; called in the executor's loop, it answers ([], 0) once, when it takes no more
 # (the scheduler's chunks of one run share one executor this way, see local_run.py).
 MoreWork = Callable[[], tuple[list[tuple[dict[str, Any], int]], int]]
-
-
-@dataclass
-class Progress:
-    """Live counters of a running executor (the read model lags by a flush)."""
-
-    done: int = 0
-    failed: int = 0
-    started: float = field(default_factory=time.monotonic)
-    # Results recorded before this executor started (a resumed run): part of `done`, but
-    # not of the rate, which is this executor's own.
-    done_before: int = 0
-
-    def resume(self, done: int, failed: int) -> None:
-        """Start counting, with `done` results (`failed` of them failed) already recorded."""
-        self.done = self.done_before = done
-        self.failed = failed
-        self.started = time.monotonic()
-
-    def snapshot(self, total: int) -> LiveProgress:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = (self.done - self.done_before) / elapsed
-        remaining = max(0, total - self.done)
-        return LiveProgress(done=self.done, failed=self.failed, total=total,
-                            fraction=self.done / total if total else 1.0, items_per_second=round(rate, 2),
-                            eta_seconds=round(remaining / rate, 1) if rate > 0 else None)
-
-
-@dataclass(slots=True)
-class LiveProgress:
-    """Where a running executor is: its counters, its rate and the time it expects to need."""
-
-    done: int
-    failed: int
-    total: int
-    fraction: float
-    items_per_second: float
-    eta_seconds: float | None
-
-
-class ResultSink(Protocol):
-    """Where an executor learns what is recorded and records what it does. Every method
-    is blocking; the executor calls them in a worker thread."""
-
-    def recorded(self) -> dict[str, bool]:
-        """The results recorded so far: "itemId#repetition" -> succeeded."""
-        ...
-
-    def start(self) -> None: ...
-
-    def record(self, results: list[dict[str, Any]]) -> None: ...
-
-    def finish(self, error: str | None = None) -> None:
-        """The run is done (`error`: it could not go on)."""
-        ...
-
-    def cancel(self, actor: str, reason: str | None) -> None: ...
-
-
-@dataclass
-class RunsSink:
-    """The service's sink: commands of the Runs application, each write handed to
-    `on_written` (the projections catch up with it). A target-driven run keeps the first
-    result per (item, repetition), so a resumed run never records one twice."""
-
-    runs: Runs
-    run_id: UUID
-    on_written: Callable[[Written], None]
-
-    def _write(self, command: Callable[[], Written]) -> None:
-        self.on_written(command())
-
-    def recorded(self) -> dict[str, bool]:
-        return dict(self.runs.get_run(self.run_id).outcomes)
-
-    def start(self) -> None:
-        self._write(lambda: self.runs.start_run(self.run_id))
-
-    def record(self, results: list[dict[str, Any]]) -> None:
-        self._write(lambda: self.runs.record_results(self.run_id, results, upsert=False))
-
-    def finish(self, error: str | None = None) -> None:
-        self._write(lambda: self.runs.finish_run(self.run_id, error=error))
-
-    def cancel(self, actor: str, reason: str | None) -> None:
-        self._write(lambda: self.runs.cancel_run(self.run_id, actor=actor, reason=reason))
 
 
 def backoff_delay(attempt: int) -> float:

@@ -35,7 +35,9 @@ from evalledger.execution.jobs import (
     chunk_items,
 )
 from evalledger.execution.registry import Registry
-from evalledger.execution.runner import LiveProgress, Progress, RunExecutor, RunsSink, error_text
+from evalledger.execution.progress import LiveProgress, Progress
+from evalledger.execution.recording import RunsSink
+from evalledger.execution.runner import RunExecutor, error_text
 from evalledger.execution.local_run import LocalRun
 from evalledger.execution.slots import ChunkLease
 from evalledger.execution.scorers import build_scorer

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
-from evalledger.execution.runner import LiveProgress
+from evalledger.execution.progress import LiveProgress
 
 PLAIN_EVERY = 5.0  # seconds between lines of the plain display
 
