@@ -1,15 +1,48 @@
-"""Where an executor learns what is recorded and records what it does: the `ResultSink`
-protocol, and the service's sink, `RunsSink` (commands of the Runs application). `evaluate()`
-in a caller's process has a sink of its own (evalledger.sdk.sinks)."""
+"""Where an executor learns what is recorded and records what it does: what one item and
+repetition came to (`ExecutedResult`), the `ResultSink` protocol, and the service's sink,
+`RunsSink` (commands of the Runs application). `evaluate()` in a caller's process has a sink
+of its own (evalledger.sdk.sinks)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from evalledger.service_layer.applications import Runs, Written
+
+
+@dataclass(slots=True)
+class ExecutedResult:
+    """One item and repetition as the executor ran it: the target's output or error, how
+    long it took, and each scorer's answer (as the events keep scores: `scorerId`, `score`,
+    `reason`, `error`, and a judge's `usage`)."""
+
+    item_id: str
+    repetition: int
+    output: Any
+    error: str | None
+    latency_ms: float
+    attempts: int
+    retry_errors: list[str]
+    trace_id: str | None
+    usage: dict[str, Any] | None
+    started_at: datetime
+    scores: list[dict[str, Any]]
+    span_id: str | None = None  # with tracing on: the item's span (and `trace_id` its trace)
+
+    def recorded(self) -> dict[str, Any]:
+        """The result as a `ResultsRecorded` event keeps it (no span: no `spanId` key, as
+        before spans existed)."""
+        result = {"itemId": self.item_id, "repetition": self.repetition, "output": self.output, "error": self.error,
+                  "latencyMs": self.latency_ms, "attempts": self.attempts, "retryErrors": self.retry_errors,
+                  "traceId": self.trace_id, "usage": self.usage, "startedAt": self.started_at.isoformat(),
+                  "scores": self.scores}
+        if self.span_id is not None:
+            result["spanId"] = self.span_id
+        return result
 
 
 class ResultSink(Protocol):
@@ -22,7 +55,7 @@ class ResultSink(Protocol):
 
     def start(self) -> None: ...
 
-    def record(self, results: list[dict[str, Any]]) -> None: ...
+    def record(self, results: list[ExecutedResult]) -> None: ...
 
     def finish(self, error: str | None = None) -> None:
         """The run is done (`error`: it could not go on)."""
@@ -50,8 +83,9 @@ class RunsSink:
     def start(self) -> None:
         self._write(lambda: self.runs.start_run(self.run_id))
 
-    def record(self, results: list[dict[str, Any]]) -> None:
-        self._write(lambda: self.runs.record_results(self.run_id, results, upsert=False))
+    def record(self, results: list[ExecutedResult]) -> None:
+        recorded = [result.recorded() for result in results]
+        self._write(lambda: self.runs.record_results(self.run_id, recorded, upsert=False))
 
     def finish(self, error: str | None = None) -> None:
         self._write(lambda: self.runs.finish_run(self.run_id, error=error))

@@ -35,7 +35,7 @@ from uuid import UUID
 from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
 from evalledger.execution.progress import Progress
-from evalledger.execution.recording import ResultSink
+from evalledger.execution.recording import ExecutedResult, ResultSink
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
 from evalledger.execution import tracing
@@ -65,7 +65,7 @@ ItemPages = Callable[[], Iterator[list[Any]]]  # pages of RunItem-like items
 # More (item, repetition) pairs for a running executor and how many more workers to run
 # them with; called in the executor's loop, it answers ([], 0) once, when it takes no more
 # (the scheduler's chunks of one run share one executor this way, see local_run.py).
-MoreWork = Callable[[], tuple[list[tuple[dict[str, Any], int]], int]]
+MoreWork = Callable[[], tuple[list[tuple[Any, int]], int]]
 
 
 def backoff_delay(attempt: int) -> float:
@@ -164,10 +164,10 @@ class RunExecutor:
         self.progress.resume(len(recorded), sum(1 for ok in outcomes.values() if not ok))
         await asyncio.to_thread(self.sink.start)
 
-        pairs: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(
+        pairs: asyncio.Queue[tuple[Any, int] | None] = asyncio.Queue(
             maxsize=self.settings.max_concurrency * 4
         )
-        results: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        results: asyncio.Queue[ExecutedResult | None] = asyncio.Queue()
         self._workers = [asyncio.create_task(self._work(pairs, results))
                          for _ in range(self.settings.max_concurrency)]
         producer = asyncio.create_task(self._produce(pairs, results, recorded))
@@ -221,8 +221,8 @@ class RunExecutor:
             if not pending and len(tasks) == 1 + len(self._workers):
                 return
 
-    async def _produce(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
-                       results: asyncio.Queue[dict[str, Any] | None], recorded: set[str]) -> None:
+    async def _produce(self, pairs: asyncio.Queue[tuple[Any, int] | None],
+                       results: asyncio.Queue[ExecutedResult | None], recorded: set[str]) -> None:
         pages = self.item_pages()
         while True:
             page = await asyncio.to_thread(next, pages, None)
@@ -244,8 +244,8 @@ class RunExecutor:
         for _ in range(len(self._workers)):
             await pairs.put(None)
 
-    async def _work(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
-                    results: asyncio.Queue[dict[str, Any] | None]) -> None:
+    async def _work(self, pairs: asyncio.Queue[tuple[Any, int] | None],
+                    results: asyncio.Queue[ExecutedResult | None]) -> None:
         while True:
             pair = await pairs.get()
             if pair is None:
@@ -256,8 +256,8 @@ class RunExecutor:
             result = await self.execute(item, repetition)
             await results.put(result)
 
-    async def _write_results(self, results: asyncio.Queue[dict[str, Any] | None]) -> None:
-        batch: list[dict[str, Any]] = []
+    async def _write_results(self, results: asyncio.Queue[ExecutedResult | None]) -> None:
+        batch: list[ExecutedResult] = []
         deadline = time.monotonic() + FLUSH_INTERVAL
         closing = False
         while not closing:
@@ -278,21 +278,21 @@ class RunExecutor:
 
     # -- one item ----------------------------------------------------------------------------------
 
-    async def execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
+    async def execute(self, item: Any, repetition: int) -> ExecutedResult:
         """One item and repetition, in a span of its own (tracing.py) whose ids the result keeps."""
         attributes = {"evalledger.run_id": str(self.run_id), "evalledger.dataset_id": str(self.dataset_id),
                       "evalledger.dataset_version": self.dataset_version, "evalledger.item_id": str(item.id),
                       "evalledger.repetition": repetition}
         with tracing.span("evalledger.item", attributes) as item_span:
             result = await self._execute(item, repetition)
-            if result["error"] is not None:
-                tracing.failed(item_span, result["error"])
+            if result.error is not None:
+                tracing.failed(item_span, result.error)
         trace_id, span_id = tracing.span_ids(item_span)
         if trace_id is not None:
-            result["traceId"], result["spanId"] = trace_id, span_id
+            result.trace_id, result.span_id = trace_id, span_id
         return result
 
-    async def _execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
+    async def _execute(self, item: Any, repetition: int) -> ExecutedResult:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         timeout = self.settings.item_timeout_ms / 1000
@@ -340,21 +340,14 @@ class RunExecutor:
         self.progress.done += 1
         if error is not None:
             self.progress.failed += 1
-        return {
-            "itemId": str(item.id),
-            "repetition": repetition,
-            "output": output.output if output is not None else None,
-            "error": error,
-            "latencyMs": round(latency_ms, 3),
-            "attempts": attempts,
-            "retryErrors": retry_errors,
-            "traceId": output.trace_id if output is not None else None,
-            "usage": usage,
-            "startedAt": started_at.isoformat(),
-            "scores": scores,
-        }
+        return ExecutedResult(
+            item_id=str(item.id), repetition=repetition, output=output.output if output is not None else None,
+            error=error, latency_ms=round(latency_ms, 3), attempts=attempts, retry_errors=retry_errors,
+            trace_id=output.trace_id if output is not None else None, usage=usage, started_at=started_at,
+            scores=scores,
+        )
 
-    async def _score(self, item: dict[str, Any], output: Any, error: str | None, timeout: float) -> list[dict[str, Any]]:
+    async def _score(self, item: Any, output: Any, error: str | None, timeout: float) -> list[dict[str, Any]]:
         if not self.scorers:
             return []
         question = ScoreInput(
