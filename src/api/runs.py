@@ -22,7 +22,7 @@ from evalledger.domain.runs import FINISHED, RunSettings, described_metadata
 from evalledger.execution.scorers import describe_builtin_scorers
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.execution.targets import describe_builtin_targets
-from evalledger.service_layer.runs import MultiComparison, pin_tag
+from evalledger.service_layer.runs import MultiComparison
 
 
 # One server-sent event of a run's stream (OpenAPI 3.2's `itemSchema` for event streams).
@@ -66,7 +66,7 @@ def list_results(
 def cancel_run(run_id: UUID, ledger: LedgerDep, actor: Actor, reason: Reason = None) -> Response:
     """Stops starting new work at once; results already recorded stay. Cancelling a finished run is refused
     (409)."""
-    return answer(models.Run, ledger.run_service.cancel_run(run_id, actor=actor, reason=reason))
+    return answer(models.Run, ledger.run_use_cases.cancel_run(run_id, actor=actor, reason=reason))
 
 
 @router.get("/api/datasets/runs/{run_id:uuid}/stream", summary="Server-sent events: the run's progress until it ends",
@@ -145,10 +145,9 @@ def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, acto
     `codeVersion` and `tags` make it reproducible and findable (kept in its metadata). With your own `runId`,
     creating the same run again answers it unchanged. `tag` pins the version a dataset tag names (and
     records the tag as `metadata.datasetTag`)."""
-    version, metadata = pin_tag(ledger.dataset_queries, dataset_id, body.version, body.tag, body.metadata)
-    metadata = described_metadata(metadata, model=body.model, code_version=body.code_version, tags=body.tags,
+    metadata = described_metadata(body.metadata, model=body.model, code_version=body.code_version, tags=body.tags,
                                   prompt=body.prompt.model_dump() if body.prompt is not None else None)
-    run = ledger.run_service.create_run(
+    run = ledger.run_use_cases.create_run(
         dataset_id,
         target=body.target,
         scorers=body.scorers,
@@ -158,7 +157,8 @@ def create_run(dataset_id: UUID, body: models.RunCreate, ledger: LedgerDep, acto
             max_retries=body.max_retries,
             repetitions=body.repetitions,
         ),
-        version=version,
+        version=body.version,
+        tag=body.tag,
         name=body.name,
         metadata=metadata,
         run_id=body.run_id,
