@@ -149,15 +149,13 @@ def run_view(row: dict[str, Any]) -> RunView:
     )
 
 
-def _result_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "item_id": row["item_id"], "repetition": row["repetition"], "status": row["status"], "input": row["input"],
-        "expected_output": row["expected_output"], "item_metadata": row["item_metadata"], "output": row["output"],
-        "error": row["error"], "latency_ms": row["latency_ms"], "attempt": row["attempts"],
-        "retry_errors": row["retry_errors"], "trace_id": row["trace_id"], "span_id": row.get("span_id"),
-        "usage": row["usage"], "scores": row.get("reviewed_scores") or row["scores"], "review": row.get("review"),
-        "flagged": row.get("flagged", False), "started_at": row["started_at"], "recorded_at": row["recorded_at"],
-    }
+def _result_fields(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A result row's values in ResultView's order (positional: a page holds up to a thousand)."""
+    return (row["item_id"], row["repetition"], row["status"], row["input"], row["expected_output"],
+            row["item_metadata"], row["output"], row["error"], row["latency_ms"], row["attempts"],
+            row["retry_errors"], row["trace_id"], row.get("span_id"), row["usage"],
+            row.get("reviewed_scores") or row["scores"], row.get("review"), row.get("flagged", False),
+            row["started_at"], row["recorded_at"])
 
 
 class RunQueries(RunAnalyticsQueries):
@@ -173,7 +171,7 @@ class RunQueries(RunAnalyticsQueries):
         return trace_url(self.trace_url, row["trace_id"], row["span_id"]) if row.get("span_id") else None
 
     def _result(self, row: dict[str, Any]) -> ResultView:
-        return ResultView(**_result_fields(row), trace_url=self._link(row))
+        return ResultView(*_result_fields(row), self._link(row))
 
     def project_of_run(self, run_id: UUID) -> UUID | None:
         """The project a run belongs to (its dataset's); None for an unknown run."""
@@ -402,7 +400,7 @@ class RunQueries(RunAnalyticsQueries):
                 history.append(ScoreHistoryEntry(c["name"], c["score"], "criterion", review["actor"],
                                                  review["reviewed_at"], review["reason"]))
         return ResultDetail(
-            **_result_fields(row), trace_url=self._link(row),
+            *_result_fields(row), self._link(row),
             automatic_scores=row["scores"],
             reviews=[ReviewRecord(r["actor"], r["reviewed_at"], r["reason"], r["verdict"], r["scores"], r["criteria"],
                                   r["comment"], r["flagged"]) for r in reviews],
