@@ -180,8 +180,7 @@ def _run_findings(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
         count, model_mean = (stats.count, stats.mean) if stats is not None else (None, None)
         mean = sum(values) / len(values)
         if count != len(values) or not math.isclose(model_mean or 0.0, mean, abs_tol=1e-9):
-            yield Finding("run", run_id, None,
-                          f"scorer {scorer_id}: count/mean {count}/{model_mean} in the read "
+            yield Finding("run", run_id, None, f"scorer {scorer_id}: count/mean {count}/{model_mean} in the read "
                           f"model, {len(values)}/{mean} in the log")
 
 

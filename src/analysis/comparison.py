@@ -329,7 +329,8 @@ class RunComparer:
 
         per_a, per_b = ua.per_item, ub.per_item
         return UsageComparison(ua, ub, UsageDelta(
-            input_tokens=delta(ua.input_tokens, ub.input_tokens), output_tokens=delta(ua.output_tokens, ub.output_tokens),
+            input_tokens=delta(ua.input_tokens, ub.input_tokens),
+            output_tokens=delta(ua.output_tokens, ub.output_tokens),
             cost=delta(ua.cost, ub.cost), total_cost=delta(ua.total_cost, ub.total_cost),
             per_item=UsagePerItem(delta(per_a.input_tokens, per_b.input_tokens),
                                   delta(per_a.output_tokens, per_b.output_tokens), delta(per_a.cost, per_b.cost)),
@@ -339,7 +340,8 @@ class RunComparer:
     def _warnings(a: dict[str, Any], b: dict[str, Any], paired_count: int) -> list[ComparisonWarning]:
         warnings = []
         if a["dataset_id"] != b["dataset_id"]:
-            warnings.append(ComparisonWarning("different-datasets", "the runs are on different datasets; items pair by id only"))
+            warnings.append(ComparisonWarning("different-datasets",
+                                              "the runs are on different datasets; items pair by id only"))
         elif a["dataset_version"] != b["dataset_version"]:
             warnings.append(ComparisonWarning("different-dataset-versions",
                                     f"the runs pinned versions {a['dataset_version']} and {b['dataset_version']};"
