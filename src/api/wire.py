@@ -54,6 +54,7 @@ class PresentWhen:
 
     flag: str
 
+
 _ENCODERS: dict[type[BaseModel], Callable[[Any], dict[str, Any]]] = {}
 
 
