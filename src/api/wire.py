@@ -100,7 +100,8 @@ def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
     if not model.__pydantic_complete__:  # a model naming one defined after it: its fields are known once rebuilt
         model.model_rebuild()
     namespace: dict[str, Any] = dict(_WRAPPERS)
-    present, optional = [], []
+    present: list[str] = []  # the leading fields always written, in one dict display
+    rest: list[str] = []  # the fields from the first one written only sometimes on, in the model's order
     for name, field in model.model_fields.items():
         alias = field.serialization_alias or field.alias or name
         value = f"o.{name}"
@@ -113,17 +114,16 @@ def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
             kind, inner = nested
             namespace[f"enc_{name}"] = _Lazy(inner)
             value = f"_{'one' if kind == 'one' else 'many' if kind == 'list' else 'by_name'}(enc_{name}, {value})"
-        when = next((m.flag for m in field.metadata if isinstance(m, PresentWhen)), None)
+        when = next((f"o.{m.flag}" for m in field.metadata if isinstance(m, PresentWhen)), None)
+        if when is None and any(m is ABSENT_IF_NONE for m in field.metadata):
+            when = f"o.{name} is not None"
         if when is not None:
-            optional.append((f"o.{when}", alias, value))
-        elif any(m is ABSENT_IF_NONE for m in field.metadata):
-            optional.append((f"o.{name} is not None", alias, value))
+            rest += [f"    if {when}:", f"        d[{alias!r}] = {value}"]
+        elif rest:
+            rest.append(f"    d[{alias!r}] = {value}")
         else:
             present.append(f"{alias!r}: {value}")
-    body = ["def encode(o):", f"    d = {{{', '.join(present)}}}"]
-    for condition, alias, value in optional:
-        body += [f"    if {condition}:", f"        d[{alias!r}] = {value}"]
-    body.append("    return d")
+    body = ["def encode(o):", f"    d = {{{', '.join(present)}}}", *rest, "    return d"]
     exec("\n".join(body), namespace)  # noqa: S102 - code generated from the model's own field names
     _ENCODERS[model] = namespace["encode"]
     return namespace["encode"]
