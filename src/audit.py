@@ -176,11 +176,11 @@ def _run_findings(ledger: Ledger, run_id: UUID) -> Iterator[Finding]:
                 sums.setdefault(score["scorerId"], []).append(float(score["score"]))
     summary = ledger.run_queries.score_summary(run_id)
     for scorer_id, values in sums.items():
-        model = summary.get(scorer_id, {})
+        stats = summary.get(scorer_id)
+        count, model_mean = (stats.count, stats.mean) if stats is not None else (None, None)
         mean = sum(values) / len(values)
-        if model.get("count") != len(values) or not math.isclose(model.get("mean") or 0.0, mean, abs_tol=1e-9):
-            yield Finding("run", run_id, None,
-                          f"scorer {scorer_id}: count/mean {model.get('count')}/{model.get('mean')} in the read "
+        if count != len(values) or not math.isclose(model_mean or 0.0, mean, abs_tol=1e-9):
+            yield Finding("run", run_id, None, f"scorer {scorer_id}: count/mean {count}/{model_mean} in the read "
                           f"model, {len(values)}/{mean} in the log")
 
 

@@ -12,6 +12,7 @@ from uuid import uuid4
 
 from evalledger.domain.runs import RunSettings
 from evalledger.execution.local_run import LocalRun
+from evalledger.execution.recording import ExecutedResult
 from evalledger.execution.runner import RunExecutor, RunItem
 from evalledger.execution.targets import TargetOutput
 
@@ -35,7 +36,7 @@ class CountingTarget:
 
 class MemorySink:
     def __init__(self) -> None:
-        self.results: list[dict[str, Any]] = []
+        self.results: list[ExecutedResult] = []
         self.started = 0
         self.finished = 0
 
@@ -45,7 +46,7 @@ class MemorySink:
     def start(self) -> None:
         self.started += 1
 
-    def record(self, results: list[dict[str, Any]]) -> None:
+    def record(self, results: list[ExecutedResult]) -> None:
         self.results += results
 
     def finish(self, error: str | None = None) -> None:
@@ -89,7 +90,7 @@ def test_joined_chunks_run_once_each_with_the_slots_they_brought() -> None:
     with ThreadPoolExecutor(1) as thread:
         target, sink, released, late = thread.submit(asyncio.run, scenario()).result()
     assert sorted(target.calls) == sorted(f"item-{n}#0" for n in range(120))
-    assert len({r["itemId"] for r in sink.results}) == len(sink.results) == 120
+    assert len({r.item_id for r in sink.results}) == len(sink.results) == 120
     assert (sink.started, sink.finished) == (1, 1)
     assert target.highest == 5  # 2 workers, then 3 more for the joined chunks' slots
     assert released == 5  # every slot given back

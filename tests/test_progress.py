@@ -10,7 +10,7 @@ import service_process
 from progress_app import ITEM_SECONDS
 from waiting import wait_until
 
-from evalledger.execution.runner import Progress
+from evalledger.execution.progress import Progress
 from evalledger.settings import Settings
 from conftest import AUTH
 
@@ -20,12 +20,12 @@ def test_the_rate_counts_only_results_since_the_resume_and_fraction_matches_done
     progress.resume(done=900, failed=10)
     progress.started -= 2.0  # two seconds since the resume ...
     progress.done += 20  # ... and 20 results in them
-    wire = progress.as_wire(total=1000)
-    assert wire["done"] == 920 and wire["failed"] == 10 and wire["total"] == 1000
-    assert 9.5 <= wire["itemsPerSecond"] <= 10.0
-    assert wire["fraction"] == 0.92
-    assert 7.5 <= wire["etaSeconds"] <= 8.5
-    assert Progress().as_wire(total=0)["fraction"] == 1.0
+    live = progress.snapshot(total=1000)
+    assert live.done == 920 and live.failed == 10 and live.total == 1000
+    assert 9.5 <= live.items_per_second <= 10.0
+    assert live.fraction == 0.92
+    assert 7.5 <= live.eta_seconds <= 8.5
+    assert Progress().snapshot(total=0).fraction == 1.0
 
 
 def test_a_resumed_run_shows_its_own_rate_and_a_consistent_fraction(settings: Settings) -> None:

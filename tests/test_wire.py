@@ -16,9 +16,15 @@ from evalledger.api import models
 from evalledger.api.encoding import dumps
 from evalledger.api.paging import paged
 from evalledger.api.wire import encode
+from evalledger.analysis import comparison as cmp
+from evalledger.analysis import output_diff as od
+from evalledger.execution import service as run_service
 from evalledger.projections import dataset_queries as q
+from evalledger.projections import run_analytics as ra
+from evalledger.projections import run_queries as rq
 from evalledger.service_layer import access_book, events, operations, transfer
 from evalledger.service_layer import datasets as use_cases
+from evalledger.service_layer import runs as run_use_cases
 from evalledger.service_layer.access import Me
 from evalledger.transfer.importing import RowProblem
 
@@ -58,6 +64,31 @@ PAIRS: list[tuple[type, type[BaseModel]]] = [
     (operations.ProjectionStatus, models.HealthProjectionDetails),
     (operations.Health, models.Health),
     (operations.Health, models.HealthDetails),
+    (rq.RunView, models.Run),
+    (rq.RunProgress, models.RunProgress),
+    (rq.StatusReason, models.RunStatusReason),
+    (rq.ResultView, models.RunResult),
+    (rq.ResultDetail, models.ResultDetail),
+    (rq.ReviewRecord, models.ResultReviewRecord),
+    (rq.ScoreHistoryEntry, models.ScoreHistoryEntry),
+    (run_service.ResultsAccepted, models.ResultsAccepted),
+    (ra.ScorerStats, models.ScorerStats),
+    (ra.LatencyStats, models.LatencyStats),
+    (ra.UsagePerItem, models.UsagePerItem),
+    (ra.UsageTotals, models.UsageTotals),
+    (ra.Usage, models.Usage),
+    (ra.GroupStats, models.AnalyticsGroup),
+    (ra.VariableItem, models.VariableItem),
+    (ra.RepetitionSpread, models.RepetitionSpread),
+    (ra.RunAnalytics, models.RunAnalytics),
+    (od.OutputDiff, models.OutputDiff),
+    (cmp.ScorerComparison, models.ScorerComparison),
+    (cmp.ScoreChange, models.ScoreChange),
+    (cmp.ComparisonItem, models.ComparisonItem),
+    (cmp.UsageDelta, models.UsageDelta),
+    (cmp.UsageComparison, models.UsageComparison),
+    (cmp.Comparison, models.Comparison),
+    (run_use_cases.MultiComparison, models.MultiComparison),
 ]
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -145,3 +176,51 @@ def test_an_import_summary_leaves_out_what_its_kind_of_import_does_not_have() ->
     assert list(wire)[-2:] == ["dryRun", "preview"] and "newVersion" not in wire
     assert wire["errors"] == [{"row": 2, "field": "input", "message": "missing"}]
     assert wire["preview"] == [{"row": 3, "input": "q", "expectedOutput": None, "metadata": {}, "externalId": None}]
+
+
+def run(**changes: object) -> rq.RunView:
+    fields = dict(id=uuid4(), dataset_id=uuid4(), dataset_version=2, name="r", status="running", caller_driven=False,
+                  target={"type": "registered", "name": "echo"}, scorers=["exact"], settings={"repetitions": 1},
+                  metadata={}, total_items=4, repetitions=1, expected_results=4, succeeded_count=1, failed_count=0,
+                  pending_count=3, skipped_count=0, error=None, created_at=NOW, started_at=NOW, finished_at=None,
+                  progress=rq.RunProgress(1, 4, 0.25))
+    return rq.RunView(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_a_runs_live_counters_are_there_only_while_live_null_eta_included_and_its_summary_only_once_finished() -> None:
+    quiet = on_the_wire(models.Run, run())
+    assert quiet["progress"] == {"done": 1, "total": 4, "fraction": 0.25}
+    assert "scoreSummary" not in quiet and "statusReason" not in quiet
+    live = on_the_wire(models.Run, run(progress=rq.RunProgress(2, 4, 0.5, 0, 1.5, None, True)))
+    assert live["progress"] == {"done": 2, "total": 4, "fraction": 0.5, "failed": 0, "itemsPerSecond": 1.5,
+                                "etaSeconds": None, "live": True}
+    done = on_the_wire(models.Run, run(status="completed", score_summary={"exact": ra.ScorerStats(count=1, mean=1.0)}))
+    assert done["scoreSummary"]["exact"]["passRate"] is None and done["scoreSummary"]["exact"]["count"] == 1
+
+
+def test_a_results_scores_are_written_as_recorded_and_its_trace_link_only_when_there_is_one() -> None:
+    scores = [{"scorerId": "exact", "score": 1.0, "reason": None, "error": None, "reviewed": True,
+               "automaticScore": 0.0}]
+    result = rq.ResultView(uuid4(), 0, "succeeded", {"q": 1}, "a", None, "a", None, 1.5, 1, [], None, None, None,
+                           scores, None, False, NOW, NOW)
+    wire = on_the_wire(models.RunResult, result)
+    assert wire["scores"] == scores and "traceUrl" not in wire and wire["expectedOutput"] == "a"
+
+
+def test_a_comparison_pages_its_items_on_the_wire_and_says_which_run_has_no_output() -> None:
+    empty = ra.Usage(0, None, None, None, [], ra.UsagePerItem(None, None, None))
+    item = cmp.ComparisonItem(uuid4(), "onlyInA", {"exact": cmp.ScoreChange(1.0, None, None)},
+                              output_diff=od.runs_output_diff("x", None))
+    comparison = cmp.Comparison(
+        uuid4(), uuid4(), 1, 1, False, 0.05, 0, 1, 0, False, {},
+        cmp.LatencyComparison(cmp.Percentiles(1.0, 2.0), cmp.Percentiles(None, None), cmp.Percentiles(None, None)),
+        cmp.UsageComparison(empty, empty, cmp.UsageDelta(None, None, None, None, ra.UsagePerItem(None, None, None))),
+        [cmp.ComparisonWarning("empty-run", "run B has no results")], [item], 3, 0, 1)
+    wire = on_the_wire(models.Comparison, comparison)
+    assert wire["itemsPagination"] == {"total": 3, "page": 0, "perPage": 1, "hasMore": True}
+    assert wire["items"][0] == {"itemId": str(item.item_id), "status": "onlyInA",
+                                "scores": {"exact": {"a": 1.0, "b": None, "delta": None}},
+                                "outputDiff": {"kind": "missingOutput", "equal": False, "missing": ["B"]}}
+    assert wire["latency"]["a"] == {"p50": 1.0, "p95": 2.0}
+    assert wire["warnings"] == [{"code": "empty-run", "message": "run B has no results"}]
+    assert wire["usage"]["a"]["perItem"] == {"inputTokens": None, "outputTokens": None, "cost": None}

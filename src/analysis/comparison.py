@@ -10,6 +10,9 @@ items improved / regressed / unchanged, and a verdict that needs both significan
 large. When the runs pinned different versions of a dataset, each paired item says
 whether its content changed between them, field by field. What the runs used (tokens and
 cost, the target's and each scorer's) is set side by side with B's difference (`usage`).
+
+Answers are typed snake_case objects: a comparison holds one page of its items and how many
+there are; `api/` writes them, with the page's pagination, as the wire has them.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from uuid import UUID
 
 import numpy as np
 
-from evalledger.analysis.output_diff import change_dict, runs_output_diff
+from evalledger.analysis.output_diff import OutputDiff, runs_output_diff
 from evalledger.analysis.paired import paired
 from evalledger.domain.errors import ConflictError, InvalidRequestError
 from evalledger.domain.runs import FINISHED
-from evalledger.projections.dataset_queries import DatasetQueries
+from evalledger.projections.dataset_queries import DatasetQueries, FieldChange
+from evalledger.projections.run_analytics import Usage, UsagePerItem
 from evalledger.projections.run_queries import RunQueries
 
 # Score differences smaller than this are "unchanged" for an item.
@@ -52,12 +56,119 @@ class CompareOptions:
     item_status: str | None = None
 
 
+@dataclass(slots=True)
+class ConfidenceInterval:
+    level: float
+    low: float | None
+    high: float | None
+
+
+@dataclass(slots=True)
+class ScorerComparison:
+    paired_items: int
+    mean_a: float | None
+    mean_b: float | None
+    delta: float | None
+    confidence_interval: ConfidenceInterval
+    p_value: float | None
+    test: str | None
+    improved: int
+    regressed: int
+    unchanged: int
+    threshold: Threshold
+    verdict: str  # regressed, improved, no-significant-change
+    reviewed_a: int
+    reviewed_b: int
+
+
+@dataclass(slots=True)
+class ScoreChange:
+    a: float | None
+    b: float | None
+    delta: float | None
+
+
+@dataclass(slots=True)
+class ContentChange:
+    """How an item changed between the two runs' pinned versions."""
+
+    change: str  # added, removed, changed
+    fields: list[FieldChange] | None
+
+
+@dataclass(slots=True)
+class ComparisonItem:
+    item_id: UUID
+    status: str  # one of STATUS_ORDER
+    scores: dict[str, ScoreChange]
+    content_changed: bool | None = None  # None: the runs pinned one version
+    content_change: ContentChange | None = None
+    output_diff: OutputDiff | None = None
+
+
+@dataclass(slots=True)
+class Percentiles:
+    p50: float | None
+    p95: float | None
+
+
+@dataclass(slots=True)
+class LatencyComparison:
+    a: Percentiles
+    b: Percentiles
+    delta: Percentiles
+
+
+@dataclass(slots=True)
+class UsageDelta:
+    input_tokens: float | None
+    output_tokens: float | None
+    cost: float | None
+    total_cost: float | None
+    per_item: UsagePerItem
+
+
+@dataclass(slots=True)
+class UsageComparison:
+    a: Usage
+    b: Usage
+    delta: UsageDelta  # B minus A; None where either run reported nothing
+
+
+@dataclass(slots=True)
+class ComparisonWarning:
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class Comparison:
+    run_id_a: UUID
+    run_id_b: UUID
+    dataset_version_a: int
+    dataset_version_b: int
+    partial: bool
+    alpha: float
+    paired_items: int
+    only_in_a: int
+    only_in_b: int
+    has_regression: bool
+    scorers: dict[str, ScorerComparison]
+    latency: LatencyComparison
+    usage: UsageComparison
+    warnings: list[ComparisonWarning]
+    items: list[ComparisonItem]  # one page of them, worst news first
+    items_total: int  # items of the asked status (all of them: no status asked)
+    items_page: int
+    items_per_page: int
+
+
 class RunComparer:
     def __init__(self, runs: RunQueries, datasets: DatasetQueries) -> None:
         self.runs = runs
         self.datasets = datasets
 
-    def compare(self, run_a: UUID, run_b: UUID, options: CompareOptions) -> dict[str, Any]:
+    def compare(self, run_a: UUID, run_b: UUID, options: CompareOptions) -> Comparison:
         if run_a == run_b:
             raise InvalidRequestError("a run compared with itself shows no difference; give two different runs")
         a, b = self.runs.run_row(run_a), self.runs.run_row(run_b)
@@ -101,23 +212,15 @@ class RunComparer:
                 gain = result.delta * threshold.sign
                 if abs(result.delta) >= threshold.value:
                     verdict = "improved" if gain > 0 else "regressed" if gain < 0 else verdict
-            scorers[scorer_id] = {
-                "pairedItems": result.n,
-                "meanA": result.mean_a,
-                "meanB": result.mean_b,
-                "delta": result.delta,
-                "confidenceInterval": {"level": 1 - options.alpha, "low": result.ci_low, "high": result.ci_high},
-                "pValue": result.p_value,
-                "test": result.test,
-                "improved": int(np.count_nonzero(improved_cell[valid, j])),
-                "regressed": int(np.count_nonzero(regressed_cell[valid, j])),
-                "unchanged": int(np.count_nonzero(valid)) - int(np.count_nonzero(improved_cell[valid, j]))
-                - int(np.count_nonzero(regressed_cell[valid, j])),
-                "threshold": {"value": threshold.value, "direction": threshold.direction},
-                "verdict": verdict,
-                "reviewedA": reviewed_a.get(scorer_id, 0),
-                "reviewedB": reviewed_b.get(scorer_id, 0),
-            }
+            improved = int(np.count_nonzero(improved_cell[valid, j]))
+            regressed = int(np.count_nonzero(regressed_cell[valid, j]))
+            scorers[scorer_id] = ScorerComparison(
+                paired_items=result.n, mean_a=result.mean_a, mean_b=result.mean_b, delta=result.delta,
+                confidence_interval=ConfidenceInterval(1 - options.alpha, result.ci_low, result.ci_high),
+                p_value=result.p_value, test=result.test, improved=improved, regressed=regressed,
+                unchanged=int(np.count_nonzero(valid)) - improved - regressed, threshold=threshold, verdict=verdict,
+                reviewed_a=reviewed_a.get(scorer_id, 0), reviewed_b=reviewed_b.get(scorer_id, 0),
+            )
 
         status = np.full(len(item_ids), "unchanged", dtype=object)
         status[both & improved_cell.any(axis=1)] = "improved"
@@ -127,34 +230,37 @@ class RunComparer:
 
         warnings = self._warnings(a, b, int(both.sum()))
         content_changes = self._content_changes(a, b)
-        page = self._items_page(item_ids, status, scores_a, scores_b, scorer_ids, content_changes, options)
-        self._add_output_diffs(run_a, run_b, page["items"])
-        return {
-            "runIdA": run_a,
-            "runIdB": run_b,
-            "datasetVersionA": a["dataset_version"],
-            "datasetVersionB": b["dataset_version"],
-            "partial": bool(unfinished),
-            "alpha": options.alpha,
-            "pairedItems": int(both.sum()),
-            "onlyInA": int((in_a & ~in_b).sum()),
-            "onlyInB": int((in_b & ~in_a).sum()),
-            "hasRegression": any(s["verdict"] == "regressed" for s in scorers.values()),
-            "scorers": scorers,
-            "latency": self._latency(run_a, run_b),
-            "usage": self._usage(run_a, run_b),
-            "warnings": warnings,
-            **page,
-        }
+        items, total = self._items_page(item_ids, status, scores_a, scores_b, scorer_ids, content_changes, options)
+        self._add_output_diffs(run_a, run_b, items)
+        return Comparison(
+            run_id_a=run_a,
+            run_id_b=run_b,
+            dataset_version_a=a["dataset_version"],
+            dataset_version_b=b["dataset_version"],
+            partial=bool(unfinished),
+            alpha=options.alpha,
+            paired_items=int(both.sum()),
+            only_in_a=int((in_a & ~in_b).sum()),
+            only_in_b=int((in_b & ~in_a).sum()),
+            has_regression=any(s.verdict == "regressed" for s in scorers.values()),
+            scorers=scorers,
+            latency=self._latency(run_a, run_b),
+            usage=self._usage(run_a, run_b),
+            warnings=warnings,
+            items=items,
+            items_total=total,
+            items_page=options.items_page,
+            items_per_page=options.items_per_page,
+        )
 
-    def _add_output_diffs(self, run_a: UUID, run_b: UUID, entries: list[dict[str, Any]]) -> None:
+    def _add_output_diffs(self, run_a: UUID, run_b: UUID, entries: list[ComparisonItem]) -> None:
         """Each item of the page: how B's output differs from A's (first repetitions)."""
-        ids = [entry["itemId"] for entry in entries]
+        ids = [entry.item_id for entry in entries]
         if not ids:
             return
         outputs_a, outputs_b = self.runs.first_outputs(run_a, ids), self.runs.first_outputs(run_b, ids)
         for entry in entries:
-            entry["outputDiff"] = runs_output_diff(outputs_a.get(entry["itemId"]), outputs_b.get(entry["itemId"]))
+            entry.output_diff = runs_output_diff(outputs_a.get(entry.item_id), outputs_b.get(entry.item_id))
 
     def _items_page(
         self,
@@ -163,11 +269,11 @@ class RunComparer:
         scores_a: np.ndarray,
         scores_b: np.ndarray,
         scorer_ids: list[str],
-        content_changes: dict[UUID, dict[str, Any]] | None,
+        content_changes: dict[UUID, ContentChange] | None,
         options: CompareOptions,
-    ) -> dict[str, Any]:
+    ) -> tuple[list[ComparisonItem], int]:
         """Items, worst news first: regressions by how much, then improvements, unchanged,
-        and items in only one run; one page of them."""
+        and items in only one run; one page of them, and how many there are."""
         rank = np.array([STATUS_ORDER.index(s) for s in status]) if len(status) else np.array([], dtype=int)
         worst = np.nan_to_num(np.nanmin(scores_b - scores_a, axis=1, initial=0.0), nan=0.0) if len(status) else rank
         order = np.lexsort((worst, rank))
@@ -182,53 +288,38 @@ class RunComparer:
                 a_score = None if np.isnan(scores_a[k, j]) else float(scores_a[k, j])
                 b_score = None if np.isnan(scores_b[k, j]) else float(scores_b[k, j])
                 delta = b_score - a_score if a_score is not None and b_score is not None else None
-                scores[scorer_id] = {"a": a_score, "b": b_score, "delta": delta}
-            entry: dict[str, Any] = {"itemId": item_ids[k], "status": status[k], "scores": scores}
+                scores[scorer_id] = ScoreChange(a_score, b_score, delta)
+            entry = ComparisonItem(item_ids[k], str(status[k]), scores)
             if content_changes is not None:
-                change = content_changes.get(item_ids[k])
-                entry["contentChanged"] = change is not None
-                if change is not None:
-                    entry["contentChange"] = change
+                entry.content_change = content_changes.get(item_ids[k])
+                entry.content_changed = entry.content_change is not None
             entries.append(entry)
-        total = len(order)
-        return {
-            "items": entries,
-            "itemsPagination": {
-                "total": total,
-                "page": options.items_page,
-                "perPage": options.items_per_page,
-                "hasMore": start + options.items_per_page < total,
-            },
-        }
+        return entries, len(order)
 
-    def _content_changes(self, a: dict[str, Any], b: dict[str, Any]) -> dict[UUID, dict[str, Any]] | None:
+    def _content_changes(self, a: dict[str, Any], b: dict[str, Any]) -> dict[UUID, ContentChange] | None:
         """Item changes between the two pinned versions (None when there is nothing to say)."""
         if a["dataset_id"] != b["dataset_id"] or a["dataset_version"] == b["dataset_version"]:
             return None
-        changes: dict[UUID, dict[str, Any]] = {}
+        changes: dict[UUID, ContentChange] = {}
         page = 0
         while True:
             diff = self.datasets.diff(a["dataset_id"], a["dataset_version"], b["dataset_version"], page, 10_000)
             for entry in diff.changes:
-                changes[entry.item_id] = {"change": entry.change, "fields": None if entry.changes is None
-                                          else [change_dict(c) for c in entry.changes]}
+                changes[entry.item_id] = ContentChange(entry.change, entry.changes)
             if (page + 1) * 10_000 >= diff.total:
                 return changes
             page += 1
 
-    def _latency(self, run_a: UUID, run_b: UUID) -> dict[str, Any]:
+    def _latency(self, run_a: UUID, run_b: UUID) -> LatencyComparison:
         la, lb = self.runs.latency(run_a), self.runs.latency(run_b)
 
-        def delta(key: str) -> float | None:
-            return lb[key] - la[key] if la.get(key) is not None and lb.get(key) is not None else None
+        def delta(a: float | None, b: float | None) -> float | None:
+            return b - a if a is not None and b is not None else None
 
-        return {
-            "a": {"p50": la.get("p50"), "p95": la.get("p95")},
-            "b": {"p50": lb.get("p50"), "p95": lb.get("p95")},
-            "delta": {"p50": delta("p50"), "p95": delta("p95")},
-        }
+        return LatencyComparison(Percentiles(la.p50, la.p95), Percentiles(lb.p50, lb.p95),
+                                 Percentiles(delta(la.p50, lb.p50), delta(la.p95, lb.p95)))
 
-    def _usage(self, run_a: UUID, run_b: UUID) -> dict[str, Any]:
+    def _usage(self, run_a: UUID, run_b: UUID) -> UsageComparison:
         """What each run used (tokens, cost: totals, means per result, each scorer's) and B's
         difference from A (None where either run reported nothing)."""
         ua, ub = self.runs.usage(run_a), self.runs.usage(run_b)
@@ -236,31 +327,29 @@ class RunComparer:
         def delta(a: float | None, b: float | None) -> float | None:
             return b - a if a is not None and b is not None else None
 
-        totals = ("inputTokens", "outputTokens", "cost")
-        return {
-            "a": ua,
-            "b": ub,
-            "delta": {
-                **{key: delta(ua[key], ub[key]) for key in totals},
-                "totalCost": delta(ua["totalCost"], ub["totalCost"]),
-                "perItem": {key: delta(ua["perItem"][key], ub["perItem"][key]) for key in totals},
-            },
-        }
+        per_a, per_b = ua.per_item, ub.per_item
+        return UsageComparison(ua, ub, UsageDelta(
+            input_tokens=delta(ua.input_tokens, ub.input_tokens),
+            output_tokens=delta(ua.output_tokens, ub.output_tokens),
+            cost=delta(ua.cost, ub.cost), total_cost=delta(ua.total_cost, ub.total_cost),
+            per_item=UsagePerItem(delta(per_a.input_tokens, per_b.input_tokens),
+                                  delta(per_a.output_tokens, per_b.output_tokens), delta(per_a.cost, per_b.cost)),
+        ))
 
     @staticmethod
-    def _warnings(a: dict[str, Any], b: dict[str, Any], paired_count: int) -> list[dict[str, str]]:
+    def _warnings(a: dict[str, Any], b: dict[str, Any], paired_count: int) -> list[ComparisonWarning]:
         warnings = []
         if a["dataset_id"] != b["dataset_id"]:
-            warnings.append({"code": "different-datasets",
-                             "message": "the runs are on different datasets; items pair by id only"})
+            warnings.append(ComparisonWarning("different-datasets",
+                                              "the runs are on different datasets; items pair by id only"))
         elif a["dataset_version"] != b["dataset_version"]:
-            warnings.append({"code": "different-dataset-versions",
-                             "message": f"the runs pinned versions {a['dataset_version']} and {b['dataset_version']};"
-                             " items whose content changed are marked"})
+            warnings.append(ComparisonWarning("different-dataset-versions",
+                                    f"the runs pinned versions {a['dataset_version']} and {b['dataset_version']};"
+                                    " items whose content changed are marked"))
         for run, name in ((a, "A"), (b, "B")):
             if run["recorded"] == 0:
-                warnings.append({"code": "empty-run", "message": f"run {name} ({run['run_id']}) has no results"})
+                warnings.append(ComparisonWarning("empty-run", f"run {name} ({run['run_id']}) has no results"))
         if paired_count == 0:
-            warnings.append({"code": "no-overlapping-items",
-                             "message": "no item has results in both runs; there is nothing to compare"})
+            warnings.append(ComparisonWarning("no-overlapping-items",
+                                    "no item has results in both runs; there is nothing to compare"))
         return warnings

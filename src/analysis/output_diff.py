@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 from typing import Any
-
-from pydantic.alias_generators import to_camel
 
 from evalledger.projections.dataset_queries import FieldChange, field_changes
 
@@ -19,49 +18,59 @@ _TOKENS = re.compile(r"\s+|[^\s]+")
 MAX_TOKENS = 4000
 
 
-def output_diff(expected: Any, output: Any, *, failed: bool = False) -> dict[str, Any]:
-    """expected -> output. `kind`: text (`segments` of equal / del / add text), json
-    (`changes`, as in a dataset diff), missingOutput or noExpectedOutput."""
+@dataclass(slots=True)
+class Segment:
+    op: str  # equal, del (before only) or add (after only)
+    text: str
+
+
+@dataclass(slots=True)
+class OutputDiff:
+    """`kind`: text (`segments`), json (`changes`, as in a dataset diff), missingOutput (`missing`
+    names the runs without one, when two runs' outputs are compared) or noExpectedOutput."""
+
+    kind: str
+    equal: bool
+    segments: list[Segment] | None = None
+    changes: list[FieldChange] | None = None
+    missing: list[str] | None = None
+
+
+def output_diff(expected: Any, output: Any, *, failed: bool = False) -> OutputDiff:
+    """expected -> output."""
     if failed or output is None:
-        return {"kind": "missingOutput", "equal": expected is None}
+        return OutputDiff("missingOutput", expected is None)
     if expected is None:
-        return {"kind": "noExpectedOutput", "equal": False}
+        return OutputDiff("noExpectedOutput", False)
     if isinstance(expected, str) and isinstance(output, str):
-        return {"kind": "text", "equal": expected == output, "segments": text_segments(expected, output)}
-    return {"kind": "json", "equal": expected == output,
-            "changes": [change_dict(c) for c in field_changes(expected, output, ("output",))]}
+        return OutputDiff("text", expected == output, segments=text_segments(expected, output))
+    return OutputDiff("json", expected == output, changes=field_changes(expected, output, ("output",)))
 
 
-def change_dict(change: FieldChange) -> dict[str, Any]:
-    """A field change as the run answers still carry it (a FieldChange of the API's diff, as a dict)."""
-    return {"field": ".".join((to_camel(change.path[0]), *change.path[1:])), "before": change.before,
-            "after": change.after, **({"kind": change.kind} if change.kind else {})}
-
-
-def runs_output_diff(a: Any, b: Any) -> dict[str, Any]:
+def runs_output_diff(a: Any, b: Any) -> OutputDiff:
     """Run A's output -> run B's output for the same item (None: no output in that run)."""
     if a is None or b is None:
-        return {"kind": "missingOutput", "equal": a is None and b is None,
-                "missing": [side for side, value in (("A", a), ("B", b)) if value is None]}
+        return OutputDiff("missingOutput", a is None and b is None,
+                          missing=[side for side, value in (("A", a), ("B", b)) if value is None])
     return output_diff(a, b)
 
 
-def text_segments(before: str, after: str) -> list[dict[str, str]]:
+def text_segments(before: str, after: str) -> list[Segment]:
     """The two texts as runs of equal, deleted and added text, in reading order."""
     a, b = _TOKENS.findall(before), _TOKENS.findall(after)
     if max(len(a), len(b)) > MAX_TOKENS:
         a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
         if max(len(a), len(b)) > MAX_TOKENS:
             a, b = [before], [after]
-    segments: list[dict[str, str]] = []
+    segments: list[Segment] = []
 
     def add(op: str, tokens: list[str]) -> None:
         if not tokens:
             return
-        if segments and segments[-1]["op"] == op:
-            segments[-1]["text"] += "".join(tokens)
+        if segments and segments[-1].op == op:
+            segments[-1].text += "".join(tokens)
         else:
-            segments.append({"op": op, "text": "".join(tokens)})
+            segments.append(Segment(op, "".join(tokens)))
 
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if tag == "equal":

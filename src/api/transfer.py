@@ -15,7 +15,7 @@ from pydantic import Field
 from evalledger.api import models
 from evalledger.api.datasets import PROBLEMS, Actor, LedgerDep, Reason
 from evalledger.api.routing import Route
-from evalledger.api.wire import answer
+from evalledger.api.wire import answer, encoder
 from evalledger.api.security import PrincipalDep
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import declared_scorer_ids
@@ -160,10 +160,12 @@ def export_run_results(
 ) -> StreamingResponse:
     """Every result of a run as CSV or JSONL, streamed."""
     run = ledger.run_queries.run_row(run_id)  # 404 before the stream starts
+    result = encoder(models.RunResult)  # the file's rows are the results as the API answers them
     # CSV gives each scorer columns of its own: every declared scorer, then any other with a score.
     scorer_ids = [*declared_scorer_ids(run["scorers"]), *sorted(ledger.run_queries.score_summary(run_id))]
     return StreamingResponse(
-        export_results(ledger.run_queries.iter_result_pages(run_id), file_format, scorer_ids),
+        export_results(([result(r) for r in page] for page in ledger.run_queries.iter_result_pages(run_id)),
+                       file_format, scorer_ids),
         media_type=MEDIA_TYPES[file_format],
         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-results.{file_format}"'},
     )

@@ -10,7 +10,12 @@ matters on the item and result pages (see benchmarks/README.md). The models stay
 they are what OpenAPI documents and what the contract tests check the answers against.
 
 A field marked `Annotated[..., ABSENT_IF_NONE]` is left out of the answer when its value is
-None (e.g. a diff entry's `before` for an added item), rather than written as null.
+None (e.g. a diff entry's `before` for an added item), rather than written as null; one marked
+`PresentWhen("flag")` is there only when the object's `flag` is true (a run's live progress
+counters, null or not). One marked `AS_RECORDED` holds JSON as the events recorded it (a
+result's scores, with whatever keys their scorer or reviewer added) and is written as it is.
+A model's `wire_sources` compute a field's value from the object; a value typed with another
+response model is then encoded by that model.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,11 +39,28 @@ class _AbsentIfNone:
 
 ABSENT_IF_NONE = _AbsentIfNone()
 
+
+class _AsRecorded:
+    def __repr__(self) -> str:
+        return "AS_RECORDED"
+
+
+AS_RECORDED = _AsRecorded()
+
+
+@dataclass(frozen=True)
+class PresentWhen:
+    """The field is written only when the object's attribute `flag` is true."""
+
+    flag: str
+
+
 _ENCODERS: dict[type[BaseModel], Callable[[Any], dict[str, Any]]] = {}
 
 
 def _nested(annotation: Any) -> tuple[str, type[BaseModel]] | None:
-    """("one" | "list", Model) when a field holds a response model or a list of them."""
+    """("one" | "list" | "dict", Model) when a field holds a response model, a list of them or
+    a dict of them by name."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "one", annotation
     origin = typing.get_origin(annotation)
@@ -49,7 +72,24 @@ def _nested(annotation: Any) -> tuple[str, type[BaseModel]] | None:
                 return found
     if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
         return "list", args[0]
+    if origin is dict and len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+        return "dict", args[1]
     return None
+
+
+def _one(enc: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else enc(value)
+
+
+def _many(enc: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else [enc(x) for x in value]
+
+
+def _by_name(enc: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else {k: enc(v) for k, v in value.items()}
+
+
+_WRAPPERS = {"_one": _one, "_many": _many, "_by_name": _by_name}
 
 
 def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
@@ -57,9 +97,11 @@ def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
     found = _ENCODERS.get(model)
     if found is not None:
         return found
-    namespace: dict[str, Any] = {}
+    if not model.__pydantic_complete__:  # a model naming one defined after it: its fields are known once rebuilt
+        model.model_rebuild()
+    namespace: dict[str, Any] = dict(_WRAPPERS)
     present: list[str] = []  # the leading fields always written, in one dict display
-    rest: list[str] = []  # the fields from the first one absent-if-None on, in the model's order
+    rest: list[str] = []  # the fields from the first one written only sometimes on, in the model's order
     for name, field in model.model_fields.items():
         alias = field.serialization_alias or field.alias or name
         value = f"o.{name}"
@@ -67,14 +109,16 @@ def encoder(model: type[BaseModel]) -> Callable[[Any], dict[str, Any]]:
         if source is not None:  # a value the model computes from the object (e.g. a path as a string)
             namespace[f"src_{name}"] = source
             value = f"src_{name}(o)"
-        nested = _nested(field.annotation)
+        nested = None if any(m is AS_RECORDED for m in field.metadata) else _nested(field.annotation)
         if nested:
             kind, inner = nested
             namespace[f"enc_{name}"] = _Lazy(inner)
-            value = (f"(None if o.{name} is None else enc_{name}(o.{name}))" if kind == "one"
-                     else f"(None if o.{name} is None else [enc_{name}(x) for x in o.{name}])")
-        if any(m is ABSENT_IF_NONE for m in field.metadata):
-            rest += [f"    if o.{name} is not None:", f"        d[{alias!r}] = {value}"]
+            value = f"_{'one' if kind == 'one' else 'many' if kind == 'list' else 'by_name'}(enc_{name}, {value})"
+        when = next((f"o.{m.flag}" for m in field.metadata if isinstance(m, PresentWhen)), None)
+        if when is None and any(m is ABSENT_IF_NONE for m in field.metadata):
+            when = f"o.{name} is not None"
+        if when is not None:
+            rest += [f"    if {when}:", f"        d[{alias!r}] = {value}"]
         elif rest:
             rest.append(f"    d[{alias!r}] = {value}")
         else:
@@ -102,6 +146,11 @@ class _Lazy:
 
 def encode(model: type[BaseModel], obj: Any) -> dict[str, Any]:
     return encoder(model)(obj)
+
+
+def encode_by_name(model: type[BaseModel], values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A dict of typed answers by name (a scorer's id, say) as `model` writes each."""
+    return None if values is None else {name: encoder(model)(value) for name, value in values.items()}
 
 
 def answer(model: type[BaseModel], obj: Any = None, status_code: int = 200, **fields: Any) -> Response:

@@ -20,7 +20,9 @@ from evalledger.execution.jobs import CANCEL_POLL
 from evalledger.execution.local_run import LocalRun
 from evalledger.execution.registry import Registry
 from evalledger.execution.retries import RunRetries
-from evalledger.execution.runner import Progress, RunExecutor, RunsSink, error_text
+from evalledger.execution.progress import LiveProgress, Progress
+from evalledger.execution.recording import RunsSink
+from evalledger.execution.runner import RunExecutor, error_text
 from evalledger.execution.scorers import build_scorer
 from evalledger.execution.slots import ChunkLease
 from evalledger.execution.targets import build_target
@@ -117,12 +119,12 @@ class ChunkExecution:
                 if status in FINISHED:
                     self.stop_here(run_id, actor="runner", reason=None)
 
-    def progress(self, run_id: UUID) -> dict[str, Any] | None:
+    def progress(self, run_id: UUID) -> LiveProgress | None:
         executors = self.executors.get(run_id)
         progress = self.progresses.get(run_id)
         if not executors or progress is None:
             return None
-        return progress.as_wire(next(iter(executors)).expected_results)
+        return progress.snapshot(next(iter(executors)).expected_results)
 
     # -- executing a chunk (the job) ------------------------------------------------------------
 

@@ -10,7 +10,7 @@ Shape (all in one asyncio loop):
   (a failing or overrunning scorer gives `score: null` with its error);
 - one writer batches finished results and hands each batch to the run's `ResultSink`
   (one writer per run: no optimistic-concurrency conflicts; one save per batch, not per
-  item). In the service the sink is `RunsSink` (`ResultsRecorded` events of the Runs
+  item). In the service the sink is `RunsSink` (recording.py: `ResultsRecorded` events of the Runs
   application); `evaluate()` in a caller's process has one that submits to the
   caller-driven results API (evalledger.sdk.sinks), so both run the same code.
 
@@ -27,14 +27,15 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
-from evalledger.service_layer.applications import Runs, Written
 from evalledger.domain.runs import RunSettings
 from evalledger.domain.storable import problems
+from evalledger.execution.progress import Progress
+from evalledger.execution.recording import ExecutedResult, ResultSink
 from evalledger.execution.registry import TargetContext
 from evalledger.execution.scorers import ScoreInput, Scorer
 from evalledger.execution import tracing
@@ -47,7 +48,6 @@ FLUSH_SIZE = 500
 FLUSH_INTERVAL = 0.2
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 5.0
-
 
 
 @dataclass(slots=True)
@@ -65,86 +65,7 @@ ItemPages = Callable[[], Iterator[list[Any]]]  # pages of RunItem-like items
 # More (item, repetition) pairs for a running executor and how many more workers to run
 # them with; called in the executor's loop, it answers ([], 0) once, when it takes no more
 # (the scheduler's chunks of one run share one executor this way, see local_run.py).
-MoreWork = Callable[[], tuple[list[tuple[dict[str, Any], int]], int]]
-
-
-@dataclass
-class Progress:
-    """Live counters of a running executor (the read model lags by a flush)."""
-
-    done: int = 0
-    failed: int = 0
-    started: float = field(default_factory=time.monotonic)
-    # Results recorded before this executor started (a resumed run): part of `done`, but
-    # not of the rate, which is this executor's own.
-    done_before: int = 0
-
-    def resume(self, done: int, failed: int) -> None:
-        """Start counting, with `done` results (`failed` of them failed) already recorded."""
-        self.done = self.done_before = done
-        self.failed = failed
-        self.started = time.monotonic()
-
-    def as_wire(self, total: int) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = (self.done - self.done_before) / elapsed
-        remaining = max(0, total - self.done)
-        return {
-            "done": self.done,
-            "failed": self.failed,
-            "total": total,
-            "fraction": self.done / total if total else 1.0,
-            "itemsPerSecond": round(rate, 2),
-            "etaSeconds": round(remaining / rate, 1) if rate > 0 else None,
-        }
-
-
-class ResultSink(Protocol):
-    """Where an executor learns what is recorded and records what it does. Every method
-    is blocking; the executor calls them in a worker thread."""
-
-    def recorded(self) -> dict[str, bool]:
-        """The results recorded so far: "itemId#repetition" -> succeeded."""
-        ...
-
-    def start(self) -> None: ...
-
-    def record(self, results: list[dict[str, Any]]) -> None: ...
-
-    def finish(self, error: str | None = None) -> None:
-        """The run is done (`error`: it could not go on)."""
-        ...
-
-    def cancel(self, actor: str, reason: str | None) -> None: ...
-
-
-@dataclass
-class RunsSink:
-    """The service's sink: commands of the Runs application, each write handed to
-    `on_written` (the projections catch up with it). A target-driven run keeps the first
-    result per (item, repetition), so a resumed run never records one twice."""
-
-    runs: Runs
-    run_id: UUID
-    on_written: Callable[[Written], None]
-
-    def _write(self, command: Callable[[], Written]) -> None:
-        self.on_written(command())
-
-    def recorded(self) -> dict[str, bool]:
-        return dict(self.runs.get_run(self.run_id).outcomes)
-
-    def start(self) -> None:
-        self._write(lambda: self.runs.start_run(self.run_id))
-
-    def record(self, results: list[dict[str, Any]]) -> None:
-        self._write(lambda: self.runs.record_results(self.run_id, results, upsert=False))
-
-    def finish(self, error: str | None = None) -> None:
-        self._write(lambda: self.runs.finish_run(self.run_id, error=error))
-
-    def cancel(self, actor: str, reason: str | None) -> None:
-        self._write(lambda: self.runs.cancel_run(self.run_id, actor=actor, reason=reason))
+MoreWork = Callable[[], tuple[list[tuple[Any, int]], int]]
 
 
 def backoff_delay(attempt: int) -> float:
@@ -243,10 +164,10 @@ class RunExecutor:
         self.progress.resume(len(recorded), sum(1 for ok in outcomes.values() if not ok))
         await asyncio.to_thread(self.sink.start)
 
-        pairs: asyncio.Queue[tuple[dict[str, Any], int] | None] = asyncio.Queue(
+        pairs: asyncio.Queue[tuple[Any, int] | None] = asyncio.Queue(
             maxsize=self.settings.max_concurrency * 4
         )
-        results: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        results: asyncio.Queue[ExecutedResult | None] = asyncio.Queue()
         self._workers = [asyncio.create_task(self._work(pairs, results))
                          for _ in range(self.settings.max_concurrency)]
         producer = asyncio.create_task(self._produce(pairs, results, recorded))
@@ -300,8 +221,8 @@ class RunExecutor:
             if not pending and len(tasks) == 1 + len(self._workers):
                 return
 
-    async def _produce(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
-                       results: asyncio.Queue[dict[str, Any] | None], recorded: set[str]) -> None:
+    async def _produce(self, pairs: asyncio.Queue[tuple[Any, int] | None],
+                       results: asyncio.Queue[ExecutedResult | None], recorded: set[str]) -> None:
         pages = self.item_pages()
         while True:
             page = await asyncio.to_thread(next, pages, None)
@@ -323,8 +244,8 @@ class RunExecutor:
         for _ in range(len(self._workers)):
             await pairs.put(None)
 
-    async def _work(self, pairs: asyncio.Queue[tuple[dict[str, Any], int] | None],
-                    results: asyncio.Queue[dict[str, Any] | None]) -> None:
+    async def _work(self, pairs: asyncio.Queue[tuple[Any, int] | None],
+                    results: asyncio.Queue[ExecutedResult | None]) -> None:
         while True:
             pair = await pairs.get()
             if pair is None:
@@ -335,8 +256,8 @@ class RunExecutor:
             result = await self.execute(item, repetition)
             await results.put(result)
 
-    async def _write_results(self, results: asyncio.Queue[dict[str, Any] | None]) -> None:
-        batch: list[dict[str, Any]] = []
+    async def _write_results(self, results: asyncio.Queue[ExecutedResult | None]) -> None:
+        batch: list[ExecutedResult] = []
         deadline = time.monotonic() + FLUSH_INTERVAL
         closing = False
         while not closing:
@@ -357,21 +278,21 @@ class RunExecutor:
 
     # -- one item ----------------------------------------------------------------------------------
 
-    async def execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
+    async def execute(self, item: Any, repetition: int) -> ExecutedResult:
         """One item and repetition, in a span of its own (tracing.py) whose ids the result keeps."""
         attributes = {"evalledger.run_id": str(self.run_id), "evalledger.dataset_id": str(self.dataset_id),
                       "evalledger.dataset_version": self.dataset_version, "evalledger.item_id": str(item.id),
                       "evalledger.repetition": repetition}
         with tracing.span("evalledger.item", attributes) as item_span:
             result = await self._execute(item, repetition)
-            if result["error"] is not None:
-                tracing.failed(item_span, result["error"])
+            if result.error is not None:
+                tracing.failed(item_span, result.error)
         trace_id, span_id = tracing.span_ids(item_span)
         if trace_id is not None:
-            result["traceId"], result["spanId"] = trace_id, span_id
+            result.trace_id, result.span_id = trace_id, span_id
         return result
 
-    async def _execute(self, item: dict[str, Any], repetition: int) -> dict[str, Any]:
+    async def _execute(self, item: Any, repetition: int) -> ExecutedResult:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         timeout = self.settings.item_timeout_ms / 1000
@@ -419,21 +340,14 @@ class RunExecutor:
         self.progress.done += 1
         if error is not None:
             self.progress.failed += 1
-        return {
-            "itemId": str(item.id),
-            "repetition": repetition,
-            "output": output.output if output is not None else None,
-            "error": error,
-            "latencyMs": round(latency_ms, 3),
-            "attempts": attempts,
-            "retryErrors": retry_errors,
-            "traceId": output.trace_id if output is not None else None,
-            "usage": usage,
-            "startedAt": started_at.isoformat(),
-            "scores": scores,
-        }
+        return ExecutedResult(
+            item_id=str(item.id), repetition=repetition, output=output.output if output is not None else None,
+            error=error, latency_ms=round(latency_ms, 3), attempts=attempts, retry_errors=retry_errors,
+            trace_id=output.trace_id if output is not None else None, usage=usage, started_at=started_at,
+            scores=scores,
+        )
 
-    async def _score(self, item: dict[str, Any], output: Any, error: str | None, timeout: float) -> list[dict[str, Any]]:
+    async def _score(self, item: Any, output: Any, error: str | None, timeout: float) -> list[dict[str, Any]]:
         if not self.scorers:
             return []
         question = ScoreInput(

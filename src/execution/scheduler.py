@@ -20,6 +20,7 @@ from evalledger.domain.runs import FINISHED
 from evalledger.execution.chunks import ChunkExecution
 from evalledger.execution.deferral import ChunkDeferral
 from evalledger.execution.jobs import FETCH_POLL, HEARTBEAT_SECONDS, QUEUE, STALLED_POLL, JobQueue
+from evalledger.execution.progress import LiveProgress
 from evalledger.execution.registry import Registry
 from evalledger.execution.retries import RunRetries
 from evalledger.execution.runner import error_text
@@ -228,5 +229,5 @@ class RunScheduler:
         # Looked at again on every read of the run.
         return {"reason": reason, "attempts": 0, "since": now.isoformat(), "nextAttemptAt": now.isoformat()}
 
-    def progress(self, run_id: UUID) -> dict[str, Any] | None:
+    def progress(self, run_id: UUID) -> LiveProgress | None:
         return self.chunks.progress(run_id)

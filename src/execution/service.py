@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,7 +23,16 @@ from evalledger.execution.scheduler import RunScheduler
 from evalledger.execution.scorers import build_scorer
 from evalledger.execution.targets import build_target, read_usage
 from evalledger.projections.dataset_queries import DatasetQueries
-from evalledger.projections.run_queries import RunQueries
+from evalledger.projections.run_queries import RunQueries, RunView, StatusReason
+
+
+@dataclass(slots=True)
+class ResultsAccepted:
+    """A caller's submission is recorded: how many results, and the run's version after it."""
+
+    run_id: UUID
+    accepted: int
+    aggregate_version: int
 
 
 class SubmissionQueue:
@@ -101,7 +112,7 @@ class RunService:
         run_id: UUID | None = None,
         actor: str = "anonymous",
         reason: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunView:
         pinned = self.dataset_queries.resolve_version(dataset_id, version)
         total = self.dataset_queries.count_items(dataset_id, pinned)
         if total == 0:
@@ -147,22 +158,30 @@ class RunService:
 
     # -- read -------------------------------------------------------------------------------
 
-    def get_run(self, run_id: UUID) -> dict[str, Any]:
-        wire = self.run_queries.get_run(run_id)
+    def get_run(self, run_id: UUID) -> RunView:
+        """The run as the read model has it, with what this process knows besides: the live
+        counters of its executor, why it waits, and once finished, its score summary."""
+        run = self.run_queries.get_run(run_id)
         live = self.scheduler.progress(run_id)
-        if live is not None and wire["status"] in ("pending", "running"):
-            wire["progress"] = {**wire["progress"], **live, "live": True}
-        if wire["status"] in ("pending", "running") and wire.get("target") is not None:
+        if live is not None and run.status in ("pending", "running"):
+            progress = run.progress
+            progress.done, progress.total, progress.fraction = live.done, live.total, live.fraction
+            progress.failed, progress.items_per_second, progress.eta_seconds = (
+                live.failed, live.items_per_second, live.eta_seconds)
+            progress.live = True
+        if run.status in ("pending", "running") and run.target is not None:
             waiting = self.scheduler.status_reason(run_id)
             if waiting is not None:
-                wire["statusReason"] = waiting
-        if wire["status"] in FINISHED:
-            wire["scoreSummary"] = self.run_queries.score_summary(run_id)
-        return wire
+                run.status_reason = StatusReason(waiting["reason"], waiting["attempts"],
+                                                 datetime.fromisoformat(waiting["since"]),
+                                                 datetime.fromisoformat(waiting["nextAttemptAt"]))
+        if run.status in FINISHED:
+            run.score_summary = self.run_queries.score_summary(run_id)
+        return run
 
     # -- cancel -----------------------------------------------------------------------------
 
-    def cancel_run(self, run_id: UUID, *, actor: str, reason: str | None) -> dict[str, Any]:
+    def cancel_run(self, run_id: UUID, *, actor: str, reason: str | None) -> RunView:
         if not self.scheduler.cancel(run_id, actor=actor, reason=reason):
             written = self.runs.cancel_run(run_id, actor=actor, reason=reason)
             self.read_your_writes(written)
@@ -170,14 +189,14 @@ class RunService:
 
     # -- caller-driven ---------------------------------------------------------------------------
 
-    def submit_results(self, run_id: UUID, results: list[dict[str, Any]]) -> dict[str, Any]:
+    def submit_results(self, run_id: UUID, results: list[dict[str, Any]]) -> ResultsAccepted:
         """Record one submission (in this thread; the HTTP API groups concurrent ones)."""
         [outcome] = self.record_submissions(run_id, [results])
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    async def submit_results_grouped(self, run_id: UUID, results: list[dict[str, Any]]) -> dict[str, Any]:
+    async def submit_results_grouped(self, run_id: UUID, results: list[dict[str, Any]]) -> ResultsAccepted:
         return await self.submissions.submit(run_id, results)
 
     def record_submissions(self, run_id: UUID, submissions: list[list[dict[str, Any]]]) -> list[Any]:
@@ -206,7 +225,7 @@ class RunService:
             version = run.version
         return [
             outcome if outcome is not None
-            else {"runId": run_id, "accepted": len(results), "aggregateVersion": version}
+            else ResultsAccepted(run_id, len(results), version)
             for outcome, results in zip(outcomes, submissions, strict=True)
         ]
 
@@ -259,7 +278,7 @@ class RunService:
                 )
         return None
 
-    def finalize_run(self, run_id: UUID, *, actor: str) -> dict[str, Any]:
+    def finalize_run(self, run_id: UUID, *, actor: str) -> RunView:
         run = self.runs.get_run(run_id)
         if not run.caller_driven:
             raise RunNotCallerDrivenError(f"run {run_id} has a target; it finishes by itself")

@@ -1,239 +1,177 @@
-"""Reads over the runs projection's tables (see projections/runs.py)."""
+"""Reads of runs and their results over the runs projection's tables (see projections/runs.py);
+the aggregates over the results are in run_analytics.py.
+
+Answers are typed snake_case objects (the dataclasses below); `api/` puts them on the wire.
+A result's scores, review and usage are JSON as the events recorded them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.postgres import PostgresDatastore
-from psycopg.rows import dict_row, tuple_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 
-from evalledger.analysis.output_diff import output_diff
-from evalledger.domain.runs import FINISHED, ResultNotFoundError, RunNotFoundError, declared_scorer_ids
+from evalledger.analysis.output_diff import OutputDiff, output_diff
+from evalledger.domain.runs import FINISHED, ResultNotFoundError
 from evalledger.execution.tracing import trace_url
+from evalledger.projections.run_analytics import ITEM_AT_PINNED_VERSION as _ITEM_AT_PINNED_VERSION
+from evalledger.projections.run_analytics import RunAnalyticsQueries, ScorerStats
 
 
-def run_wire(row: dict[str, Any]) -> dict[str, Any]:
+@dataclass(slots=True)
+class RunProgress:
+    done: int
+    total: int
+    fraction: float
+    # A running executor's own counters (see execution/runner.py), when this process runs the run.
+    failed: int | None = None
+    items_per_second: float | None = None
+    eta_seconds: float | None = None
+    live: bool = False
+
+
+@dataclass(slots=True)
+class StatusReason:
+    """Why a run cannot start or go on, last time it was tried (see execution/scheduler.py)."""
+
+    reason: str
+    attempts: int
+    since: datetime
+    next_attempt_at: datetime
+
+
+@dataclass(slots=True)
+class RunView:
+    id: UUID
+    dataset_id: UUID
+    dataset_version: int
+    name: str
+    status: str
+    caller_driven: bool
+    target: dict[str, Any] | None
+    scorers: list[Any]
+    settings: dict[str, int]
+    metadata: dict[str, Any]
+    total_items: int
+    repetitions: int
+    expected_results: int
+    succeeded_count: int
+    failed_count: int
+    pending_count: int
+    skipped_count: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: RunProgress
+    score_summary: dict[str, ScorerStats] | None = None  # a finished run's, from the service
+    status_reason: StatusReason | None = None
+    dataset_name: str | None = None  # the run history's pages show it
+
+
+@dataclass(slots=True)
+class ResultView:
+    item_id: UUID
+    repetition: int
+    status: str
+    input: Any
+    expected_output: Any
+    item_metadata: dict[str, Any] | None
+    output: Any
+    error: str | None
+    latency_ms: float | None
+    attempt: int
+    retry_errors: list[str]
+    trace_id: str | None
+    span_id: str | None
+    usage: dict[str, Any] | None
+    # The scores that count (a reviewer's overrides applied); `review` says who changed what.
+    scores: list[dict[str, Any]]
+    review: dict[str, Any] | None
+    flagged: bool
+    started_at: datetime | None
+    recorded_at: datetime
+    trace_url: str | None = None
+
+
+@dataclass(slots=True)
+class ReviewRecord:
+    actor: str
+    at: datetime
+    reason: str | None
+    verdict: str | None
+    scores: list[dict[str, Any]]
+    criteria: list[dict[str, Any]]
+    comment: str | None
+    flagged: bool | None
+
+
+@dataclass(slots=True)
+class ScoreHistoryEntry:
+    scorer_id: str
+    score: float | None
+    source: str  # automatic, review, criterion
+    actor: str | None
+    at: datetime
+    reason: str | None
+
+
+@dataclass(slots=True, kw_only=True)
+class ResultDetail(ResultView):
+    """A result with its reviews, the history of its scores, and how its output differs from
+    the expected output."""
+
+    automatic_scores: list[dict[str, Any]]
+    reviews: list[ReviewRecord] = field(default_factory=list)
+    score_history: list[ScoreHistoryEntry] = field(default_factory=list)
+    output_diff: OutputDiff
+
+
+def run_view(row: dict[str, Any]) -> RunView:
     settings = row["settings"]
     finished = row["status"] in FINISHED
     pending = 0 if finished else max(0, row["expected_results"] - row["recorded"])
-    return {
-        "id": row["run_id"],
-        "datasetId": row["dataset_id"],
-        "datasetVersion": row["dataset_version"],
-        "name": row["name"],
-        "status": row["status"],
-        "callerDriven": row["target"] is None,
-        "target": row["target"],
-        "scorers": row["scorers"],
-        "settings": settings,
-        "metadata": row["metadata"],
-        "totalItems": row["total_items"],
-        "repetitions": settings.get("repetitions", 1),
-        "expectedResults": row["expected_results"],
-        "succeededCount": row["succeeded"],
-        "failedCount": row["failed"],
-        "pendingCount": pending,
-        "skippedCount": row["skipped"],
-        "error": row["error"],
-        "createdAt": row["created_at"],
-        "startedAt": row["started_at"],
-        "finishedAt": row["finished_at"],
-        "progress": {
-            "done": row["recorded"],
-            "total": row["expected_results"],
-            "fraction": (row["recorded"] / row["expected_results"]) if row["expected_results"] else 1.0,
-        },
-    }
+    return RunView(
+        id=row["run_id"], dataset_id=row["dataset_id"], dataset_version=row["dataset_version"], name=row["name"],
+        status=row["status"], caller_driven=row["target"] is None, target=row["target"], scorers=row["scorers"],
+        settings=settings, metadata=row["metadata"], total_items=row["total_items"],
+        repetitions=settings.get("repetitions", 1), expected_results=row["expected_results"],
+        succeeded_count=row["succeeded"], failed_count=row["failed"], pending_count=pending,
+        skipped_count=row["skipped"], error=row["error"], created_at=row["created_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"],
+        progress=RunProgress(row["recorded"], row["expected_results"],
+                             (row["recorded"] / row["expected_results"]) if row["expected_results"] else 1.0),
+    )
 
 
-def result_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "itemId": row["item_id"],
-        "repetition": row["repetition"],
-        "status": row["status"],
-        "input": row["input"],
-        "expectedOutput": row["expected_output"],
-        "itemMetadata": row["item_metadata"],
-        "output": row["output"],
-        "error": row["error"],
-        "latencyMs": row["latency_ms"],
-        "attempt": row["attempts"],
-        "retryErrors": row["retry_errors"],
-        "traceId": row["trace_id"],
-        "spanId": row.get("span_id"),
-        "usage": row["usage"],
-        # The scores that count (a reviewer's overrides applied); `review` says who changed what.
-        "scores": row.get("reviewed_scores") or row["scores"],
-        "review": row.get("review"),
-        "flagged": row.get("flagged", False),
-        "startedAt": row["started_at"],
-        "recordedAt": row["recorded_at"],
-    }
+def _result_fields(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A result row's values in ResultView's order (positional: a page holds up to a thousand)."""
+    return (row["item_id"], row["repetition"], row["status"], row["input"], row["expected_output"],
+            row["item_metadata"], row["output"], row["error"], row["latency_ms"], row["attempts"],
+            row["retry_errors"], row["trace_id"], row.get("span_id"), row["usage"],
+            row.get("reviewed_scores") or row["scores"], row.get("review"), row.get("flagged", False),
+            row["started_at"], row["recorded_at"])
 
 
-# -- analytics ---------------------------------------------------------------------------------
-# Aggregates are computed in PostgreSQL. percentile_cont interpolates linearly between the
-# closest ranks, which is numpy.percentile's default method, so the two agree.
-
-_SCORE = "(s->>'score')::float8"
-# Every score read below is the one that counts: a reviewer's override where there is one
-# (`reviewed_scores`, see projections/runs.py), else the automatic score.
-# Sums (means, deviations) are taken over exact numerics: a float sum depends on the order
-# rows are read in, and a rebuilt table may hold them in another order.
-_EXACT_SCORE = "(s->>'score')::numeric"
-
-
-# Joins a result row `r` to its item as it was at the run's pinned version.
-_ITEM_AT_PINNED_VERSION = (
-    " JOIN {items} i ON i.dataset_id = %(d)s AND i.item_id = r.item_id AND i.valid_from <= %(v)s"
-    " AND (i.valid_to IS NULL OR i.valid_to > %(v)s) AND NOT i.deleted"
-)
-
-
-def _grouping(grouped: bool) -> tuple[str, str]:
-    """The group column and join: a metadata path of the item, or one group for the run."""
-    if grouped:
-        return "i.metadata #>> %(path)s AS grp,", _ITEM_AT_PINNED_VERSION
-    return "NULL::text AS grp,", ""
-
-
-def score_stats_sql(results: Composed, items: Composed, grouped: bool) -> Composed:
-    """Per scorer (and per value of the metadata path `%(path)s` when grouped): counts, mean, median,
-    standard deviation, min, max, pass rate at a threshold, errors."""
-    group_select, join = _grouping(grouped)
-    return SQL(
-        "SELECT " + group_select + " s->>'scorerId' AS scorer_id, count(*) AS results,"
-        f" count({_SCORE}) AS n, avg({_EXACT_SCORE})::float8 AS mean,"
-        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SCORE}) AS median,"
-        f" stddev_samp({_EXACT_SCORE})::float8 AS std, min({_SCORE}) AS min, max({_SCORE}) AS max,"
-        f" avg(CASE WHEN {_SCORE} >= %(t)s THEN 1.0 WHEN {_SCORE} IS NOT NULL THEN 0.0 END) AS pass_rate,"
-        " count(*) FILTER (WHERE s->>'error' IS NOT NULL) AS errors,"
-        " count(*) FILTER (WHERE (s->>'reviewed')::boolean) AS reviewed"
-        " FROM {results} r" + join + " CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
-        " WHERE r.run_id = %(run)s GROUP BY 1, 2 ORDER BY 1, 2"
-    ).format(results=results, items=items)
-
-
-def outcome_stats_sql(results: Composed, items: Composed, grouped: bool) -> Composed:
-    """Per group: results, succeeded, failed, and latency percentiles."""
-    group_select, join = _grouping(grouped)
-    return SQL(
-        "SELECT " + group_select + " count(*) AS results,"
-        " count(*) FILTER (WHERE r.status = 'succeeded') AS succeeded,"
-        " count(*) FILTER (WHERE r.status = 'failed') AS failed,"
-        " percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_percentiles,"
-        " avg(r.latency_ms::numeric)::float8 AS latency_mean, max(r.latency_ms) AS latency_max"
-        " FROM {results} r" + join + " WHERE r.run_id = %(run)s GROUP BY 1 ORDER BY 1"
-    ).format(results=results, items=items)
-
-
-def usage_stats_sql(results: Composed) -> Composed:
-    """What the run's results used, as their targets reported it: totals, and means over
-    the results that reported usage (one per item and repetition)."""
-    tokens = {side: f"(r.usage->>'{side}')::numeric" for side in ("inputTokens", "outputTokens", "cost")}
-    return SQL(
-        "SELECT count(r.usage) AS n,"
-        f" sum({tokens['inputTokens']})::int8 AS input_tokens, sum({tokens['outputTokens']})::int8 AS output_tokens,"
-        f" sum({tokens['cost']})::float8 AS cost, avg({tokens['inputTokens']})::float8 AS input_mean,"
-        f" avg({tokens['outputTokens']})::float8 AS output_mean, avg({tokens['cost']})::float8 AS cost_mean,"
-        " array_remove(array_agg(DISTINCT r.usage->>'model'), NULL) AS models"
-        " FROM {results} r WHERE r.run_id = %(run)s"
-    ).format(results=results)
-
-
-def scorer_usage_sql(results: Composed) -> Composed:
-    """What each scorer used (an LLM judge's tokens and cost, as its endpoint reported them),
-    over the run's automatic scores that carry usage."""
-    used = {side: f"(s->'usage'->>'{side}')::numeric" for side in ("inputTokens", "outputTokens", "cost")}
-    return SQL(
-        "SELECT s->>'scorerId' AS scorer_id, count(*) AS n,"
-        f" sum({used['inputTokens']})::int8 AS input_tokens, sum({used['outputTokens']})::int8 AS output_tokens,"
-        f" sum({used['cost']})::float8 AS cost, avg({used['inputTokens']})::float8 AS input_mean,"
-        f" avg({used['outputTokens']})::float8 AS output_mean, avg({used['cost']})::float8 AS cost_mean,"
-        " array_remove(array_agg(DISTINCT s->'usage'->>'model'), NULL) AS models"
-        " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(r.scores) s"
-        " WHERE r.run_id = %(run)s AND jsonb_typeof(s->'usage') = 'object' GROUP BY 1 ORDER BY 1"
-    ).format(results=results)
-
-
-def _usage_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "results": row["n"],
-        "inputTokens": row["input_tokens"],
-        "outputTokens": row["output_tokens"],
-        "cost": row["cost"],
-        "models": sorted(row["models"] or []),
-        "perItem": {"inputTokens": row["input_mean"], "outputTokens": row["output_mean"], "cost": row["cost_mean"]},
-    }
-
-
-def _add(*values: float | None) -> float | None:
-    """The sum of the values that are there (None when none is)."""
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
-
-
-def _stats_wire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "count": row["n"],
-        "mean": row["mean"],
-        "median": row["median"],
-        "std": row["std"],
-        "min": row["min"],
-        "max": row["max"],
-        "passRate": float(row["pass_rate"]) if row["pass_rate"] is not None else None,
-        "errorCount": row["errors"],
-        "reviewedCount": row["reviewed"],
-    }
-
-
-def _with_declared(scorers: list[Any], stats: dict[str, Any]) -> dict[str, Any]:
-    """Per-scorer statistics with every scorer the run declared, those without a score yet
-    at count 0, so a report lists them before their first result."""
-    empty = {"count": 0, "mean": None, "median": None, "std": None, "min": None, "max": None, "passRate": None,
-             "errorCount": 0, "reviewedCount": 0}
-    return {**{scorer_id: dict(empty) for scorer_id in declared_scorer_ids(scorers)}, **stats}
-
-
-def _outcome_wire(row: dict[str, Any]) -> dict[str, Any]:
-    p50, p95, p99 = row["latency_percentiles"] or (None, None, None)
-    return {
-        "results": row["results"],
-        "succeeded": row["succeeded"],
-        "failed": row["failed"],
-        "successRate": row["succeeded"] / row["results"] if row["results"] else None,
-        "latencyMs": {"p50": p50, "p95": p95, "p99": p99, "mean": row["latency_mean"], "max": row["latency_max"]},
-    }
-
-_PER_ITEM = (
-    f"WITH per AS (SELECT r.item_id, s->>'scorerId' AS scorer_id, avg({_EXACT_SCORE})::float8 AS mean,"
-    f" var_samp({_EXACT_SCORE})::float8 AS variance, count({_SCORE}) AS n"
-    " FROM {results} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s WHERE r.run_id = %(run)s"
-    " GROUP BY 1, 2)"
-)
-
-
-class RunQueries:
+class RunQueries(RunAnalyticsQueries):
     """Reads of runs, results and run analytics."""
 
-    # Turns a result's trace and span ids into a link (`traceUrl`; see execution/tracing.py).
+    # Turns a result's trace and span ids into a link (`trace_url`; see execution/tracing.py).
     trace_url: str | None = None
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
-        self.datastore = datastore
-        schema = Identifier(datastore.schema)
-        self._runs = SQL("{}.runs").format(schema)
-        self._results = SQL("{}.run_results").format(schema)
-        self._items = SQL("{}.dataset_items").format(schema)
+    def get_run(self, run_id: UUID) -> RunView:
+        return run_view(self.run_row(run_id))
 
-    def _fetch(self, query: Composed, params: Any = None) -> list[dict[str, Any]]:
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=dict_row) as curs:
-            curs.execute(query, params, prepare=True)
-            return curs.fetchall()
+    def _link(self, row: dict[str, Any]) -> str | None:
+        return trace_url(self.trace_url, row["trace_id"], row["span_id"]) if row.get("span_id") else None
+
+    def _result(self, row: dict[str, Any]) -> ResultView:
+        return ResultView(*_result_fields(row), self._link(row))
 
     def project_of_run(self, run_id: UUID) -> UUID | None:
         """The project a run belongs to (its dataset's); None for an unknown run."""
@@ -242,25 +180,9 @@ class RunQueries:
                            (run_id,))
         return rows[0]["project_id"] if rows else None
 
-    def run_row(self, run_id: UUID) -> dict[str, Any]:
-        rows = self._fetch(SQL("SELECT * FROM {} WHERE run_id = %s").format(self._runs), (run_id,))
-        if not rows:
-            raise RunNotFoundError(f"run {run_id} not found")
-        return rows[0]
-
-    def get_run(self, run_id: UUID) -> dict[str, Any]:
-        return run_wire(self.run_row(run_id))
-
-    def _result(self, row: dict[str, Any]) -> dict[str, Any]:
-        wire = result_wire(row)
-        link = trace_url(self.trace_url, wire["traceId"], wire["spanId"]) if wire["spanId"] else None
-        if link is not None:
-            wire["traceUrl"] = link
-        return wire
-
     def list_runs(self, dataset_id: UUID, page: int, per_page: int, *, tags: list[str] | None = None,
                   model: str | None = None, code_version: str | None = None, prompt_version: str | None = None,
-                  status: str | None = None) -> tuple[list[dict[str, Any]], int]:
+                  status: str | None = None) -> tuple[list[RunView], int]:
         """A dataset's runs, newest first, optionally only those with every tag given (in
         metadata.tags, or as metadata.tag), of a model (metadata.model, or the target's),
         of a code version (or a prefix of it), of a prompt version, or in a status."""
@@ -288,7 +210,7 @@ class RunQueries:
             params,
         )
         if rows:
-            return [run_wire(r) for r in rows], rows[0]["total"]
+            return [run_view(r) for r in rows], rows[0]["total"]
         count = self._fetch(SQL("SELECT count(*) AS n FROM {} WHERE " + where).format(self._runs), params)
         return [], count[0]["n"]
 
@@ -306,7 +228,7 @@ class RunQueries:
 
     def list_results(
         self, run_id: UUID, page: int, per_page: int, status: str | None = None
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[ResultView], int]:
         """Results in dataset order, each with the item's input and expected output as they
         were at the run's pinned version."""
         run = self.run_row(run_id)
@@ -337,44 +259,7 @@ class RunQueries:
         )
         return [self._result(r) for r in rows], count[0]["n"]
 
-    def score_summary(self, run_id: UUID, threshold: float = 0.5) -> dict[str, Any]:
-        """Per scorer statistics (as in analytics), for the run's own summary."""
-        rows = self._fetch(score_stats_sql(self._results, self._items, False), {"run": run_id, "t": threshold})
-        return {row["scorer_id"]: _stats_wire(row) for row in rows}
-
-    def item_presence(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, bool, bool]]:
-        """Every item with a result in either run: (item id, in A, in B)."""
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT item_id, bool_or(run_id = %(a)s), bool_or(run_id = %(b)s) FROM {}"
-                    " WHERE run_id IN (%(a)s, %(b)s) GROUP BY item_id ORDER BY min(seq), item_id"
-                ).format(self._results),
-                {"a": run_a, "b": run_b},
-                prepare=True,
-            )
-            return curs.fetchall()
-
-    def paired_scores(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, str, float | None, float | None]]:
-        """Per item and scorer: the mean score (over repetitions) in A and in B."""
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(
-                SQL(
-                    f"SELECT r.item_id, s->>'scorerId', avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(a)s)::float8,"
-                    f" avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(b)s)::float8"
-                    " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
-                    " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2 ORDER BY 1, 2"
-                ).format(self._results),
-                {"a": run_a, "b": run_b},
-                prepare=True,
-            )
-            return curs.fetchall()
-
-    def latency(self, run_id: UUID) -> dict[str, Any]:
-        rows = self._fetch(outcome_stats_sql(self._results, self._items, False), {"run": run_id})
-        return _outcome_wire(rows[0])["latencyMs"] if rows else {}
-
-    def iter_result_pages(self, run_id: UUID, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def iter_result_pages(self, run_id: UUID, page_size: int = 1000) -> Iterator[list[ResultView]]:
         """Every result of a run in dataset order, a page at a time."""
         page = 0
         while True:
@@ -385,75 +270,10 @@ class RunQueries:
                 return
             page += 1
 
-    def usage(self, run_id: UUID) -> dict[str, Any]:
-        """What a run used: the target's tokens and cost (totals, and means per result that
-        reported usage), each scorer's that reported any (`scorers`: an LLM judge's), and
-        `totalCost`, the target's and the scorers' together (None when nothing reported a cost)."""
-        params = {"run": run_id}
-        usage = _usage_wire(self._fetch(usage_stats_sql(self._results), params)[0])
-        usage["scorers"] = {row["scorer_id"]: _usage_wire(row)
-                            for row in self._fetch(scorer_usage_sql(self._results), params)}
-        usage["totalCost"] = _add(usage["cost"], *(s["cost"] for s in usage["scorers"].values()))
-        return usage
-
-    def analytics(self, run_id: UUID, *, threshold: float = 0.5, group_by: list[str] | None = None,
-                   item_limit: int = 100) -> dict[str, Any]:
-        """Success rate, per-scorer statistics and latency percentiles of a run, optionally per
-        value of a metadata field of its items, and with repetitions, how much each item's
-        score varies across them."""
-        run = self.run_row(run_id)
-        params = {"run": run_id, "t": threshold, "d": run["dataset_id"], "v": run["dataset_version"],
-                  "path": group_by or [], "limit": item_limit}
-        overall = self._fetch(outcome_stats_sql(self._results, self._items, False), params)
-        scores = self._fetch(score_stats_sql(self._results, self._items, False), params)
-        empty = {"results": 0, "succeeded": 0, "failed": 0, "latency_percentiles": None, "latency_mean": None,
-                 "latency_max": None}
-        answer: dict[str, Any] = {
-            "runId": run_id,
-            "status": run["status"],
-            "partial": run["status"] not in FINISHED,
-            "threshold": threshold,
-            **_outcome_wire(overall[0] if overall else empty),
-            "scorers": _with_declared(run["scorers"], {row["scorer_id"]: _stats_wire(row) for row in scores}),
-            "usage": self.usage(run_id),
-        }
-        if group_by:
-            groups: dict[str, dict[str, Any]] = {}
-            for row in self._fetch(outcome_stats_sql(self._results, self._items, True), params):
-                groups[row["grp"] or "(none)"] = {**_outcome_wire(row), "scorers": {}}
-            for row in self._fetch(score_stats_sql(self._results, self._items, True), params):
-                groups.setdefault(row["grp"] or "(none)", {"scorers": {}})["scorers"][row["scorer_id"]] = _stats_wire(row)
-            answer["groupBy"] = "metadata." + ".".join(group_by)
-            answer["groups"] = groups
-        if run["settings"].get("repetitions", 1) > 1:
-            answer["repetitions"] = self._repetition_stats(params)
-        return answer
-
-    def _repetition_stats(self, params: dict[str, Any]) -> dict[str, Any]:
-        summary = {
-            row["scorer_id"]: {"meanVariance": row["mean_variance"], "maxVariance": row["max_variance"],
-                               "mostVariableItems": []}
-            for row in self._fetch(
-                SQL(_PER_ITEM + " SELECT scorer_id, avg(variance::numeric)::float8 AS mean_variance, max(variance) AS max_variance"
-                    " FROM per GROUP BY 1").format(results=self._results),
-                params,
-            )
-        }
-        for row in self._fetch(
-            SQL(_PER_ITEM + " SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scorer_id"
-                " ORDER BY variance DESC NULLS LAST, item_id) AS rank FROM per) ranked WHERE rank <= %(limit)s"
-                " ORDER BY scorer_id, rank").format(results=self._results),
-            params,
-        ):
-            summary[row["scorer_id"]]["mostVariableItems"].append(
-                {"itemId": row["item_id"], "mean": row["mean"], "variance": row["variance"], "repetitions": row["n"]}
-            )
-        return summary
-
     # -- for the web UI ----------------------------------------------------------------------
 
     def recent_runs(self, page: int, per_page: int, dataset_id: UUID | None = None,
-                    status: str | None = None, project_id: UUID | None = None) -> tuple[list[dict[str, Any]], int]:
+                    status: str | None = None, project_id: UUID | None = None) -> tuple[list[RunView], int]:
         """Runs newest first, across datasets (of one project, or all) or of one dataset, each
         with its dataset's name."""
         rows = self._fetch(
@@ -475,13 +295,13 @@ class RunQueries:
                 self._runs, SQL("{}.datasets").format(Identifier(self.datastore.schema))),
             {"d": dataset_id, "status": status, "project": project_id},
         )[0]["n"]
-        return [{**run_wire(r), "datasetName": r["dataset_name"]} for r in rows], total
+        return [_named(r) for r in rows], total
 
     def filtered_results(
         self, run_id: UUID, page: int, per_page: int, *, status: str | None = None, scorer: str | None = None,
         min_score: float | None = None, max_score: float | None = None, sort: str = "dataset",
         flagged: bool | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[ResultView], int]:
         """One page of a run's results, filtered by status and by one scorer's score range,
         in dataset order or sorted by latency or by that scorer's score ('latency',
         '-latency', 'score', '-score'), with the items as at the run's pinned version."""
@@ -524,40 +344,6 @@ class RunQueries:
             )[0]["n"]
         return [self._result(r) for r in rows], total
 
-    def score_histograms(self, run_id: UUID, bins: int = 10) -> dict[str, list[int]]:
-        """Per scorer: how many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last)."""
-        rows = self._fetch(
-            SQL(
-                f"SELECT s->>'scorerId' AS scorer_id, least(width_bucket({_SCORE}, 0, 1, %(bins)s), %(bins)s) AS bin,"
-                " count(*) AS n FROM {} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
-                f" WHERE r.run_id = %(run)s AND {_SCORE} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
-            ).format(self._results),
-            {"run": run_id, "bins": bins},
-        )
-        histograms: dict[str, list[int]] = {}
-        for row in rows:
-            histograms.setdefault(row["scorer_id"], [0] * bins)[max(1, row["bin"]) - 1] += row["n"]
-        return histograms
-
-    def latency_histogram(self, run_id: UUID, bins: int = 20) -> dict[str, Any]:
-        """How many results took how long: `bins` equal bins from the fastest to the slowest."""
-        rows = self._fetch(
-            SQL(
-                "WITH bounds AS (SELECT min(latency_ms) AS lo, max(latency_ms) AS hi FROM {results}"
-                " WHERE run_id = %(run)s AND latency_ms IS NOT NULL)"
-                " SELECT b.lo, b.hi, CASE WHEN b.hi > b.lo THEN least(width_bucket(r.latency_ms, b.lo, b.hi, %(bins)s),"
-                " %(bins)s) ELSE 1 END AS bin, count(*) AS n FROM {results} r, bounds b"
-                " WHERE r.run_id = %(run)s AND r.latency_ms IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 3"
-            ).format(results=self._results),
-            {"run": run_id, "bins": bins},
-        )
-        if not rows:
-            return {"low": None, "high": None, "counts": []}
-        counts = [0] * bins
-        for row in rows:
-            counts[row["bin"] - 1] += row["n"]
-        return {"low": rows[0]["lo"], "high": rows[0]["hi"], "counts": counts}
-
     def result_scorer_ids(self, run_id: UUID) -> list[str]:
         """The ids of the run's scorers, from its definition (no scan of its results)."""
         row = self.run_row(run_id)
@@ -595,7 +381,7 @@ class RunQueries:
             raise ResultNotFoundError(f"run {run_id} has no result for item {item_id}, repetition {repetition}")
         return rows[0]
 
-    def get_result(self, run_id: UUID, item_id: UUID, repetition: int = 0) -> dict[str, Any]:
+    def get_result(self, run_id: UUID, item_id: UUID, repetition: int = 0) -> ResultDetail:
         """A result with its reviews, the history of its scores, and how its output differs
         from the expected output."""
         row = self.result_row(run_id, item_id, repetition)
@@ -604,44 +390,26 @@ class RunQueries:
                 " ORDER BY run_version").format(SQL("{}.run_result_reviews").format(Identifier(self.datastore.schema))),
             {"run": run_id, "item": item_id, "rep": repetition},
         )
-        history = [
-            {"scorerId": s.get("scorerId"), "score": s.get("score"), "source": "automatic",
-             "actor": row["recorded_by"], "at": row["recorded_at"], "reason": s.get("reason")}
-            for s in row["scores"]
-        ]
+        history = [ScoreHistoryEntry(s.get("scorerId"), s.get("score"), "automatic", row["recorded_by"],
+                                     row["recorded_at"], s.get("reason")) for s in row["scores"]]
         for review in reviews:
             for s in review["scores"]:
-                history.append({"scorerId": s["scorerId"], "score": s["score"], "source": "review",
-                                "actor": review["actor"], "at": review["reviewed_at"], "reason": review["reason"]})
+                history.append(ScoreHistoryEntry(s["scorerId"], s["score"], "review", review["actor"],
+                                                 review["reviewed_at"], review["reason"]))
             for c in review["criteria"]:
-                history.append({"scorerId": c["name"], "score": c["score"], "source": "criterion",
-                                "actor": review["actor"], "at": review["reviewed_at"], "reason": review["reason"]})
-        return {
-            **self._result(row),
-            "automaticScores": row["scores"],
-            "reviews": [{"actor": r["actor"], "at": r["reviewed_at"], "reason": r["reason"], "verdict": r["verdict"],
-                         "scores": r["scores"], "criteria": r["criteria"], "comment": r["comment"],
-                         "flagged": r["flagged"]} for r in reviews],
-            "scoreHistory": history,
-            "outputDiff": output_diff(row["expected_output"], row["output"], failed=row["status"] == "failed"),
-        }
-
-    def review_counts(self, run_id: UUID) -> dict[str, int]:
-        """Per scorer: how many of the run's results carry a reviewer's score."""
-        rows = self._fetch(
-            SQL("SELECT s->>'scorerId' AS scorer_id, count(*) AS n FROM {} r"
-                " CROSS JOIN LATERAL jsonb_array_elements(r.reviewed_scores) s"
-                " WHERE r.run_id = %(run)s AND r.reviewed_scores IS NOT NULL AND (s->>'reviewed')::boolean"
-                " GROUP BY 1").format(self._results),
-            {"run": run_id},
+                history.append(ScoreHistoryEntry(c["name"], c["score"], "criterion", review["actor"],
+                                                 review["reviewed_at"], review["reason"]))
+        return ResultDetail(
+            *_result_fields(row), self._link(row),
+            automatic_scores=row["scores"],
+            reviews=[ReviewRecord(r["actor"], r["reviewed_at"], r["reason"], r["verdict"], r["scores"], r["criteria"],
+                                  r["comment"], r["flagged"]) for r in reviews],
+            score_history=history,
+            output_diff=output_diff(row["expected_output"], row["output"], failed=row["status"] == "failed"),
         )
-        return {row["scorer_id"]: row["n"] for row in rows}
 
-    def first_outputs(self, run_id: UUID, item_ids: list[UUID]) -> dict[UUID, Any]:
-        """The output of repetition 0 of some items' results (a failed result has none)."""
-        rows = self._fetch(
-            SQL("SELECT item_id, output, error FROM {} WHERE run_id = %(run)s AND repetition = 0"
-                " AND item_id = ANY(%(ids)s)").format(self._results),
-            {"run": run_id, "ids": item_ids},
-        )
-        return {row["item_id"]: None if row["error"] is not None else row["output"] for row in rows}
+
+def _named(row: dict[str, Any]) -> RunView:
+    view = run_view(row)
+    view.dataset_name = row["dataset_name"]
+    return view

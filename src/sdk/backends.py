@@ -188,18 +188,18 @@ class LocalBackend:
 
     def create_run(self, dataset_id: str, *, scorers: list[str], settings: RunSettings, version: int | None,
                    name: str, metadata: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
-        return _wire(self.ledger.run_use_cases.create_run(
+        return _wire(encode(models.Run, self.ledger.run_use_cases.create_run(
             UUID(dataset_id), target=None, scorers=list(scorers), settings=settings, version=version, name=name,
-            metadata=metadata, actor="evaluate", tag=tag))
+            metadata=metadata, actor="evaluate", tag=tag)))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        return _wire(self.ledger.run_service.get_run(UUID(run_id)))
+        return _wire(encode(models.Run, self.ledger.run_service.get_run(UUID(run_id))))
 
     def run_pages(self, dataset_id: str) -> Iterator[list[dict[str, Any]]]:
         page = 0
         while True:
             rows, total = self.ledger.run_queries.list_runs(UUID(dataset_id), page, PAGE)
-            yield _wire(rows)
+            yield _wire([encode(models.Run, row) for row in rows])
             if (page + 1) * PAGE >= total:
                 return
             page += 1
@@ -209,22 +209,22 @@ class LocalBackend:
 
     def result_pages(self, run_id: str) -> Iterator[list[dict[str, Any]]]:
         for page in self.ledger.run_queries.iter_result_pages(UUID(run_id), PAGE):
-            yield _wire(page)
+            yield _wire([encode(models.RunResult, result) for result in page])
 
     def submit(self, run_id: str, results: list[dict[str, Any]]) -> None:
         self.ledger.run_service.submit_results(UUID(run_id), [_as_recorded(r) for r in results])
 
     def finalize(self, run_id: str) -> dict[str, Any]:
-        return _wire(self.ledger.run_service.finalize_run(UUID(run_id), actor="evaluate"))
+        return _wire(encode(models.Run, self.ledger.run_service.finalize_run(UUID(run_id), actor="evaluate")))
 
     def analytics(self, run_id: str) -> dict[str, Any]:
-        return _wire(self.ledger.run_queries.analytics(UUID(run_id)))
+        return _wire(encode(models.RunAnalytics, self.ledger.run_queries.analytics(UUID(run_id))))
 
     def compare(self, baseline: str, candidate: str, alpha: float) -> dict[str, Any]:
         from evalledger.analysis.comparison import CompareOptions
 
         options = CompareOptions(alpha=alpha, items_per_page=1000)
-        return _wire(self.ledger.comparer.compare(UUID(baseline), UUID(candidate), options))
+        return _wire(encode(models.Comparison, self.ledger.comparer.compare(UUID(baseline), UUID(candidate), options)))
 
     def close(self) -> None:
         if self.owned:

@@ -218,7 +218,7 @@ class _Session:
             raise
         finally:
             ticker.cancel()
-            display.close(executor.progress.as_wire(executor.expected_results))
+            display.close(executor.progress.snapshot(executor.expected_results))
         if self.stop is not None:
             message = _interrupted(executor, run_id)
             print(message, file=sys.stderr)
@@ -237,7 +237,7 @@ def _interrupted(executor: RunExecutor, run_id: str) -> str:
 
 async def _tick(executor: RunExecutor, display: Any) -> None:
     while True:
-        display.update(executor.progress.as_wire(executor.expected_results))
+        display.update(executor.progress.snapshot(executor.expected_results))
         await asyncio.sleep(TICK)
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Protocol
+from typing import Protocol
+
+from evalledger.execution.progress import LiveProgress
 
 PLAIN_EVERY = 5.0  # seconds between lines of the plain display
 
 
 class Display(Protocol):
-    def update(self, progress: dict[str, Any]) -> None: ...
-    def close(self, progress: dict[str, Any]) -> None: ...
+    def update(self, progress: LiveProgress) -> None: ...
+    def close(self, progress: LiveProgress) -> None: ...
 
 
 def _in_jupyter() -> bool:
@@ -21,10 +23,10 @@ def _in_jupyter() -> bool:
     return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
-def _line(progress: dict[str, Any]) -> str:
-    eta = progress["etaSeconds"]
-    return (f"{progress['done']}/{progress['total']} done, {progress['failed']} failed, "
-            f"{progress['itemsPerSecond']:.1f} items/s" + (f", about {eta:.0f} s left" if eta is not None else ""))
+def _line(progress: LiveProgress) -> str:
+    eta = progress.eta_seconds
+    return (f"{progress.done}/{progress.total} done, {progress.failed} failed, "
+            f"{progress.items_per_second:.1f} items/s" + (f", about {eta:.0f} s left" if eta is not None else ""))
 
 
 class RichDisplay:
@@ -38,10 +40,10 @@ class RichDisplay:
         self.task = self.bar.add_task(title, total=None, failed=0)
         self.bar.start()
 
-    def update(self, progress: dict[str, Any]) -> None:
-        self.bar.update(self.task, completed=progress["done"], total=progress["total"], failed=progress["failed"])
+    def update(self, progress: LiveProgress) -> None:
+        self.bar.update(self.task, completed=progress.done, total=progress.total, failed=progress.failed)
 
-    def close(self, progress: dict[str, Any]) -> None:
+    def close(self, progress: LiveProgress) -> None:
         self.update(progress)
         self.bar.stop()
 
@@ -55,12 +57,12 @@ class WidgetDisplay:
         self.label = ipywidgets.Label("")
         display(ipywidgets.HBox([self.bar, self.label]))
 
-    def update(self, progress: dict[str, Any]) -> None:
-        self.bar.max = max(1, progress["total"])
-        self.bar.value = progress["done"]
+    def update(self, progress: LiveProgress) -> None:
+        self.bar.max = max(1, progress.total)
+        self.bar.value = progress.done
         self.label.value = _line(progress)
 
-    def close(self, progress: dict[str, Any]) -> None:
+    def close(self, progress: LiveProgress) -> None:
         self.update(progress)
 
 
@@ -69,20 +71,20 @@ class PlainDisplay:
         self.title = title
         self.last = 0.0
 
-    def update(self, progress: dict[str, Any]) -> None:
+    def update(self, progress: LiveProgress) -> None:
         if time.monotonic() - self.last >= PLAIN_EVERY:
             self.last = time.monotonic()
             print(f"{self.title}: {_line(progress)}", file=sys.stderr, flush=True)
 
-    def close(self, progress: dict[str, Any]) -> None:
+    def close(self, progress: LiveProgress) -> None:
         print(f"{self.title}: {_line(progress)}", file=sys.stderr, flush=True)
 
 
 class NoDisplay:
-    def update(self, progress: dict[str, Any]) -> None:
+    def update(self, progress: LiveProgress) -> None:
         pass
 
-    def close(self, progress: dict[str, Any]) -> None:
+    def close(self, progress: LiveProgress) -> None:
         pass
 
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalledger.execution.recording import ExecutedResult
 from evalledger.sdk.backends import Backend
 
 
-def as_submission(result: dict[str, Any]) -> dict[str, Any]:
+def as_submission(result: ExecutedResult) -> dict[str, Any]:
     """A runner result as the results API takes it."""
-    return {"itemId": result["itemId"], "repetition": result["repetition"], "output": result["output"],
-            "error": result["error"], "latencyMs": result["latencyMs"], "attempt": result["attempts"],
-            "traceId": result["traceId"], "spanId": result.get("spanId"), "scores": result["scores"],
-            "usage": result["usage"]}
+    return {"itemId": result.item_id, "repetition": result.repetition, "output": result.output,
+            "error": result.error, "latencyMs": result.latency_ms, "attempt": result.attempts,
+            "traceId": result.trace_id, "spanId": result.span_id, "scores": result.scores,
+            "usage": result.usage}
 
 
 class CallerDrivenSink:
@@ -37,7 +38,7 @@ class CallerDrivenSink:
     def start(self) -> None:
         """Nothing to record: the first results mark a caller-driven run as running."""
 
-    def record(self, results: list[dict[str, Any]]) -> None:
+    def record(self, results: list[ExecutedResult]) -> None:
         self.backend.submit(self.run_id, [as_submission(r) for r in results])
 
     def finish(self, error: str | None = None) -> None:

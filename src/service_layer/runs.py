@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from evalledger.analysis.comparison import CompareOptions, RunComparer
+from evalledger.analysis.comparison import CompareOptions, Comparison, RunComparer
 from evalledger.domain.errors import InvalidRequestError
 from evalledger.domain.runs import FINISHED, RunNotFinishedError, RunSettings, declared_scorer_ids
 from evalledger.domain.storable import ensure_storable
 from evalledger.execution.service import RunService
+from evalledger.projections.run_queries import ResultDetail, RunView
 
 
 def pin_tag(queries: Any, dataset_id: UUID, version: int | None, tag: str | None,
@@ -27,6 +28,15 @@ def pin_tag(queries: Any, dataset_id: UUID, version: int | None, tag: str | None
     return queries.resolve_version(dataset_id, None, None, tag), {**metadata, "datasetTag": tag}
 
 
+@dataclass(slots=True)
+class MultiComparison:
+    """Several candidates, each compared with the baseline; one regression is a regression."""
+
+    run_id_a: UUID
+    has_regression: bool
+    comparisons: list[Comparison]
+
+
 @dataclass
 class RunUseCases:
     run_service: RunService
@@ -35,7 +45,7 @@ class RunUseCases:
     def create_run(self, dataset_id: UUID, *, target: dict[str, Any] | None, scorers: list[Any],
                    settings: RunSettings, version: int | None = None, name: str = "",
                    metadata: dict[str, Any] | None = None, run_id: UUID | None = None, actor: str = "anonymous",
-                   reason: str | None = None, tag: str | None = None) -> dict[str, Any]:
+                   reason: str | None = None, tag: str | None = None) -> RunView:
         """Pin the version (or the one `tag` names), check the definition, record the run and
         launch it (see RunService)."""
         version, metadata = pin_tag(self.run_service.dataset_queries, dataset_id, version, tag, metadata)
@@ -43,11 +53,11 @@ class RunUseCases:
                                            version=version, name=name, metadata=metadata, run_id=run_id,
                                            actor=actor, reason=reason)
 
-    def cancel_run(self, run_id: UUID, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+    def cancel_run(self, run_id: UUID, *, actor: str, reason: str | None = None) -> RunView:
         return self.run_service.cancel_run(run_id, actor=actor, reason=reason)
 
     def compare(self, baseline: UUID, *, candidate: UUID | None = None, candidates: list[UUID] | None = None,
-                options: CompareOptions | None = None) -> dict[str, Any]:
+                options: CompareOptions | None = None) -> Comparison | MultiComparison:
         """One candidate: its comparison. Several: each one's, and whether any regressed."""
         if (candidate is None) == (candidates is None):
             raise InvalidRequestError("give either runIdB (one candidate) or candidates (several)")
@@ -55,13 +65,12 @@ class RunUseCases:
         if candidate is not None:
             return self.comparer.compare(baseline, candidate, options)
         comparisons = [self.comparer.compare(baseline, b, options) for b in candidates or []]
-        return {"runIdA": baseline, "hasRegression": any(c["hasRegression"] for c in comparisons),
-                "comparisons": comparisons}
+        return MultiComparison(baseline, any(c.has_regression for c in comparisons), comparisons)
 
     def review_result(self, run_id: UUID, item_id: UUID, *, repetition: int = 0, verdict: str | None = None,
                       scores: dict[str, float | None] | None = None, criteria: dict[str, float | None] | None = None,
                       comment: str | None = None, flagged: bool | None = None, actor: str = "anonymous",
-                      reason: str | None = None) -> dict[str, Any]:
+                      reason: str | None = None) -> ResultDetail:
         """Record a review of one result (see domain/reviews.py) and answer the result as it
         reads once the review is in: its scores, reviews, score history and output diff.
 
@@ -92,7 +101,7 @@ class RunUseCases:
 
     def rescore(self, run_id: UUID, *, scorers: list[Any], name: str = "", max_concurrency: int | None = None,
                 item_timeout_ms: int | None = None, max_retries: int | None = None, actor: str = "anonymous",
-                reason: str | None = None) -> dict[str, Any]:
+                reason: str | None = None) -> RunView:
         """Apply scorers to a finished run's stored outputs: a derived run over the same dataset
         version and repetitions whose target reads the source run's outputs (nothing is
         called), executed, resumed and counted as any run, and recording its source in

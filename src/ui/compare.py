@@ -10,9 +10,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from evalledger.analysis.comparison import STATUS_ORDER, CompareOptions, Threshold
+from evalledger.analysis.comparison import STATUS_ORDER, CompareOptions, ComparisonItem, Threshold
 from evalledger.bootstrap import Ledger
 from evalledger.domain.errors import ConflictError, DomainError
+from evalledger.projections.run_queries import RunView
 from evalledger.ui import charts
 from evalledger.ui.app import PageRoute, error_page
 from evalledger.ui.templating import templates
@@ -68,14 +69,14 @@ def compare_page(
     except ConflictError as error:
         context.update(conflict=error.detail, comparisons=[], scorers=[])
         return templates.TemplateResponse(request, "runs/compare.html", context, status_code=409)
-    comparisons = answer["comparisons"]
-    focused = next(c for c in comparisons if c["runIdB"] == focus)
-    scorers = sorted({s for c in comparisons for s in c["scorers"]})
+    comparisons = answer.comparisons
+    focused = next(c for c in comparisons if c.run_id_b == focus)
+    scorers = sorted({s for c in comparisons for s in c.scorers})
     context.update(
-        comparisons=comparisons, focused=focused, scorers=scorers, has_regression=answer["hasRegression"],
+        comparisons=comparisons, focused=focused, scorers=scorers, has_regression=answer.has_regression,
         delta_charts=_delta_charts(ledger, baseline, focus, thresholds),
-        inputs=_inputs(ledger, rows[baseline], rows[focus], focused["items"]),
-        has_more=focused["itemsPagination"]["hasMore"], total=focused["itemsPagination"]["total"],
+        inputs=_inputs(ledger, rows[baseline], rows[focus], focused.items),
+        has_more=(page + 1) * ITEMS_PER_PAGE < focused.items_total, total=focused.items_total,
     )
     return templates.TemplateResponse(request, "runs/compare.html", context, status_code=422 if errors else 200)
 
@@ -85,8 +86,8 @@ def _from_selection(request: Request, ledger: Ledger, runs: list[UUID]) -> Respo
     unique = list(dict.fromkeys(runs))
     if len(unique) < 2:
         return error_page(request, 422, "Select two or more different runs to compare.")
-    rows = sorted((ledger.run_queries.get_run(run_id) for run_id in unique), key=lambda r: (r["createdAt"], str(r["id"])))
-    query = urlencode([("baseline", str(rows[0]["id"]))] + [("candidate", str(r["id"])) for r in rows[1:]])
+    rows = sorted((ledger.run_queries.get_run(run_id) for run_id in unique), key=lambda r: (r.created_at, str(r.id)))
+    query = urlencode([("baseline", str(rows[0].id))] + [("candidate", str(r.id)) for r in rows[1:]])
     return RedirectResponse(f"/compare?{query}", status_code=303)
 
 
@@ -138,23 +139,23 @@ def _delta_charts(ledger: Ledger, baseline: UUID, candidate: UUID, thresholds: d
         for scorer, values in sorted(deltas.items())}
 
 
-def _inputs(ledger: Ledger, a: dict[str, Any], b: dict[str, Any], items: list[dict[str, Any]]) -> dict[Any, Any]:
-    ids = [item["itemId"] for item in items]
+def _inputs(ledger: Ledger, a: RunView, b: RunView, items: list[ComparisonItem]) -> dict[Any, Any]:
+    ids = [item.item_id for item in items]
     if not ids:
         return {}
-    inputs = ledger.run_queries.item_inputs(b["datasetId"], b["datasetVersion"], ids)
+    inputs = ledger.run_queries.item_inputs(b.dataset_id, b.dataset_version, ids)
     missing = [i for i in ids if i not in inputs]
     if missing:
-        inputs.update(ledger.run_queries.item_inputs(a["datasetId"], a["datasetVersion"], missing))
+        inputs.update(ledger.run_queries.item_inputs(a.dataset_id, a.dataset_version, missing))
     return inputs
 
 
 def _dataset_names(ledger: Ledger, runs: Any) -> dict[Any, str]:
     names = {}
     for run in runs:
-        if run["datasetId"] not in names:
+        if run.dataset_id not in names:
             try:
-                names[run["datasetId"]] = ledger.dataset_queries.get_dataset(run["datasetId"]).name
+                names[run.dataset_id] = ledger.dataset_queries.get_dataset(run.dataset_id).name
             except DomainError:  # a deleted dataset: its runs stay comparable
-                names[run["datasetId"]] = "deleted dataset"
+                names[run.dataset_id] = "deleted dataset"
     return names

@@ -63,7 +63,7 @@ def _history(request: Request, dataset_id: UUID | None, page: int, status: str |
     return templates.TemplateResponse(request, "runs/history.html", {
         "dataset": dataset, "runs": runs, "total": total, "page": page, "per_page": RUNS_PER_PAGE,
         "has_more": (page + 1) * RUNS_PER_PAGE < total, "status": status, "statuses": RUN_STATUSES, "nav": "runs",
-        "live": any(r["status"] not in FINISHED for r in runs),
+        "live": any(r.status not in FINISHED for r in runs),
     })
 
 
@@ -114,7 +114,7 @@ async def create_run(request: Request, dataset_id: UUID) -> Response:
         if isinstance(error, NotFoundError):
             raise
         return _run_form(request, dataset_id, values, {_field_of(error.detail): error.detail}, 422)
-    return RedirectResponse(f"/runs/{run['id']}", status_code=303)
+    return RedirectResponse(f"/runs/{run.id}", status_code=303)
 
 
 def _field_of(detail: str) -> str:
@@ -271,10 +271,10 @@ def run_page(
     # A finished run is read from its row alone: the service's answer adds a score summary,
     # an aggregate over every result that a big run's page should not wait for.
     run = ledger.run_queries.get_run(run_id)
-    if run["status"] not in FINISHED:
+    if run.status not in FINISHED:
         run = ledger.run_service.get_run(run_id)
     scorer_ids = ledger.run_queries.result_scorer_ids(run_id)
-    if not scorer_ids and run["callerDriven"]:  # the caller named its scorers in its results
+    if not scorer_ids and run.caller_driven:  # the caller named its scorers in its results
         scorer_ids = list(ledger.run_queries.score_summary(run_id))
     if sort in ("score", "-score") and not scorer:
         scorer = scorer_ids[0] if scorer_ids else None
@@ -284,22 +284,17 @@ def run_page(
         run_id, page, RESULTS_PER_PAGE, status=status or None, scorer=scorer or None,
         min_score=min_score, max_score=max_score, sort=sort, flagged=True if flagged else None,
     )
-    for result in results:
-        result["outputDiff"] = _diff_of(result)
-    dataset = _dataset_or_none(ledger, run["datasetId"])
+    diffs = [output_diff(r.expected_output, r.output, failed=r.status == "failed") for r in results]
+    dataset = _dataset_or_none(ledger, run.dataset_id)
     return templates.TemplateResponse(request, "runs/run.html", {
-        "run": run, "dataset": dataset, "results": results, "total": total, "page": page,
+        "run": run, "dataset": dataset, "results": results, "diffs": diffs, "total": total, "page": page,
         "per_page": RESULTS_PER_PAGE, "has_more": (page + 1) * RESULTS_PER_PAGE < total,
         "filters": {"status": status or "", "scorer": scorer or "", "minScore": min_score, "maxScore": max_score,
                     "sort": sort, "flagged": bool(flagged)},
         "filtered": bool(status or scorer or min_score is not None or max_score is not None or flagged),
-        "filter_error": filter_error, "scorer_ids": scorer_ids, "sorts": SORTS, "finished": run["status"] in FINISHED, "nav": "runs",
+        "filter_error": filter_error, "scorer_ids": scorer_ids, "sorts": SORTS, "finished": run.status in FINISHED, "nav": "runs",
         "ms": charts.milliseconds,
     })
-
-
-def _diff_of(result: dict[str, Any]) -> dict[str, Any]:
-    return output_diff(result["expectedOutput"], result["output"], failed=result["status"] == "failed")
 
 
 @router.post("/runs/{run_id}/results/{item_id}/review", response_class=HTMLResponse)
@@ -313,7 +308,7 @@ async def review_result(request: Request, run_id: UUID, item_id: UUID) -> HTMLRe
         index = _integer(form, "index", "Row") or 1
         before = await asyncio.to_thread(ledger.run_queries.get_result, run_id, item_id, repetition)
         comment = text_field(form, "comment", label="Comment", max_length=10_000)
-        old_comment = (before["review"] or {}).get("comment") or ""
+        old_comment = (before.review or {}).get("comment") or ""
         verdict = str(form.get("verdict") or "") or None
         flagged = {"true": True, "false": False}.get(str(form.get("flagged") or ""))
     except FormError as error:
@@ -330,8 +325,8 @@ async def review_result(request: Request, run_id: UUID, item_id: UUID) -> HTMLRe
     result = await asyncio.to_thread(ledger.run_queries.get_result, run_id, item_id, repetition)
     run = ledger.run_queries.get_run(run_id)
     return templates.TemplateResponse(request, "runs/_result.html", {
-        "r": result, "index": index, "run": run, "dataset": _dataset_or_none(ledger, run["datasetId"]),
-        "finished": run["status"] in FINISHED, "current": True, "review_error": error_text, "ms": charts.milliseconds,
+        "r": result, "index": index, "run": run, "dataset": _dataset_or_none(ledger, run.dataset_id),
+        "finished": run.status in FINISHED, "current": True, "review_error": error_text, "ms": charts.milliseconds,
     }, status_code=status_code)
 
 
@@ -350,8 +345,8 @@ def run_progress(request: Request, run_id: UUID,
     answer stops the polling and tells the page to reload its results and analytics."""
     run = ledger_of(request).run_service.get_run(run_id)
     response = templates.TemplateResponse(request, "runs/_progress.html", {
-        "run": run, "finished": run["status"] in FINISHED})
-    if run["status"] in FINISHED and seen not in FINISHED:
+        "run": run, "finished": run.status in FINISHED})
+    if run.status in FINISHED and seen not in FINISHED:
         response.headers["HX-Trigger"] = "run-finished"
     return response
 
@@ -383,7 +378,7 @@ def run_analytics(
         "run_id": run_id, "analytics": analytics, "threshold": threshold, "group_by": group_by or "",
         "group_error": error,
         "score_charts": {scorer: charts.score_histogram(counts, scorer) for scorer, counts in histograms.items()},
-        "latency_chart": charts.latency_histogram(latency["low"], latency["high"], latency["counts"]),
+        "latency_chart": charts.latency_histogram(latency.low, latency.high, latency.counts),
         "ms": charts.milliseconds,
     }, status_code=422 if error else 200)
 

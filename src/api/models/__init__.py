@@ -4,6 +4,7 @@ response bodies (documented in OpenAPI, put on the wire by api/wire.py, and used
 wire, snake_case in Python."""
 
 from evalledger.api.models.access import *  # noqa: F403
+from evalledger.api.models.analysis import *  # noqa: F403
 from evalledger.api.models.base import *  # noqa: F403
 from evalledger.api.models.datasets import *  # noqa: F403
 from evalledger.api.models.operations import *  # noqa: F403

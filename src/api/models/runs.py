@@ -1,15 +1,17 @@
-"""Runs, their results, analytics, comparisons and reviews on the wire."""
+"""Runs, their results and reviews on the wire (analytics and comparisons: analysis.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
 
+from evalledger.api.models.analysis import *  # noqa: F403
 from evalledger.api.models.base import *  # noqa: F403
 from evalledger.api.models.datasets import *  # noqa: F403
+from evalledger.api.wire import ABSENT_IF_NONE, AS_RECORDED, PresentWhen, encode_by_name
 
 
 # -- runs --------------------------------------------------------------------------------
@@ -84,6 +86,13 @@ class RunProgress(ResponseModel):
     done: int
     total: int
     fraction: float
+    failed: Annotated[int | None, PresentWhen("live")] = Field(
+        default=None, description="Live counters (while this process executes the run): results that failed.")
+    items_per_second: Annotated[float | None, PresentWhen("live")] = None
+    eta_seconds: Annotated[float | None, PresentWhen("live")] = Field(
+        default=None, description="Seconds left at the current rate (null until there is a rate).")
+    live: Annotated[bool | None, PresentWhen("live")] = Field(
+        default=None, description="true: the counters are the executor's own, ahead of the read model.")
 
 
 class RunStatusReason(ResponseModel):
@@ -115,11 +124,13 @@ class Run(ResponseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    wire_sources: ClassVar[dict[str, Any]] = {"score_summary": lambda o: encode_by_name(ScorerStats, o.score_summary)}
+
     progress: RunProgress
-    score_summary: dict[str, JSONValue] | None = Field(
+    score_summary: Annotated[dict[str, JSONValue] | None, ABSENT_IF_NONE] = Field(
         default=None, description="Per scorer: count, mean, median, std, min, max, passRate (at 0.5), errorCount "
         "(finished runs; see /analytics for more).")
-    status_reason: RunStatusReason | None = Field(
+    status_reason: Annotated[RunStatusReason | None, ABSENT_IF_NONE] = Field(
         default=None, description="Present while the run cannot start or go on (the database refused a connection, "
         "say): why, and when this process tries again, which it does until it can.")
 
@@ -150,10 +161,13 @@ class RunResult(ResponseModel):
     retry_errors: list[str]
     trace_id: str | None
     span_id: str | None = Field(default=None, description="The result's span (with OpenTelemetry configured).")
-    trace_url: str | None = Field(default=None, description="A link to the trace (EVALLEDGER_TRACE_URL's "
-                                  "template filled with the ids).")
-    scores: list[Score] = Field(description="The scores that count: a reviewer's override replaces the automatic "
-                                "score (marked `reviewed`, with `automaticScore`).")
+    trace_url: Annotated[str | None, ABSENT_IF_NONE] = Field(
+        default=None, description="A link to the trace (EVALLEDGER_TRACE_URL's template filled with the ids).")
+    usage: dict[str, JSONValue] | None = Field(
+        default=None, description="What the target used, as it reported it: inputTokens, outputTokens, cost, model.")
+    scores: Annotated[list[Score], AS_RECORDED] = Field(
+        description="The scores that count: a reviewer's override replaces the automatic score (marked `reviewed`, "
+        "with `automaticScore`).")
     started_at: datetime | None
     recorded_at: datetime
     review: dict[str, JSONValue] | None = Field(
@@ -176,160 +190,6 @@ class ResultsAccepted(ResponseModel):
 class Catalog(ResponseModel):
     builtin: list[dict[str, JSONValue]]
     registered: list[dict[str, JSONValue]]
-
-
-# -- analytics and comparison -------------------------------------------------------------
-
-
-class ScorerStats(ResponseModel):
-    count: int
-    mean: float | None
-    median: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    pass_rate: float | None
-    error_count: int
-    reviewed_count: int = Field(default=0, description="Results whose score here is a reviewer's (issue 18).")
-
-
-class LatencyStats(ResponseModel):
-    p50: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    mean: float | None = None
-    max: float | None = None
-
-
-class UsagePerItem(ResponseModel):
-    input_tokens: float | None
-    output_tokens: float | None
-    cost: float | None
-
-
-class UsageTotals(ResponseModel):
-    results: int = Field(description="Results (or scores) that reported usage.")
-    input_tokens: int | None
-    output_tokens: int | None
-    cost: float | None
-    models: list[str]
-    per_item: UsagePerItem = Field(description="Means over the results that reported usage.")
-
-
-class Usage(UsageTotals):
-    """What a run used, as its target (and its scorers: an LLM judge) reported it."""
-
-    scorers: dict[str, UsageTotals] = Field(default_factory=dict, description="Per scorer that reported usage.")
-    total_cost: float | None = Field(default=None, description="The target's cost and the scorers' together.")
-
-
-class UsageDelta(ResponseModel):
-    input_tokens: float | None
-    output_tokens: float | None
-    cost: float | None
-    total_cost: float | None
-    per_item: UsagePerItem
-
-
-class UsageComparison(ResponseModel):
-    a: Usage
-    b: Usage
-    delta: UsageDelta = Field(description="B minus A; null where either run reported nothing.")
-
-
-class RunAnalytics(ResponseModel):
-    run_id: UUID
-    status: str
-    partial: bool
-    threshold: float
-    results: int
-    succeeded: int
-    failed: int
-    success_rate: float | None
-    latency_ms: LatencyStats
-    scorers: dict[str, ScorerStats]
-    usage: Usage | None = None
-    group_by: str | None = None
-    groups: dict[str, dict[str, JSONValue]] | None = None
-    repetitions: dict[str, JSONValue] | None = None
-
-
-class ThresholdSpec(WireModel):
-    value: Number = Field(default=0.0, ge=0.0, description="Smallest difference that counts.")
-    direction: Literal["higher-is-better", "lower-is-better"] = "higher-is-better"
-
-
-class CompareRequest(WireModel):
-    run_id_a: UUID = Field(description="The baseline run.")
-    run_id_b: UUID | None = Field(default=None, description="The candidate run.")
-    candidates: list[UUID] | None = Field(
-        default=None, min_length=1, max_length=20, description="Several candidate runs, each compared with A."
-    )
-    thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict, description="Per scorer id.")
-    alpha: Number = Field(default=0.05, gt=0.0, lt=0.5, description="Significance level.")
-    allow_partial: Bool = Field(default=False, description="Compare runs still in progress (marked partial).")
-    items_page: Int = Field(default=0, ge=0)
-    items_per_page: Int = Field(default=100, ge=1, le=10_000)
-    item_status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"] | None = None
-
-
-class ScorerComparison(ResponseModel):
-    paired_items: int
-    mean_a: float | None
-    mean_b: float | None
-    delta: float | None
-    confidence_interval: dict[str, float | None]
-    p_value: float | None
-    test: str | None
-    improved: int
-    regressed: int
-    unchanged: int
-    threshold: dict[str, JSONValue]
-    verdict: Literal["regressed", "improved", "no-significant-change"]
-    reviewed_a: int = Field(default=0, description="Results of run A whose score is a reviewer's.")
-    reviewed_b: int = Field(default=0, description="Results of run B whose score is a reviewer's.")
-
-
-class ScoreChange(ResponseModel):
-    a: float | None
-    b: float | None
-    delta: float | None
-
-
-class ComparisonItem(ResponseModel):
-    item_id: UUID
-    status: Literal["regressed", "improved", "unchanged", "onlyInA", "onlyInB"]
-    scores: dict[str, ScoreChange] = Field(description="Per scorer: the item's score in A and B (repetitions "
-                                           "averaged) and B minus A.")
-    content_changed: bool | None = Field(default=None, description="The runs pinned different versions: whether "
-                                         "the item's content changed between them.")
-    content_change: dict[str, JSONValue] | None = None
-    output_diff: OutputDiff | None = Field(default=None, description="How B's output differs from A's.")
-
-
-class Comparison(ResponseModel):
-    run_id_a: UUID
-    run_id_b: UUID
-    dataset_version_a: int
-    dataset_version_b: int
-    partial: bool
-    alpha: float
-    paired_items: int
-    only_in_a: int
-    only_in_b: int
-    has_regression: bool
-    scorers: dict[str, ScorerComparison]
-    latency: dict[str, dict[str, float | None]]
-    usage: UsageComparison | None = Field(default=None, description="Tokens and cost of each run, and the delta.")
-    warnings: list[dict[str, str]]
-    items: list[ComparisonItem]
-    items_pagination: Pagination
-
-
-class MultiComparison(ResponseModel):
-    run_id_a: UUID
-    has_regression: bool
-    comparisons: list[Comparison]
 
 
 # -- reviews (issue 18) -------------------------------------------------------------------
@@ -374,18 +234,8 @@ class ResultReviewRecord(ResponseModel):
     flagged: bool | None
 
 
-class OutputDiff(ResponseModel):
-    kind: Literal["text", "json", "missingOutput", "noExpectedOutput"]
-    equal: bool
-    segments: list[dict[str, str]] | None = Field(
-        default=None, description="text: runs of the two texts, each `op` equal, del (expected only) or add "
-        "(output only).")
-    changes: list[dict[str, JSONValue]] | None = Field(
-        default=None, description="json: field-level changes from the expected output to the output.")
-
-
 class ResultDetail(RunResult):
-    automatic_scores: list[Score]
+    automatic_scores: Annotated[list[Score], AS_RECORDED]
     reviews: list[ResultReviewRecord]
     score_history: list[ScoreHistoryEntry]
     output_diff: OutputDiff
