@@ -31,7 +31,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def ledger(request: Request) -> Ledger:
+async def ledger(request: Request) -> Ledger:
+    # A coroutine, as it does no I/O: a plain function dependency runs in the thread pool.
     return request.app.state.ledger
 
 

@@ -40,8 +40,9 @@ def per_page_dependency(default: int) -> Any:
     """`perPage` (default `default`), at most the service's `max_per_page`; the OpenAPI
     document shows that maximum (see openapi.py)."""
 
-    def read(request: Request, value: Annotated[int, Query(alias="perPage", ge=1, description=PER_PAGE_DESCRIPTION)]
-             = default) -> int:
+    async def read(request: Request, value: Annotated[int, Query(alias="perPage", ge=1,
+                                                                 description=PER_PAGE_DESCRIPTION)] = default) -> int:
+        # A coroutine, as it does no I/O: a plain function would run in the thread pool.
         return check_at_most(value, request.app.state.settings.max_per_page, ("query", "perPage"))
 
     return Annotated[int, Depends(read)]
@@ -52,7 +53,7 @@ PerPage50 = per_page_dependency(50)
 PerPage100 = per_page_dependency(100)
 
 
-def _event_limit(request: Request, limit: Annotated[int, Query(ge=1)] = 100) -> int:
+async def _event_limit(request: Request, limit: Annotated[int, Query(ge=1)] = 100) -> int:
     return check_at_most(limit, request.app.state.settings.max_per_page, ("query", "limit"))
 
 

@@ -137,17 +137,25 @@ def authorize(request: Request, principal: Principal, role: str) -> None:
         check(principal, value)
 
 
-def current_principal(request: Request) -> Principal:
+def principal_of(request: Request) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is None:  # only a route outside the guard could get here
         raise NotAuthenticatedError("send an API key: Authorization: Bearer <key>")
     return principal
 
 
+# The dependencies below do no I/O, so they are coroutines: FastAPI runs a plain function
+# dependency in its thread pool, a hop that cost each request more than the work.
+
+
+async def current_principal(request: Request) -> Principal:
+    return principal_of(request)
+
+
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def recorded_actor(
+async def recorded_actor(
     request: Request,
     on_behalf_of: Annotated[str | None, Header(
         alias="X-Actor", max_length=200,
@@ -156,7 +164,7 @@ def recorded_actor(
     """The audit trail's actor: the key's name and id, and `X-Actor` as who it acted for."""
     if on_behalf_of is not None and any(ord(c) < 32 for c in on_behalf_of):
         raise InvalidRequestError("X-Actor must not hold control characters")
-    return current_principal(request).actor(on_behalf_of)
+    return principal_of(request).actor(on_behalf_of)
 
 
 Actor = Annotated[str, Depends(recorded_actor)]

@@ -47,7 +47,7 @@ class StreamQuery:
                       pagination=paged(total, self.page, self.per_page))
 
 
-def _read(
+async def _read(
     page: Page = 0,
     per_page: PerPage50 = 50,
     after: After = None,
