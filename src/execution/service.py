@@ -243,19 +243,11 @@ class RunService:
             if result.get("spanId") is None:
                 result.pop("spanId", None)
         for result in results:  # usage is recorded as read_usage reads it; none: no key, as before usage existed
-            try:
-                usage = read_usage(result.pop("usage", None))
-            except ValueError as invalid:
-                return InvalidRequestError(f"result of item {result['itemId']}: {invalid}")
-            if usage is not None:
-                result["usage"] = usage
+            problem = _usage_read(result, f"result of item {result['itemId']}")
             for score in result.get("scores") or []:  # a scorer's usage (an LLM judge's), the same way
-                try:
-                    scored = read_usage(score.pop("usage", None))
-                except ValueError as invalid:
-                    return InvalidRequestError(f"score {score.get('scorerId')!r} of item {result['itemId']}: {invalid}")
-                if scored is not None:
-                    score["usage"] = scored
+                problem = problem or _usage_read(score, f"score {score.get('scorerId')!r} of item {result['itemId']}")
+            if problem is not None:
+                return problem
         bad = [r["repetition"] for r in results if r["repetition"] >= repetitions]
         if bad:
             return InvalidRequestError(
@@ -296,3 +288,15 @@ def _checked_scorer_name(name: str) -> str:
             "without leading or trailing spaces"
         )
     return name
+
+
+def _usage_read(holder: dict[str, Any], what: str) -> InvalidRequestError | None:
+    """Replace `holder`'s usage with what read_usage reads of it (no key when there is
+    none); the problem when it cannot be read."""
+    try:
+        usage = read_usage(holder.pop("usage", None))
+    except ValueError as invalid:
+        return InvalidRequestError(f"{what}: {invalid}")
+    if usage is not None:
+        holder["usage"] = usage
+    return None
