@@ -5,6 +5,8 @@ of the command and of the catch-up. The catch-up is where a read model's live pa
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/single_edit.py
 
+EDIT_N sets how many items the dataset holds (default 1,000, added in one event).
+
 Runs in a fresh schema, dropped afterwards."""
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def main() -> None:
         ledger.read_your_writes(written)
         dataset_id = written.aggregate_id
         written = ledger.datasets.add_items(dataset_id, [NewItem(content=ItemContent({"q": i}, i, {}))
-                                                         for i in range(1000)])
+                                                         for i in range(int(os.environ.get("EDIT_N", "1000")))])
         ledger.read_your_writes(written)
         commands, catch_ups = [], []
         for k, item in enumerate(written.items[:600]):
