@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
 from evalledger.domain.errors import DomainError
+from evalledger.projections.run_queries import StatusReason
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class RunRetries:
     def __init__(self, max_pause: float = RETRY_MAX_PAUSE) -> None:
         self.max_pause = max_pause
         # Why a run is not going on, while it waits to be tried again (`statusReason`).
-        self.waiting: dict[UUID, dict[str, Any]] = {}
+        self.waiting: dict[UUID, StatusReason] = {}
 
     def retrying(self, run_id: UUID) -> AsyncRetrying:
         return AsyncRetrying(
@@ -50,7 +50,7 @@ class RunRetries:
         reason = f"{type(error).__name__}: {error}".strip()
         log.warning("run %s could not start or go on (attempt %d): %s; trying again in %.1f s",
                     run_id, state.attempt_number, reason, pause, exc_info=error if state.attempt_number == 1 else None)
-        previous = self.waiting.get(run_id, {})
-        self.waiting[run_id] = {"reason": reason, "attempts": max(state.attempt_number, previous.get("attempts", 0)),
-                                "since": previous.get("since", now.isoformat()),
-                                "nextAttemptAt": (now + timedelta(seconds=pause)).isoformat()}
+        previous = self.waiting.get(run_id)
+        self.waiting[run_id] = StatusReason(
+            reason=reason, attempts=max(state.attempt_number, previous.attempts if previous else 0),
+            since=previous.since if previous else now, next_attempt_at=now + timedelta(seconds=pause))

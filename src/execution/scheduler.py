@@ -12,8 +12,8 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from evalledger.domain.runs import FINISHED
@@ -25,7 +25,7 @@ from evalledger.execution.registry import Registry
 from evalledger.execution.retries import RunRetries
 from evalledger.execution.runner import error_text
 from evalledger.projections.dataset_queries import DatasetQueries
-from evalledger.projections.run_queries import RunQueries
+from evalledger.projections.run_queries import RunQueries, StatusReason
 from evalledger.service_layer.applications import Runs, Written
 
 log = logging.getLogger(__name__)
@@ -207,12 +207,12 @@ class RunScheduler:
         done.wait(timeout)
         return self.runs.get_run(run_id).status in FINISHED
 
-    def status_reason(self, run_id: UUID) -> dict[str, Any] | None:
+    def status_reason(self, run_id: UUID) -> StatusReason | None:
         """Why the run is not going on: this process waits to try it again, or no worker
         is running to take its chunks."""
-        reason = self.retries.waiting.get(run_id)
-        if reason is not None:
-            return dict(reason)
+        waiting = self.retries.waiting.get(run_id)
+        if waiting is not None:
+            return replace(waiting)
         if self.run_worker and self.worker_error is None:
             return None
         if self.chunks.executors.get(run_id):
@@ -227,7 +227,7 @@ class RunScheduler:
         except Exception as error:  # noqa: BLE001 - the answer says what it can
             reason = f"the job queue cannot be read: {error_text(error)}"
         # Looked at again on every read of the run.
-        return {"reason": reason, "attempts": 0, "since": now.isoformat(), "nextAttemptAt": now.isoformat()}
+        return StatusReason(reason=reason, attempts=0, since=now, next_attempt_at=now)
 
     def progress(self, run_id: UUID) -> LiveProgress | None:
         return self.chunks.progress(run_id)

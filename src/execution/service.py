@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,7 +22,7 @@ from evalledger.execution.scheduler import RunScheduler
 from evalledger.execution.scorers import build_scorer
 from evalledger.execution.targets import build_target, read_usage
 from evalledger.projections.dataset_queries import DatasetQueries
-from evalledger.projections.run_queries import RunQueries, RunView, StatusReason
+from evalledger.projections.run_queries import RunQueries, RunView
 
 
 @dataclass(slots=True)
@@ -170,11 +169,7 @@ class RunService:
                 live.failed, live.items_per_second, live.eta_seconds)
             progress.live = True
         if run.status in ("pending", "running") and run.target is not None:
-            waiting = self.scheduler.status_reason(run_id)
-            if waiting is not None:
-                run.status_reason = StatusReason(waiting["reason"], waiting["attempts"],
-                                                 datetime.fromisoformat(waiting["since"]),
-                                                 datetime.fromisoformat(waiting["nextAttemptAt"]))
+            run.status_reason = self.scheduler.status_reason(run_id)
         if run.status in FINISHED:
             run.score_summary = self.run_queries.score_summary(run_id)
         return run
