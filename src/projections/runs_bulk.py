@@ -24,6 +24,7 @@ from psycopg.sql import SQL, Identifier
 from evalledger.domain.datasets import Dataset
 from evalledger.domain.runs import Run
 from evalledger.projections.bulk import (
+    NULL,
     BulkLoad,
     EncodedValues,
     copy_float,
@@ -66,21 +67,27 @@ def run_line(run: RunRow) -> bytes:
 
 
 class ResultLines:
-    """Encodes results (`RESULT_COLUMNS`) as lines of COPY's text format; the values an
-    event's results share (run id, time, actor) are encoded once."""
+    """Encodes one run's results (`RESULT_COLUMNS`) as lines of COPY's text format. The run
+    id is encoded once, the values an event's results share (time, actor) once each, and
+    the columns most results leave empty are tested here rather than each sent through its
+    encoder: a rebuild writes a line per result."""
 
     def __init__(self) -> None:
         self._value = EncodedValues()
 
-    def __call__(self, row: ResultRow) -> bytes:
+    def __call__(self, row: ResultRow, run_id: bytes) -> bytes:
         value = self._value
+        error, trace_id, usage, span_id = row.error, row.trace_id, row.usage, row.span_id
+        review, reviewed_scores = row.review, row.reviewed_scores
         return b"\t".join((
-            value(row.run_id, copy_id), row.item_id.encode(), b"%d" % row.repetition, row.status.encode(),
-            copy_json(row.output), copy_text(row.error), copy_float(row.latency_ms), copy_int(row.attempts),
-            copy_json(row.retry_errors), copy_text(row.trace_id), copy_json(row.scores), copy_time(row.started_at),
-            value(row.recorded_at, copy_time), copy_int(row.seq), copy_json(row.usage),
-            value(row.recorded_by, copy_text), copy_text(row.span_id), copy_json(row.review),
-            copy_json(row.reviewed_scores), b"t" if row.flagged else b"f")) + b"\n"
+            run_id, row.item_id.encode(), b"%d" % row.repetition, row.status.encode(), copy_json(row.output),
+            NULL if error is None else copy_text(error), copy_float(row.latency_ms), copy_int(row.attempts),
+            b"[]" if row.retry_errors == [] else copy_json(row.retry_errors),
+            NULL if trace_id is None else copy_text(trace_id), copy_json(row.scores), copy_time(row.started_at),
+            value(row.recorded_at, copy_time), copy_int(row.seq), NULL if usage is None else copy_json(usage),
+            value(row.recorded_by, copy_text), NULL if span_id is None else copy_text(span_id),
+            NULL if review is None else copy_json(review),
+            NULL if reviewed_scores is None else copy_json(reviewed_scores), b"t" if row.flagged else b"f")) + b"\n"
 
 
 class RunsBulkLoad(BulkLoad):
@@ -137,12 +144,13 @@ class RunsBulkLoad(BulkLoad):
         results = self.state.results
         spilled = self.spilled.get(run.run_id)
         rows = [(key, results.pop(key)) for key in keys]
+        run_id = copy_id(run.run_id)
         missing = list({row.item_id for _, row in rows if row.seq is None})
         seqs = self._seqs(run, missing) if missing else {}
         for key, row in rows:
             if row.seq is None:
                 row.seq = seqs.get(row.item_id, NO_SEQ)
-            line = self.result_line(row)
+            line = self.result_line(row, run_id)
             if spilled and key in spilled:
                 self.replacements[key] = line
             else:
