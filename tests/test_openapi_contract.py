@@ -109,11 +109,14 @@ def test_schemathesis_finds_no_server_error_and_no_mismatch(
     command = [
         str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run",
         service.url + "/openapi.json", "--checks", "all", "--max-examples", "50", "--seed", "12",
-        "--workers", "2", "--generation-database", "none", "--suppress-health-check", "all", "--no-color",
+        "--workers", "1", "--generation-database", "none", "--suppress-health-check", "all", "--no-color",
         "--request-timeout", "30", "--report", "json", "--report-json-path", str(report),
         "--header", f"Authorization: Bearer {TEST_ADMIN_KEY}",
         *(arg for path in EXCLUDED for arg in ("--exclude-path", path)),
     ]
+    # One worker: with two, hypothesis parses lambdas' source in two threads at once, which on
+    # Python 3.11.7 now and then fails with "AST constructor recursion depth mismatch" (CPython
+    # gh-106905), an error of the tool, not of the service.
     # In tmp_path, so that schemathesis' cache of earlier failures stays out of the repository
     # and each run starts afresh (the seed makes it repeatable).
     finished = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
