@@ -65,8 +65,8 @@ Statement = tuple[bytes | Composed, Any]  # a statement and its parameters
 
 def rendered(statement: Composed) -> bytes:
     """A composed statement as the bytes psycopg sends, made once: composing it again on
-    every execute (quoting identifiers, joining parts) cost a single edit's catch-up more
-    than its round trips did."""
+    every execute (quoting identifiers, joining parts) was a measurable part of a single
+    edit's catch-up (see benchmarks/README.md)."""
     return statement.as_bytes(None)
 
 
