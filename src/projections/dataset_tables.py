@@ -8,10 +8,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.rows import dict_row
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 
 from evalledger.domain.errors import DatasetNotFoundError
+from evalledger.projections.tables import Tables
 
 # The item revisions valid at version %(v)s.
 VALID_AT = "valid_from <= %(v)s AND (valid_to IS NULL OR valid_to > %(v)s) AND NOT deleted"
@@ -28,9 +28,9 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-class DatasetTables:
+class DatasetTables(Tables):
     def __init__(self, datastore: PostgresDatastore) -> None:
-        self.datastore = datastore
+        super().__init__(datastore)
         schema = Identifier(datastore.schema)
         self._datasets = SQL("{}.datasets").format(schema)
         self._items = SQL("{}.dataset_items").format(schema)
@@ -41,11 +41,6 @@ class DatasetTables:
             "SELECT v.*, coalesce((SELECT array_agg(t.tag ORDER BY t.tag) FROM {} t"
             " WHERE t.dataset_id = v.dataset_id AND t.version = v.version), '{{}}') AS tags FROM {} v"
         ).format(self._tags, self._versions)
-
-    def _fetch(self, query: Composed | str, params: Any = None) -> list[dict[str, Any]]:
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=dict_row) as curs:
-            curs.execute(query, params, prepare=True)
-            return curs.fetchall()
 
     def dataset_row(self, dataset_id: UUID) -> dict[str, Any]:
         rows = self._fetch(

@@ -17,10 +17,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from evalledger.domain.runs import FINISHED, RunNotFoundError, declared_scorer_ids
+from evalledger.projections.tables import Tables
 
 _SCORE = "(s->>'score')::float8"
 _EXACT_SCORE = "(s->>'score')::numeric"
@@ -245,20 +246,15 @@ _NO_OUTCOMES = {"results": 0, "succeeded": 0, "failed": 0, "latency_percentiles"
                 "latency_max": None}
 
 
-class RunTables:
+class RunTables(Tables):
     """The runs projection's tables, and the run row every read starts from."""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
-        self.datastore = datastore
+        super().__init__(datastore)
         schema = Identifier(datastore.schema)
         self._runs = SQL("{}.runs").format(schema)
         self._results = SQL("{}.run_results").format(schema)
         self._items = SQL("{}.dataset_items").format(schema)
-
-    def _fetch(self, query: Composed, params: Any = None) -> list[dict[str, Any]]:
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=dict_row) as curs:
-            curs.execute(query, params, prepare=True)
-            return curs.fetchall()
 
     def run_row(self, run_id: UUID) -> dict[str, Any]:
         rows = self._fetch(SQL("SELECT * FROM {} WHERE run_id = %s").format(self._runs), (run_id,))
@@ -386,31 +382,19 @@ class RunAnalyticsQueries(RunTables):
 
     def item_presence(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, bool, bool]]:
         """Every item with a result in either run: (item id, in A, in B)."""
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT item_id, bool_or(run_id = %(a)s), bool_or(run_id = %(b)s) FROM {}"
-                    " WHERE run_id IN (%(a)s, %(b)s) GROUP BY item_id ORDER BY min(seq), item_id"
-                ).format(self._results),
-                {"a": run_a, "b": run_b},
-                prepare=True,
-            )
-            return curs.fetchall()
+        return self._fetch(SQL(
+            "SELECT item_id, bool_or(run_id = %(a)s), bool_or(run_id = %(b)s) FROM {}"
+            " WHERE run_id IN (%(a)s, %(b)s) GROUP BY item_id ORDER BY min(seq), item_id"
+        ).format(self._results), {"a": run_a, "b": run_b}, tuple_row)
 
     def paired_scores(self, run_a: UUID, run_b: UUID) -> list[tuple[UUID, str, float | None, float | None]]:
         """Per item and scorer: the mean score (over repetitions) in A and in B."""
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(
-                SQL(
-                    f"SELECT r.item_id, s->>'scorerId', avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(a)s)::float8,"
-                    f" avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(b)s)::float8"
-                    " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
-                    " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2 ORDER BY 1, 2"
-                ).format(self._results),
-                {"a": run_a, "b": run_b},
-                prepare=True,
-            )
-            return curs.fetchall()
+        return self._fetch(SQL(
+            f"SELECT r.item_id, s->>'scorerId', avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(a)s)::float8,"
+            f" avg({_EXACT_SCORE}) FILTER (WHERE r.run_id = %(b)s)::float8"
+            " FROM {} r CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.reviewed_scores, r.scores)) s"
+            " WHERE r.run_id IN (%(a)s, %(b)s) GROUP BY 1, 2 ORDER BY 1, 2"
+        ).format(self._results), {"a": run_a, "b": run_b}, tuple_row)
 
     def first_outputs(self, run_id: UUID, item_ids: list[UUID]) -> dict[UUID, Any]:
         """The output of repetition 0 of some items' results (a failed result has none)."""
