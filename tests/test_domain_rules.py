@@ -30,7 +30,7 @@ from evalledger.domain.errors import (
     ItemNotFoundError,
     ItemPurgedError,
 )
-from evalledger.domain.runs import Run, RunFinishedError, RunNotFinishedError, RunSettings
+from evalledger.domain.runs import Run, RunFinishedError, RunNotCallerDrivenError, RunNotFinishedError, RunSettings
 
 pytestmark = pytest.mark.fast
 
@@ -144,6 +144,15 @@ def test_a_server_run_keeps_the_first_result_of_each_item_and_repetition() -> No
     # A resumed run sends what it had in flight again: nothing is recorded twice.
     assert run.record_results([result("a"), result("b", 1)], upsert=False, actor="runner") == 1
     assert run.counts() == (4, 0, 0) and run.expected_results == 4
+
+
+def test_a_server_run_never_replaces_a_result_so_each_key_it_records_is_new() -> None:
+    # The runs view relies on it: it does not read a server run's results before writing them.
+    run = new_run()
+    run.record_results([result("a", output="first")], upsert=False, actor="runner")
+    with pytest.raises(RunNotCallerDrivenError):
+        run.record_results([result("a", output="second")], upsert=True, actor="caller")
+    assert events_of(run) == ["Created", "ResultsRecorded"]
 
 
 def test_a_caller_driven_run_replaces_a_result_but_records_an_identical_one_never() -> None:
