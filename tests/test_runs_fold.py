@@ -16,7 +16,7 @@ from conftest import random_parts
 from evalledger.domain.content import PURGED_TEXT, ItemContent
 from evalledger.domain.datasets import Dataset, NewItem
 from evalledger.domain.runs import Run, RunSettings
-from evalledger.projections.runs_fold import RunsState, fold, needs_seq, touched
+from evalledger.projections.runs_fold import RunsState, fold, touched
 
 pytestmark = pytest.mark.fast
 
@@ -44,9 +44,9 @@ def test_results_replace_by_key_and_the_counts_move_by_difference() -> None:
     row = state.runs[run.id]
     assert (row.status, row.expected_results, row.recorded, row.succeeded, row.failed) == ("completed", 6, 3, 2, 1)
     assert row.started_at is not None and row.finished_at == row.updated_at
-    assert {(r.item_id, r.repetition): r.status for r in state.results.values()} == {
+    assert {(r.item_id, r.repetition): r.status for r in state.results[run.id].values()} == {
         (a, 0): "failed", (a, 1): "succeeded", (b, 0): "succeeded"}
-    assert {r.item_id for rows in needs_seq(state).values() for r in rows} == {a, b}, "seqs are the caller's"
+    assert all(r.seq is None for r in state.changed_result_rows()), "seqs are the caller's"
 
 
 def test_a_replaced_result_keeps_its_seq_and_review() -> None:
@@ -54,12 +54,12 @@ def test_a_replaced_result_keeps_its_seq_and_review() -> None:
     a = str(uuid4())
     run.record_results([result(a)], upsert=True, actor="caller")
     state = fold(RunsState(), run.collect_events())
-    state.results[(run.id, a, 0)].seq = 7
-    state.results[(run.id, a, 0)].review = {"flagged": True}
-    state.results[(run.id, a, 0)].flagged = True
+    state.results[run.id][(a, 0)].seq = 7
+    state.results[run.id][(a, 0)].review = {"flagged": True}
+    state.results[run.id][(a, 0)].flagged = True
     run.record_results([result(a, score=0.0)], upsert=True, actor="caller")
     fold(state, run.collect_events())
-    row = state.results[(run.id, a, 0)]
+    row = state.results[run.id][(a, 0)]
     assert (row.seq, row.review, row.flagged, row.scores[0]["score"]) == (7, {"flagged": True}, True, 0.0)
     assert state.runs[run.id].recorded == 1
 
@@ -72,7 +72,7 @@ def test_a_review_folds_into_the_result_and_is_kept_as_a_row_of_its_own() -> Non
     run.review(item_id=a, repetition=0, verdict="pass", scores={"exact": 1.0}, criteria={}, comment=None,
                flagged=True, actor="bob", reason=None)
     state = fold(RunsState(), run.collect_events())
-    row = state.results[(run.id, a, 0)]
+    row = state.results[run.id][(a, 0)]
     assert row.flagged and row.review["verdict"] == "pass"
     assert row.reviewed_scores[0]["score"] == 1.0 and row.reviewed_scores[0]["automaticScore"] == 0.2
     assert [(r.actor, r.verdict) for r in state.new_reviews] == [("bob", "pass")]
@@ -88,7 +88,7 @@ def test_a_purge_strips_the_texts_of_that_items_results_in_runs_of_that_dataset_
     dataset.collect_events()
     dataset.purge_item(item, actor="alice", reason="asked")
     state = fold(RunsState(), [*mine.collect_events(), *other.collect_events(), *dataset.collect_events()])
-    purged, kept = state.results[(mine.id, item, 0)], state.results[(other.id, item, 0)]
+    purged, kept = state.results[mine.id][(item, 0)], state.results[other.id][(item, 0)]
     assert (purged.output, purged.error, purged.retry_errors) == (None, PURGED_TEXT, [])
     assert purged.scores == [{"scorerId": "exact", "score": 1.0, "reason": None, "error": PURGED_TEXT}]
     assert (kept.output, kept.error) == ({"a": item}, "boom")
@@ -132,13 +132,14 @@ def test_folding_in_parts_seeded_with_the_touched_rows_equals_folding_at_once() 
         keys = touched(part)
         seed = RunsState(
             runs={run_id: copy.deepcopy(row) for run_id, row in stored.runs.items()
-                  if run_id in keys.run_ids or row.dataset_id in {d for d, _ in keys.purged}},
-            results={key: copy.deepcopy(row) for key, row in stored.results.items()
-                     if key in keys.result_keys or any(key[1] == i for _, i in keys.purged)})
+                  if run_id in keys.run_ids or row.dataset_id in {d for d, _ in keys.purged}})
+        for key, row in stored.all_results().items():
+            if key in keys.result_keys or any(key[1] == i for _, i in keys.purged):
+                seed.add_result(copy.deepcopy(row))
         fold(seed, part)
         for run_id in seed.changed_runs:
             stored.runs[run_id] = seed.runs[run_id]
-        for key in seed.changed_results:
-            stored.results[key] = seed.results[key]
+        for row in seed.changed_result_rows():
+            stored.add_result(row)
     assert stored.runs == whole.runs
-    assert stored.results == whole.results
+    assert stored.all_results() == whole.all_results()

@@ -48,6 +48,8 @@ from evalledger.read_ahead import ReadAhead
 
 # Rows of one table are sent in COPY statements of about this many bytes.
 COPY_CHUNK = 2 * 2**20
+# Rows encoded at a time by `TableRows.add_encoded`.
+ENCODE_SLICE = 1000
 # Rows held back (not yet final) may take about this many bytes before they are spilled.
 MEMORY_BUDGET = 256 * 2**20
 # Most notifications one read of the log asks for (the first asks for FIRST_READ, as the
@@ -105,23 +107,6 @@ def copy_float(value: float | None) -> bytes:
 
 def copy_id(value: UUID | str) -> bytes:
     return str(value).encode()
-
-
-class EncodedValues:
-    """Values that many rows share (an event's ids, times, actor), each encoded once and
-    kept, for the last few thousand: encoding them again for every row of a rebuild cost
-    a good part of its time."""
-
-    def __init__(self) -> None:
-        self._encoded: dict[Any, bytes] = {}
-
-    def __call__(self, value: Any, encode: Callable[[Any], bytes]) -> bytes:
-        encoded = self._encoded.get(value)
-        if encoded is None:
-            if len(self._encoded) > 4096:
-                self._encoded.clear()
-            encoded = self._encoded[value] = encode(value)
-        return encoded
 
 
 def content_columns(content: dict[str, Any] | Sealed) -> tuple[bytes, bytes, bytes]:
@@ -265,6 +250,21 @@ class TableRows:
         self._size += len(line)
         if self._size >= COPY_CHUNK:
             self.flush()
+
+    def add_encoded(self, rows: Sequence[Any], encode: Callable[[Sequence[Any]], list[bytes]]) -> None:
+        """Add `rows` encoded as lines by `encode`, a slice at a time, so that each chunk
+        goes to the writer as soon as it is full rather than after every row is encoded."""
+        for start in range(0, len(rows), ENCODE_SLICE):
+            self.add_all(encode(rows[start:start + ENCODE_SLICE]))
+
+    def add_all(self, lines: list[bytes]) -> None:
+        held = self._lines
+        for line in lines:
+            held.append(line)
+            self._size += len(line)
+            if self._size >= COPY_CHUNK:
+                self.flush()
+                held = self._lines
 
     def flush(self) -> None:
         if self._lines:

@@ -28,7 +28,7 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from evalledger.domain.access import DEFAULT_PROJECT_ID
 from evalledger.domain.content import Sealed
-from evalledger.projections.bulk import NULL, EncodedValues, content_columns, copy_id, copy_int, copy_json, copy_text, copy_time
+from evalledger.projections.bulk import NULL, content_columns, copy_id, copy_json, copy_text, copy_time
 from evalledger.projections import datasets_fold
 from evalledger.projections.datasets_fold import (
     DatasetRow,
@@ -69,20 +69,29 @@ def revision_content(content: Any) -> tuple[bytes, bytes, bytes]:
     return content_columns(content)
 
 
-class RevisionLines:
-    """Encodes item revisions (`REVISION_COLUMNS`) as lines of COPY's text format. The
-    revisions of one event share their dataset id, version and times: each is encoded once."""
-
-    def __init__(self) -> None:
-        self._value = EncodedValues()
-
-    def __call__(self, row: ItemRevision) -> bytes:
-        value = self._value
-        return b"\t".join((
-            value(row.dataset_id, copy_id), row.item_id.encode(), b"%d" % row.valid_from, copy_int(row.valid_to),
-            b"%d" % row.seq, b"t" if row.deleted else b"f", copy_text(row.external_id),
-            *revision_content(row.content), copy_json(row.source), value(row.created_at, copy_time),
-            value(row.updated_at, copy_time), copy_time(row.purged_at))) + b"\n"
+def revision_lines(rows: list[ItemRevision]) -> list[bytes]:
+    """Item revisions (`REVISION_COLUMNS`) as lines of COPY's text format. Consecutive
+    revisions of one event share their dataset id and times: each is encoded once."""
+    lines = []
+    dataset_id = created_at = updated_at = None
+    encoded_id = created = updated = b""
+    for row in rows:
+        if row.dataset_id is not dataset_id:
+            dataset_id = row.dataset_id
+            encoded_id = copy_id(dataset_id)
+        if row.created_at is not created_at:
+            created_at = row.created_at
+            created = copy_time(created_at)
+        if row.updated_at is not updated_at:
+            updated_at = row.updated_at
+            updated = copy_time(updated_at)
+        external_id, valid_to, purged_at = row.external_id, row.valid_to, row.purged_at
+        lines.append(b"\t".join((
+            encoded_id, row.item_id.encode(), b"%d" % row.valid_from, NULL if valid_to is None else b"%d" % valid_to,
+            b"%d" % row.seq, b"t" if row.deleted else b"f", NULL if external_id is None else copy_text(external_id),
+            *revision_content(row.content), copy_json(row.source), created, updated,
+            NULL if purged_at is None else copy_time(purged_at))) + b"\n")
+    return lines
 
 
 def _fragment(text: bytes, null: Any = None) -> Any:
@@ -274,7 +283,7 @@ class DatasetsView(BatchingView):
         sent at once), revisions read from the table updated, the other tables' rows
         upserted; returns the statements that write them, to be run in one round trip."""
         new, closed, purged = [], [], []
-        for row in state.changed_revisions.values():
+        for row in (row for rows in state.changed.values() for row in rows.values()):
             if not row.stored:
                 new.append(row)
             elif row.purged_at is None:
@@ -284,7 +293,7 @@ class DatasetsView(BatchingView):
         writes: list[Statement] = []
         if len(new) >= COPY_ADDED_FROM:
             with curs.copy(self._copy_revisions) as copy:
-                copy.write(b"".join(map(RevisionLines(), new)))
+                copy.write(b"".join(revision_lines(new)))
         elif new:
             writes.append((self._insert_revisions, (json_rows([revision_json(row) for row in new]),)))
         if closed:

@@ -30,7 +30,7 @@ from evalledger.projections.datasets import (
     TAG_COLUMNS,
     VERSION_COLUMNS,
     DatasetsView,
-    RevisionLines,
+    revision_lines,
 )
 from evalledger.projections.datasets_fold import (
     FOLDS,
@@ -80,8 +80,8 @@ class DatasetsBulkLoad(BulkLoad):
         self.current_version: dict[UUID, tuple[UUID, int]] = {}  # dataset -> its version row's key
         self.closings: list[tuple[UUID, str, int, int]] = []  # spilled revisions closed since
         self.purges: list[tuple[UUID, str, datetime, int]] = []  # dataset, item, when, dataset version
-        self.sizes: dict[tuple[UUID, str, int], int] = {}  # open revisions held, and their sizes
-        self.revision_line = RevisionLines()
+        # Open revisions held, and their sizes: by dataset, then (item id, valid_from).
+        self.sizes: dict[UUID, dict[tuple[str, int], int]] = {}
 
     def fold(self, events: Any) -> None:
         state = self.state
@@ -102,19 +102,25 @@ class DatasetsBulkLoad(BulkLoad):
     def _settle(self) -> None:
         """Write the rows the fold has made final, and forget them."""
         state = self.state
-        for key, row in state.changed_revisions.items():
-            if row.stored:  # written already (spilled)
-                if row.valid_to is not None:
-                    self.closings.append((row.dataset_id, row.item_id, row.valid_from, row.valid_to))
+        final = []
+        for dataset_id, changed in state.changed.items():
+            sizes = self.sizes.get(dataset_id)
+            if sizes is None:
+                sizes = self.sizes[dataset_id] = {}
+            for key, row in changed.items():
+                if row.stored:  # written already (spilled)
+                    if row.valid_to is not None:
+                        self.closings.append((row.dataset_id, row.item_id, row.valid_from, row.valid_to))
+                        self._forget(row)
+                elif row.valid_to is not None or row.deleted:
+                    final.append(row)
+                    self.held -= sizes.pop(key, 0)
                     self._forget(row)
-            elif row.valid_to is not None or row.deleted:
-                self.items_out.add(self.revision_line(row))
-                self.held -= self.sizes.pop(key, 0)
-                self._forget(row)
-            elif key not in self.sizes:
-                size = self.sizes[key] = _size(row)
-                self.held += size
-        state.changed_revisions = {}
+                elif key not in sizes:
+                    size = sizes[key] = _size(row)
+                    self.held += size
+        state.changed = {}
+        self.items_out.add_encoded(final, revision_lines)
         versions = state.versions
         for key in state.changed_versions:
             dataset_id, version = key
@@ -129,27 +135,27 @@ class DatasetsBulkLoad(BulkLoad):
         state.changed_versions = set()
 
     def _forget(self, row: ItemRevision) -> None:
-        item = (row.dataset_id, row.item_id)
-        rows = self.state.revisions_of[item]
+        items = self.state.revisions_of[row.dataset_id]
+        rows = items[row.item_id]
         rows[:] = [other for other in rows if other is not row]
         if not rows:
-            del self.state.revisions_of[item]
+            del items[row.item_id]
+
+    def _unwritten(self) -> list[ItemRevision]:
+        return [row for items in self.state.revisions_of.values() for rows in items.values() for row in rows
+                if not row.stored]
 
     def spill(self) -> None:
-        for rows in self.state.revisions_of.values():
-            for row in rows:
-                if row.stored:
-                    continue
-                self.items_out.add(self.revision_line(row))
-                row.stored = True
-                row.content = None  # what an update or deletion takes over from it stays
+        unwritten = self._unwritten()
+        self.items_out.add_encoded(unwritten, revision_lines)
+        for row in unwritten:
+            row.stored = True
+            row.content = None  # what an update or deletion takes over from it stays
         self.sizes = {}
 
     def finish(self) -> None:
         state = self.state
-        for row in state.revisions.values():
-            if not row.stored:
-                self.items_out.add(self.revision_line(row))
+        self.items_out.add_encoded(self._unwritten(), revision_lines)
         for row in state.versions.values():
             self.versions_out.add(version_line(row))
         datasets_out = self.rows("datasets", DATASET_COLUMNS)

@@ -14,7 +14,7 @@ parse and re-encode; `content_values` gives the column values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -130,47 +130,58 @@ RevisionKey = tuple[UUID, str, int]  # dataset id, item id, valid_from
 @dataclass
 class DatasetsState:
     """The rows the fold works on, keyed, and which of them it changed. Live catch-up seeds
-    it with the rows a batch touches (`seed_*`); a rebuild starts it empty."""
+    it with the rows a batch touches (`seed_*`); a rebuild starts it empty. Revisions are
+    kept by dataset, then by item: an event's items are all of one dataset, so its id is
+    looked up once per event rather than hashed into a key per item."""
 
     datasets: dict[UUID, DatasetRow] = field(default_factory=dict)
     versions: dict[tuple[UUID, int], VersionRow] = field(default_factory=dict)
     tags: dict[tuple[UUID, str], TagRow | None] = field(default_factory=dict)  # None: deleted
-    # Each item's revisions the state holds (a purge changes them all).
-    revisions_of: dict[ItemKey, list[ItemRevision]] = field(default_factory=dict)
+    # Each item's revisions the state holds (a purge changes them all), by dataset and item id.
+    revisions_of: dict[UUID, dict[str, list[ItemRevision]]] = field(default_factory=dict)
     # Each item's open, not deleted revision (the one an update or deletion closes).
-    current: dict[ItemKey, ItemRevision] = field(default_factory=dict)
+    current: dict[UUID, dict[str, ItemRevision]] = field(default_factory=dict)
     changed_datasets: set[UUID] = field(default_factory=set)
     changed_versions: set[tuple[UUID, int]] = field(default_factory=set)
     changed_tags: set[tuple[UUID, str]] = field(default_factory=set)
-    changed_revisions: dict[RevisionKey, ItemRevision] = field(default_factory=dict)  # in the order made
+    # By dataset, then (item id, valid_from), in the order made.
+    changed: dict[UUID, dict[tuple[str, int], ItemRevision]] = field(default_factory=dict)
 
     @property
     def revisions(self) -> dict[RevisionKey, ItemRevision]:
         """Every revision the state holds, by key."""
-        return {row.key: row for rows in self.revisions_of.values() for row in rows}
+        return {row.key: row for items in self.revisions_of.values() for rows in items.values() for row in rows}
+
+    @property
+    def changed_revisions(self) -> dict[RevisionKey, ItemRevision]:
+        """The revisions the fold made or changed, by key."""
+        return {(dataset_id, *key): row for dataset_id, rows in self.changed.items() for key, row in rows.items()}
 
     def seed_revision(self, row: ItemRevision) -> None:
         """Add a revision read from the table (or replace the one with its key)."""
-        item = (row.dataset_id, row.item_id)
-        rows = self.revisions_of.setdefault(item, [])
+        rows = self.revisions_of.setdefault(row.dataset_id, {}).setdefault(row.item_id, [])
         rows[:] = [other for other in rows if other.valid_from != row.valid_from]
         rows.append(row)
         if row.valid_to is None and not row.deleted:
-            self.current[item] = row
+            self.current.setdefault(row.dataset_id, {})[row.item_id] = row
 
-    def _add(self, item: ItemKey, row: ItemRevision) -> None:
-        """A new revision: the item's current one, unless it is a deletion marker."""
-        rows = self.revisions_of.get(item)
-        if rows is None:
-            self.revisions_of[item] = [row]
-        else:
-            rows.append(row)
-        self.changed_revisions[(item[0], item[1], row.valid_from)] = row
-        if not row.deleted:
-            self.current[item] = row
+    def of_dataset(self, dataset_id: UUID) -> tuple[dict[str, list[ItemRevision]], dict[str, ItemRevision],
+                                                    dict[tuple[str, int], ItemRevision]]:
+        """The dataset's revisions by item, its items' current revisions, and its changed
+        revisions, for a fold to work on."""
+        revisions_of = self.revisions_of.get(dataset_id)
+        if revisions_of is None:
+            revisions_of = self.revisions_of[dataset_id] = {}
+        current = self.current.get(dataset_id)
+        if current is None:
+            current = self.current[dataset_id] = {}
+        changed = self.changed.get(dataset_id)
+        if changed is None:
+            changed = self.changed[dataset_id] = {}
+        return revisions_of, current, changed
 
     def _changed(self, row: ItemRevision) -> None:
-        self.changed_revisions[(row.dataset_id, row.item_id, row.valid_from)] = row
+        self.changed.setdefault(row.dataset_id, {})[(row.item_id, row.valid_from)] = row
 
 
 # -- the fold, one function per event class --------------------------------------------------
@@ -241,58 +252,71 @@ def _items_added(state: DatasetsState, e: Dataset.ItemsAdded) -> None:
         return
     seq = dataset.next_seq
     _new_version(state, dataset, e, added=len(e.items))
-    dataset_id, version, ts, add = dataset.dataset_id, e.dataset_version, e.timestamp, state._add
+    dataset_id, version, ts = dataset.dataset_id, e.dataset_version, e.timestamp
+    revisions_of, current, changed = state.of_dataset(dataset_id)
     for entry in e.items:  # (positional: this loop is the cost of adding many items)
         seq += 1
         # An id added again (after its deletion) gets a new seq; its marker stays open.
         item_id = entry["id"]
-        add((dataset_id, item_id), ItemRevision(
-            dataset_id, item_id, version, None, seq, False, entry.get("externalId"), entry["content"],
-            entry.get("source"), ts, ts))
+        row = ItemRevision(dataset_id, item_id, version, None, seq, False, entry.get("externalId"), entry["content"],
+                           entry.get("source"), ts, ts)
+        rows = revisions_of.get(item_id)
+        if rows is None:
+            revisions_of[item_id] = [row]
+        else:
+            rows.append(row)
+        changed[(item_id, version)] = row
+        current[item_id] = row
 
 
-def _close(state: DatasetsState, dataset_id: UUID, item_id: str, version: int) -> ItemRevision | None:
-    """End the item's open revision at `version`; returns it (None: no such item)."""
-    before = state.current.pop((dataset_id, item_id), None)
-    if before is not None:
-        before.valid_to = version
-        state._changed(before)
-    return before
-
-
-def _closing(state: DatasetsState, e: Dataset.ItemsUpdated | Dataset.ItemsDeleted, entries: list[Any],
-             id_of: Callable[[Any], str], *, updated: int = 0,
-             removed: int = 0) -> Iterator[tuple[DatasetRow, Any, ItemRevision]]:
-    """Move the dataset on to the event's version and close, there, the open revision of
-    each entry's item; yields (dataset, entry, the revision closed) for the new revision
-    to follow it. Items deleted or never added are passed over: there is nothing to change."""
+def _close_and_follow(state: DatasetsState, e: Dataset.ItemsUpdated | Dataset.ItemsDeleted, entries: list[Any],
+                      id_of: Callable[[Any], str], follow: Callable[[Any, ItemRevision], ItemRevision], *,
+                      updated: int = 0, removed: int = 0) -> None:
+    """Move the dataset on to the event's version; close there the open revision of each
+    entry's item, and add the revision `follow(entry, closed)` makes to follow it (the
+    item's current one unless it is a deletion marker). Items deleted or never added are
+    passed over: there is nothing to change."""
     dataset = _touch(state, e)
     if dataset is None:
         return
     _new_version(state, dataset, e, updated=updated, removed=removed)
+    version = e.dataset_version
+    revisions_of, current, changed = state.of_dataset(dataset.dataset_id)
     for entry in entries:
-        before = _close(state, dataset.dataset_id, id_of(entry), e.dataset_version)
-        if before is not None:
-            yield dataset, entry, before
+        item_id = id_of(entry)
+        before = current.pop(item_id, None)
+        if before is None:
+            continue
+        before.valid_to = version
+        changed[(item_id, before.valid_from)] = before
+        row = follow(entry, before)
+        revisions_of[item_id].append(row)
+        changed[(item_id, version)] = row
+        if not row.deleted:
+            current[item_id] = row
 
 
 def _items_updated(state: DatasetsState, e: Dataset.ItemsUpdated) -> None:
-    for dataset, entry, before in _closing(state, e, e.items, itemgetter("id"), updated=len(e.items)):
+    def follow(entry: Any, before: ItemRevision) -> ItemRevision:
         source = entry.get("source")
-        state._add((dataset.dataset_id, entry["id"]), ItemRevision(
-            dataset_id=dataset.dataset_id, item_id=entry["id"], valid_from=e.dataset_version, valid_to=None,
+        return ItemRevision(
+            dataset_id=before.dataset_id, item_id=before.item_id, valid_from=e.dataset_version, valid_to=None,
             seq=before.seq, deleted=False, external_id=entry.get("externalId"), content=entry["content"],
             source=before.source if source is None else source, created_at=before.created_at,
-            updated_at=e.timestamp))
+            updated_at=e.timestamp)
+
+    _close_and_follow(state, e, e.items, itemgetter("id"), follow, updated=len(e.items))
 
 
 def _items_deleted(state: DatasetsState, e: Dataset.ItemsDeleted) -> None:
-    for dataset, item_id, before in _closing(state, e, e.item_ids, str, removed=len(e.item_ids)):
+    def follow(item_id: Any, before: ItemRevision) -> ItemRevision:
         # The deletion marker: open, no content, the last revision's seq and externalId.
-        state._add((dataset.dataset_id, item_id), ItemRevision(
-            dataset_id=dataset.dataset_id, item_id=item_id, valid_from=e.dataset_version, valid_to=None,
+        return ItemRevision(
+            dataset_id=before.dataset_id, item_id=before.item_id, valid_from=e.dataset_version, valid_to=None,
             seq=before.seq, deleted=True, external_id=before.external_id, content=None, source=None,
-            created_at=before.created_at, updated_at=e.timestamp))
+            created_at=before.created_at, updated_at=e.timestamp)
+
+    _close_and_follow(state, e, e.item_ids, str, follow, removed=len(e.item_ids))
 
 
 def purge_revision(row: ItemRevision, at: datetime) -> None:
@@ -306,7 +330,7 @@ def _item_purged(state: DatasetsState, e: Dataset.ItemPurged) -> None:
     dataset = _touch(state, e)
     if dataset is None:
         return
-    for row in state.revisions_of.get((dataset.dataset_id, e.item_id), ()):
+    for row in state.revisions_of.get(dataset.dataset_id, {}).get(e.item_id, ()):
         purge_revision(row, e.timestamp)
         state._changed(row)
 

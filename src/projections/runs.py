@@ -181,8 +181,7 @@ class RunsView(BatchingView):
                     run = state.runs[row["run_id"]] = RunRow(**row)
                     self._remember(run)
             for row in found[0] if found else ():
-                result = ResultRow(**row)
-                state.results[(result.run_id, result.item_id, result.repetition)] = result
+                state.add_result(ResultRow(**row))
             return state
 
         return reads, state_of
@@ -198,7 +197,7 @@ class RunsView(BatchingView):
             writes.append((self._upsert_runs, (json_rows([state.runs[run_id] for run_id in state.changed_runs]),)))
         if state.changed_results:
             writes.append((self._upsert_results,
-                           (json_rows([state.results[key] for key in state.changed_results]),)))
+                           (json_rows(state.changed_result_rows()),)))
         if state.new_reviews:
             writes.append((self._insert_reviews, (json_rows(state.new_reviews),)))
         return writes

@@ -26,7 +26,6 @@ from evalledger.domain.runs import Run
 from evalledger.projections.bulk import (
     NULL,
     BulkLoad,
-    EncodedValues,
     copy_float,
     copy_id,
     copy_int,
@@ -43,6 +42,7 @@ from evalledger.projections.runs_fold import (
     RUN_COLUMNS,
     ResultKey,
     ResultRow,
+    RunResultKey,
     RunRow,
     RunsState,
 )
@@ -54,6 +54,9 @@ SEQS_BY_ID = 0.25
 RESULT_SIZE = 1000
 # Events applied at the end, by the live path (see above).
 _LATER = (Dataset.ItemPurged, Run.ResultReviewed)
+# The columns a load writes: what reviews add is left to the tables' defaults (none, not
+# flagged), since the load applies reviews only at the end.
+LOADED_RESULT_COLUMNS = tuple(name for name in RESULT_COLUMNS if name not in ("review", "reviewed_scores", "flagged"))
 
 
 def run_line(run: RunRow) -> bytes:
@@ -66,28 +69,32 @@ def run_line(run: RunRow) -> bytes:
         copy_time(run.updated_at))) + b"\n"
 
 
-class ResultLines:
-    """Encodes one run's results (`RESULT_COLUMNS`) as lines of COPY's text format. The run
-    id is encoded once, the values an event's results share (time, actor) once each, and
-    the columns most results leave empty are tested here rather than each sent through its
-    encoder: a rebuild writes a line per result."""
-
-    def __init__(self) -> None:
-        self._value = EncodedValues()
-
-    def __call__(self, row: ResultRow, run_id: bytes) -> bytes:
-        value = self._value
-        error, trace_id, usage, span_id = row.error, row.trace_id, row.usage, row.span_id
-        review, reviewed_scores = row.review, row.reviewed_scores
-        return b"\t".join((
+def result_lines(rows: list[ResultRow], run_id: bytes) -> list[bytes]:
+    """One run's results (`LOADED_RESULT_COLUMNS`) as lines of COPY's text format. The run id comes
+    encoded; the time and actor that consecutive results of one event share are encoded
+    once; the columns most results leave empty are tested here rather than each sent
+    through its encoder: a rebuild writes a line per result."""
+    lines = []
+    recorded_at = recorded_by = None
+    at = by = b""
+    for row in rows:
+        if row.recorded_at is not recorded_at:
+            recorded_at = row.recorded_at
+            at = copy_time(recorded_at)
+        if row.recorded_by is not recorded_by:
+            recorded_by = row.recorded_by
+            by = copy_text(recorded_by)
+        error, latency, trace_id, started_at = row.error, row.latency_ms, row.trace_id, row.started_at
+        usage, span_id = row.usage, row.span_id
+        lines.append(b"\t".join((
             run_id, row.item_id.encode(), b"%d" % row.repetition, row.status.encode(), copy_json(row.output),
-            NULL if error is None else copy_text(error), copy_float(row.latency_ms), copy_int(row.attempts),
-            b"[]" if row.retry_errors == [] else copy_json(row.retry_errors),
-            NULL if trace_id is None else copy_text(trace_id), copy_json(row.scores), copy_time(row.started_at),
-            value(row.recorded_at, copy_time), copy_int(row.seq), NULL if usage is None else copy_json(usage),
-            value(row.recorded_by, copy_text), NULL if span_id is None else copy_text(span_id),
-            NULL if review is None else copy_json(review),
-            NULL if reviewed_scores is None else copy_json(reviewed_scores), b"t" if row.flagged else b"f")) + b"\n"
+            NULL if error is None else copy_text(error), NULL if latency is None else copy_float(latency),
+            copy_int(row.attempts), b"[]" if row.retry_errors == [] else copy_json(row.retry_errors),
+            NULL if trace_id is None else copy_text(trace_id), copy_json(row.scores),
+            NULL if started_at is None else copy_time(started_at), at, copy_int(row.seq),
+            NULL if usage is None else copy_json(usage), by,
+            NULL if span_id is None else copy_text(span_id))) + b"\n")
+    return lines
 
 
 class RunsBulkLoad(BulkLoad):
@@ -95,18 +102,20 @@ class RunsBulkLoad(BulkLoad):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The fold's state. Its `changed_results` are the results not yet written (held),
+        # by run: they are taken out when written.
         self.state = RunsState()
-        self.results_out = self.rows("run_results", RESULT_COLUMNS)
-        self.result_line = ResultLines()
+        self.results_out = self.rows("run_results", LOADED_RESULT_COLUMNS)
         self.later: list[Any] = []  # purges and reviews, in log order
-        self.held_by_run: dict[UUID, set[ResultKey]] = {}  # results not yet written
-        # Results written before their run finished (spilled), each kept as a stand-in with
-        # what a replacement takes over from it (status for the counts, seq, review).
-        self.spilled: dict[UUID, set[ResultKey]] = {}
+        # Results written before their run finished (spilled), by run: each is kept in the
+        # state as a stand-in with what a replacement takes over from it (status for the
+        # counts, and seq).
+        self.spilled: dict[UUID, set[RunResultKey]] = {}
         self.replacements: dict[ResultKey, bytes] = {}  # spilled rows' replacements
 
     def fold(self, events: Any) -> None:
         state = self.state
+        held = state.changed_results
         for event in events:
             kind = type(event)
             if kind in _LATER:
@@ -115,20 +124,19 @@ class RunsBulkLoad(BulkLoad):
             apply = FOLDS.get(kind)
             if apply is None:
                 continue
-            apply(state, event)
             if kind is Run.ResultsRecorded:
-                held = self.held_by_run.setdefault(event.originator_id, set())
-                before = len(held)
-                held.update(state.changed_results)
-                self.held += (len(held) - before) * RESULT_SIZE
-                state.changed_results.clear()
-            elif kind in FINISHED_STATUS:
-                run = state.runs.get(event.originator_id)
-                if run is not None:
-                    self._write_results(run)
-                    # Final: a finished run takes no more results; its stand-ins can go.
-                    for key in self.spilled.pop(run.run_id, ()):
-                        state.results.pop(key, None)
+                before = len(held.get(event.originator_id, ()))
+                apply(state, event)
+                self.held += (len(held.get(event.originator_id, ())) - before) * RESULT_SIZE
+            else:
+                apply(state, event)
+                if kind in FINISHED_STATUS:
+                    run = state.runs.get(event.originator_id)
+                    if run is not None:
+                        self._write_results(run)
+                        # Final: a finished run takes no more results; its stand-ins can go.
+                        self.spilled.pop(run.run_id, None)
+                        state.results.pop(run.run_id, None)
         if self.held > self.memory_budget:
             self.spill()
             self.held = 0
@@ -137,32 +145,35 @@ class RunsBulkLoad(BulkLoad):
         """Write the run's held results, each with its item's seq; one that replaces a
         result already written replaces its row at the end. Spilling, each written result
         stays in the state as a stand-in."""
-        keys = self.held_by_run.pop(run.run_id, None)
+        keys = self.state.changed_results.pop(run.run_id, None)
         if not keys:
             return
         self.held = max(0, self.held - len(keys) * RESULT_SIZE)
-        results = self.state.results
+        results = self.state.results[run.run_id]
         spilled = self.spilled.get(run.run_id)
-        rows = [(key, results.pop(key)) for key in keys]
+        rows = list(results.values()) if not spilled and len(keys) == len(results) else [results[key] for key in keys]
         run_id = copy_id(run.run_id)
-        missing = list({row.item_id for _, row in rows if row.seq is None})
+        missing = list({row.item_id for row in rows if row.seq is None})
         seqs = self._seqs(run, missing) if missing else {}
-        for key, row in rows:
+        for row in rows:
             if row.seq is None:
                 row.seq = seqs.get(row.item_id, NO_SEQ)
-            line = self.result_line(row, run_id)
-            if spilled and key in spilled:
-                self.replacements[key] = line
-            else:
-                self.results_out.add(line)
-            if spilling:
-                self.spilled.setdefault(run.run_id, set()).add(key)
-                results[key] = ResultRow(
+        if spilled:
+            for row, line in zip(rows, result_lines(rows, run_id), strict=True):
+                if (row.item_id, row.repetition) in spilled:
+                    self.replacements[(run.run_id, row.item_id, row.repetition)] = line
+                else:
+                    self.results_out.add(line)
+        else:
+            self.results_out.add_encoded(rows, lambda some: result_lines(some, run_id))
+        if spilling:
+            self.spilled.setdefault(run.run_id, set()).update(keys)
+            for row in rows:
+                results[(row.item_id, row.repetition)] = ResultRow(
                     run_id=row.run_id, item_id=row.item_id, repetition=row.repetition, status=row.status,
                     output=None, error=None, latency_ms=None, attempts=0, retry_errors=None, trace_id=None,
                     scores=None, started_at=None, recorded_at=row.recorded_at, seq=row.seq, usage=None,
-                    recorded_by=None, span_id=None, review=row.review, reviewed_scores=row.reviewed_scores,
-                    flagged=row.flagged)
+                    recorded_by=None, span_id=None)
 
     def _seqs(self, run: RunRow, item_ids: list[str]) -> dict[str, int]:
         """Each item's seq in the dataset version the run is pinned to, read from the
@@ -184,12 +195,12 @@ class RunsBulkLoad(BulkLoad):
 
     def spill(self) -> None:
         runs = self.state.runs
-        for run_id in list(self.held_by_run):
+        for run_id in list(self.state.changed_results):
             self._write_results(runs[run_id], spilling=True)
 
     def finish(self) -> None:
         runs = self.state.runs
-        for run_id in list(self.held_by_run):
+        for run_id in list(self.state.changed_results):
             self._write_results(runs[run_id])
         self.results_out.flush()
         runs_out = self.rows("runs", RUN_COLUMNS)
@@ -208,7 +219,7 @@ class RunsBulkLoad(BulkLoad):
                         " AND r.repetition = k.repetition").format(results),
                     (run_ids, item_ids, repetitions))
                 with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(
-                        results, SQL(", ").join(map(Identifier, RESULT_COLUMNS)))) as copy:
+                        results, SQL(", ").join(map(Identifier, LOADED_RESULT_COLUMNS)))) as copy:
                     copy.write(b"".join(replacements.values()))
             if later:
                 view.apply_now(curs, later)

@@ -6,7 +6,7 @@ This is the only place that says what an event does to the `runs`, `run_results`
 a batch touches, folds the batch into them and writes back the changed ones; a rebuild
 folds the log into empty state and COPYs the rows out (runs_bulk.py). The one thing the fold
 cannot know is a new result's `seq` (its item's place in the dataset, from the datasets
-view): a new result row has `seq` None until the caller fills it in (`needs_seq`).
+view): a new result row has `seq` None until the caller fills it in.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ NO_SEQ = 9223372036854775807
 FINISHED_STATUS = {Run.Completed: "completed", Run.Failed: "failed", Run.Cancelled: "cancelled"}
 
 ResultKey = tuple[UUID, str, int]  # run id, item id, repetition
+RunResultKey = tuple[str, int]  # item id, repetition: a result's key within its run
 
 
 @dataclass(slots=True)
@@ -74,6 +75,8 @@ class ResultRow:
     retry_errors: Any
     trace_id: str | None
     scores: Any
+    # As the result recorded it (ISO text: PostgreSQL reads it as it writes it, so the
+    # fold neither parses it nor formats it again); a datetime as read from the table.
     started_at: datetime | str | None
     recorded_at: datetime
     seq: int | None  # None: not looked up yet
@@ -111,24 +114,30 @@ REVIEW_COLUMNS = tuple(ReviewRow.__dataclass_fields__)
 @dataclass
 class RunsState:
     """The rows the fold works on, keyed, and which of them it changed. Live catch-up seeds
-    it with the rows a batch touches; a rebuild starts it empty."""
+    it with the rows a batch touches; a rebuild starts it empty. Results are kept by run,
+    then by (item id, repetition): an event's results are all of one run, so its id is
+    looked up once per event rather than hashed into a key per result."""
 
     runs: dict[UUID, RunRow] = field(default_factory=dict)
-    results: dict[ResultKey, ResultRow] = field(default_factory=dict)
+    results: dict[UUID, dict[RunResultKey, ResultRow]] = field(default_factory=dict)
     new_reviews: list[ReviewRow] = field(default_factory=list)
     changed_runs: set[UUID] = field(default_factory=set)
-    changed_results: set[ResultKey] = field(default_factory=set)
+    changed_results: dict[UUID, set[RunResultKey]] = field(default_factory=dict)
 
+    def result(self, key: ResultKey) -> ResultRow | None:
+        run_results = self.results.get(key[0])
+        return None if run_results is None else run_results.get(key[1:])
 
-def _time(value: Any) -> Any:
-    """A result's ISO time as a datetime (as PostgreSQL reads it back); text it cannot
-    parse is kept as it is, for the database to judge."""
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
+    def add_result(self, row: ResultRow) -> None:
+        self.results.setdefault(row.run_id, {})[(row.item_id, row.repetition)] = row
+
+    def all_results(self) -> dict[ResultKey, ResultRow]:
+        """Every result row held, by its whole key."""
+        return {(run_id, *key): row for run_id, rows in self.results.items() for key, row in rows.items()}
+
+    def changed_result_rows(self) -> list[ResultRow]:
+        results = self.results
+        return [results[run_id][key] for run_id, keys in self.changed_results.items() for key in keys]
 
 
 def _float(value: Any) -> float | None:
@@ -146,7 +155,7 @@ def result_row(e: Run.ResultsRecorded, r: dict[str, Any]) -> ResultRow:
     return ResultRow(
         e.originator_id, r["itemId"], get("repetition", 0), "succeeded" if error is None else "failed",
         get("output"), error, _float(get("latencyMs")), get("attempts", 1), get("retryErrors") or [],
-        get("traceId"), get("scores") or [], _time(get("startedAt")), e.timestamp, None, get("usage"), e.actor,
+        get("traceId"), get("scores") or [], get("startedAt"), e.timestamp, None, get("usage"), e.actor,
         get("spanId"))
 
 
@@ -179,29 +188,39 @@ def _started(state: RunsState, e: Run.Started) -> None:
 
 def _results_recorded(state: RunsState, e: Run.ResultsRecorded) -> None:
     # The last result for a key replaces the one before; the run's counts move by difference.
-    run = state.runs.get(e.originator_id)
+    run_id = e.originator_id
+    run = state.runs.get(run_id)
     if run is None:
         return
-    results, changed = state.results, state.changed_results
+    results = state.results.get(run_id)
+    if results is None:
+        results = state.results[run_id] = {}
+    changed = state.changed_results.get(run_id)
+    if changed is None:
+        changed = state.changed_results[run_id] = set()
+    recorded = failed = succeeded = 0
     for r in e.results:
         row = result_row(e, r)
-        key = (row.run_id, row.item_id, row.repetition)
+        key = (row.item_id, row.repetition)
         old = results.get(key)
         if old is None:
-            run.recorded += 1
+            recorded += 1
         else:
             if old.status == "failed":
-                run.failed -= 1
+                failed -= 1
             else:
-                run.succeeded -= 1
+                succeeded -= 1
             # What is not the result's own stays: its place, and what reviews said of it.
             row.seq, row.review, row.reviewed_scores, row.flagged = old.seq, old.review, old.reviewed_scores, old.flagged
         if row.status == "failed":
-            run.failed += 1
+            failed += 1
         else:
-            run.succeeded += 1
+            succeeded += 1
         results[key] = row
         changed.add(key)
+    run.recorded += recorded
+    run.failed += failed
+    run.succeeded += succeeded
     if run.status == "pending":
         run.status = "running"
     run.started_at = run.started_at or e.timestamp
@@ -225,8 +244,8 @@ def _result_reviewed(state: RunsState, e: Run.ResultReviewed) -> None:
         run_id=e.originator_id, item_id=str(e.item_id), repetition=e.repetition, run_version=e.originator_version,
         reviewed_at=e.timestamp, actor=e.actor, reason=e.reason, verdict=e.verdict, scores=e.scores,
         criteria=e.criteria, comment=e.comment, flagged=e.flagged))
-    key = (e.originator_id, str(e.item_id), e.repetition)
-    row = state.results.get(key)
+    key = (str(e.item_id), e.repetition)
+    row = state.results.get(e.originator_id, {}).get(key)
     if row is None:
         return
     row.review = fold_review(row.review, verdict=e.verdict, scores=e.scores, criteria=e.criteria,
@@ -234,26 +253,27 @@ def _result_reviewed(state: RunsState, e: Run.ResultReviewed) -> None:
                              at=e.timestamp.isoformat())
     row.reviewed_scores = reviewed_scores(row.scores, row.review)
     row.flagged = row.review["flagged"]
-    state.changed_results.add(key)
+    state.changed_results.setdefault(e.originator_id, set()).add(key)
 
 
 def _item_purged(state: RunsState, e: Dataset.ItemPurged) -> None:
     # What sealing.py makes of a purged item's results when it reads them from the event
     # store, so a rebuild after the purge gives these rows exactly.
     item_id, dataset_id = str(e.item_id), e.originator_id
-    for key, row in state.results.items():
-        if key[1] != item_id:
-            continue
-        run = state.runs.get(key[0])
+    for run_id, results in state.results.items():
+        run = state.runs.get(run_id)
         if run is None or run.dataset_id != dataset_id:
             continue
-        row.output = None
-        row.retry_errors = []
-        row.error = None if row.error is None else PURGED_TEXT
-        row.scores = purged_scores(row.scores)
-        if row.reviewed_scores is not None:
-            row.reviewed_scores = purged_scores(row.reviewed_scores)
-        state.changed_results.add(key)
+        for key, row in results.items():
+            if key[0] != item_id:
+                continue
+            row.output = None
+            row.retry_errors = []
+            row.error = None if row.error is None else PURGED_TEXT
+            row.scores = purged_scores(row.scores)
+            if row.reviewed_scores is not None:
+                row.reviewed_scores = purged_scores(row.reviewed_scores)
+            state.changed_results.setdefault(run_id, set()).add(key)
 
 
 FOLDS: dict[type, Any] = {
@@ -298,14 +318,4 @@ def touched(events: Iterable[Any]) -> Touched:
             out.purged.add((e.originator_id, str(e.item_id)))
         elif type(e) in FOLDS:
             out.run_ids.add(e.originator_id)
-    return out
-
-
-def needs_seq(state: RunsState) -> dict[UUID, list[ResultRow]]:
-    """The changed result rows whose seq is not known yet, by run."""
-    out: dict[UUID, list[ResultRow]] = {}
-    for key in state.changed_results:
-        row = state.results[key]
-        if row.seq is None:
-            out.setdefault(key[0], []).append(row)
     return out
