@@ -124,10 +124,6 @@ class RunsState:
     changed_runs: set[UUID] = field(default_factory=set)
     changed_results: dict[UUID, set[RunResultKey]] = field(default_factory=dict)
 
-    def result(self, key: ResultKey) -> ResultRow | None:
-        run_results = self.results.get(key[0])
-        return None if run_results is None else run_results.get(key[1:])
-
     def add_result(self, row: ResultRow) -> None:
         self.results.setdefault(row.run_id, {})[(row.item_id, row.repetition)] = row
 

@@ -19,12 +19,14 @@ import hashlib
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 
@@ -240,6 +242,28 @@ class BatchingView(PostgresTrackingRecorder):
         """`apply`, its last writes included."""
         run_together(curs, self.apply(curs, events))
 
+    @contextmanager
+    def _batch_transaction(self) -> Iterator[Cursor[Any]]:
+        """A cursor on one of the datastore's connections (autocommit, as the library makes
+        them) for a batch that sends its own BEGIN and COMMIT inside its first and last
+        pipelines, which saves the two round trips `conn.transaction()` spends on them.
+        What is left open (an early return, an error) is rolled back here.
+
+        The batch commits without waiting for the WAL to reach the disk (synchronous_commit
+        off): its rows and its tracking position are derived from events that are on disk
+        already, and commit or vanish together. A database crash can lose the last such
+        commits, never part of one; the view is then behind its log, and its followers apply
+        the events again (a writer learns it from `ViewBehind`, the leader from its position
+        check). The WAL is written in order, so a later synchronous commit (any event
+        stored) makes every earlier batch durable too. Measured: a single edit's catch-up
+        1.6-1.9 -> 1.3-1.6 ms (benchmarks/README.md)."""
+        with self.datastore.get_connection() as conn:
+            try:
+                yield conn.cursor()
+            finally:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute(b"ROLLBACK", prepare=False)
+
     def process(self, events: Sequence[tuple[Any, int]], position: Tracking, *, follows: int | None = None) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
         last of them) in the same transaction. Returns how many events were new here.
@@ -249,11 +273,14 @@ class BatchingView(PostgresTrackingRecorder):
         lost."""
         batch = [event for event, _ in events]
         reads, state_of = self.first_reads(batch)
-        with self.datastore.transaction(commit=True) as curs:
+        with self._batch_transaction() as curs:
             conn = curs.connection
-            # The lock, the position and the rows the batch touches first, in one round trip:
-            # statements run in order, so the reads see the tables as the lock leaves them.
+            # The transaction's start, the lock, the position and the rows the batch touches
+            # first, in one round trip: statements run in order, so the reads see the tables
+            # as the lock leaves them.
             with conn.pipeline():
+                curs.execute(b"BEGIN", prepare=False)
+                curs.execute(b"SET LOCAL synchronous_commit TO off", prepare=False)
                 curs.execute("SELECT pg_advisory_xact_lock(%s)", (self.advisory_key,), prepare=True)
                 tracked = conn.cursor()
                 tracked.execute(self.max_tracking_id_statement, (position.application_name,), prepare=True)
@@ -269,8 +296,9 @@ class BatchingView(PostgresTrackingRecorder):
             # Rows read for events some of which were applied already are read again.
             first = state_of([cursor.fetchall() for cursor in answers]) if reads and len(fresh) == len(batch) else None
             writes = self.apply(curs, fresh, first)
-            with curs.connection.pipeline():  # the last rows and the position in one round trip
+            with conn.pipeline():  # the last rows, the position and the commit in one round trip
                 for statement, params in writes:
                     curs.execute(statement, params, prepare=True)
                 self._insert_tracking(curs, position)
+                curs.execute(b"COMMIT", prepare=False)
         return len(fresh)
