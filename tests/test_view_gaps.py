@@ -4,7 +4,13 @@ would go on from the belief is refused and the follower applies what lies betwee
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import pytest
+
 from evalledger.bootstrap import build_ledger
+from evalledger.domain.errors import DatasetNotFoundError
 from evalledger.settings import Settings
 
 
@@ -28,3 +34,36 @@ def test_a_write_after_the_view_moved_back_brings_in_what_lies_between(settings:
     finally:
         ledger.close()
 
+
+
+def test_a_batch_that_fails_leaves_no_rows_and_no_position(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A batch sends its own BEGIN and COMMIT (view.py, `_batch_transaction`): a failure
+    among its last writes rolls all of it back, rows and position, and the next write
+    brings in what it had failed to apply."""
+    ledger = build_ledger(settings)
+    try:
+        [follower] = [f for f in ledger.followers if f.name == "datasets"]
+        view = follower.view
+        ledger.read_your_writes(ledger.datasets.create_dataset(name="before"))
+        position = follower.position()
+        write_rows = view.write_rows
+
+        def failing(curs: Any, state: Any) -> list[Any]:  # the rows, then a statement that fails
+            return [*write_rows(curs, state), (b"SELECT 1/0", None)]
+
+        view.write_rows = failing  # type: ignore[method-assign]
+        lost = ledger.datasets.create_dataset(name="lost")
+        with caplog.at_level(logging.WARNING):
+            ledger.read_your_writes(lost)  # logged, not raised: the event is stored
+        assert "division by zero" in caplog.text
+        assert follower.position() == position
+        with pytest.raises(DatasetNotFoundError):
+            ledger.dataset_queries.get_dataset(lost.aggregate_id)
+
+        view.write_rows = write_rows  # type: ignore[method-assign]
+        ledger.read_your_writes(after := ledger.datasets.create_dataset(name="after"))
+        assert follower.position() == after.notification_id
+        assert ledger.dataset_queries.get_dataset(lost.aggregate_id).name == "lost"
+    finally:
+        ledger.close()

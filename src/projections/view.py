@@ -9,8 +9,8 @@ them, and events at or below the recorded position are skipped.
 A view applies a batch (`apply`) with its read model's fold (datasets_fold.py,
 runs_fold.py), the one a rebuild runs over the whole log (bulk.py): it reads the rows the
 batch touches, by key, in one round trip, folds the batch into them and writes back the
-rows that changed in another, with the tracking record. A long batch goes in parts
-(`parts_of`), each seeing what the one before wrote.
+rows that changed in another, with the tracking record and the commit (`process`). A long
+batch goes in parts (`parts_of`), each seeing what the one before wrote.
 """
 
 from __future__ import annotations
