@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,14 @@ def test_copying_items_whose_external_id_the_target_uses(service: Service) -> No
     dropped = client.copy_items(source.id, target.id, [a.id], on_conflict="drop")
     assert dropped.count == 1 and dropped.items[0].external_id is None
     assert client.get_item(target.id, dropped.items[0].id).input == "a"
+
+
+def test_a_command_with_no_service_at_its_url_says_so_in_one_line() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for command in (["whoami"], ["datasets", "list"]):
+        done = evalledger(*command, url=url)
+        assert done.returncode == 2
+        assert f"Cannot reach the service at {url}" in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr and "ConnectError" not in done.stderr
