@@ -118,7 +118,7 @@ def test_a_schema_change_is_refused_while_current_items_break_it(datasets: Datas
     [loose] = datasets.add_items(dataset_id, [item({"question": "no q"})], actor="alice").items
     with pytest.raises(SchemaViolationError) as refused:
         datasets.change_details(dataset_id, {"input_schema": QUESTION_SCHEMA}, actor="alice")
-    assert [f["itemId"] for f in refused.value.extra["failingItems"]] == [loose.id]
+    assert [f["item_id"] for f in refused.value.extra["failing_items"]] == [loose.id]
     datasets.delete_items(dataset_id, [loose.id], actor="alice")
     assert datasets.change_details(dataset_id, {"input_schema": QUESTION_SCHEMA}, actor="alice").changed
 

@@ -47,6 +47,11 @@ def test_declared_scorers_are_listed_by_analytics_before_any_result(service: Ser
     with pytest.raises(ApiError) as typo:
         service.client.submit_results(run_id, [{"itemId": item_ids[1], "scores": [{"scorerId": "qualty", "score": 1}]}])
     assert typo.value.status == 422 and "qualty" in typo.value.detail
+    assert typo.value.problem["undeclaredScorerIds"] == ["qualty"]
+    stranger = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(ApiError) as unknown:
+        service.client.submit_results(run_id, [{"itemId": stranger, "output": "x"}])
+    assert unknown.value.status == 422 and unknown.value.problem["unknownItemIds"] == [stranger]
     assert len(run_events(service, run_id)) == before
 
 

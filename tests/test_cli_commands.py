@@ -150,6 +150,12 @@ def test_copying_items_whose_external_id_the_target_uses(service: Service) -> No
     text = " ".join(refused.stderr.split())
     assert "'shared'" in text and "--on-conflict" in text and "mode" not in text
     assert client.get_dataset(target.id).item_count == 1
+    over_http = client.http.post(f"/api/datasets/{source.id}/items/copy",
+                                 json={"targetDatasetId": str(target.id), "itemIds": [str(a.id), str(b.id)]})
+    assert over_http.status_code == 409
+    [clash] = over_http.json()["clashes"]  # the problem's extras in the wire's names
+    target_item = client.list_items(target.id).items[0].id
+    assert clash == {"externalId": "shared", "sourceItemId": str(a.id), "targetItemId": str(target_item)}
 
     skipped = evalledger(*args, "--on-conflict", "skip", url=service.url)
     assert skipped.returncode == 0, skipped.stderr

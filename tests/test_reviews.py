@@ -162,6 +162,8 @@ def test_unknown_results_and_unfinished_runs_are_refused(service: Service) -> No
     assert_problem(review(service, run_id, str(uuid4()), verdict="pass"), 404, "result-not-found")
     assert_problem(review(service, str(uuid4()), items[0], verdict="pass"), 404, "run-not-found")
     assert_problem(client.http.get(f"/api/datasets/runs/{run_id}/results/{uuid4()}"), 404, "result-not-found")
+    unknown = assert_problem(review(service, run_id, items[0], scores={"no-such-scorer": 0.5}), 422, "invalid-request")
+    assert unknown["unknownScorerIds"] == ["no-such-scorer"]  # the problem's extras in the wire's names
     dataset_id = client.get_run(run_id).dataset_id
     open_run = client.create_run(dataset_id, scorers=["exact-match"])
     client.submit_results(open_run.id, [{"itemId": items[0], "output": "a",

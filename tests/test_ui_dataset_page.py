@@ -164,6 +164,7 @@ def test_a_person_browses_edits_and_reviews_a_dataset(service: Service, page: Pa
     expect(page.get_by_role("alert")).to_contain_text("3 current items would break the new schema")
     expect(page.locator("ul.failing > li")).to_have_count(3)
     expect(page.locator("ul.failing")).to_contain_text("locale")
+    expect(page.locator("ul.failing > li > a").first).to_have_attribute("href", re.compile(r"\?item=[0-9a-f-]{36}$"))
     screenshot(page, "dataset-schema-refused")
     assert client.get_dataset(dataset.id).input_schema == SCHEMA
     page.get_by_label("Input JSON Schema").fill('{"type": "object", "required": ["question"], "properties": {"question": {"type": "string"}}}')

@@ -11,6 +11,7 @@ import eventsourcing.persistence
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,6 +56,17 @@ DATABASE_UNAVAILABLE = (
 DATABASE_RETRY_AFTER = 2
 
 
+def _wire_extra(value: Any) -> Any:
+    """A problem's extra value as the wire names it: the keys of an object, or of the
+    objects in a list, camelCased (a problem's extras hold names of ours and values,
+    never keys of the caller's data)."""
+    if isinstance(value, dict):
+        return {to_camel(key): item for key, item in value.items()}
+    if isinstance(value, list):
+        return [{to_camel(key): v for key, v in item.items()} if isinstance(item, dict) else item for item in value]
+    return value
+
+
 def problem(status: int, type_: str, detail: str, *, retry_after: int | None = None, **extra: Any) -> JSONBody:
     """A problem answer; `retry_after` (seconds) sets the `Retry-After` header."""
     body = {
@@ -62,7 +74,7 @@ def problem(status: int, type_: str, detail: str, *, retry_after: int | None = N
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
-        **{k: v for k, v in extra.items() if v is not None},
+        **{to_camel(name): _wire_extra(value) for name, value in extra.items() if value is not None},
     }
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONBody(body, status_code=status, media_type="application/problem+json", headers=headers)

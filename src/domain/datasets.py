@@ -440,7 +440,7 @@ class Dataset(Aggregate):
         if not move:
             raise TagExistsError(f"tag {tag!r} names version {previous} of dataset {self.id}; "
                                  f"move it to version {version} explicitly (move: true)",
-                                 tag=tag, taggedVersion=previous)
+                                 tag=tag, tagged_version=previous)
         self.trigger_event(self.TagMoved, tag=tag, tagged_version=version, previous_version=previous,
                            actor=actor, reason=reason)
         return "moved"

@@ -134,16 +134,16 @@ def check_current_items(items: Iterable[Any], input_schema: dict[str, Any] | Non
     for item in items:
         found = item_violations(input_schema, output_schema, item.content, "")
         if found:
-            failing.append({"itemId": item.id, "externalId": item.external_id, "errors": found[:5]})
+            failing.append({"item_id": item.id, "external_id": item.external_id, "errors": found[:5]})
             if len(failing) >= 10:
                 break
     if failing:
         raise SchemaViolationError(
             f"the new schema would be violated by current items (showing {len(failing)})",
             errors=[
-                {"field": f"items/{f['itemId']}/{e['field']}", "message": e["message"]}
+                {"field": f"items/{f['item_id']}/{e['field']}", "message": e["message"]}
                 for f in failing
                 for e in f["errors"]
             ],
-            failingItems=failing,
+            failing_items=failing,
         )

@@ -253,7 +253,7 @@ class RunService:
             return InvalidRequestError(
                 f"{len(unknown)} item id(s) are not items of dataset {dataset_id} at version {version}: "
                 f"{', '.join(unknown[:10])}",
-                unknownItemIds=unknown[:100],
+                unknown_item_ids=unknown[:100],
             )
         if declared:  # a run that declared its scorers takes scores for those only (typos show at once)
             undeclared = sorted({s["scorerId"] for r in results for s in r.get("scores") or []} - set(declared))
@@ -261,7 +261,7 @@ class RunService:
                 return InvalidRequestError(
                     f"scorer id(s) {', '.join(repr(u) for u in undeclared[:10])} are not declared on this run; "
                     f"it declared: {', '.join(repr(d) for d in declared)}",
-                    undeclaredScorerIds=undeclared[:100],
+                    undeclared_scorer_ids=undeclared[:100],
                 )
         return None
 

@@ -86,7 +86,7 @@ class RunUseCases:
             raise InvalidRequestError(
                 f"scorer id(s) {', '.join(map(repr, unknown[:10]))} are not scorers of this result; it has: "
                 f"{', '.join(map(repr, sorted(known))) or 'none'} (a score of your own goes in `criteria`)",
-                unknownScorerIds=unknown[:100])
+                unknown_scorer_ids=unknown[:100])
         clashing = sorted(set(criteria) & known)
         if clashing:
             raise InvalidRequestError(

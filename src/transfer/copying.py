@@ -36,8 +36,8 @@ def settle_external_ids(items: list[NewItem], taken: Mapping[str, str], target: 
             message=message,
             remedy={"parameter": "onConflict", "value": "skip|drop",
                     "purpose": "to leave them out, or to copy them without their externalId"},
-            clashes=[{"externalId": item.external_id, "sourceItemId": (item.source or {}).get("itemId"),
-                      "targetItemId": taken[item.external_id or ""]} for item in clashes[:100]],
+            clashes=[{"external_id": item.external_id, "source_item_id": (item.source or {}).get("itemId"),
+                      "target_item_id": taken[item.external_id or ""]} for item in clashes[:100]],
         )
     clashing = {id(item) for item in clashes}
     if on_conflict == "skip":

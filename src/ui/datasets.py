@@ -261,7 +261,7 @@ async def save_settings(request: Request, dataset_id: UUID) -> HTMLResponse:
         return _settings(request, at, values, {error.field: error.message}, status_code=422)
     except SchemaViolationError as error:
         return _settings(request, at, values, {"schemas": error.detail},
-                         failing=error.extra.get("failingItems", []), status_code=422)
+                         failing=error.extra.get("failing_items", []), status_code=422)
     except DomainError as error:
         field = next((f for f in ("inputSchema", "expectedOutputSchema") if f in error.detail), "name")
         return _settings(request, at, values, {field: error.detail}, status_code=422)
