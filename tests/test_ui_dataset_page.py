@@ -89,6 +89,7 @@ def test_a_person_browses_edits_and_reviews_a_dataset(service: Service, page: Pa
 
     # Delete an item from its panel, after confirming.
     rows.filter(has_text="q-2").get_by_role("link").click()
+    expect(panel).to_contain_text(str(q2))  # the panel is q-2's before its Delete is pressed
     page.once("dialog", lambda d: d.accept())
     panel.get_by_role("button", name="Delete").click()
     expect(rows).to_have_count(3, timeout=20_000)
