@@ -19,10 +19,11 @@ import hashlib
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import orjson
+import psycopg
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
@@ -265,8 +266,11 @@ class BatchingView(PostgresTrackingRecorder):
             try:
                 yield conn.cursor()
             finally:
-                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.execute(b"ROLLBACK", prepare=False)
+                if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                    # Not in the way of what is being raised: a connection that cannot roll
+                    # back is broken, and the pool discards it.
+                    with suppress(psycopg.Error):
+                        conn.execute(b"ROLLBACK", prepare=False)
 
     def process(self, events: Sequence[tuple[Any, int]], position: Tracking, *, follows: int | None = None) -> int:
         """Apply a batch of (event, notification id) and record `position` (at or after the
