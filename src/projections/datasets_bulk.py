@@ -142,15 +142,19 @@ class DatasetsBulkLoad(BulkLoad):
             del items[row.item_id]
 
     def _unwritten(self) -> list[ItemRevision]:
-        return [row for items in self.state.revisions_of.values() for rows in items.values() for row in rows
-                if not row.stored]
+        """The revisions held and not written yet, one per key (the last made, as the
+        state's `revisions` has them)."""
+        return [row for items in self.state.revisions_of.values()
+                for row in {(row.item_id, row.valid_from): row for rows in items.values() for row in rows
+                            if not row.stored}.values()]
 
     def spill(self) -> None:
-        unwritten = self._unwritten()
-        self.items_out.add_encoded(unwritten, revision_lines)
-        for row in unwritten:
-            row.stored = True
-            row.content = None  # what an update or deletion takes over from it stays
+        self.items_out.add_encoded(self._unwritten(), revision_lines)
+        for items in self.state.revisions_of.values():
+            for rows in items.values():
+                for row in rows:
+                    row.stored = True
+                    row.content = None  # what an update or deletion takes over from it stays
         self.sizes = {}
 
     def finish(self) -> None:
