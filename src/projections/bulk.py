@@ -255,16 +255,8 @@ class TableRows:
         """Add `rows` encoded as lines by `encode`, a slice at a time, so that each chunk
         goes to the writer as soon as it is full rather than after every row is encoded."""
         for start in range(0, len(rows), ENCODE_SLICE):
-            self.add_all(encode(rows[start:start + ENCODE_SLICE]))
-
-    def add_all(self, lines: list[bytes]) -> None:
-        held = self._lines
-        for line in lines:
-            held.append(line)
-            self._size += len(line)
-            if self._size >= COPY_CHUNK:
-                self.flush()
-                held = self._lines
+            for line in encode(rows[start:start + ENCODE_SLICE]):
+                self.add(line)
 
     def flush(self) -> None:
         if self._lines:

@@ -283,7 +283,7 @@ class DatasetsView(BatchingView):
         sent at once), revisions read from the table updated, the other tables' rows
         upserted; returns the statements that write them, to be run in one round trip."""
         new, closed, purged = [], [], []
-        for row in (row for rows in state.changed.values() for row in rows.values()):
+        for row in state.changed_revisions.values():
             if not row.stored:
                 new.append(row)
             elif row.purged_at is None:
